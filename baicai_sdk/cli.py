@@ -1,0 +1,66 @@
+"""The ``baicai`` command.
+
+Core subcommands live in ``baicai_sdk._commands``; the sidecar and the TUI add theirs through the
+``baicai.commands`` entry-point group, so this module never imports the packages above it and
+``baicai --help`` lists exactly what is installed. Each command module has
+``register(subparsers) -> None`` and sets ``func`` (``args -> int exit status``) on its parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+
+__all__ = ["main", "build_parser"]
+
+_CORE = ("demo", "emulator", "doctor", "key", "usage", "estimate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="baicai",
+        description="白菜GPT 中转 API 工具箱 / Client toolkit for the BaicaiGPT relay.",
+        epilog="无密钥时 `baicai demo` 离线运行演示。 / With no key, `baicai demo` runs an offline demo.",
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"baicai {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="子命令 / commands")
+    registrars = []
+    for name in _CORE:
+        try:
+            module = importlib.import_module(f"baicai_sdk._commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"baicai_sdk._commands.{name}":
+                continue  # not written yet in this checkout
+            raise
+        registrars.append(module.register)
+    for ep in sorted(entry_points(group="baicai.commands"), key=lambda e: e.name):
+        try:
+            registrars.append(ep.load())
+        except (ModuleNotFoundError, AttributeError):
+            continue  # TODO(dev): drop once every command module exists
+    for register in registrars:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        print("\n已中断 / interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
