@@ -15,6 +15,10 @@ import hashlib
 import threading
 import types
 from importlib import resources
+import json
+import math
+import struct
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._catalog import encoding_name_for
@@ -22,7 +26,19 @@ from ._catalog import encoding_name_for
 if TYPE_CHECKING:
     import tiktoken
 
-__all__ = ["get_encoding", "encoding_for_model", "count_text", "BUNDLED_ENCODINGS", "TokenizerUnavailable"]
+__all__ = [
+    "get_encoding",
+    "encoding_for_model",
+    "count_text",
+    "count_chat",
+    "count_tools",
+    "count_image",
+    "image_size_from_data_url",
+    "StreamCounter",
+    "BUNDLED_ENCODINGS",
+    "TokenizerUnavailable",
+    "REMOTE_IMAGE_ASSUMED_SIZE",
+]
 
 BUNDLED_ENCODINGS = ("cl100k_base", "o200k_base")
 # tiktoken's pinned hashes (tiktoken_ext/openai_public.py); used when tiktoken does not pass its own.
@@ -104,3 +120,324 @@ def encoding_for_model(model: str) -> "tiktoken.Encoding":
 def count_text(text: str, model: str = "gpt-3.5-turbo") -> int:
     """Tokens in plain text, as OpenAI counts them (special-token text counted as ordinary text)."""
     return len(encoding_for_model(model).encode(text, disallowed_special=()))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Chat requests. The formula is OpenAI's cookbook ("How to count tokens with tiktoken"): every message costs 3
+# tokens of framing, a ``name`` one more, and the reply is primed with 3. It matches the ``prompt_tokens`` the API
+# reports for gpt-3.5-turbo (0613 and later), gpt-4 and gpt-4o; the relay says it bills exactly that way.
+# ---------------------------------------------------------------------------------------------------------------
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_NAME = 1
+REPLY_PRIMING = 3
+
+# Remote image URLs are not fetched (no network, and no waiting before a request): they are assumed to be
+# 1024×1024 at high detail, i.e. 765 tokens — what OpenAI charges for the most common upload size.
+REMOTE_IMAGE_ASSUMED_SIZE = (1024, 1024)
+
+
+def _encode_len(enc: "tiktoken.Encoding", text: str) -> int:
+    return len(enc.encode(text, disallowed_special=())) if text else 0
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def count_image(width: int | None, height: int | None, detail: str | None = "auto") -> int:
+    """Tokens for one image part: 85 at ``detail: low``; otherwise the image is scaled to fit 2048×2048, then its
+    short side to 768, and each 512-pixel tile costs 170 on top of the base 85 (OpenAI's vision pricing)."""
+    if detail == "low":
+        return 85
+    if not width or not height:
+        width, height = REMOTE_IMAGE_ASSUMED_SIZE
+    w, h = float(width), float(height)
+    if max(w, h) > 2048:
+        scale = 2048 / max(w, h)
+        w, h = w * scale, h * scale
+    if min(w, h) > 768:
+        scale = 768 / min(w, h)
+        w, h = w * scale, h * scale
+    tiles = math.ceil(w / 512) * math.ceil(h / 512)
+    return 170 * tiles + 85
+
+
+def image_size_from_data_url(url: str) -> tuple[int, int] | None:
+    """Width and height read from the PNG/JPEG/GIF/WebP header of a ``data:`` URL (no image library needed);
+    ``None`` for remote URLs and formats we cannot read."""
+    if not url.startswith("data:") or "," not in url:
+        return None
+    meta, payload = url.split(",", 1)
+    if not meta.endswith(";base64"):
+        return None
+    try:
+        # The header sits in the first few KB, but a JPEG may carry a large EXIF block before its SOF marker.
+        head = base64.b64decode(payload[: 65536 - 65536 % 4] if len(payload) > 65536 else payload, validate=False)
+    except ValueError:
+        return None
+    return _image_size(head)
+
+
+def _image_size(data: bytes) -> tuple[int, int] | None:
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        w, h = struct.unpack(">II", data[16:24])
+        return int(w), int(h)
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        w, h = struct.unpack("<HH", data[6:10])
+        return int(w), int(h)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
+        chunk = data[12:16]
+        if chunk == b"VP8X":
+            w = int.from_bytes(data[24:27], "little") + 1
+            h = int.from_bytes(data[27:30], "little") + 1
+            return w, h
+        if chunk == b"VP8 ":
+            w, h = struct.unpack("<HH", data[26:30])
+            return int(w) & 0x3FFF, int(h) & 0x3FFF
+        if chunk == b"VP8L":
+            bits = int.from_bytes(data[21:25], "little")
+            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        return None
+    if data[:2] == b"\xff\xd8":
+        i = 2
+        while i + 9 < len(data):
+            if data[i] != 0xFF:
+                i += 1
+                continue
+            marker = data[i + 1]
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+                i += 1 if marker == 0xFF else 2
+                continue
+            (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+            # SOF0..SOF15 except DHT (C4), JPG (C8), DAC (CC) carry the frame size.
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+                return int(w), int(h)
+            i += 2 + length
+        return None
+    return None
+
+
+def _image_part_tokens(part: Mapping[str, Any]) -> int:
+    spec = part.get("image_url")
+    if isinstance(spec, str):
+        url, detail = spec, "auto"
+    elif isinstance(spec, Mapping):
+        url, detail = str(spec.get("url") or ""), str(spec.get("detail") or "auto")
+    else:
+        url, detail = "", "auto"
+    if detail == "low":
+        return 85
+    size = image_size_from_data_url(url)
+    return count_image(*(size or REMOTE_IMAGE_ASSUMED_SIZE), detail=detail)
+
+
+def _content_tokens(enc: "tiktoken.Encoding", content: object) -> int:
+    """A message's ``content``: a string, or a list of parts (text, image_url); other part types count as JSON."""
+    if isinstance(content, str):
+        return _encode_len(enc, content)
+    if content is None:
+        return 0
+    if isinstance(content, Sequence):
+        total = 0
+        for part in content:
+            if isinstance(part, str):
+                total += _encode_len(enc, part)
+            elif isinstance(part, Mapping):
+                kind = part.get("type")
+                if kind == "text":
+                    total += _encode_len(enc, str(part.get("text") or ""))
+                elif kind == "image_url" or "image_url" in part:
+                    total += _image_part_tokens(part)
+                else:
+                    total += _encode_len(enc, _as_text(part))
+        return total
+    return _encode_len(enc, _as_text(content))
+
+
+def _tool_calls_tokens(enc: "tiktoken.Encoding", calls: object) -> int:
+    """An assistant message's earlier tool calls: their names and argument text (the cookbook does not cover
+    them; this matches the API within a few tokens per call)."""
+    total = 0
+    if isinstance(calls, Sequence) and not isinstance(calls, str):
+        for call in calls:
+            fn = call.get("function") if isinstance(call, Mapping) else None
+            if isinstance(fn, Mapping):
+                total += _encode_len(enc, str(fn.get("name") or ""))
+                total += _encode_len(enc, _as_text(fn.get("arguments")))
+    elif isinstance(calls, Mapping):  # legacy function_call
+        total += _encode_len(enc, str(calls.get("name") or ""))
+        total += _encode_len(enc, _as_text(calls.get("arguments")))
+    return total
+
+
+def _messages_tokens(enc: "tiktoken.Encoding", messages: Iterable[Mapping[str, Any]]) -> int:
+    total = 0
+    for message in messages:
+        total += TOKENS_PER_MESSAGE
+        for key, value in message.items():
+            if key == "content":
+                total += _content_tokens(enc, value)
+            elif key in ("tool_calls", "function_call"):
+                total += _tool_calls_tokens(enc, value)
+            elif value is None:
+                continue
+            else:
+                total += _encode_len(enc, _as_text(value))
+                if key == "name":
+                    total += TOKENS_PER_NAME
+    return total + REPLY_PRIMING
+
+
+# The cookbook's constants for function definitions ("counting tokens for chat completions with tool calls"):
+# o200k models (gpt-4o…) start each function at 7, cl100k models (gpt-3.5-turbo, gpt-4) at 10.
+_FUNC_INIT = {"o200k_base": 7, "cl100k_base": 10}
+_PROP_INIT = 3
+_PROP_KEY = 3
+_ENUM_INIT = -3
+_ENUM_ITEM = 3
+_FUNC_END = 12
+
+
+def _functions_tokens(enc: "tiktoken.Encoding", functions: Sequence[Mapping[str, Any]]) -> int:
+    if not functions:
+        return 0
+    func_init = _FUNC_INIT.get(enc.name, 10)
+    total = 0
+    for function in functions:
+        total += func_init
+        name = str(function.get("name") or "")
+        desc = str(function.get("description") or "")
+        if desc.endswith("."):
+            desc = desc[:-1]
+        total += _encode_len(enc, f"{name}:{desc}")
+        params = function.get("parameters")
+        properties = params.get("properties") if isinstance(params, Mapping) else None
+        if isinstance(properties, Mapping) and properties:
+            total += _PROP_INIT
+            for key, prop in properties.items():
+                total += _PROP_KEY
+                prop = prop if isinstance(prop, Mapping) else {}
+                enum = prop.get("enum")
+                if isinstance(enum, Sequence) and not isinstance(enum, str):
+                    total += _ENUM_INIT
+                    for item in enum:
+                        total += _ENUM_ITEM + _encode_len(enc, _as_text(item))
+                p_type = prop.get("type", "")
+                p_type = p_type if isinstance(p_type, str) else _as_text(p_type)
+                p_desc = str(prop.get("description") or "")
+                if p_desc.endswith("."):
+                    p_desc = p_desc[:-1]
+                total += _encode_len(enc, f"{key}:{p_type}:{p_desc}")
+    return total + _FUNC_END
+
+
+def count_tools(
+    model: str,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    functions: Sequence[Mapping[str, Any]] | None = None,
+) -> int:
+    """Tokens the function definitions add to the prompt (``tools=[{"type": "function", "function": …}]`` or the
+    legacy ``functions=[…]``), by the cookbook's formula."""
+    enc = encoding_for_model(model)
+    defs: list[Mapping[str, Any]] = []
+    for tool in tools or ():
+        fn = tool.get("function") if isinstance(tool, Mapping) else None
+        if isinstance(fn, Mapping):
+            defs.append(fn)
+    defs.extend(f for f in functions or () if isinstance(f, Mapping))
+    return _functions_tokens(enc, defs)
+
+
+def count_chat(
+    messages: Iterable[Mapping[str, Any]],
+    model: str = "gpt-3.5-turbo",
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    functions: Sequence[Mapping[str, Any]] | None = None,
+) -> int:
+    """Prompt tokens of a chat request as OpenAI (and so the relay) counts them, offline.
+
+    Text content, names, earlier tool calls, image parts (85 at ``detail: low``, else 512-px tiles at 170 + 85;
+    ``data:`` images by their real size, remote URLs assumed 1024×1024) and tool/function definitions.
+    """
+    enc = encoding_for_model(model)
+    return _messages_tokens(enc, messages) + count_tools(model, tools, functions)
+
+
+class StreamCounter:
+    """Completion tokens of a streamed reply, counted from the deltas as they pass.
+
+    Fragments are kept per choice and encoded together when ``tokens`` is read: BPE merges across fragment
+    boundaries, so summing per-fragment counts would over-count. Only counts are ever reported; the text lives
+    in memory for the lifetime of the stream and is not stored anywhere.
+    """
+
+    def __init__(self, model: str = "gpt-3.5-turbo") -> None:
+        self.model = model
+        self._pieces: dict[int, list[str]] = {}
+        self._cached: int | None = 0
+        self.reported_usage: Mapping[str, Any] | None = None
+        """The stream's own ``usage`` object, when the relay sent one (``stream_options.include_usage``)."""
+
+    def feed(self, text: str | None, *, choice: int = 0) -> None:
+        """Add a delta's text or a tool-call argument fragment."""
+        if text:
+            self._pieces.setdefault(choice, []).append(text)
+            self._cached = None
+
+    def feed_chunk(self, chunk: Mapping[str, Any]) -> None:
+        """Add one decoded ``chat.completion.chunk`` (content, tool-call names and arguments, legacy
+        function_call, and a trailing ``usage`` object when present)."""
+        usage = chunk.get("usage")
+        if isinstance(usage, Mapping) and usage:
+            self.reported_usage = usage
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, Mapping):
+                continue
+            index = int(choice.get("index") or 0)
+            delta = choice.get("delta") or {}
+            if not isinstance(delta, Mapping):
+                continue
+            content = delta.get("content")
+            if isinstance(content, str):
+                self.feed(content, choice=index)
+            refusal = delta.get("refusal")
+            if isinstance(refusal, str):
+                self.feed(refusal, choice=index)
+            for call in delta.get("tool_calls") or ():
+                fn = call.get("function") if isinstance(call, Mapping) else None
+                if isinstance(fn, Mapping):
+                    self.feed(fn.get("name"), choice=index)
+                    self.feed(fn.get("arguments"), choice=index)
+            legacy = delta.get("function_call")
+            if isinstance(legacy, Mapping):
+                self.feed(legacy.get("name"), choice=index)
+                self.feed(legacy.get("arguments"), choice=index)
+
+    @property
+    def tokens(self) -> int:
+        """Completion tokens so far: the stream's own ``usage`` when it sent one, else our count."""
+        if self.reported_usage is not None:
+            reported = self.reported_usage.get("completion_tokens")
+            if isinstance(reported, int):
+                return reported
+        return self.counted_tokens
+
+    @property
+    def counted_tokens(self) -> int:
+        """Our own count of the text seen, whatever the stream reported."""
+        if self._cached is None:
+            enc = encoding_for_model(self.model)
+            self._cached = sum(_encode_len(enc, "".join(p)) for p in self._pieces.values())
+        return self._cached
+
+    @property
+    def prompt_tokens_reported(self) -> int | None:
+        if self.reported_usage is None:
+            return None
+        value = self.reported_usage.get("prompt_tokens")
+        return value if isinstance(value, int) else None

@@ -32,3 +32,67 @@ def baicai_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost,::1")
     return home
+
+
+# --- secret store (owned by the keys part): tests never touch the developer's OS keyring -----------------------
+
+
+def in_memory_keyring():  # type: ignore[no-untyped-def]
+    """A keyring backend holding secrets in a dict (``.secrets``), for tests of the keyring path."""
+    import keyring.backend
+    import keyring.errors
+
+    class InMemoryKeyring(keyring.backend.KeyringBackend):
+        priority = 1  # type: ignore[assignment]
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.secrets: dict[tuple[str, str], str] = {}
+
+        def get_password(self, service: str, username: str) -> str | None:
+            return self.secrets.get((service, username))
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            self.secrets[(service, username)] = password
+
+        def delete_password(self, service: str, username: str) -> None:
+            if self.secrets.pop((service, username), None) is None:
+                raise keyring.errors.PasswordDeleteError(username)
+
+    return InMemoryKeyring()
+
+
+@pytest.fixture(autouse=True)
+def secret_store_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """New keys go to ``<BAICAI_HOME>/config/secrets.json`` (0600): the documented fallback, never the OS keyring."""
+    monkeypatch.setenv("BAICAI_SECRET_STORE", "file")
+
+
+@pytest.fixture
+def fake_keyring(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """An in-memory keyring installed as keyring's backend (and ``BAICAI_SECRET_STORE`` unset); restored after."""
+    import keyring
+
+    previous = keyring.get_keyring()
+    backend = in_memory_keyring()
+    keyring.set_keyring(backend)
+    monkeypatch.delenv("BAICAI_SECRET_STORE", raising=False)
+    try:
+        yield backend
+    finally:
+        keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def no_keyring(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """keyring's ``fail`` backend, as on a headless machine (and ``BAICAI_SECRET_STORE`` unset); restored after."""
+    import keyring
+    from keyring.backends import fail
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    monkeypatch.delenv("BAICAI_SECRET_STORE", raising=False)
+    try:
+        yield
+    finally:
+        keyring.set_keyring(previous)

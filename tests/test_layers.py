@@ -59,7 +59,7 @@ def test_import_loads_nothing_forbidden(module: str, must_not_load: set[str]) ->
     code = (
         f"import sys, {module}\n"
         f"loaded = {{m.split('.')[0] for m in sys.modules}}\n"
-        f"print(sorted(loaded & {sorted(must_not_load)!r}))"
+        f"print(sorted(loaded & set({sorted(must_not_load)!r})))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]", f"import {module} loaded {out}"

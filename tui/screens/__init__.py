@@ -1,0 +1,1 @@
+"""One page per tab, plus the modal screens (help, confirm, forms, diff)."""

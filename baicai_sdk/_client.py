@@ -1,0 +1,676 @@
+"""``Baicai`` and ``AsyncBaicai``: ``openai.OpenAI`` / ``AsyncOpenAI`` pointed at the BaicaiGPT relay.
+
+They are subclasses, like ``openai.AzureOpenAI``, so every resource, type and helper of ``openai`` works
+unchanged. What they add:
+
+- credentials from ``api_key=`` > ``BAICAI_API_KEY`` > the active profile, and the base URL from ``base_url=`` >
+  ``BAICAI_BASE_URL`` > the profile's > the relay's default, normalised (``_keys.resolve_credentials``).
+  ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL`` are never used: an OpenAI key must not travel to the relay;
+- relay errors as typed exceptions (``_errors``) whatever the envelope and status — including errors sent with
+  HTTP 200, a JSON answer to ``stream=True`` and an error event inside an SSE stream;
+- openai's retry loop steered by our :class:`~baicai_sdk._retry.RetryPolicy` (hourly limits are never retried);
+- by default an ``http_client`` whose transport meters every request into the local ledger and applies the
+  quota gate (``_transport``). A user's own ``http_client`` is respected as given.
+
+Hooks used (openai 3.x): ``_send_request`` (sees every HTTP attempt: 200-status errors get their documented
+status so openai raises and retries as for any error; SSE bodies get an error scanner), ``_should_retry`` /
+``_calculate_retry_timeout`` (the policy), ``_make_status_error`` (the class), ``copy`` (keeps our options).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import urllib.request
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import httpx2
+import openai
+from openai._base_client import AsyncHttpxClientWrapper, SyncHttpxClientWrapper
+from openai._constants import DEFAULT_CONNECTION_LIMITS, DEFAULT_TIMEOUT
+from openai._types import NOT_GIVEN, NotGiven
+from httpx2 import Timeout
+from typing_extensions import Self, override
+
+from ._errors import (
+    BaicaiError,
+    HourlyLimitError,
+    MissingCredentials,
+    RelayAnswer,
+    _redact_value,
+    error_from_response,
+    is_local_quota_body,
+    parse_relay_error,
+    redact,
+)
+from ._retry import DEFAULT_RETRY_POLICY, RetryPolicy, parse_retry_after
+
+if TYPE_CHECKING:
+    from openai._models import FinalRequestOptions
+
+    from ._keys import Credentials
+
+__all__ = ["Baicai", "AsyncBaicai", "QuotaMode"]
+
+QuotaMode = Literal["wait", "raise", "off"]
+TierChoice = Literal["free", "paid"]
+
+ORIGINAL_STATUS_HEADER = "x-baicai-original-status"
+
+
+# ----------------------------------------------------------------------------------------------------- helpers
+
+
+def _content_type(response: httpx2.Response) -> str:
+    return response.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _is_event_stream(response: httpx2.Response) -> bool:
+    return _content_type(response) == "text/event-stream"
+
+
+def _body_is_read(response: httpx2.Response) -> bool:
+    try:
+        response.content
+    except httpx2.ResponseNotRead:
+        return False
+    return True
+
+
+def _decoded(content: bytes) -> object:
+    text = content.decode("utf-8", errors="replace")
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _with_relay_status(response: httpx2.Response, answer: RelayAnswer) -> httpx2.Response:
+    """A copy of a read 200 response whose body is a relay error, with the code's documented status.
+
+    Then openai raises (instead of building an empty object) and its retry loop treats it like any error.
+    The original status is kept in ``x-baicai-original-status`` (the same convention as ``_transport``).
+    """
+    status = answer.known.http_status if answer.known is not None else 400
+    skip = {"content-length", "content-encoding", "transfer-encoding"}
+    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in skip]
+    headers.append((ORIGINAL_STATUS_HEADER, str(response.status_code)))
+    return httpx2.Response(
+        status,
+        headers=headers,
+        content=response.content,
+        request=response.request,
+        extensions=response.extensions,
+    )
+
+
+def _env_proxy_for(url: str) -> str | None:
+    """The proxy httpx2 would have taken from the environment for ``url`` (ignored once a transport is given)."""
+    parsed = httpx2.URL(url)
+    if urllib.request.proxy_bypass_environment(parsed.host):  # type: ignore[attr-defined]
+        return None
+    proxies = urllib.request.getproxies_environment()
+    return proxies.get(parsed.scheme) or proxies.get("all")
+
+
+class _SSEErrorScanner:
+    """Finds a relay error event in an SSE byte stream as it passes, without holding the stream back.
+
+    Only lines that could hold an error envelope are decoded (a cheap substring test first).
+    """
+
+    _MARKERS = (b'"error"', b'"errcode"', b'"code"', b'"error_code"')
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> tuple[int, RelayAnswer] | None:
+        """Scan ``chunk``; on an error, where in ``chunk`` its line starts (0 if earlier) and the answer."""
+        data = self._pending + chunk
+        offset = len(self._pending)
+        start = 0
+        while True:
+            end = data.find(b"\n", start)
+            if end < 0:
+                break
+            line = data[start:end].rstrip(b"\r")
+            if line.startswith(b"data:") and any(m in line for m in self._MARKERS):
+                try:
+                    payload = json.loads(line[5:].strip())
+                except ValueError:
+                    payload = None
+                answer = parse_relay_error(payload) if payload is not None else None
+                if answer is not None:
+                    return max(start - offset, 0), answer
+            start = end + 1
+        self._pending = data[start:][-65536:]
+        return None
+
+
+class _ScannedStream(httpx2.SyncByteStream):
+    def __init__(self, inner: httpx2.SyncByteStream, response: httpx2.Response) -> None:
+        self._inner, self._response, self._scanner = inner, response, _SSEErrorScanner()
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._inner:
+            found = self._scanner.feed(chunk)
+            if found is None:
+                yield chunk
+                continue
+            position, answer = found
+            if position:
+                yield chunk[:position]
+            raise _stream_error(self._response, answer)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class _AsyncScannedStream(httpx2.AsyncByteStream):
+    def __init__(self, inner: httpx2.AsyncByteStream, response: httpx2.Response) -> None:
+        self._inner, self._response, self._scanner = inner, response, _SSEErrorScanner()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            found = self._scanner.feed(chunk)
+            if found is None:
+                yield chunk
+                continue
+            position, answer = found
+            if position:
+                yield chunk[:position]
+            raise _stream_error(self._response, answer)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _scanned(response: httpx2.Response, *, is_async: bool) -> httpx2.Response:
+    """``response`` (an SSE answer) with a scanner between its bytes and openai's SSE decoder.
+
+    A body already read (mock transports, synthetic answers) is replayed through a fresh streaming response,
+    because httpx2 serves a read body from memory and would bypass a wrapped stream.
+    """
+    if not _body_is_read(response):
+        if is_async and isinstance(response.stream, httpx2.AsyncByteStream):
+            response.stream = _AsyncScannedStream(response.stream, response)
+        elif not is_async and isinstance(response.stream, httpx2.SyncByteStream):
+            response.stream = _ScannedStream(response.stream, response)
+        return response
+    skip = {"content-length", "content-encoding", "transfer-encoding"}
+    body = httpx2.ByteStream(response.content)
+    scanner: _ScannedStream | _AsyncScannedStream
+    scanner = _AsyncScannedStream(body, response) if is_async else _ScannedStream(body, response)
+    replay = httpx2.Response(
+        response.status_code,
+        headers=[(k, v) for k, v in response.headers.multi_items() if k.lower() not in skip],
+        stream=scanner,
+        request=response.request,
+        extensions=response.extensions,
+    )
+    scanner._response = replay  # errors point at the response openai holds
+    return replay
+
+
+def _stream_error(response: httpx2.Response, answer: RelayAnswer) -> BaicaiError:
+    error = error_from_response(response, answer.raw, answer=answer)
+    assert error is not None
+    return error
+
+
+def _ledger_retry_at(error: HourlyLimitError) -> float | None:
+    """When the ledger expects the error's window to free, if the usage module can tell (else None)."""
+    try:
+        from ._usage import UsageStore  # type: ignore[import-not-found,unused-ignore]
+
+        for window in UsageStore().windows():
+            if getattr(window, "family", None) == error.family and getattr(window, "tier", None) in (error.tier, None):
+                value = getattr(window, "next_free_at", None)
+                if isinstance(value, (int, float)):
+                    return float(value)
+    except Exception:  # the ledger is an optional refinement here, never a new failure
+        return None
+    return None
+
+
+# ------------------------------------------------------------------------------------------------- the mixin
+
+
+class _BaicaiOptions:
+    """State and behaviour shared by the sync and async clients (no I/O here)."""
+
+    credentials: Credentials
+    profile: str | None
+    tier: TierChoice | None
+    quota: QuotaMode
+    max_wait: float | None
+    retry_policy: RetryPolicy
+
+    def _setup(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | httpx2.URL | None,
+        profile: str | None,
+        tier: TierChoice | None,
+        quota: QuotaMode,
+        max_wait: float | None,
+        retry_policy: RetryPolicy | None,
+        credentials: Credentials | None,
+        resolve: Mapping[str, Any] | None = None,
+    ) -> Credentials:
+        if quota not in ("wait", "raise", "off"):
+            raise ValueError(f"quota 只能是 wait / raise / off：{quota!r} / quota must be 'wait', 'raise' or 'off'")
+        if tier not in (None, "free", "paid"):
+            raise ValueError(f"tier 只能是 free / paid：{tier!r} / tier must be 'free', 'paid' or None")
+        if credentials is None:
+            from ._keys import MissingKeyError, resolve_credentials
+
+            if resolve is not None:  # a copy: what the caller of copy() asked for, not what openai passes on
+                api_key, base_url, profile = resolve["api_key"], resolve["base_url"], resolve["profile"]
+            try:
+                credentials = resolve_credentials(
+                    api_key=api_key, base_url=str(base_url) if base_url is not None else None, profile=profile
+                )
+            except MissingKeyError as exc:
+                raise MissingCredentials(str(exc)) from None
+        self.credentials = credentials
+        self.profile = profile if profile is not None else credentials.profile
+        known_tier = credentials.tier if credentials.tier in ("free", "paid") else None
+        self.tier = tier if tier is not None else known_tier
+        self.quota = quota
+        self.max_wait = max_wait
+        self.retry_policy = retry_policy or DEFAULT_RETRY_POLICY
+        return credentials
+
+    def _transport_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "source": "sdk",
+            "quota": self.quota,
+            "tier": self.tier,
+            "retry_policy": self.retry_policy,
+        }
+        if self.max_wait is not None:
+            options["max_wait"] = self.max_wait
+        return options
+
+    def _copy_plan(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | httpx2.URL | None,
+        profile: str | None | NotGiven,
+        tier: TierChoice | None | NotGiven,
+        quota: QuotaMode | NotGiven,
+        max_wait: float | None | NotGiven,
+        retry_policy: RetryPolicy | NotGiven,
+    ) -> tuple[dict[str, Any], bool]:
+        """The Baicai keyword arguments for a copy, and whether its metering settings differ from ours.
+
+        openai's ``copy`` always passes the current key and URL on; ``_resolve`` says what the caller really
+        changed, so a new ``profile`` resolves afresh and an unchanged client keeps its credentials (no warnings).
+        """
+        extras: dict[str, Any] = {
+            "profile": self.profile if isinstance(profile, NotGiven) else profile,
+            "tier": self.tier if isinstance(tier, NotGiven) else tier,
+            "quota": self.quota if isinstance(quota, NotGiven) else quota,
+            "max_wait": self.max_wait if isinstance(max_wait, NotGiven) else max_wait,
+            "retry_policy": self.retry_policy if isinstance(retry_policy, NotGiven) else retry_policy,
+        }
+        new_profile = not isinstance(profile, NotGiven)
+        if api_key is None and base_url is None and not new_profile:
+            extras["_credentials"] = self.credentials
+        else:
+            extras["_resolve"] = {
+                "api_key": api_key or (None if new_profile else self.credentials.key),
+                "base_url": str(base_url) if base_url is not None else None if new_profile else self.credentials.base_url,
+                "profile": profile if new_profile else None,
+            }
+        metering_changed = any(not isinstance(v, NotGiven) for v in (tier, quota, max_wait, retry_policy))
+        return extras, metering_changed
+
+    def _copied_http_client_options(self, extras: Mapping[str, Any]) -> dict[str, Any]:
+        options = {**self._transport_options(), **{k: extras[k] for k in ("tier", "quota", "retry_policy")}}
+        if extras["max_wait"] is not None:
+            options["max_wait"] = extras["max_wait"]
+        return options
+
+    # -- classification, shared by both clients
+
+    def _relay_rewrite(self, response: httpx2.Response) -> httpx2.Response:
+        """After the body of a 2xx non-SSE answer is read: a relay error in it gets the code's documented status."""
+        answer = parse_relay_error(response.content)
+        return _with_relay_status(response, answer) if answer is not None else response
+
+    def _policy_says_retry(self, response: httpx2.Response) -> bool | None:
+        """The policy's verdict for an error answer, or None to leave the choice to openai (OpenAI's own errors)."""
+        if response.headers.get("x-should-retry") in ("true", "false"):
+            return None  # the metering transport already applied the policy
+        if not _body_is_read(response):
+            return None
+        body = _decoded(response.content)
+        if is_local_quota_body(body):
+            return False
+        answer = parse_relay_error(body)
+        if answer is None:
+            return None
+        return self.retry_policy.should_retry(relay_code=answer.code, status=response.status_code)
+
+    def _retry_delay(self, attempt: int, headers: httpx2.Headers | None) -> float:
+        retry_after = parse_retry_after(headers) if headers is not None else None
+        return self.retry_policy.delay(attempt, retry_after)
+
+    def _status_error(self, response: httpx2.Response, body: object) -> BaicaiError | None:
+        error = error_from_response(response, body)
+        if isinstance(error, HourlyLimitError) and error.retry_at is None and error.relay_code != 0:
+            error.retry_at = _ledger_retry_at(error)
+        return error
+
+    def _describe(self) -> str:
+        return (
+            f"base_url={str(self.credentials.base_url)!r}, key={self.credentials.masked!r}, "
+            f"tier={self.tier!r}, quota={self.quota!r}"
+        )
+
+
+def _transport_module() -> Any:
+    """``baicai_sdk._transport`` when it is installed in this checkout, else None."""
+    try:
+        return importlib.import_module("baicai_sdk._transport")
+    except ModuleNotFoundError as exc:
+        if exc.name == "baicai_sdk._transport":
+            return None
+        raise
+
+
+# ---------------------------------------------------------------------------------------------------- clients
+
+
+class Baicai(_BaicaiOptions, openai.OpenAI):
+    """``openai.OpenAI`` for the BaicaiGPT relay: relay credentials and URL, typed relay errors, metering.
+
+    >>> client = Baicai()                                  # key from BAICAI_API_KEY or the active profile
+    >>> client.chat.completions.create(model="gpt-3.5-turbo", messages=[{"role": "user", "content": "你好"}])
+
+    ``quota``: ``"wait"`` (sleep until the hourly window frees, up to ``max_wait`` s), ``"raise"`` (raise
+    ``QuotaExceeded`` with ``retry_at`` before sending) or ``"off"``. ``tier`` overrides what the profile says.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | httpx2.URL | None = None,
+        profile: str | None = None,
+        tier: TierChoice | None = None,
+        quota: QuotaMode = "wait",
+        max_wait: float | None = None,
+        retry_policy: RetryPolicy | None = None,
+        organization: str | None = None,
+        project: str | None = None,
+        websocket_base_url: str | httpx2.URL | None = None,
+        timeout: float | Timeout | None | NotGiven = NOT_GIVEN,
+        max_retries: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        default_query: Mapping[str, object] | None = None,
+        http_client: httpx2.Client | None = None,
+        _strict_response_validation: bool = False,
+        _credentials: Credentials | None = None,
+        _resolve: Mapping[str, Any] | None = None,
+        **openai_options: Any,
+    ) -> None:
+        credentials = self._setup(
+            api_key=api_key, base_url=base_url, profile=profile, tier=tier, quota=quota, max_wait=max_wait,
+            retry_policy=retry_policy, credentials=_credentials, resolve=_resolve,
+        )
+        for ignored in ("workload_identity", "provider", "data_residency", "admin_api_key"):
+            openai_options.pop(ignored, None)  # relay keys only: no OpenAI identity or admin key travels there
+        if http_client is None:
+            http_client = self._build_http_client(credentials.base_url, timeout)
+        super().__init__(
+            api_key=credentials.key,
+            base_url=credentials.base_url,
+            organization=organization,
+            project=project,
+            websocket_base_url=websocket_base_url,
+            timeout=timeout,
+            max_retries=self.retry_policy.max_retries if max_retries is None else max_retries,
+            default_headers=default_headers,
+            default_query=default_query,
+            http_client=http_client,
+            _strict_response_validation=_strict_response_validation,
+            **openai_options,
+        )
+
+    def _build_http_client(
+        self,
+        base_url: str,
+        timeout: float | Timeout | None | NotGiven,
+        transport_options: Mapping[str, Any] | None = None,
+    ) -> httpx2.Client | None:
+        """The default client: openai's, with the metering transport around a plain HTTP transport.
+
+        None (openai builds its own) in a checkout without ``_transport``. Environment proxies are applied to the
+        inner transport here, because httpx2 ignores them once a transport is given.
+        """
+        module = _transport_module()
+        if module is None:
+            return None
+        inner = httpx2.HTTPTransport(limits=DEFAULT_CONNECTION_LIMITS, proxy=_env_proxy_for(base_url))
+        return SyncHttpxClientWrapper(
+            base_url=base_url,
+            timeout=DEFAULT_TIMEOUT if isinstance(timeout, NotGiven) else timeout,
+            transport=module.MeteredTransport(inner, **(transport_options or self._transport_options())),
+        )
+
+    @override
+    def copy(  # type: ignore[override]
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | httpx2.URL | None = None,
+        profile: str | None | NotGiven = NOT_GIVEN,
+        tier: TierChoice | None | NotGiven = NOT_GIVEN,
+        quota: QuotaMode | NotGiven = NOT_GIVEN,
+        max_wait: float | None | NotGiven = NOT_GIVEN,
+        retry_policy: RetryPolicy | NotGiven = NOT_GIVEN,
+        _extra_kwargs: Mapping[str, Any] = {},
+        **openai_options: Any,
+    ) -> Self:
+        """A new client with the same options (Baicai's included), some overridden; shares the HTTP client.
+
+        Changing ``quota``/``tier``/``max_wait``/``retry_policy`` on a client whose HTTP client we built gives
+        the copy its own metered HTTP client, so the new settings take effect.
+        """
+        extras, metering_changed = self._copy_plan(
+            api_key=api_key, base_url=base_url, profile=profile, tier=tier, quota=quota, max_wait=max_wait,
+            retry_policy=retry_policy,
+        )
+        if metering_changed and openai_options.get("http_client") is None and self._owns_http_client():
+            # our metered HTTP client carries the old settings: the copy gets its own
+            openai_options["http_client"] = self._build_http_client(
+                self.credentials.base_url, NOT_GIVEN, self._copied_http_client_options(extras)
+            )
+        return super().copy(
+            _extra_kwargs={**extras, **_extra_kwargs},
+            **openai_options,
+        )
+
+    with_options = copy  # type: ignore[assignment]
+
+    def _owns_http_client(self) -> bool:
+        transport = getattr(self._client, "_transport", None)
+        module = _transport_module()
+        return module is not None and isinstance(transport, module.MeteredTransport)
+
+    @override
+    def _send_request(self, request: httpx2.Request, *, stream: bool, **kwargs: Any) -> httpx2.Response:
+        response = super()._send_request(request, stream=stream, **kwargs)
+        if _is_event_stream(response):
+            return _scanned(response, is_async=False) if response.is_success else response
+        if response.is_success and response.status_code != 204:
+            response.read()  # a JSON answer (also to stream=True): small, and it may be an error in disguise
+            return self._relay_rewrite(response)
+        if not response.is_success:
+            response.read()  # error bodies are small; reading now lets the retry decision see the code
+        return response
+
+    @override
+    def _should_retry(self, response: httpx2.Response) -> bool:
+        verdict = self._policy_says_retry(response)
+        return super()._should_retry(response) if verdict is None else verdict
+
+    @override
+    def _calculate_retry_timeout(
+        self, remaining_retries: int, options: FinalRequestOptions, response_headers: httpx2.Headers | None = None
+    ) -> float:
+        attempt = options.get_max_retries(self.max_retries) - remaining_retries
+        return self._retry_delay(attempt, response_headers)
+
+    @override
+    def _make_status_error(self, err_msg: str, *, body: object, response: httpx2.Response) -> openai.APIStatusError:
+        error = self._status_error(response, body)
+        if error is not None:
+            return error
+        return super()._make_status_error(redact(err_msg), body=_redact_value(body), response=response)
+
+    def __repr__(self) -> str:
+        return f"Baicai({self._describe()})"
+
+
+class AsyncBaicai(_BaicaiOptions, openai.AsyncOpenAI):
+    """``openai.AsyncOpenAI`` for the BaicaiGPT relay; the async twin of :class:`Baicai` (same options)."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | httpx2.URL | None = None,
+        profile: str | None = None,
+        tier: TierChoice | None = None,
+        quota: QuotaMode = "wait",
+        max_wait: float | None = None,
+        retry_policy: RetryPolicy | None = None,
+        organization: str | None = None,
+        project: str | None = None,
+        websocket_base_url: str | httpx2.URL | None = None,
+        timeout: float | Timeout | None | NotGiven = NOT_GIVEN,
+        max_retries: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        default_query: Mapping[str, object] | None = None,
+        http_client: httpx2.AsyncClient | None = None,
+        _strict_response_validation: bool = False,
+        _credentials: Credentials | None = None,
+        _resolve: Mapping[str, Any] | None = None,
+        **openai_options: Any,
+    ) -> None:
+        credentials = self._setup(
+            api_key=api_key, base_url=base_url, profile=profile, tier=tier, quota=quota, max_wait=max_wait,
+            retry_policy=retry_policy, credentials=_credentials, resolve=_resolve,
+        )
+        for ignored in ("workload_identity", "provider", "data_residency", "admin_api_key"):
+            openai_options.pop(ignored, None)  # relay keys only: no OpenAI identity or admin key travels there
+        if http_client is None:
+            http_client = self._build_http_client(credentials.base_url, timeout)
+        super().__init__(
+            api_key=credentials.key,
+            base_url=credentials.base_url,
+            organization=organization,
+            project=project,
+            websocket_base_url=websocket_base_url,
+            timeout=timeout,
+            max_retries=self.retry_policy.max_retries if max_retries is None else max_retries,
+            default_headers=default_headers,
+            default_query=default_query,
+            http_client=http_client,
+            _strict_response_validation=_strict_response_validation,
+            **openai_options,
+        )
+
+    def _build_http_client(
+        self,
+        base_url: str,
+        timeout: float | Timeout | None | NotGiven,
+        transport_options: Mapping[str, Any] | None = None,
+    ) -> httpx2.AsyncClient | None:
+        """The async twin of :meth:`Baicai._build_http_client`."""
+        module = _transport_module()
+        if module is None:
+            return None
+        inner = httpx2.AsyncHTTPTransport(limits=DEFAULT_CONNECTION_LIMITS, proxy=_env_proxy_for(base_url))
+        return AsyncHttpxClientWrapper(
+            base_url=base_url,
+            timeout=DEFAULT_TIMEOUT if isinstance(timeout, NotGiven) else timeout,
+            transport=module.AsyncMeteredTransport(inner, **(transport_options or self._transport_options())),
+        )
+
+    @override
+    def copy(  # type: ignore[override]
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | httpx2.URL | None = None,
+        profile: str | None | NotGiven = NOT_GIVEN,
+        tier: TierChoice | None | NotGiven = NOT_GIVEN,
+        quota: QuotaMode | NotGiven = NOT_GIVEN,
+        max_wait: float | None | NotGiven = NOT_GIVEN,
+        retry_policy: RetryPolicy | NotGiven = NOT_GIVEN,
+        _extra_kwargs: Mapping[str, Any] = {},
+        **openai_options: Any,
+    ) -> Self:
+        """A new client with the same options (Baicai's included), some overridden; see :meth:`Baicai.copy`."""
+        extras, metering_changed = self._copy_plan(
+            api_key=api_key, base_url=base_url, profile=profile, tier=tier, quota=quota, max_wait=max_wait,
+            retry_policy=retry_policy,
+        )
+        if metering_changed and openai_options.get("http_client") is None and self._owns_http_client():
+            # our metered HTTP client carries the old settings: the copy gets its own
+            openai_options["http_client"] = self._build_http_client(
+                self.credentials.base_url, NOT_GIVEN, self._copied_http_client_options(extras)
+            )
+        return super().copy(
+            _extra_kwargs={**extras, **_extra_kwargs},
+            **openai_options,
+        )
+
+    with_options = copy  # type: ignore[assignment]
+
+    def _owns_http_client(self) -> bool:
+        transport = getattr(self._client, "_transport", None)
+        module = _transport_module()
+        return module is not None and isinstance(transport, module.AsyncMeteredTransport)
+
+    @override
+    async def _send_request(self, request: httpx2.Request, *, stream: bool, **kwargs: Any) -> httpx2.Response:
+        response = await super()._send_request(request, stream=stream, **kwargs)
+        if _is_event_stream(response):
+            return _scanned(response, is_async=True) if response.is_success else response
+        if response.is_success and response.status_code != 204:
+            await response.aread()
+            return self._relay_rewrite(response)
+        if not response.is_success:
+            await response.aread()
+        return response
+
+    @override
+    def _should_retry(self, response: httpx2.Response) -> bool:
+        verdict = self._policy_says_retry(response)
+        return super()._should_retry(response) if verdict is None else verdict
+
+    @override
+    def _calculate_retry_timeout(
+        self, remaining_retries: int, options: FinalRequestOptions, response_headers: httpx2.Headers | None = None
+    ) -> float:
+        attempt = options.get_max_retries(self.max_retries) - remaining_retries
+        return self._retry_delay(attempt, response_headers)
+
+    @override
+    def _make_status_error(self, err_msg: str, *, body: object, response: httpx2.Response) -> openai.APIStatusError:
+        error = self._status_error(response, body)
+        if error is not None:
+            return error
+        return super()._make_status_error(redact(err_msg), body=_redact_value(body), response=response)
+
+    def __repr__(self) -> str:
+        return f"AsyncBaicai({self._describe()})"

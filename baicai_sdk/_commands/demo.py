@@ -1,0 +1,146 @@
+"""``baicai demo``: the toolkit working, offline, with nothing configured.
+
+It starts the relay emulator on a free local port, points a throw-away ``BAICAI_HOME`` at a temp folder (so
+demo traffic never lands in the user's real ledger), and then either opens the TUI with live sample traffic
+(when the TUI is installed and this is a terminal) or runs a short scripted tour through the SDK: a streamed
+chat, the free tier's gpt-4 limit stopped before it costs anything, an image on a paid key, usage and balance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from importlib.metadata import entry_points
+from typing import Any
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="离线演示（内置模拟器）/ offline demo against the built-in emulator",
+        description="启动本地中转模拟器并演示 SDK、配额与账本；不需要密钥，不联网，不写入你的账本。 / "
+        "Starts a local relay emulator and shows the SDK, quota and ledger at work; no key, no network, "
+        "and your own ledger is left untouched.",
+    )
+    parser.add_argument("--no-tui", action="store_true", help="只打印脚本演示 / print the scripted tour only")
+    parser.add_argument("--keep", metavar="DIR", help="把演示数据保存在 DIR / keep the demo data in DIR")
+    parser.set_defaults(func=run)
+
+
+def _tui_demo() -> Any | None:
+    for ep in entry_points(group="baicai.demo"):
+        try:
+            return ep.load()
+        except ImportError:  # the [tui] extra is not installed
+            return None
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..testing import EmulatorConfig, EmulatorServer
+
+    home = args.keep or tempfile.mkdtemp(prefix="baicai-demo-")
+    os.environ["BAICAI_HOME"] = home  # this process only: the demo's ledger and config live here
+    with EmulatorServer(EmulatorConfig(chunk_delay=0.02)) as emu:
+        tui = None if args.no_tui or not sys.stdout.isatty() else _tui_demo()
+        if tui is not None:
+            return int(tui(emu.base_url, emu.free_key, tier="free", paid_key=emu.paid_key) or 0)
+        return _scripted_tour(emu, home)
+
+
+def _line(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _window_line(family: str) -> str:
+    from .._usage import UsageStore
+
+    for w in UsageStore().windows():
+        if w.family == family and w.scope == "ip":
+            req = f"{w.requests_used}/{w.requests_limit if w.requests_limit is not None else '∞'}"
+            tok = f"{w.tokens_used}/{w.tokens_limit if w.tokens_limit is not None else '∞'}"
+            return f"本小时 / this hour {family}: 请求 requests {req} · tokens {tok}"
+    return ""
+
+
+def _scripted_tour(emu: Any, home: str) -> int:
+    from .. import Baicai
+    from .._billing import balance
+    from .._errors import BaicaiError
+    from .._usage import UsageStore
+
+    _line("白菜GPT 离线演示 / baicai offline demo")
+    _line(f"  模拟器 / emulator: {emu.base_url}   数据 / data: {home}")
+    _line("  （演示数据不会写入你的账本 / demo data never touches your own ledger）")
+    _line()
+
+    free = Baicai(api_key=emu.free_key, base_url=emu.base_url, tier="free", quota="raise")
+    _line("1) 免费 KEY 流式对话 / free key, streamed chat (gpt-3.5-turbo)")
+    for question in ("你好！用一句话介绍白菜GPT。", "How do hourly limits work on the free tier?"):
+        _line(f"   > {question}")
+        print("   < ", end="", flush=True)
+        stream = free.chat.completions.create(
+            model="gpt-3.5-turbo",
+            messages=[{"role": "user", "content": question}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        usage = None
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                print(chunk.choices[0].delta.content, end="", flush=True)
+            usage = chunk.usage or usage
+        _line()
+        if usage is not None:
+            cost = (usage.prompt_tokens + usage.completion_tokens) * 0.01 / 1000
+            _line(f"     tokens 提示 prompt {usage.prompt_tokens} · 回答 completion {usage.completion_tokens}"
+                  f" · 费用 cost ¥{cost:.5f}")
+        _line(f"     {_window_line('gpt-3.5')}")
+    _line()
+
+    _line("2) 免费 KEY 的 gpt-4 每小时 1 次 / the free tier allows gpt-4 once an hour")
+    for attempt in (1, 2):
+        try:
+            reply = free.chat.completions.create(
+                model="gpt-4-0125-preview", messages=[{"role": "user", "content": "Say hi"}], max_tokens=20
+            )
+            _line(f"   第 {attempt} 次 / attempt {attempt}: ok — {reply.choices[0].message.content!r}")
+        except BaicaiError as exc:
+            _line(f"   第 {attempt} 次 / attempt {attempt}: 本地拦截，未发送 / stopped locally, never sent:")
+            _line(f"     {exc.message if hasattr(exc, 'message') else exc}")
+    gpt4_seen = sum(1 for r in emu.state.requests if (r.model or "").startswith("gpt-4"))
+    _line(f"   模拟器收到的 gpt-4 请求 / gpt-4 requests the emulator saw: {gpt4_seen}")
+    _line()
+
+    _line("3) 付费 KEY 生成图片 / paid key, DALL·E 3 image (1024x1024 standard)")
+    paid = Baicai(api_key=emu.paid_key, base_url=emu.base_url, tier="paid")
+    image = paid.images.generate(model="dall-e-3", prompt="a cabbage", size="1024x1024", response_format="b64_json")
+    path = os.path.join(home, "demo-image.png")
+    import base64
+
+    with open(path, "wb") as fh:
+        fh.write(base64.b64decode(image.data[0].b64_json or ""))
+    _line(f"   已保存 / saved {path} · 价格 price ¥0.40")
+    _line()
+
+    _line("4) 账本用量（按模型）/ ledger usage by model")
+    store = UsageStore()
+    for row in store.report(by="model"):
+        cost = "未知 unknown" if row.cost_cny is None else f"¥{row.cost_cny:.5f}"
+        _line(f"   {row.group:<22} 请求 requests {row.requests:>3} · tokens {row.prompt_tokens + row.completion_tokens:>6}"
+              f" · 图片 images {row.images} · {cost}")
+    _line()
+
+    _line("5) 余额 / balance (paid key)")
+    bal = balance(api_key=emu.paid_key, base_url=emu.base_url)
+    label = "中转实测 measured" if bal.measured else "本地估算 estimated"
+    amount = "—" if bal.amount_cny is None else f"¥{bal.amount_cny:.4f}"
+    _line(f"   {amount} ({label}, {bal.source})")
+    _line()
+    _line("完成。真实使用：`baicai key add NAME` 保存密钥，然后 `baicai doctor`。 / "
+          "Done. For real use: `baicai key add NAME`, then `baicai doctor`.")
+    return 0

@@ -1,0 +1,382 @@
+"""``baicai doctor``: what is configured, where each value came from, and what is wrong — with the fix.
+
+Every check runs offline except the last one (``GET {base}/models`` with a short timeout; ``--offline`` skips it).
+Problems a user can make in their setup are each named in plain words, Chinese first: ``/v1`` twice, the key changed
+but the base URL still OpenAI's, an ``sk-`` key sent to the relay, no key at all, the relay unreachable (proxy?).
+Exit status: 0 when nothing is broken (warnings allowed), 1 when something is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = ["register", "run_checks", "Check"]
+
+Status = Literal["ok", "info", "warn", "problem"]
+_MARK = {"ok": "✓", "info": "·", "warn": "!", "problem": "✗"}
+_PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@dataclass
+class Check:
+    """One line of the report. ``fix`` is bilingual advice, present for warnings and problems."""
+
+    name: str
+    status: Status
+    summary: str
+    fix: str = ""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "doctor",
+        help="检查配置与连通性 / check configuration and connectivity",
+        description="显示密钥、API_BASE 及其来源，检查密钥环、分词器、代理，并试连中转站。 / Shows the key, base URL "
+        "and where they came from, checks keyring, tokenizer and proxy, and tries the relay.",
+    )
+    parser.add_argument("--json", action="store_true", help="JSON 输出 / machine-readable output")
+    parser.add_argument("--offline", action="store_true", help="不连接中转站 / do not contact the relay")
+    parser.add_argument("--timeout", type=float, default=5.0, help="连接超时秒数 / relay timeout in seconds (5)")
+    parser.add_argument("--profile", default=None, help="检查指定配置 / check this profile instead of the active one")
+    parser.set_defaults(func=_run)
+
+
+def _hide_userinfo(url: str) -> str:
+    """Proxy URLs may carry a password: show ``user:***@host``."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"{parts.username}:***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def _proxy_env() -> dict[str, str]:
+    """The proxy variables in effect (httpx2 reads either case; lower case wins, as in urllib)."""
+    found: dict[str, str] = {}
+    for name in _PROXY_VARS:
+        value = os.environ.get(name.lower()) or os.environ.get(name)
+        if value:
+            found[name] = value if name == "NO_PROXY" else _hide_userinfo(value)
+    return found
+
+
+def _bypassed(host: str, no_proxy: str) -> bool:
+    for entry in (e.strip().lower() for e in no_proxy.split(",")):
+        if not entry:
+            continue
+        if entry == "*" or host == entry.lstrip(".") or host.endswith("." + entry.lstrip(".")):
+            return True
+    return False
+
+
+def run_checks(*, offline: bool = False, timeout: float = 5.0, profile: str | None = None) -> tuple[list[Check], dict[str, Any]]:
+    """Every check, in report order, plus the configuration as data (for ``--json``)."""
+    from .. import _paths
+    from .._keys import ConfigCorrupt, KeyStore, KeyStoreError, MissingKeyError, SECRET_STORE_ENV, keyring_status
+    from .._keys import resolve_credentials
+    from .._urls import DEFAULT_BASE_URL, has_double_v1, is_openai_url
+
+    checks: list[Check] = []
+    config: dict[str, Any] = {}
+
+    # -- places
+    config_dir, data_dir, ledger = _paths.config_dir(), _paths.data_dir(), _paths.ledger_path()
+    home = _paths.home_override()
+    where = f"（BAICAI_HOME={home}）" if home else ""
+    checks.append(Check("config_dir", "info", f"配置目录 / config dir: {config_dir} {where}".rstrip()))
+    checks.append(Check("data_dir", "info", f"数据目录 / data dir: {data_dir}"))
+    if ledger.exists():
+        checks.append(Check("ledger", "ok", f"账本 / ledger: {ledger} ({ledger.stat().st_size} bytes)"))
+    else:
+        checks.append(Check("ledger", "info", f"账本 / ledger: {ledger}（尚未创建 / not created yet: no request made)"))
+    config.update(config_dir=str(config_dir), data_dir=str(data_dir), ledger=str(ledger), ledger_exists=ledger.exists())
+
+    # -- profiles and the secret store
+    store = None
+    try:
+        store = KeyStore()
+        profiles = store.list()
+        active = next((p for p in profiles if p.active), None)
+        names = ", ".join(p.name + ("*" if p.active else "") for p in profiles) or "（无 / none）"
+        checks.append(Check("profiles", "ok" if profiles else "info", f"密钥配置 / profiles: {names}"))
+        config["profiles"] = [p.as_dict() for p in profiles]
+        config["active_profile"] = active.name if active else None
+    except ConfigCorrupt as exc:
+        profiles = []
+        checks.append(Check("profiles", "problem", "密钥配置文件损坏 / the profiles file is damaged", str(exc)))
+    except KeyStoreError as exc:  # e.g. a bad BAICAI_SECRET_STORE value
+        profiles = []
+        checks.append(Check("profiles", "problem", "密钥配置不可用 / profiles unavailable", str(exc)))
+
+    chosen_store = os.environ.get(SECRET_STORE_ENV, "").strip().lower() or "keyring"
+    uses_keyring = any(p.store == "keyring" for p in profiles)
+    if chosen_store == "keyring" or uses_keyring:
+        usable, description = keyring_status()
+        config["keyring"] = {"usable": usable, "backend": description}
+        if usable:
+            checks.append(Check("keyring", "ok", f"系统密钥环 / keyring: {description}"))
+        else:
+            status: Status = "problem" if uses_keyring else "warn"
+            fallback = store.secrets_path if store is not None else config_dir / "secrets.json"
+            checks.append(Check(
+                "keyring", status, f"系统密钥环不可用 / no usable keyring: {description}",
+                f"设置 {SECRET_STORE_ENV}=file 或用 `baicai key add NAME --store file`，密钥将保存在 {fallback}（0600）。 / "
+                f"Set {SECRET_STORE_ENV}=file or use `baicai key add NAME --store file` to keep keys in {fallback} "
+                "(mode 0600).",
+            ))
+    if chosen_store == "file" or any(p.store == "file" for p in profiles):
+        path = store.secrets_path if store is not None else config_dir / "secrets.json"
+        checks.append(Check("secret_file", "info", f"密钥文件 / secrets file: {path}（明文，0600 / plain text, mode 0600）"))
+    config["secret_store"] = chosen_store
+
+    # -- key and base URL
+    creds = None
+    try:
+        creds = resolve_credentials(profile=profile, store=store, warn=False)
+    except MissingKeyError:
+        checks.append(Check(
+            "key", "problem", "没有配置 API 密钥 / no API key configured",
+            "运行 `baicai key add NAME` 保存白菜GPT 的 baicai-… 密钥（或设置 BAICAI_API_KEY）；还没有密钥时，"
+            "`baicai demo` 用本地模拟中转站离线演示全部功能。 / Run `baicai key add NAME` to save your baicai-… key "
+            "(or set BAICAI_API_KEY); with no key yet, `baicai demo` shows everything offline against a local "
+            "emulator of the relay.",
+        ))
+    except KeyStoreError as exc:
+        checks.append(Check("key", "problem", "无法读取密钥 / cannot read the key", str(exc)))
+
+    openai_base = os.environ.get("OPENAI_BASE_URL", "").strip() or os.environ.get("OPENAI_API_BASE", "").strip()
+    if creds is not None:
+        config.update(
+            key=creds.masked, key_source=creds.key_source, fingerprint=creds.fingerprint, tier=creds.tier,
+            profile=creds.profile, base_url=creds.base_url, base_url_source=creds.base_url_source,
+            raw_base_url=creds.raw_base_url, warnings=list(creds.warnings),
+        )
+        checks.append(Check("key", "ok", f"密钥 / key: {creds.masked}（来源 / from {creds.key_source}；等级 / tier {creds.tier}）"))
+        checks.extend(_key_checks(creds.key, creds.base_url))
+        checks.append(Check("base_url", "ok", f"API_BASE: {creds.base_url}（来源 / from {creds.base_url_source}）"))
+        if creds.base_url_changes:
+            double = has_double_v1(creds.raw_base_url)
+            detail = (
+                "重复的 /v1 会让中转站返回 48004（接口暂未支持）。" if double else ""
+            ) + f"请把 {creds.base_url_source} 改为 {creds.base_url}。"
+            detail_en = (
+                "A repeated /v1 makes the relay answer 48004 (endpoint not supported). " if double else ""
+            ) + f"Set {creds.base_url_source} to {creds.base_url}."
+            checks.append(Check(
+                "base_url_fixed", "warn",
+                f"配置的 API_BASE {creds.raw_base_url!r} 有误，baicai 已自行修正 / the configured base URL has mistakes; "
+                "baicai corrects it for itself",
+                f"{detail}其他读取该设置的工具不会自动修正。 / {detail_en} Other tools reading it do not correct it.",
+            ))
+        if is_openai_url(creds.base_url):
+            checks.append(Check(
+                "base_url_openai", "problem", "API_BASE 仍是 OpenAI 官方地址 / the base URL is still OpenAI's",
+                f"换了白菜GPT 的密钥也要同时换 API_BASE：{DEFAULT_BASE_URL}。 / When you switch to a BaicaiGPT key, "
+                f"switch the base URL too: {DEFAULT_BASE_URL}.",
+            ))
+    if openai_base:
+        from .._urls import normalise_base_url
+
+        try:
+            other = normalise_base_url(openai_base)[0]
+        except ValueError:
+            other = openai_base
+        ours = creds.base_url if creds is not None else DEFAULT_BASE_URL
+        if other != ours:
+            openai_host = is_openai_url(other)
+            checks.append(Check(
+                "openai_base_url", "warn",
+                f"OPENAI_BASE_URL={openai_base} 与 baicai 的 API_BASE 不同 / differs from baicai's base URL",
+                ("它指向 OpenAI 官方：用 OPENAI_BASE_URL 的工具会把白菜GPT 的密钥发到那里而失败（40001 类错误）。" if openai_host
+                 else "用 OPENAI_BASE_URL 的工具会连到那里。")
+                + f"若要让它们走白菜GPT，请设为 {ours}，或取消该变量。 / "
+                + ("It points at OpenAI: tools that read OPENAI_BASE_URL will send your BaicaiGPT key there and fail. "
+                   if openai_host else "Tools that read OPENAI_BASE_URL will go there. ")
+                + f"To send them through the relay, set it to {ours}, or unset it.",
+            ))
+
+    # -- proxies (httpx2 honours them, so they decide whether the relay is reachable)
+    proxies = _proxy_env()
+    config["proxies"] = proxies
+    if proxies:
+        shown = "  ".join(f"{k}={v}" for k, v in proxies.items())
+        base_host = urlsplit(creds.base_url if creds else DEFAULT_BASE_URL).hostname or ""
+        bypass = _bypassed(base_host, proxies.get("NO_PROXY", ""))
+        routed = "直连（NO_PROXY） / direct (NO_PROXY)" if bypass or not set(proxies) - {"NO_PROXY"} else "经代理 / via the proxy"
+        checks.append(Check("proxy", "info", f"代理 / proxy: {shown} — {base_host}: {routed}"))
+    else:
+        checks.append(Check("proxy", "info", "代理 / proxy: 未设置 / none (HTTP(S)_PROXY, ALL_PROXY, NO_PROXY unset)"))
+
+    # -- offline tokenizer
+    checks.extend(_tokenizer_checks())
+
+    # -- the relay
+    if offline:
+        checks.append(Check("relay", "info", "未连接中转站（--offline） / relay not contacted (--offline)"))
+    elif creds is not None:
+        checks.extend(_relay_checks(creds, timeout, proxies))
+    config["ok"] = not any(c.status == "problem" for c in checks)
+    return checks, config
+
+
+def _key_checks(key: str, base_url: str) -> list[Check]:
+    from .._keys import key_warnings, mask_key
+
+    masked = mask_key(key)
+    if key.startswith("sk-") and not key.startswith("sk-baicai-"):
+        return [Check(
+            "key_shape", "problem", f"{masked} 是 OpenAI 的 sk- 密钥 / is an OpenAI sk- key",
+            "白菜GPT 只接受 baicai-… 密钥：到 https://shop.baicaigpt.com 的「我的KEY」复制，然后 `baicai key add NAME`。 / "
+            "The relay only accepts baicai-… keys: copy yours from the shop's 'My KEY' page, then `baicai key add NAME`.",
+        )]
+    return [Check("key_shape", "warn", w.split(" / ", 1)[-1], w) for w in key_warnings(key, base_url)]
+
+
+def _tokenizer_checks() -> list[Check]:
+    from .._tokens import BUNDLED_ENCODINGS, get_encoding
+
+    checks = []
+    for name in BUNDLED_ENCODINGS:
+        started = time.perf_counter()
+        try:
+            encoding = get_encoding(name)
+            tokens = len(encoding.encode("白菜GPT hello"))
+        except Exception as exc:  # a damaged install must be reported, not crash the doctor
+            checks.append(Check(
+                f"tokenizer:{name}", "problem", f"离线分词器 {name} 不可用 / offline tokenizer {name} unavailable",
+                f"{exc}；请重新安装 baicai（pip install --force-reinstall baicai）。 / reinstall baicai.",
+            ))
+            continue
+        elapsed = (time.perf_counter() - started) * 1000
+        checks.append(Check(f"tokenizer:{name}", "ok",
+                            f"离线分词器 / offline tokenizer {name}: ok ({tokens} tokens, {elapsed:.0f} ms)"))
+    return checks
+
+
+def _relay_checks(creds: Any, timeout: float, proxies: dict[str, str]) -> list[Check]:
+    checks = [_probe(creds.base_url, creds.key, timeout, proxies, label="relay")]
+    if checks[0].status == "ok" and creds.base_url_changes and creds.raw_base_url.strip():
+        # Show what tools that do not repair the URL get with the setting as written (48004 for /v1 twice).
+        raw = creds.raw_base_url.strip().rstrip("/")
+        if "://" in raw:
+            result = _probe(raw, creds.key, timeout, proxies, label="relay_as_configured")
+            if result.status == "problem":
+                result.summary = f"按原样使用 API_BASE 时 / with the base URL as configured: {result.summary}"
+                changes_zh = "；".join(c.split(" / ", 1)[0] for c in creds.base_url_changes)
+                changes_en = "; ".join(c.split(" / ", 1)[-1] for c in creds.base_url_changes)
+                result.fix = (
+                    f"把 {creds.base_url_source} 改为 {creds.base_url}（{changes_zh}）：baicai 会自行修正，但其他工具不会。 / "
+                    f"Set {creds.base_url_source} to {creds.base_url} ({changes_en}): baicai corrects it for itself, "
+                    "other tools do not."
+                )
+                checks.append(result)
+    return checks
+
+
+def _probe(base_url: str, key: str, timeout: float, proxies: dict[str, str], *, label: str) -> Check:
+    """``GET {base}/models`` with the key; every outcome becomes a Check, never a traceback."""
+    import httpx2
+
+    from .._keys import mask_key
+
+    url = base_url.rstrip("/") + "/models"
+    proxy_hint = (
+        f"已设置代理 {', '.join(k for k in proxies if k != 'NO_PROXY')}：确认代理可用，或把 api.baicaigpt.com 加入 NO_PROXY。"
+        if set(proxies) - {"NO_PROXY"} else "未设置代理：若网络需要代理，请设置 HTTPS_PROXY。"
+    )
+    proxy_hint_en = (
+        "a proxy is set: check it works, or add the relay host to NO_PROXY."
+        if set(proxies) - {"NO_PROXY"} else "no proxy is set: if your network needs one, set HTTPS_PROXY."
+    )
+    started = time.perf_counter()
+    try:
+        with httpx2.Client(timeout=timeout, trust_env=True) as client:
+            response = client.get(url, headers={"Authorization": f"Bearer {key}", "Accept": "application/json"})
+    except httpx2.TimeoutException:
+        return Check(label, "problem", f"连接中转站超时（{timeout:g} 秒） / the relay did not answer within {timeout:g} s: {url}",
+                     f"检查网络与 API_BASE；{proxy_hint} / Check the network and the base URL; {proxy_hint_en}")
+    except httpx2.HTTPError as exc:
+        return Check(label, "problem", f"无法连接中转站 / cannot reach the relay: {url} ({type(exc).__name__})",
+                     f"检查网络与 API_BASE 是否正确；{proxy_hint} / Check the network and that the base URL is right; "
+                     f"{proxy_hint_en}")
+    elapsed = (time.perf_counter() - started) * 1000
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text
+    answer = _relay_error(body)
+    if answer is not None:
+        known = answer.known
+        text = known.message if known is not None else answer.message
+        fix = known.hint if known is not None else (
+            "未知的中转站错误码，请查看中转站文档或联系客服。 / an undocumented relay code; check the relay's docs or support."
+        )
+        if answer.code == 40001 and key.startswith("sk-"):
+            fix = "这是 OpenAI 的 sk- 密钥，中转站只认 baicai-… 密钥。 / This is an OpenAI sk- key; the relay only accepts baicai-… keys. " + fix
+        return Check(label, "problem", f"中转站返回 {answer.code}：{text} / the relay answered {answer.code} ({url})", fix)
+    if response.status_code == 200 and isinstance(body, dict) and isinstance(body.get("data"), list):
+        return Check(label, "ok", f"中转站可用 / relay reachable: {url} — {len(body['data'])} models, "
+                                  f"{elapsed:.0f} ms, key {mask_key(key)} accepted")
+    if response.status_code in (401, 403):
+        fix = ("API_BASE 指向 OpenAI 官方，而密钥是白菜GPT 的：请把 API_BASE 改为 https://api.baicaigpt.com/v1。 / "
+               "The base URL is OpenAI's but the key is BaicaiGPT's: set the base URL to https://api.baicaigpt.com/v1.")
+        from .._urls import is_openai_url
+
+        if not is_openai_url(base_url):
+            fix = "核对密钥是否正确、是否与 API_BASE 匹配。 / Check the key and that it matches the base URL."
+        return Check(label, "problem", f"密钥被拒绝（HTTP {response.status_code}） / the key was refused ({url})", fix)
+    if response.status_code == 404:
+        return Check(label, "problem", f"找不到接口（HTTP 404） / not found: {url}",
+                     "API_BASE 可能有误：应为 https://api.baicaigpt.com/v1，不要重复 /v1。 / The base URL is probably wrong: "
+                     "it should be https://api.baicaigpt.com/v1, with /v1 once.")
+    return Check(label, "problem", f"中转站返回异常（HTTP {response.status_code}） / unexpected answer (HTTP "
+                                   f"{response.status_code}) from {url}",
+                 "稍后重试；若持续出现请检查 API_BASE 与代理。 / Retry later; if it persists, check the base URL and proxy.")
+
+
+def _relay_error(body: Any) -> Any:
+    """The relay code in ``body`` (via the SDK's classifier when present), else None."""
+    try:
+        from .._errors import parse_relay_error
+    except ImportError:  # pragma: no cover - _errors is part of the SDK; kept for partial checkouts
+        return None
+    return parse_relay_error(body)
+
+
+def _print_report(checks: list[Check]) -> None:
+    for check in checks:
+        print(f" {_MARK[check.status]} {check.summary}")
+    problems = [c for c in checks if c.status in ("problem", "warn")]
+    if problems:
+        print()
+        print("需要处理 / to fix:")
+        for check in problems:
+            tag = "问题 / problem" if check.status == "problem" else "提醒 / warning"
+            print(f" {_MARK[check.status]} [{tag}] {check.summary}")
+            if check.fix:
+                print(f"     → {check.fix}")
+    broken = sum(c.status == "problem" for c in checks)
+    print()
+    if broken:
+        print(f"发现 {broken} 个问题。 / {broken} problem(s) found.")
+    else:
+        print("一切正常。 / Everything looks fine.")
+
+
+def _run(args: argparse.Namespace) -> int:
+    checks, config = run_checks(offline=args.offline, timeout=args.timeout, profile=args.profile)
+    if args.json:
+        print(json.dumps({"ok": config["ok"], "checks": [asdict(c) for c in checks], "config": config},
+                         ensure_ascii=False, indent=2))
+    else:
+        _print_report(checks)
+    return 0 if config["ok"] else 1

@@ -1,0 +1,122 @@
+"""``baicai estimate``: prompt tokens, cost range and the quota decision for a request, before sending it.
+
+    baicai estimate --model gpt-4 [--max-tokens 500] [FILE|-] [--json]
+
+Input (a file, or stdin with ``-``): a JSON list of messages, or a whole request body (``messages``, ``tools``,
+``max_tokens``…; ``--model``/``--max-tokens`` override it). Nothing is sent and nothing is written to the ledger.
+The decision uses the active key's tier (configured in its profile, else learned, else unknown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "estimate",
+        help="发送前估算 tokens、费用与额度 / estimate tokens, cost and quota before sending",
+        description="读取消息 JSON（列表或完整请求体），离线计数。 / Reads messages JSON (a list or a whole request "
+        "body) and counts offline; nothing is sent.",
+    )
+    parser.add_argument("file", nargs="?", default="-", help="JSON 文件，或 - 表示标准输入 / JSON file, or - for stdin")
+    parser.add_argument("--model", "-m", default=None, help="模型 / model (required unless the body names one)")
+    parser.add_argument("--max-tokens", type=int, default=None, dest="max_tokens",
+                        help="最大输出 tokens / maximum completion tokens (default: the catalogue's default)")
+    parser.add_argument("--tier", choices=("free", "paid"), default=None,
+                        help="按此等级判断 / decide as this tier (default: the active key's)")
+    parser.add_argument("--json", action="store_true", help="JSON 输出 / machine-readable output")
+    parser.set_defaults(func=_estimate)
+
+
+def _fail(zh: str, en: str) -> int:
+    print(f"{zh} / {en}", file=sys.stderr)
+    return 2
+
+
+def _read(path: str) -> Any:
+    text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+    return json.loads(text)
+
+
+def _active_key() -> tuple[str, Any]:
+    """The key the decision is for, and its configured tier (or None)."""
+    try:
+        from .._keys import resolve_credentials
+
+        creds = resolve_credentials(warn=False)
+    except Exception:  # no key configured: decide for an anonymous key (tier unknown)
+        return "", None
+    return creds.key, (creds.tier if creds.tier in ("free", "paid") else None)
+
+
+def _estimate(args: argparse.Namespace) -> int:
+    try:
+        data = _read(args.file)
+    except FileNotFoundError:
+        return _fail(f"找不到文件 {args.file}", f"no such file: {args.file}")
+    except ValueError as exc:
+        return _fail(f"输入不是有效的 JSON（{exc}）", f"the input is not valid JSON ({exc})")
+    body: dict[str, Any] = dict(data) if isinstance(data, dict) else {"messages": data}
+    if not isinstance(body.get("messages"), list):
+        return _fail("需要消息列表，或含 messages 的请求体", "expected a list of messages or a body with `messages`")
+    if args.model:
+        body["model"] = args.model
+    if args.max_tokens is not None:
+        body.pop("max_completion_tokens", None)
+        body["max_tokens"] = args.max_tokens
+    if not body.get("model"):
+        return _fail("请用 --model 指定模型", "name the model with --model")
+
+    from .._catalog import load_catalog
+    from .._meter import Meter
+    from .._quota import describe_request
+
+    catalog = load_catalog()
+    info = describe_request("/v1/chat/completions", body, catalog=catalog)
+    key, configured = _active_key()
+    meter = Meter(tier=args.tier or configured)
+    decision = meter.decide(key, info)
+    low, high = info.minimum_cost(catalog), info.estimated_cost(catalog)
+    result = {
+        "model": info.model,
+        "family": info.family,
+        "prompt_tokens": info.prompt_tokens,
+        "max_completion_tokens": info.max_completion_tokens,
+        "max_tokens_given": info.max_tokens_given,
+        "cost_cny": {"min": low, "max": high},
+        "currency": "CNY",
+        "decision": {
+            "kind": decision.kind,
+            "tier": decision.tier,
+            "tier_source": decision.tier_source,
+            "wait_seconds": decision.wait_seconds,
+            "retry_at": decision.retry_at,
+            "reason": decision.message() if decision.kind != "allow" else None,
+            "notes": list(decision.notes),
+        },
+    }
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return 0
+    default = "" if info.max_tokens_given else "（默认 / default）"
+    print(f"模型 / model: {info.model}  ({info.family or '未知系列 / unknown family'})")
+    print(f"输入 tokens / prompt tokens: {info.prompt_tokens}")
+    print(f"最大输出 / max completion: {info.max_completion_tokens}{default}")
+    if high is None:
+        print("费用 / cost: 未知（价目表中没有此模型） / unknown (the model has no price in the catalogue)")
+    else:
+        print(f"费用 / cost: ¥{low:.6f} – ¥{high:.6f}")
+    tier_note = {"configured": "配置 / configured", "learned": "已学习 / learned",
+                 "unknown": "未知，按免费估算 / unknown, assumed free"}[decision.tier_source]
+    print(f"等级 / tier: {decision.tier} ({tier_note})")
+    if "paid-only model: paid limits assumed" in decision.notes:
+        print("  此模型仅付费会员可用，按付费额度判断 / paid-only model: judged by the paid limits")
+    verdict = {"allow": "可以发送 / allowed", "wait": "需等待 / wait", "refuse": "不会发送 / refused"}[decision.kind]
+    print(f"额度 / quota: {verdict}" + (f" — {decision.message()}" if decision.kind != "allow" else ""))
+    return 0

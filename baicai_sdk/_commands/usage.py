@@ -1,0 +1,196 @@
+"""``baicai usage``: what this machine spent, from the ledger — grouped, as the expense log, quota windows, balance.
+
+    baicai usage [--by model|day|hour|key|source] [--since 7d|24h|2026-11-01|today|month] [--until …] [--json]
+    baicai usage log [--limit N] [--model M] [--status S] [--source S] [--json]
+    baicai usage windows [--tier free|paid] [--json]
+    baicai usage balance [--json]
+    baicai usage topup AMOUNT [--note TEXT]
+
+Everything reads ``UsageStore`` (the TUI shows the same figures). Days and hours are local time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+import sys
+import time
+from typing import Any
+
+__all__ = ["register", "parse_when"]
+
+_GROUPS = ("model", "day", "hour", "key", "source")
+
+
+def parse_when(text: str, *, now: float | None = None, tz: dt.tzinfo | None = None) -> float:
+    """``7d`` / ``24h`` / ``30m`` ago, ``today``, ``yesterday``, ``month`` (its first day), or a local date/time."""
+    now = time.time() if now is None else now
+    tz = tz or dt.datetime.now().astimezone().tzinfo
+    value = text.strip().lower()
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([dhm])", value)
+    if m:
+        return now - float(m.group(1)) * {"d": 86400, "h": 3600, "m": 60}[m.group(2)]
+    local_now = dt.datetime.fromtimestamp(now, tz)
+    midnight = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if value == "today":
+        return midnight.timestamp()
+    if value == "yesterday":
+        return (midnight - dt.timedelta(days=1)).timestamp()
+    if value == "month":
+        return midnight.replace(day=1).timestamp()
+    try:
+        parsed = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"无法识别的时间 {text!r}：可用 7d、24h、today、month 或 2026-11-01 / "
+            f"cannot read the time {text!r}: use 7d, 24h, today, month or 2026-11-01"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=tz)
+    return parsed.timestamp()
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "usage",
+        help="本机用量、消费、额度与余额 / this machine's usage, spend, quota windows and balance",
+        description="读取本机用量账本（只有计数，没有对话内容）。 / Reads the local usage ledger (counts only, never "
+        "text). Days and hours are local time.",
+    )
+    _common_report_args(parser)
+    parser.set_defaults(func=_report)
+    sub = parser.add_subparsers(dest="usage_command", metavar="ACTION")
+
+    log = sub.add_parser("log", help="消费明细（最新在前） / the expense log, newest first")
+    log.add_argument("--limit", type=int, default=20)
+    log.add_argument("--offset", type=int, default=0)
+    log.add_argument("--model")
+    log.add_argument("--status", choices=("pending", "expired", "ok", "error", "cancelled", "dropped", "failed"))
+    log.add_argument("--source")
+    log.add_argument("--json", action="store_true", help="JSON 输出 / machine-readable output")
+    log.set_defaults(func=_log)
+
+    windows = sub.add_parser("windows", help="每小时额度窗口 / the hourly quota windows")
+    windows.add_argument("--tier", choices=("free", "paid"), default=None,
+                         help="按此等级显示上限 / show this tier's limits (default: learned, else free)")
+    windows.add_argument("--json", action="store_true")
+    windows.set_defaults(func=_windows)
+
+    bal = sub.add_parser("balance", help="余额（实测或估算） / balance (measured or estimated)")
+    bal.add_argument("--json", action="store_true")
+    bal.set_defaults(func=_balance)
+
+    topup = sub.add_parser("topup", help="记录一次充值（用于估算余额） / record a top-up (for the estimated balance)")
+    topup.add_argument("amount", type=float, help="金额（元） / amount in CNY")
+    topup.add_argument("--note", default=None, help="备注 / note, e.g. 支付宝")
+    topup.set_defaults(func=_topup)
+
+
+def _common_report_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--by", choices=_GROUPS, default="day", help="分组 / group by (default: day)")
+    parser.add_argument("--since", type=parse_when, default=None,
+                        help="起始：7d、24h、today、month、2026-11-01 / from: 7d, 24h, today, month, 2026-11-01")
+    parser.add_argument("--until", type=parse_when, default=None, help="截止 / until (same forms)")
+    parser.add_argument("--json", action="store_true", help="JSON 输出 / machine-readable output")
+
+
+def _store() -> Any:
+    from .._usage import UsageStore
+
+    return UsageStore()
+
+
+def _cny(value: float | None) -> str:
+    return "—" if value is None else f"¥{value:,.4f}"
+
+
+def _report(args: argparse.Namespace) -> int:
+    store = _store()
+    rows = store.report(args.by, since=args.since, until=args.until)
+    totals = store.summary(since=args.since, until=args.until)
+    if args.json:
+        print(json.dumps({"by": args.by, "since": args.since, "until": args.until, "currency": "CNY",
+                          "rows": [r.as_dict() for r in rows], "total": totals.as_dict()}, ensure_ascii=False, indent=2))
+        return 0
+    if not rows:
+        print("账本中没有记录。 / No requests in the ledger for this period.")
+        return 0
+    head = {"model": "模型/model", "day": "日期/day", "hour": "小时/hour", "key": "密钥/key", "source": "来源/source"}[args.by]
+    width = max(len(head), *(len(r.key) for r in rows)) + 2
+    print(f"{head:<{width}}{'请求/req':>10}{'输入/in':>12}{'输出/out':>12}{'费用/cost':>14}")
+    for r in rows:
+        unpriced = f"  (+{r.unpriced} 未定价/unpriced)" if r.unpriced else ""
+        print(f"{r.key:<{width}}{r.requests:>10}{r.prompt_tokens:>12}{r.completion_tokens:>12}{_cny(r.cost_cny):>14}{unpriced}")
+    print(f"{'合计/total':<{width}}{totals.requests:>10}{totals.prompt_tokens:>12}{totals.completion_tokens:>12}"
+          f"{_cny(totals.cost_cny):>14}")
+    if totals.pending:
+        print(f"进行中 {totals.pending} 个请求按预估计入 / {totals.pending} requests in flight counted at their estimate")
+    return 0
+
+
+def _log(args: argparse.Namespace) -> int:
+    store = _store()
+    rows = store.rows(offset=args.offset, limit=args.limit, model=args.model, status=args.status, source=args.source)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], ensure_ascii=False, indent=2))
+        return 0
+    for r in rows:
+        when = dt.datetime.fromtimestamp(r.time).strftime("%Y-%m-%d %H:%M:%S")
+        code = f" code={r.relay_code}" if r.relay_code is not None else ""
+        source = r.source + (f":{r.app}" if r.app else "")
+        print(f"{when}  {r.model:<22} {r.status:<9} {r.prompt_tokens:>6}+{r.completion_tokens:<6} "
+              f"{_cny(r.cost_cny):>10}  {source}  {r.key_hint or r.key_fingerprint}{code}")
+    if not rows:
+        print("没有记录。 / No rows.")
+    return 0
+
+
+def _windows(args: argparse.Namespace) -> int:
+    store = _store()
+    windows = store.windows(tier=args.tier)
+    if args.json:
+        print(json.dumps([w.as_dict() for w in windows], ensure_ascii=False, indent=2))
+        return 0
+    now = time.time()
+    for w in windows:
+        if not w.allowed:
+            print(f"{w.family:<9} {w.tier}: 不可用 / not available on this tier")
+            continue
+        req = f"{w.requests_used}/{w.requests_limit if w.requests_limit is not None else '∞'}"
+        tok = f"{w.tokens_used}/{w.tokens_limit if w.tokens_limit is not None else '∞'}"
+        free = ""
+        if w.next_free_at is not None:
+            free = f"  下一个释放 / next frees in {max(0, int(w.next_free_at - now)) // 60} min"
+        print(f"{w.family:<9} {w.tier:<7} 请求/requests {req:<10} tokens {tok:<14}{free}")
+    return 0
+
+
+def _balance(args: argparse.Namespace) -> int:
+    from .._billing import balance
+
+    try:
+        from .._keys import resolve_credentials
+
+        creds: Any = resolve_credentials(warn=False)
+    except Exception:  # no key: the ledger estimate still answers
+        creds = None
+    b = balance(creds) if creds is not None else balance(("", ""))
+    if args.json:
+        print(json.dumps(b.as_dict(), ensure_ascii=False, indent=2))
+        return 0
+    print(f"余额 / balance: {_cny(b.amount_cny)}  [{b.label}]")
+    print(b.detail)
+    return 0
+
+
+def _topup(args: argparse.Namespace) -> int:
+    from .._billing import record_topup
+
+    if args.amount <= 0:
+        print("金额必须大于 0 / the amount must be above 0", file=sys.stderr)
+        return 2
+    record_topup(args.amount, note=args.note)
+    print(f"已记录充值 {_cny(args.amount)} / recorded a top-up of {_cny(args.amount)}")
+    return 0

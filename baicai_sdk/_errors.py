@@ -1,0 +1,550 @@
+"""What the relay said went wrong, as exceptions a caller can act on.
+
+The relay's error envelope and HTTP status are undocumented (``shared/RELAY.md``), so every answer is
+classified by its *code*, found by :func:`parse_relay_error` in any envelope, with any status (200 too),
+in a JSON body, a plain-text body or an SSE stream. Each class also subclasses the ``openai`` exception
+for the code's documented status, so ``except openai.RateLimitError`` written for OpenAI keeps working.
+OpenAI's own errors passed through by the relay stay ``openai``'s classes.
+
+The tree, grouped by what the caller does about it::
+
+    openai.APIStatusError
+    └── BaicaiError                          relay_code, relay_message, hint, retryable, tier, retry_at
+        ├── RelayAuthenticationError         (+ openai.AuthenticationError)   fix the key
+        │   ├── InvalidKey                    40001
+        │   ├── MissingKey                    41001
+        │   └── MalformedAuthorization        40038
+        ├── RelayPermissionError             (+ openai.PermissionDeniedError)
+        │   ├── KeyFrozen                     40243  contact support
+        │   └── TierNotAllowed                       upgrade, or use what the free tier allows
+        │       ├── ModelNotOnFreeTier        40050
+        │       └── FreeTierStreamNotAllowed  48005
+        ├── RelayBadRequestError             (+ openai.BadRequestError)       fix the request
+        │   ├── EmptyBody                     40039
+        │   └── ModelMissing                  48002
+        ├── RelayNotFoundError               (+ openai.NotFoundError)         fix the model or the base URL
+        │   ├── ModelNotSupported             48001
+        │   └── EndpointNotSupported          48004
+        ├── HourlyLimitError                 (+ openai.RateLimitError)        wait for the window (never blind retry)
+        │   ├── RequestLimitReached                  requests per hour
+        │   │   ├── FreeGpt35RequestLimit     40020
+        │   │   ├── FreeGpt4RequestLimit      40021
+        │   │   ├── PaidGpt35RequestLimit     40022
+        │   │   ├── PaidGpt4RequestLimit      40023
+        │   │   ├── PaidDalle2RequestLimit    40040
+        │   │   └── PaidDalle3RequestLimit    40041
+        │   ├── TokenLimitReached                    tokens per hour (free tier)
+        │   │   ├── FreeGpt35TokenLimit       40031
+        │   │   └── FreeGpt4TokenLimit        40032
+        │   └── QuotaExceeded                        refused locally by the quota predictor, before sending
+        ├── RelayBusyError                                                    retry with backoff
+        │   ├── SystemBusy                    -1     (+ openai.InternalServerError)
+        │   └── TooFrequent                   45011  (+ openai.RateLimitError)
+        └── UnknownRelayError                        a code the README does not list; ``body`` is the raw answer
+
+``MissingCredentials`` (an ``openai.OpenAIError``, raised before any request) is outside the tree.
+No exception here ever holds a key in full: messages and bodies are passed through :func:`redact`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping
+
+import httpx2
+import openai
+
+from ._codes import RelayCode, relay_code
+
+__all__ = [
+    "RelayAnswer",
+    "parse_relay_error",
+    "error_class_for",
+    "error_from_response",
+    "is_local_quota_body",
+    "redact",
+    "MissingCredentials",
+    "BaicaiError",
+    "RelayAuthenticationError",
+    "InvalidKey",
+    "MissingKey",
+    "MalformedAuthorization",
+    "RelayPermissionError",
+    "KeyFrozen",
+    "TierNotAllowed",
+    "ModelNotOnFreeTier",
+    "FreeTierStreamNotAllowed",
+    "RelayBadRequestError",
+    "EmptyBody",
+    "ModelMissing",
+    "RelayNotFoundError",
+    "ModelNotSupported",
+    "EndpointNotSupported",
+    "HourlyLimitError",
+    "RequestLimitReached",
+    "FreeGpt35RequestLimit",
+    "FreeGpt4RequestLimit",
+    "PaidGpt35RequestLimit",
+    "PaidGpt4RequestLimit",
+    "PaidDalle2RequestLimit",
+    "PaidDalle3RequestLimit",
+    "TokenLimitReached",
+    "FreeGpt35TokenLimit",
+    "FreeGpt4TokenLimit",
+    "QuotaExceeded",
+    "RelayBusyError",
+    "SystemBusy",
+    "TooFrequent",
+    "UnknownRelayError",
+]
+
+Tier = Literal["free", "paid"]
+
+LOCAL_QUOTA_TYPE = "baicai_local_quota"
+"""``error.type`` of the transport's synthetic refusal (docs/internals.md, step 2)."""
+
+# ---------------------------------------------------------------------------------------------------------------
+# Keys never leave this module in full.
+
+_SECRET_RE = re.compile(r"\b(sk-baicai-|baicai-|sk-proj-|sk-)([A-Za-z0-9_\-]{4,})")
+
+
+def _mask(prefix: str, rest: str) -> str:
+    # the same rule as _keys.mask_key: a short secret shows less of its tail
+    tail = rest[-4:] if len(rest) >= 16 else rest[-2:] if len(rest) >= 8 else ""
+    return f"{prefix}…{tail}"
+
+
+def redact(text: str) -> str:
+    """``text`` with every key-looking token shortened the way ``mask_key`` does it (``baicai-…abcd``).
+
+    Relays, like OpenAI, may quote the key they rejected ("Incorrect API key provided: …"); we do not.
+    """
+    return _SECRET_RE.sub(lambda m: m.group(0) if _is_placeholder(m.group(2)) else _mask(m.group(1), m.group(2)), text)
+
+
+def _is_placeholder(rest: str) -> bool:
+    # "baicai-xxxxxxxx" in a hint is an example, not a secret
+    return set(rest.lower()) <= {"x", "*"}
+
+
+def _redact_value(value: object) -> object:
+    """A copy of a decoded JSON body with every string redacted (bodies are kept on exceptions)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {k: _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_value(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Recognising a relay error in any envelope.
+
+
+@dataclass(frozen=True)
+class RelayAnswer:
+    """A relay error found in an answer: its numeric code, the relay's own message and the documented meaning."""
+
+    code: int
+    message: str
+    known: RelayCode | None
+    raw: object
+    """The decoded body (or the SSE event) the code was found in, redacted."""
+
+    @property
+    def retryable(self) -> bool:
+        return self.known.retryable if self.known is not None else False
+
+    @property
+    def tier(self) -> Tier | None:
+        return self.known.reveals_tier if self.known is not None else None
+
+
+# (code key, message keys) pairs, in the order they are tried on one mapping.
+_ENVELOPES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("errcode", ("errmsg", "message", "msg")),
+    ("error_code", ("error_msg", "message", "msg")),
+    ("code", ("message", "msg", "errmsg")),
+)
+
+_SUCCESS_CODES = frozenset({0, 200})
+
+
+def _as_code(value: object) -> int | None:
+    """The relay code in ``value`` (int, or a numeric string like ``"40001"`` / ``"-1"``); None otherwise.
+
+    OpenAI's own codes are words (``"context_length_exceeded"``) and must stay None.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,9}\s*", value):
+        return int(value)
+    return None
+
+
+def _from_mapping(body: Mapping[str, Any], raw: object) -> RelayAnswer | None:
+    for code_key, message_keys in _ENVELOPES:
+        if code_key not in body:
+            continue
+        code = _as_code(body[code_key])
+        if code is None or code in _SUCCESS_CODES:
+            return None
+        message = next((body[k] for k in message_keys if isinstance(body.get(k), str)), "")
+        return RelayAnswer(code, redact(message), relay_code(code), _redact_value(raw))
+    return None
+
+
+def _from_object(body: object) -> RelayAnswer | None:
+    if not isinstance(body, Mapping):
+        return None
+    error = body.get("error")
+    if isinstance(error, Mapping):
+        # OpenAI's envelope: {"error": {"message", "type", "code": 40001 | "40001" | "invalid_api_key"}}
+        return _from_mapping(error, body)
+    found = _from_mapping(body, body)
+    if found is not None and not found.message and isinstance(error, str):
+        return RelayAnswer(found.code, redact(error), found.known, found.raw)  # {"code": 40001, "error": "…"}
+    return found
+
+
+def _from_text(text: str) -> RelayAnswer | None:
+    stripped = text.strip()
+    if not stripped:
+        return None
+    try:
+        return _from_object(json.loads(stripped))
+    except ValueError:
+        pass
+    # An SSE body (an error sent inside a stream, or a stream read whole): look at each data line.
+    for line in stripped.splitlines():
+        if line.startswith("data:"):
+            payload = line[5:].strip()
+            if payload and payload != "[DONE]":
+                try:
+                    found = _from_object(json.loads(payload))
+                except ValueError:
+                    continue
+                if found is not None:
+                    return found
+    return None
+
+
+def parse_relay_error(body: bytes | str | object) -> RelayAnswer | None:
+    """The relay error in ``body``, or None for a success body or one of OpenAI's own errors.
+
+    Accepts raw bytes, text (JSON, or SSE ``data:`` lines) or an already decoded JSON value, in any of the
+    envelopes relays use: ``{"error": {"code": 40001 | "40001", "message"}}``, ``{"code", "msg"}``,
+    ``{"errcode", "errmsg"}``. Code 0 (and 200) mean success.
+    """
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return _from_text(bytes(body).decode("utf-8", errors="replace"))
+    if isinstance(body, str):
+        return _from_text(body)
+    return _from_object(body)
+
+
+def is_local_quota_body(body: object) -> bool:
+    """True for the transport's synthetic local refusal (``error.type == "baicai_local_quota"``)."""
+    if isinstance(body, Mapping):
+        inner = body.get("error", body)
+        if isinstance(inner, Mapping):
+            return inner.get("type") == LOCAL_QUOTA_TYPE or inner.get("code") == LOCAL_QUOTA_TYPE
+    return False
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The exceptions.
+
+
+class MissingCredentials(openai.OpenAIError):
+    """No key was found; raised by ``Baicai()`` before any request. The message names every place looked in."""
+
+
+class BaicaiError(openai.APIStatusError):
+    """Root of every error the relay (or the local quota guard) reports with one of its own codes.
+
+    Fields: ``relay_code`` (int; ``code`` keeps openai's string form), ``relay_message`` (the relay's own words),
+    ``hint`` (bilingual: what to do), ``retryable``, ``tier`` (what the code reveals about the key), ``retry_at``
+    (unix time when a window frees, where known), ``family``, ``known`` (the documented meaning, or None).
+    """
+
+    relay_code: int
+    relay_message: str
+    hint: str
+    retryable: bool
+    tier: Tier | None
+    retry_at: float | None
+    family: str | None
+    known: RelayCode | None
+    raw: object
+    """The whole decoded answer (redacted); ``body`` follows openai and holds the inner ``error`` object."""
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        response: httpx2.Response,
+        body: object | None,
+        answer: RelayAnswer,
+        retry_at: float | None = None,
+    ) -> None:
+        known = answer.known
+        self.relay_code = answer.code
+        self.relay_message = answer.message
+        self.known = known
+        self.hint = known.hint if known is not None else _UNKNOWN_HINT
+        self.retryable = answer.retryable
+        self.tier = answer.tier
+        self.family = known.family if known is not None else None
+        self.retry_at = retry_at
+        self.raw = answer.raw
+        inner = body.get("error", body) if isinstance(body, Mapping) else body
+        super().__init__(redact(message or _describe(answer, retry_at)), response=response, body=_redact_value(inner))
+        self.code = str(answer.code)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(relay_code={self.relay_code}, status_code={self.status_code})"
+
+
+_UNKNOWN_HINT = "中转返回了文档未列出的错误码，请查看原始回复或联系客服 / the relay sent an undocumented code: see the raw body or contact support"
+
+
+def _format_time(when: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(when))
+
+
+def _describe(answer: RelayAnswer, retry_at: float | None) -> str:
+    """The bilingual one-liner: Chinese first, then English, each saying what happened and what to do."""
+    known = answer.known
+    repeats_docs = known is not None and known.message_zh in answer.message
+    said = f"（中转原文：{answer.message}）" if answer.message and not repeats_docs else ""
+    if known is None:
+        zh = f"白菜GPT 错误 {answer.code}{said}：中转返回了文档未列出的错误码，请查看原始回复或联系客服"
+        en = f"relay error {answer.code}: an undocumented code; see the raw body or contact support"
+        return f"{zh} / {en}"
+    when_zh = f"，约 {_format_time(retry_at)} 可再试" if retry_at is not None else ""
+    when_en = f"; next slot around {_format_time(retry_at)}" if retry_at is not None else ""
+    zh = f"白菜GPT 错误 {answer.code}：{known.message_zh}{said}。{known.hint_zh}{when_zh}"
+    en = f"relay error {answer.code}: {known.message_en}. {known.hint_en}{when_en}"
+    return f"{zh} / {en}"
+
+
+class RelayAuthenticationError(BaicaiError, openai.AuthenticationError):
+    """The key is wrong, missing or badly sent: fix it (and use the relay's base URL with a relay key)."""
+
+
+class InvalidKey(RelayAuthenticationError):
+    """40001: the API key is wrong."""
+
+
+class MissingKey(RelayAuthenticationError):
+    """41001: no Authorization header was sent."""
+
+
+class MalformedAuthorization(RelayAuthenticationError):
+    """40038: the Authorization header is not ``Bearer baicai-…``."""
+
+
+class RelayPermissionError(BaicaiError, openai.PermissionDeniedError):
+    """The key may not do this: frozen, or the free tier does not allow it."""
+
+
+class KeyFrozen(RelayPermissionError):
+    """40243: the key is frozen; only support can unfreeze it."""
+
+
+class TierNotAllowed(RelayPermissionError):
+    """The free tier may not do this; the code reveals the key is free tier. Upgrade, or change the request."""
+
+
+class ModelNotOnFreeTier(TierNotAllowed):
+    """40050: the model is not available on the free tier."""
+
+
+class FreeTierStreamNotAllowed(TierNotAllowed):
+    """48005: free keys may not stream (after the beta); retry with ``stream=False``."""
+
+
+class RelayBadRequestError(BaicaiError, openai.BadRequestError):
+    """The request itself is wrong: fix it before sending again."""
+
+
+class EmptyBody(RelayBadRequestError):
+    """40039: the request body was empty."""
+
+
+class ModelMissing(RelayBadRequestError):
+    """48002: the request has no ``model`` (every endpoint but models needs one)."""
+
+
+class RelayNotFoundError(BaicaiError, openai.NotFoundError):
+    """The model or the endpoint does not exist on the relay: fix the model name or the base URL."""
+
+
+class ModelNotSupported(RelayNotFoundError):
+    """48001: the relay does not support this model (yet)."""
+
+
+class EndpointNotSupported(RelayNotFoundError):
+    """48004: the endpoint is not supported — most often ``/v1`` added twice to the base URL."""
+
+
+class HourlyLimitError(BaicaiError, openai.RateLimitError):
+    """An hourly window is full. Never retried blindly: wait until ``retry_at`` (when known), or upgrade."""
+
+
+class RequestLimitReached(HourlyLimitError):
+    """The hourly request limit of a model family is reached."""
+
+
+class FreeGpt35RequestLimit(RequestLimitReached):
+    """40020: free tier, gpt-3.5, requests per hour."""
+
+
+class FreeGpt4RequestLimit(RequestLimitReached):
+    """40021: free tier, gpt-4, requests per hour."""
+
+
+class PaidGpt35RequestLimit(RequestLimitReached):
+    """40022: paid tier, gpt-3.5, requests per hour."""
+
+
+class PaidGpt4RequestLimit(RequestLimitReached):
+    """40023: paid tier, gpt-4, requests per hour."""
+
+
+class PaidDalle2RequestLimit(RequestLimitReached):
+    """40040: paid tier, dall-e-2, requests per hour."""
+
+
+class PaidDalle3RequestLimit(RequestLimitReached):
+    """40041: paid tier, dall-e-3, requests per hour."""
+
+
+class TokenLimitReached(HourlyLimitError):
+    """The free tier's hourly token budget of a model family is spent."""
+
+
+class FreeGpt35TokenLimit(TokenLimitReached):
+    """40031: free tier, gpt-3.5, tokens per hour."""
+
+
+class FreeGpt4TokenLimit(TokenLimitReached):
+    """40032: free tier, gpt-4, tokens per hour."""
+
+
+class QuotaExceeded(HourlyLimitError):
+    """Refused locally, without touching the network: the ledger says this request would break an hourly limit.
+
+    ``retry_at`` is when the window frees (None when unknown); ``decision`` is the quota predictor's full
+    answer as the transport reported it (a dict: family, tier, reason).
+    """
+
+    decision: Mapping[str, Any]
+
+
+class RelayBusyError(BaicaiError):
+    """The relay is busy or calls came too fast; the same request may succeed in seconds (retried with backoff)."""
+
+
+class SystemBusy(RelayBusyError, openai.InternalServerError):
+    """-1: system busy, overloaded or an internal error."""
+
+
+class TooFrequent(RelayBusyError, openai.RateLimitError):
+    """45011: calls too frequent; pause, then retry."""
+
+
+class UnknownRelayError(BaicaiError):
+    """A relay code the README does not list; ``body`` is the raw answer, ``relay_message`` the relay's words."""
+
+
+_CLASS_BY_CODE: dict[int, type[BaicaiError]] = {
+    40001: InvalidKey,
+    41001: MissingKey,
+    40038: MalformedAuthorization,
+    40039: EmptyBody,
+    40243: KeyFrozen,
+    45011: TooFrequent,
+    48001: ModelNotSupported,
+    48002: ModelMissing,
+    48004: EndpointNotSupported,
+    48005: FreeTierStreamNotAllowed,
+    40020: FreeGpt35RequestLimit,
+    40021: FreeGpt4RequestLimit,
+    40022: PaidGpt35RequestLimit,
+    40023: PaidGpt4RequestLimit,
+    40031: FreeGpt35TokenLimit,
+    40032: FreeGpt4TokenLimit,
+    40040: PaidDalle2RequestLimit,
+    40041: PaidDalle3RequestLimit,
+    40050: ModelNotOnFreeTier,
+    -1: SystemBusy,
+}
+
+
+def error_class_for(code: int) -> type[BaicaiError]:
+    """The exception class for a relay code (``UnknownRelayError`` for codes the README does not list)."""
+    return _CLASS_BY_CODE.get(code, UnknownRelayError)
+
+
+def _retry_after_seconds(headers: httpx2.Headers) -> float | None:
+    from ._retry import parse_retry_after
+
+    return parse_retry_after(headers)
+
+
+def _local_quota_error(response: httpx2.Response, body: object) -> QuotaExceeded:
+    inner = body.get("error", body) if isinstance(body, Mapping) else {}
+    assert isinstance(inner, Mapping)
+    raw_retry_at = inner.get("retry_at")
+    retry_at = float(raw_retry_at) if isinstance(raw_retry_at, (int, float)) else None
+    if retry_at is None:
+        seconds = _retry_after_seconds(response.headers)
+        retry_at = time.time() + seconds if seconds else None
+    message = inner.get("message") if isinstance(inner.get("message"), str) else None
+    answer = RelayAnswer(code=0, message=redact(message or ""), known=None, raw=_redact_value(body))
+    error = QuotaExceeded(
+        message or "本地额度保护拒绝了该请求，请等待窗口释放 / refused locally: an hourly limit would be exceeded, wait for the window",
+        response=response,
+        body=inner,
+        answer=answer,
+        retry_at=retry_at,
+    )
+    error.code = LOCAL_QUOTA_TYPE
+    error.hint = "等待一小时窗口释放后再试，或升级为付费会员 / wait for the hourly window, or top up to a paid key"
+    family, tier = inner.get("family"), inner.get("tier")
+    error.family = family if isinstance(family, str) else None
+    error.tier = tier if tier in ("free", "paid") else None
+    error.decision = dict(inner)
+    return error
+
+
+def error_from_response(response: httpx2.Response, body: object, *, answer: RelayAnswer | None = None) -> BaicaiError | None:
+    """The typed exception for a relay (or local-quota) answer; None when ``body`` holds neither.
+
+    ``body`` is the decoded JSON (or the text) of ``response``. ``retry_at`` for hourly limits comes from the
+    answer's ``retry-after`` when the transport set one, else stays None (the window's end is not knowable here).
+    """
+    if is_local_quota_body(body):
+        return _local_quota_error(response, body)
+    if answer is None:
+        answer = parse_relay_error(body)
+    if answer is None:
+        return None
+    cls = error_class_for(answer.code)
+    retry_at: float | None = None
+    if issubclass(cls, (HourlyLimitError, RelayBusyError)):
+        seconds = _retry_after_seconds(response.headers)
+        if seconds is not None:
+            retry_at = time.time() + seconds
+    return cls(response=response, body=body, answer=answer, retry_at=retry_at)

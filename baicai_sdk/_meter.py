@@ -1,0 +1,293 @@
+"""The ledger's write side: decide and reserve atomically, settle, learn from relay codes.
+
+Every metered HTTP attempt calls :meth:`Meter.reserve` before it is sent. The decision and the ``pending`` row are
+made in one ``BEGIN IMMEDIATE`` transaction: SQLite then lets one writer at a time through, so four processes
+asking for the last slot of an hour cannot all get it. :meth:`Reservation.settle` replaces the estimate with what
+the request really used; :meth:`Meter.observe` records what a relay code revealed (the key's tier; a window the
+relay says is full although we predicted room).
+
+The tier of a key: ``tier=`` given to the Meter (configured), else what a relay code revealed (learned, kept in the
+ledger per key fingerprint), else unknown — predicted with the free tier's limits, and said so.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from . import _ledger
+from ._catalog import Catalog, Tier, load_catalog
+from ._quota import WINDOW_SECONDS, Decision, Exhaustion, RequestInfo, TierSource, Window, decide, describe_request
+
+if TYPE_CHECKING:
+    import sqlite3
+
+__all__ = ["Meter", "Reservation", "Decision", "RequestInfo", "describe_request", "QuotaMode", "SettleStatus"]
+
+QuotaMode = Literal["wait", "raise", "off"]
+SettleStatus = Literal["ok", "error", "cancelled", "dropped", "failed"]
+
+_SWEEP_EVERY = 60.0
+
+
+class Reservation:
+    """A ``pending`` ledger row for one attempt. :meth:`settle` it exactly once (extra calls are ignored)."""
+
+    def __init__(self, meter: Meter, row_id: int, info: RequestInfo, decision: Decision) -> None:
+        self._meter = meter
+        self.id = row_id
+        self.info = info
+        self.decision = decision
+        self._settled = False
+        self._lock = threading.Lock()
+
+    @property
+    def settled(self) -> bool:
+        return self._settled
+
+    def settle(
+        self,
+        *,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+        images: int | None = None,
+        status: str = "ok",
+        relay_code: int | None = None,
+        http_status: int | None = None,
+        latency_ms: float | None = None,
+        stream: bool | None = None,
+    ) -> None:
+        """Record what the request used. ``None`` counts fall back to the estimate for the prompt (it was sent)
+        and 0 for the completion; a relay-coded error or a ``failed`` send is taken out of the window."""
+        with self._lock:
+            if self._settled:
+                return
+            self._settled = True
+        self._meter._settle(
+            self, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, images=images, status=status,
+            relay_code=relay_code, http_status=http_status, latency_ms=latency_ms, stream=stream,
+        )
+
+    def __repr__(self) -> str:
+        return f"<Reservation id={self.id} model={self.info.model!r} settled={self._settled}>"
+
+
+class Meter:
+    """Quota gate and ledger writer for one source (``sdk``, ``sidecar``…). Thread-safe: one SQLite connection
+    per thread. ``max_wait``: a wait longer than this is returned as a refusal (``None``: the caller decides)."""
+
+    def __init__(
+        self,
+        source: str = "sdk",
+        *,
+        ledger_path: str | os.PathLike[str] | None = None,
+        tier: Tier | None = None,
+        quota: QuotaMode = "wait",
+        max_wait: float | None = None,
+        clock: Callable[[], float] = time.time,
+        catalog: Catalog | None = None,
+    ) -> None:
+        if quota not in ("wait", "raise", "off"):
+            raise ValueError(f"quota 只能是 wait/raise/off / quota must be wait, raise or off, not {quota!r}")
+        if tier not in (None, "free", "paid", "unknown"):
+            raise ValueError(f"tier 只能是 free/paid / tier must be free or paid, not {tier!r}")
+        if ledger_path is None:
+            from ._paths import ledger_path as default_path
+
+            ledger_path = default_path()
+        self.path = Path(ledger_path)
+        self.source = source
+        self.tier: Tier | None = None if tier == "unknown" else tier
+        self.quota: QuotaMode = quota
+        self.max_wait = max_wait
+        self.clock = clock
+        self._catalog = catalog
+        self._local = threading.local()
+        self._last_sweep = 0.0
+
+    # ---- plumbing -------------------------------------------------------------------------------------------
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog or load_catalog()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _ledger.connect(self.path)
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their thread ends)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def tier_for(self, api_key: str) -> tuple[Tier, TierSource]:
+        if self.tier is not None:
+            return self.tier, "configured"
+        learned = _ledger.learned_tier(self._conn(), _ledger.fingerprint(api_key))
+        if learned in ("free", "paid"):
+            return learned, "learned"  # type: ignore[return-value]
+        return "unknown", "unknown"
+
+    # ---- deciding -------------------------------------------------------------------------------------------
+    def _decide(self, conn: sqlite3.Connection, api_key: str, info: RequestInfo, now: float) -> Decision:
+        key_fp = _ledger.fingerprint(api_key)
+        tier, tier_source = self.tier_for(api_key)
+        family = info.family
+        if family is None:
+            return decide(info, tier=tier, tier_source=tier_source, ip_window=Window(0, 0), key_window=Window(0, 0),
+                          now=now, catalog=self.catalog, max_wait=self.max_wait)
+        since = now - WINDOW_SECONDS
+        ip = _ledger.window_totals(conn, family, since)
+        key = _ledger.window_totals(conn, family, since, key_fp)
+        exhaustions = [
+            Exhaustion(at=float(ts), kind=kind, local_requests=int(lr), local_tokens=int(lt), code=int(code))
+            for ts, kind, lr, lt, code in _ledger.recent_exhaustions(conn, family, since)
+        ]
+
+        def entries(scope: str) -> list[tuple[float, int]]:
+            return _ledger.window_entries(conn, family, since, key_fp if scope == "key" else None)
+
+        return decide(
+            info, tier=tier, tier_source=tier_source, ip_window=Window(*ip), key_window=Window(*key), now=now,
+            catalog=self.catalog, exhaustions=exhaustions, max_wait=self.max_wait, entries_loader=entries,
+        )
+
+    def decide(self, api_key: str, request: RequestInfo) -> Decision:
+        """The decision for ``request`` now, without reserving anything (``baicai estimate``, status pages)."""
+        return self._decide(self._conn(), api_key, request, self.clock())
+
+    def reserve(
+        self, api_key: str, request: RequestInfo, *, app: str | None = None, enforce: bool | None = None
+    ) -> Reservation | Decision:
+        """Decide and, when allowed (or not enforced), write the ``pending`` row — in one transaction.
+
+        Returns the :class:`Reservation` to settle, or the ``wait``/``refuse`` :class:`Decision` (nothing written).
+        ``enforce=False`` (or ``quota="off"``) records the request whatever the decision.
+        """
+        if enforce is None:
+            enforce = self.quota != "off"
+        conn = self._conn()
+        now = self.clock()
+        if now - self._last_sweep > _SWEEP_EVERY:
+            self._last_sweep = now
+            _ledger.expire_pending(conn, now - _ledger.PENDING_TTL)
+        key_fp = _ledger.fingerprint(api_key)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            decision = self._decide(conn, api_key, request, now)
+            if enforce and decision.kind != "allow":
+                conn.execute("COMMIT")
+                return decision
+            window_tokens = decision.request_tokens or request.estimated_tokens
+            cur = conn.execute(
+                "INSERT INTO requests (ts, key_fp, key_hint, source, app, model, family, endpoint, tier, stream, "
+                "prompt_est, completion_est, images, cost_est, status, counted, win_tokens, pid) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 1, ?, ?)",
+                (
+                    now, key_fp, _ledger.key_hint(api_key), self.source, app, request.model, request.family,
+                    request.endpoint, decision.tier, int(request.stream), request.prompt_tokens,
+                    request.max_completion_tokens, request.images, request.estimated_cost(self.catalog),
+                    window_tokens, os.getpid(),
+                ),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return Reservation(self, int(cur.lastrowid or 0), request, decision)
+
+    # ---- after the answer -----------------------------------------------------------------------------------
+    def _settle(
+        self,
+        reservation: Reservation,
+        *,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+        images: int | None,
+        status: str,
+        relay_code: int | None,
+        http_status: int | None,
+        latency_ms: float | None,
+        stream: bool | None,
+    ) -> None:
+        info = reservation.info
+        if status not in _ledger.SETTLED_STATUSES:
+            status = "error" if status not in ("pending", "expired") else "dropped"
+        prompt = info.prompt_tokens if prompt_tokens is None else int(prompt_tokens)
+        completion = 0 if completion_tokens is None else int(completion_tokens)
+        n_images = info.images if images is None else int(images)
+        # The relay's own codes are refusals before any model ran; a failed send never reached it.
+        counted = 0 if (relay_code is not None or status == "failed") else 1
+        cost = self._actual_cost(info, prompt, completion, n_images) if counted else 0.0
+        if counted and status == "error" and (http_status or 0) >= 400:
+            cost = 0.0  # an OpenAI error passed through (e.g. context too long) is not billed
+        win_tokens = (prompt + completion) if counted else 0
+        conn = self._conn()
+        conn.execute(
+            "UPDATE requests SET settled_at = ?, prompt_tokens = ?, completion_tokens = ?, images = ?, cost = ?, "
+            "status = ?, relay_code = ?, http_status = ?, latency_ms = ?, counted = ?, win_tokens = ?, "
+            "stream = COALESCE(?, stream) WHERE id = ? AND status IN ('pending', 'expired')",
+            (
+                self.clock(), prompt, completion, n_images, cost, status, relay_code, http_status,
+                None if latency_ms is None else int(latency_ms), counted, win_tokens,
+                None if stream is None else int(stream), reservation.id,
+            ),
+        )
+
+    def _actual_cost(self, info: RequestInfo, prompt: int, completion: int, images: int) -> float | None:
+        if info.endpoint == "images":
+            model = self.catalog.image(info.model)
+            price = model.price(info.size, info.quality) if model else None
+            return None if price is None else price * images
+        chat = self.catalog.chat(info.model)
+        return chat.cost(prompt, completion) if chat else None
+
+    def observe(self, api_key: str, model: str, relay_code: int | None) -> None:
+        """Learn from a relay code: the tier it reveals, and a window the relay says is full."""
+        if relay_code is None:
+            return
+        from ._codes import relay_code as lookup
+
+        known = lookup(int(relay_code))
+        if known is None:
+            return
+        conn = self._conn()
+        now = self.clock()
+        key_fp = _ledger.fingerprint(api_key)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if known.reveals_tier is not None:
+                conn.execute(
+                    "INSERT INTO learned_tiers (key_fp, tier, code, ts) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(key_fp) DO UPDATE SET tier = excluded.tier, code = excluded.code, ts = excluded.ts",
+                    (key_fp, known.reveals_tier, known.code, now),
+                )
+            if known.group in ("rate_limit", "token_limit"):
+                family = known.family or self.catalog.family(model)
+                if family is not None:
+                    requests, tokens = _ledger.window_totals(conn, family, now - WINDOW_SECONDS)
+                    conn.execute(
+                        "INSERT INTO exhaustions (ts, key_fp, family, tier, kind, code, local_requests, local_tokens) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (now, key_fp, family, known.reveals_tier,
+                         "tokens" if known.group == "token_limit" else "requests", known.code, requests, tokens),
+                    )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def record_topup(self, amount_cny: float, *, api_key: str | None = None, note: str | None = None) -> int:
+        """Remember money paid in (for the estimated balance when the relay's billing endpoints do not answer)."""
+        return _ledger.add_topup(
+            self._conn(), float(amount_cny), ts=self.clock(),
+            key_fp=_ledger.fingerprint(api_key) if api_key else None, note=note,
+        )

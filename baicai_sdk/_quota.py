@@ -1,0 +1,413 @@
+"""The quota predictor: may this request be sent now, later, or never?
+
+Pure logic, no I/O: :class:`~baicai_sdk._meter.Meter` reads the window from the ledger and calls :func:`decide`
+inside the same SQLite transaction that records the reservation, so concurrent processes cannot both take the
+last slot.
+
+The relay's hourly limits are per key *and* per IP (RELAY.md), and the README does not say whether the hour is
+sliding or fixed. We treat it as a sliding 3600 s window — the stricter reading — counted over every local key of
+the family (the IP budget) and over the requesting key alone. Requests in flight count with their estimate
+(prompt + maximum completion) until they settle.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ._catalog import Catalog, Limits, Tier, load_catalog
+
+__all__ = [
+    "WINDOW_SECONDS",
+    "Decision",
+    "DecisionKind",
+    "RequestInfo",
+    "TierSource",
+    "Window",
+    "Exhaustion",
+    "decide",
+    "describe_request",
+    "format_duration",
+]
+
+WINDOW_SECONDS = 3600.0
+
+DecisionKind = Literal["allow", "wait", "refuse"]
+TierSource = Literal["configured", "learned", "unknown"]
+Endpoint = Literal["chat", "completions", "images", "embeddings", "other"]
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What the meter needs to know about a request: counts and parameters, never its text."""
+
+    endpoint: Endpoint
+    model: str
+    family: str | None
+    prompt_tokens: int = 0
+    max_completion_tokens: int = 0
+    """``max_tokens``/``max_completion_tokens`` × ``n``, else the catalogue's default (capped by the context)."""
+    max_tokens_given: bool = False
+    images: int = 0
+    size: str | None = None
+    quality: str | None = None
+    stream: bool = False
+    path: str = ""
+
+    @property
+    def estimated_tokens(self) -> int:
+        """What a reservation holds in the token window until it settles."""
+        return self.prompt_tokens + self.max_completion_tokens
+
+    def estimated_cost(self, catalog: Catalog | None = None) -> float | None:
+        """CNY for the worst case (every allowed completion token used); None for an unpriced model."""
+        catalog = catalog or load_catalog()
+        if self.endpoint == "images":
+            image = catalog.image(self.model)
+            price = image.price(self.size, self.quality) if image else None
+            return None if price is None else price * max(self.images, 1)
+        chat = catalog.chat(self.model)
+        return chat.cost(self.prompt_tokens, self.max_completion_tokens) if chat else None
+
+    def minimum_cost(self, catalog: Catalog | None = None) -> float | None:
+        """CNY if the reply were empty (the prompt alone): the low end of an estimate's range."""
+        catalog = catalog or load_catalog()
+        if self.endpoint == "images":
+            return self.estimated_cost(catalog)
+        chat = catalog.chat(self.model)
+        return chat.cost(self.prompt_tokens, 0) if chat else None
+
+
+def _endpoint_of(path: str) -> Endpoint:
+    p = path.rstrip("/")
+    if p.endswith("/chat/completions"):
+        return "chat"
+    if p.endswith("/images/generations"):
+        return "images"
+    if p.endswith("/embeddings"):
+        return "embeddings"
+    if p.endswith("/completions"):
+        return "completions"
+    return "other"
+
+
+def _int_or_none(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def describe_request(
+    path: str, body: Mapping[str, Any] | bytes | str | None, *, catalog: Catalog | None = None
+) -> RequestInfo:
+    """Count and classify a request body before it is sent (the transport's step 1).
+
+    Chat: prompt tokens by OpenAI's formula; completion bound from ``max_completion_tokens``/``max_tokens`` times
+    ``n``, else the catalogue's ``default_max_tokens`` (1024), never more than the model's context leaves.
+    Images: ``n``, ``size``, ``quality``. Nothing of the text is kept.
+    """
+    from . import _tokens
+
+    catalog = catalog or load_catalog()
+    if isinstance(body, (bytes, str)):
+        try:
+            body = json.loads(body) if body else None
+        except ValueError:
+            body = None
+    data: Mapping[str, Any] = body if isinstance(body, Mapping) else {}
+    endpoint = _endpoint_of(path)
+    model = str(data.get("model") or "")
+    family = catalog.family(model) if model else None
+    stream = bool(data.get("stream"))
+    n = _int_or_none(data.get("n")) or 1
+
+    if endpoint == "images":
+        return RequestInfo(
+            endpoint=endpoint,
+            model=model or "dall-e-2",  # OpenAI's default image model
+            family=family or ("dall-e-2" if not model else None),
+            images=max(n, 1),
+            size=str(data.get("size") or "1024x1024"),
+            quality=str(data.get("quality") or "standard"),
+            stream=stream,
+            path=path,
+        )
+
+    prompt = 0
+    if model:
+        if endpoint == "chat":
+            messages = data.get("messages")
+            tools = data.get("tools")
+            functions = data.get("functions")
+            prompt = _tokens.count_chat(
+                messages if isinstance(messages, Sequence) and not isinstance(messages, str) else (),
+                model,
+                tools=tools if isinstance(tools, Sequence) else None,
+                functions=functions if isinstance(functions, Sequence) else None,
+            )
+        elif endpoint in ("completions", "embeddings"):
+            prompt = _count_plain_input(data.get("prompt" if endpoint == "completions" else "input"), model)
+
+    if endpoint == "embeddings":
+        return RequestInfo(endpoint=endpoint, model=model, family=family, prompt_tokens=prompt, stream=False, path=path)
+
+    given = _int_or_none(data.get("max_completion_tokens"))
+    if given is None:
+        given = _int_or_none(data.get("max_tokens"))
+    per_choice = given if given is not None and given >= 0 else catalog.default_max_tokens
+    chat = catalog.chat(model)
+    if chat is not None and chat.context:
+        per_choice = max(0, min(per_choice, chat.context - prompt))
+    return RequestInfo(
+        endpoint=endpoint,
+        model=model,
+        family=family,
+        prompt_tokens=prompt,
+        max_completion_tokens=per_choice * max(n, 1),
+        max_tokens_given=given is not None,
+        stream=stream,
+        path=path,
+    )
+
+
+def _count_plain_input(value: object, model: str) -> int:
+    from ._tokens import count_text
+
+    if isinstance(value, str):
+        return count_text(value, model)
+    if isinstance(value, Sequence):
+        total = 0
+        for item in value:
+            if isinstance(item, str):
+                total += count_text(item, model)
+            elif isinstance(item, int):
+                total += 1  # a token id
+            elif isinstance(item, Sequence):
+                total += len(item)  # a list of token ids
+        return total
+    return 0
+
+
+@dataclass(frozen=True)
+class Window:
+    """Use of one family's hourly budget as the ledger sees it, for one scope (all local keys, or one key)."""
+
+    requests: int
+    tokens: int
+    entries: Sequence[tuple[float, int]] = ()
+    """(time, tokens) of the counted rows in the window, oldest first; only needed when over a limit."""
+
+
+@dataclass(frozen=True)
+class Exhaustion:
+    """The relay said a window was full (40020/40031…) at ``at``; the ledger then counted ``local_*`` in it."""
+
+    at: float
+    kind: Literal["requests", "tokens"]
+    local_requests: int
+    local_tokens: int
+    code: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The predictor's answer, with a reason a person can act on (Chinese, then English)."""
+
+    kind: DecisionKind
+    family: str | None
+    tier: Tier
+    tier_source: TierSource
+    reason_zh: str = ""
+    reason_en: str = ""
+    wait_seconds: float = 0.0
+    retry_at: float | None = None
+    limits: Limits | None = None
+    used_requests: int = 0
+    used_tokens: int = 0
+    request_tokens: int = 0
+    scope: Literal["ip", "key", ""] = ""
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def allowed(self) -> bool:
+        return self.kind == "allow"
+
+    def message(self) -> str:
+        if not self.reason_zh and not self.reason_en:
+            return "允许 / allowed"
+        return f"{self.reason_zh} / {self.reason_en}"
+
+
+_TIER_ZH = {"free": "免费额度", "paid": "付费额度", "unknown": "会员等级未知（按免费估算）"}
+_TIER_EN = {"free": "free tier", "paid": "paid tier", "unknown": "tier unknown (assumed free)"}
+
+
+def format_duration(seconds: float) -> tuple[str, str]:
+    """(中文, English) such as ("7 分 12 秒", "7 min 12 s")."""
+    s = max(0, math.ceil(seconds))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    if h:
+        return f"{h} 小时 {m} 分", f"{h} h {m} min"
+    if m:
+        return f"{m} 分 {sec} 秒", f"{m} min {sec} s"
+    return f"{sec} 秒", f"{sec} s"
+
+
+def _free_after(entries: Sequence[tuple[float, int]], excess: float, weight_tokens: bool, now: float) -> float | None:
+    """When enough of the oldest entries have left the sliding window to free ``excess`` requests or tokens."""
+    freed = 0
+    for ts, tokens in entries:
+        freed += tokens if weight_tokens else 1
+        if freed >= excess:
+            return max(now, ts + WINDOW_SECONDS)
+    return None
+
+
+def decide(
+    info: RequestInfo,
+    *,
+    tier: Tier,
+    tier_source: TierSource,
+    ip_window: Window,
+    key_window: Window,
+    now: float,
+    catalog: Catalog | None = None,
+    exhaustions: Sequence[Exhaustion] = (),
+    max_wait: float | None = None,
+    entries_loader: Any = None,
+) -> Decision:
+    """allow / wait(seconds, reason) / refuse(reason) for ``info`` given the current windows.
+
+    ``entries_loader(scope) -> [(ts, tokens), …]`` fetches the window's rows oldest first, called only when a limit
+    is reached (to compute when the sliding window frees enough). ``max_wait``: a wait longer than this becomes a
+    refusal; ``None`` leaves that to the caller.
+    """
+    catalog = catalog or load_catalog()
+    family = info.family
+    base = {"family": family, "tier": tier, "tier_source": tier_source}
+    tier_zh, tier_en = _TIER_ZH[tier], _TIER_EN[tier]
+
+    if info.model in catalog.unsupported:
+        return Decision(
+            "refuse", **base,  # type: ignore[arg-type]
+            reason_zh=f"白菜GPT 不支持模型 {info.model}",
+            reason_en=f"the relay does not support {info.model}",
+        )
+    if family is None:
+        # A model we cannot place in a family has no known limit: let the relay decide.
+        return Decision("allow", **base, notes=("unknown family: not predicted",))  # type: ignore[arg-type]
+
+    on_free = catalog.allowed_on_free(info.model)
+    free_limits = catalog.limits_for(family, "free")
+    model_free = on_free is not False and free_limits is not None
+    if tier == "free" and not model_free:
+        return Decision(
+            "refuse", **base,  # type: ignore[arg-type]
+            reason_zh=f"免费会员不能使用 {info.model}，请换用免费模型（如 gpt-3.5-turbo）或充值升级",
+            reason_en=f"the free tier cannot use {info.model}; use a free model (e.g. gpt-3.5-turbo) or top up",
+        )
+    effective_tier: Tier = tier
+    notes: tuple[str, ...] = ()
+    if tier == "unknown" and not model_free:
+        # Only a paid key can run this model at all, so the paid limits are the ones that will apply.
+        effective_tier = "paid"
+        notes = ("paid-only model: paid limits assumed",)
+    limits = catalog.limits_for(family, effective_tier)
+    if limits is None:
+        return Decision(
+            "refuse", **base,  # type: ignore[arg-type]
+            reason_zh=f"{tier_zh}不能使用 {family}", reason_en=f"{tier_en} cannot use {family}",
+        )
+
+    units = info.images if info.endpoint == "images" else 1
+    rph, tph = limits.requests_per_hour, limits.tokens_per_hour
+    request_tokens = info.estimated_tokens
+    if tph is not None:
+        if info.prompt_tokens + (info.max_completion_tokens if info.max_tokens_given else 0) > tph:
+            return Decision(
+                "refuse", **base, limits=limits, request_tokens=request_tokens,  # type: ignore[arg-type]
+                reason_zh=f"{tier_zh}：这个请求约 {request_tokens} tokens，超过每小时上限 {tph}，永远无法发送；请缩短对话或减小 max_tokens",
+                reason_en=f"{tier_en}: this request needs about {request_tokens} tokens, over the hourly limit of {tph}, so it can never be sent; shorten it or lower max_tokens",
+            )
+        # Without an explicit max_tokens the default is a guess: never reserve more than the whole budget.
+        request_tokens = min(request_tokens, tph)
+    if rph is not None and units > rph:
+        return Decision(
+            "refuse", **base, limits=limits,  # type: ignore[arg-type]
+            reason_zh=f"{tier_zh}：一次 {units} 张图超过每小时 {rph} 次上限",
+            reason_en=f"{tier_en}: {units} images at once exceed the hourly limit of {rph}",
+        )
+
+    # The relay told us a window was full although we predicted room (another machine on this IP, or a fixed
+    # window): until that hour has passed, treat what we counted then as the whole budget.
+    eff_rph, eff_tph = rph, tph
+    exhaustion_until = None
+    for ex in exhaustions:
+        if ex.at + WINDOW_SECONDS <= now:
+            continue
+        exhaustion_until = max(exhaustion_until or 0.0, ex.at + WINDOW_SECONDS)
+        if ex.kind == "requests" and eff_rph is not None:
+            eff_rph = min(eff_rph, ex.local_requests)
+        elif ex.kind == "tokens" and eff_tph is not None:
+            eff_tph = min(eff_tph, ex.local_tokens)
+
+    worst: tuple[float, str, int, int, str] | None = None  # (retry_at, what, used, limit, scope)
+    for scope, window in (("ip", ip_window), ("key", key_window)):
+        checks: list[tuple[str, int, int | None, int, bool]] = [
+            ("requests", window.requests, eff_rph, units, False),
+            ("tokens", window.tokens, eff_tph, request_tokens, True),
+        ]
+        for what, used, limit, need, by_tokens in checks:
+            if limit is None or used + need <= limit:
+                continue
+            excess = used + need - limit
+            entries = window.entries or (entries_loader(scope) if entries_loader else ())
+            retry_at = _free_after(entries, excess, by_tokens, now)
+            if retry_at is None:
+                # Not enough of our own rows to free it (the budget was spent elsewhere): wait out the hour.
+                retry_at = exhaustion_until or now + WINDOW_SECONDS
+            if worst is None or retry_at > worst[0]:
+                worst = (retry_at, what, used, limit, scope)
+
+    if worst is None:
+        return Decision(
+            "allow", **base, limits=limits, used_requests=ip_window.requests, used_tokens=ip_window.tokens,  # type: ignore[arg-type]
+            request_tokens=request_tokens, notes=notes,
+        )
+
+    retry_at, what, used, limit, scope = worst
+    wait = max(0.0, retry_at - now)
+    zh_wait, en_wait = format_duration(wait)
+    fam = family
+    if what == "requests":
+        zh = f"{tier_zh}：本小时 {fam} 请求已用 {used}/{limit}，约 {zh_wait}后恢复"
+        en = f"{tier_en}: {used}/{limit} {fam} requests used this hour, next slot in {en_wait}"
+    else:
+        zh = f"{tier_zh}：本小时 {fam} tokens 已用 {used}/{limit}，本次需约 {request_tokens}，约 {zh_wait}后够用"
+        en = f"{tier_en}: {used}/{limit} {fam} tokens used this hour, this request needs about {request_tokens}; room in {en_wait}"
+    if exhaustion_until is not None:
+        zh += "（中转已报额度用尽，可能有其他设备共用此 IP）"
+        en += " (the relay reported the limit reached; another device may share this IP)"
+    if scope == "key" and what == "requests":
+        zh += "（本密钥）"
+        en += " (this key)"
+    kind: DecisionKind = "wait"
+    if max_wait is not None and wait > max_wait:
+        kind = "refuse"
+        mw_zh, mw_en = format_duration(max_wait)
+        zh += f"；超过最长等待 {mw_zh}"
+        en += f"; longer than the maximum wait of {mw_en}"
+    return Decision(
+        kind, **base, reason_zh=zh, reason_en=en, wait_seconds=wait, retry_at=retry_at, limits=limits,  # type: ignore[arg-type]
+        used_requests=used if what == "requests" else ip_window.requests,
+        used_tokens=used if what == "tokens" else ip_window.tokens,
+        request_tokens=request_tokens, scope=scope, notes=notes,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,115 @@
+"""Base-URL rules for the relay.
+
+The relay's most common support case is a base URL that is almost right: ``/v1`` typed twice (error 48004), ``/v1``
+forgotten, a trailing slash, or a whole endpoint URL pasted in (``…/v1/chat/completions``). ``openai`` joins paths
+onto whatever it is given, so each of these turns into a 404 far from its cause. We repair the URL once, up front,
+and return the list of repairs so callers can print one warning line instead of failing silently or loudly.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "OPENAI_HOST",
+    "normalise_base_url",
+    "is_openai_url",
+    "has_double_v1",
+    "format_changes",
+]
+
+DEFAULT_BASE_URL = "https://api.baicaigpt.com/v1"
+OPENAI_HOST = "api.openai.com"
+
+# Endpoint paths people paste together with the base; longest first so "chat/completions" wins over "completions".
+_ENDPOINT_SUFFIXES = (
+    "/chat/completions",
+    "/images/generations",
+    "/images/edits",
+    "/images/variations",
+    "/completions",
+    "/embeddings",
+    "/models",
+)
+_LOOPBACK = re.compile(r"(?i)(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?(/|$)")
+_REPEATED_V1 = re.compile(r"(?:/v1)(?:/v1)+(?=/|$)")
+
+
+def has_double_v1(url: str) -> bool:
+    """True when the path holds ``/v1/v1`` — the mistake behind relay error 48004."""
+    return bool(_REPEATED_V1.search(urlsplit(url.strip()).path))
+
+
+def is_openai_url(url: str) -> bool:
+    """True for OpenAI's own API host: a relay key sent there fails, and so does an OpenAI key sent to the relay."""
+    host = (urlsplit(url.strip()).hostname or "").lower()
+    return host == OPENAI_HOST
+
+
+def normalise_base_url(url: str) -> tuple[str, list[str]]:
+    """Return the relay base URL ``url`` should have been, and what was changed (empty when nothing was).
+
+    Rules: surrounding spaces dropped; a missing scheme becomes ``https://``; the host is lower-cased; a pasted
+    endpoint path (``/chat/completions``…) is cut off; ``/v1/v1`` collapses to ``/v1``; trailing slashes go; and
+    ``/v1`` is added when the path does not end with it. Query strings and fragments are dropped (openai would
+    append paths after them). Each change is a short bilingual phrase for ``format_changes``.
+
+    >>> normalise_base_url("https://api.baicaigpt.com/v1/v1/")
+    ('https://api.baicaigpt.com/v1', ['去掉重复的 /v1 / removed a repeated /v1', '去掉末尾斜杠 / removed the trailing slash'])
+    """
+    changes: list[str] = []
+    text = url.strip()
+    if text != url:
+        changes.append("去掉首尾空白 / removed surrounding spaces")
+    if not text:
+        raise ValueError("API_BASE 为空 / the base URL is empty")
+    if "://" not in text:
+        # a local sidecar or emulator speaks plain http; anything else is the relay or a proxy in front of it
+        scheme_guess = "http" if _LOOPBACK.match(text.lstrip("/")) else "https"
+        text = f"{scheme_guess}://" + text.lstrip("/")
+        changes.append(f"补上 {scheme_guess}:// / added {scheme_guess}://")
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise ValueError(
+            f"API_BASE 必须以 http:// 或 https:// 开头：{text!r} / the base URL must start with http:// or https://"
+        )
+    if not parts.netloc:
+        raise ValueError(f"API_BASE 缺少主机名：{text!r} / the base URL has no host name")
+    netloc = parts.netloc.lower() if "@" not in parts.netloc else parts.netloc
+    if netloc != parts.netloc:
+        changes.append("主机名改为小写 / lower-cased the host name")
+    if parts.query or parts.fragment:
+        changes.append("去掉 ? 或 # 之后的部分 / removed the query or fragment")
+
+    path = parts.path
+    trimmed = path.rstrip("/")
+    # reported after the other repairs, so the messages read in the order of the URL
+    had_trailing_slash = trimmed != path and path not in ("", "/")
+    path = trimmed
+    lowered = path.lower()
+    for suffix in _ENDPOINT_SUFFIXES:
+        if lowered.endswith(suffix) and len(path) > len(suffix):
+            path = path[: -len(suffix)].rstrip("/")
+            changes.append(f"去掉接口路径 {suffix} / removed the endpoint path {suffix}")
+            break
+    collapsed = _REPEATED_V1.sub("/v1", path)
+    if collapsed != path:
+        changes.append("去掉重复的 /v1 / removed a repeated /v1")
+        path = collapsed
+    if had_trailing_slash:
+        changes.append("去掉末尾斜杠 / removed the trailing slash")
+    if not path.endswith("/v1"):
+        path = path + "/v1"
+        changes.append("补上 /v1 / added /v1")
+    return urlunsplit((scheme, netloc, path, "", "")), changes
+
+
+def format_changes(original: str, normalised: str, changes: list[str]) -> str:
+    """The one-line warning shown when ``normalise_base_url`` changed something."""
+    return (
+        f"API_BASE 已自动修正为 {normalised}（{'；'.join(c.split(' / ', 1)[0] for c in changes)}）"
+        f" / base URL {original.strip()!r} corrected to {normalised} ({'; '.join(c.split(' / ', 1)[-1] for c in changes)})"
+    )

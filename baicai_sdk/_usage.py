@@ -1,0 +1,339 @@
+"""The ledger's read side: totals, reports, the expense log, quota windows.
+
+``baicai usage`` and the TUI read the ledger only through :class:`UsageStore` (the TUI runs no SQL of its own),
+so both show the same figures. Costs of unpriced models are ``NULL`` in the ledger; sums skip them and say how many
+requests were left unpriced (``unpriced``) rather than pretending they were free.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from . import _ledger
+from ._catalog import Tier, load_catalog
+from ._quota import WINDOW_SECONDS
+
+if TYPE_CHECKING:
+    import sqlite3
+
+__all__ = ["UsageStore", "Totals", "ReportRow", "LedgerRow", "WindowStatus", "GroupBy"]
+
+GroupBy = Literal["model", "day", "hour", "key", "source"]
+_GROUPS = ("model", "day", "hour", "key", "source")
+
+
+@dataclass(frozen=True)
+class Totals:
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    images: int = 0
+    cost_cny: float = 0.0
+    """Sum over priced requests (settled ones at their actual cost, in-flight ones at their estimate)."""
+    unpriced: int = 0
+    """Requests whose model has no known price (not included in ``cost_cny``)."""
+    pending: int = 0
+    errors: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def tokens(self) -> int:
+        return self.total_tokens
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "total_tokens": self.total_tokens}
+
+
+@dataclass(frozen=True)
+class ReportRow(Totals):
+    key: str = ""
+    """The group: a model name, ``YYYY-MM-DD`` / ``YYYY-MM-DD HH:00`` in local time, a key hint, or a source."""
+
+    @property
+    def label(self) -> str:
+        return self.key
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"key": self.key, **super().as_dict()}
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    id: int
+    time: float
+    model: str
+    family: str | None
+    endpoint: str
+    source: str
+    app: str | None
+    key_fingerprint: str
+    key_hint: str | None
+    status: str
+    prompt_tokens: int
+    completion_tokens: int
+    prompt_tokens_estimated: int
+    completion_tokens_estimated: int
+    images: int
+    cost_cny: float | None
+    cost_estimated: float | None
+    relay_code: int | None
+    http_status: int | None
+    latency_ms: int | None
+    stream: bool
+    tier: str | None
+
+    @property
+    def ts(self) -> float:
+        return self.time
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class WindowStatus:
+    """One family's sliding hour over all local keys (the IP budget)."""
+
+    family: str
+    tier: Tier
+    tier_source: str
+    requests_used: int
+    requests_limit: int | None
+    tokens_used: int
+    tokens_limit: int | None
+    next_free_at: float | None
+    """When the oldest counted request leaves the window (None when the window is empty)."""
+    pending: int
+    allowed: bool
+    """False when the tier may not use this family at all (free tier and DALL·E)."""
+    exhausted_until: float | None = None
+    """Set while the relay's "limit reached" answer keeps the predictor conservative."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_SELECT_TOTALS = (
+    "SELECT COUNT(*), COALESCE(SUM(COALESCE(prompt_tokens, prompt_est)), 0), "
+    "COALESCE(SUM(CASE WHEN status IN ('pending', 'expired') THEN 0 ELSE COALESCE(completion_tokens, 0) END), 0), "
+    "COALESCE(SUM(images), 0), "
+    "COALESCE(SUM(CASE WHEN status IN ('pending', 'expired') THEN cost_est ELSE cost END), 0), "
+    "SUM(CASE WHEN (CASE WHEN status IN ('pending', 'expired') THEN cost_est ELSE cost END) IS NULL "
+    "THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN status IN ('pending', 'expired') THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN status IN ('error', 'failed') THEN 1 ELSE 0 END) "
+)
+
+
+def _totals(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "requests": int(row[0] or 0),
+        "prompt_tokens": int(row[1] or 0),
+        "completion_tokens": int(row[2] or 0),
+        "images": int(row[3] or 0),
+        "cost_cny": float(row[4] or 0.0),
+        "unpriced": int(row[5] or 0),
+        "pending": int(row[6] or 0),
+        "errors": int(row[7] or 0),
+    }
+
+
+class UsageStore:
+    """Read the ledger. One SQLite connection per thread (the TUI reads from workers)."""
+
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        if path is None:
+            from ._paths import ledger_path
+
+            path = ledger_path()
+        self.path = Path(path)
+        self.clock = clock
+        self._local = threading.local()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _ledger.connect(self.path)
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    @staticmethod
+    def _range(since: float | None, until: float | None) -> tuple[str, list[Any]]:
+        clauses, args = [], []
+        if since is not None:
+            clauses.append("ts >= ?")
+            args.append(float(since))
+        if until is not None:
+            clauses.append("ts < ?")
+            args.append(float(until))
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+    def summary(self, since: float | None = None, until: float | None = None) -> Totals:
+        where, args = self._range(since, until)
+        row = self._conn().execute(_SELECT_TOTALS + "FROM requests" + where, args).fetchone()
+        return Totals(**_totals(row))
+
+    def report(
+        self,
+        by: GroupBy = "day",
+        since: float | None = None,
+        until: float | None = None,
+        tz: dt.tzinfo | None = None,
+    ) -> list[ReportRow]:
+        """Totals grouped by model, local day, local hour, key or source. Days and hours are in ``tz`` (default:
+        this machine's local zone), computed in Python so that DST and odd offsets are right."""
+        if by not in _GROUPS:
+            raise ValueError(f"无法按 {by!r} 分组 / cannot group by {by!r}; use one of {', '.join(_GROUPS)}")
+        where, args = self._range(since, until)
+        conn = self._conn()
+        if by in ("model", "key", "source"):
+            column = {"model": "model", "key": "COALESCE(key_hint, key_fp)", "source":
+                      "source || COALESCE(':' || app, '')"}[by]
+            cur = conn.execute(
+                _SELECT_TOTALS + f", {column} AS grp FROM requests{where} GROUP BY grp ORDER BY grp", args
+            )
+            return [ReportRow(key=str(r[8]), **_totals(r)) for r in cur]
+        # Day/hour: bucket by quarter hours in SQL, then fold the buckets into local days/hours in Python. Every
+        # real zone's offset is a multiple of 15 min (India +5:30, Nepal +5:45), so no bucket straddles a boundary.
+        step = 900
+        cur = conn.execute(
+            _SELECT_TOTALS + f", CAST(ts / {step} AS INTEGER) AS b FROM requests{where} GROUP BY b ORDER BY b", args
+        )
+        tz = tz or _local_tz()
+        fmt = "%Y-%m-%d" if by == "day" else "%Y-%m-%d %H:00"
+        merged: dict[str, dict[str, Any]] = {}
+        for r in cur:
+            label = dt.datetime.fromtimestamp(int(r[8]) * step, tz).strftime(fmt)
+            t = _totals(r)
+            acc = merged.setdefault(label, dict.fromkeys(t, 0))
+            for k, v in t.items():
+                acc[k] += v
+        return [ReportRow(key=k, **v) for k, v in sorted(merged.items())]
+
+    def _filters(self, model: str | None, status: str | None, source: str | None) -> tuple[str, list[Any]]:
+        clauses, args = [], []
+        if model:
+            clauses.append("model = ?")
+            args.append(model)
+        if status:
+            clauses.append("status = ?")
+            args.append(status)
+        if source:
+            clauses.append("source = ?")
+            args.append(source)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+    def rows(
+        self,
+        offset: int = 0,
+        limit: int = 100,
+        *,
+        model: str | None = None,
+        status: str | None = None,
+        source: str | None = None,
+        before_id: int | None = None,
+    ) -> list[LedgerRow]:
+        """The expense log, newest first. ``before_id`` pages by key (constant time at any depth); ``offset`` is
+        kept for simple callers and walks the ``id`` index."""
+        where, args = self._filters(model, status, source)
+        if before_id is not None:
+            where += (" AND " if where else " WHERE ") + "id < ?"
+            args.append(int(before_id))
+        cur = self._conn().execute(
+            "SELECT id, ts, model, family, endpoint, source, app, key_fp, key_hint, status, prompt_tokens, "
+            "completion_tokens, prompt_est, completion_est, images, cost, cost_est, relay_code, http_status, "
+            f"latency_ms, stream, tier FROM requests{where} ORDER BY id DESC LIMIT ? OFFSET ?",
+            [*args, int(limit), int(offset)],
+        )
+        return [
+            LedgerRow(
+                id=int(r[0]), time=float(r[1]), model=r[2], family=r[3], endpoint=r[4], source=r[5], app=r[6],
+                key_fingerprint=r[7], key_hint=r[8], status=r[9],
+                prompt_tokens=int(r[10] if r[10] is not None else r[12] or 0),
+                completion_tokens=int(r[11] or 0),
+                prompt_tokens_estimated=int(r[12] or 0), completion_tokens_estimated=int(r[13] or 0),
+                images=int(r[14] or 0), cost_cny=r[15], cost_estimated=r[16], relay_code=r[17],
+                http_status=r[18], latency_ms=r[19], stream=bool(r[20]), tier=r[21],
+            )
+            for r in cur
+        ]
+
+    def count(self, *, model: str | None = None, status: str | None = None, source: str | None = None) -> int:
+        where, args = self._filters(model, status, source)
+        return int(self._conn().execute(f"SELECT COUNT(*) FROM requests{where}", args).fetchone()[0])
+
+    def windows(self, now: float | None = None, *, tier: Tier | None = None) -> list[WindowStatus]:
+        """Each family's sliding hour across all local keys. ``tier``: the limits to show; default: the tier
+        learned for the most recently used key, else unknown (free limits, as the predictor assumes)."""
+        now = self.clock() if now is None else now
+        conn = self._conn()
+        since = now - WINDOW_SECONDS
+        tier_source = "configured" if tier else "unknown"
+        if tier is None:
+            row = conn.execute(
+                "SELECT t.tier FROM requests r JOIN learned_tiers t ON t.key_fp = r.key_fp "
+                "ORDER BY r.id DESC LIMIT 1"
+            ).fetchone()
+            tier = row[0] if row and row[0] in ("free", "paid") else "unknown"
+            tier_source = "learned" if tier != "unknown" else "unknown"
+        catalog = load_catalog()
+        out = []
+        for family in catalog.limits:
+            limits = catalog.limits_for(family, tier)
+            requests, tokens = _ledger.window_totals(conn, family, since)
+            oldest = conn.execute(
+                "SELECT MIN(ts) FROM requests WHERE family = ? AND ts > ? AND counted = 1", (family, since)
+            ).fetchone()[0]
+            pending = conn.execute(
+                "SELECT COUNT(*) FROM requests WHERE family = ? AND ts > ? AND status = 'pending'", (family, since)
+            ).fetchone()[0]
+            ex = conn.execute("SELECT MAX(ts) FROM exhaustions WHERE family = ? AND ts > ?", (family, since)).fetchone()[0]
+            out.append(
+                WindowStatus(
+                    family=family, tier=tier, tier_source=tier_source,
+                    requests_used=requests, requests_limit=limits.requests_per_hour if limits else 0,
+                    tokens_used=tokens, tokens_limit=limits.tokens_per_hour if limits else None,
+                    next_free_at=None if oldest is None else float(oldest) + WINDOW_SECONDS,
+                    pending=int(pending), allowed=limits is not None,
+                    exhausted_until=None if ex is None else float(ex) + WINDOW_SECONDS,
+                )
+            )
+        return out
+
+    def change_token(self) -> tuple[int, int]:
+        """Changes when any process writes: (highest row id, SQLite's data_version for this connection)."""
+        conn = self._conn()
+        max_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM requests").fetchone()[0]
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        return int(max_id), int(version)
+
+    def spend(self, since: float | None = None) -> tuple[float, int]:
+        """(CNY spent on priced requests, number of unpriced requests) — for the estimated balance."""
+        t = self.summary(since=since)
+        return t.cost_cny, t.unpriced
+
+    def topups(self) -> list[tuple[float, float, str | None]]:
+        """(time, CNY, note) of recorded top-ups, oldest first."""
+        return [(float(r[1]), float(r[2]), r[4]) for r in _ledger.topups(self._conn())]
+
+
+def _local_tz() -> dt.tzinfo:
+    return dt.datetime.now().astimezone().tzinfo or dt.timezone.utc

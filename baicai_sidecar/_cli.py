@@ -1,0 +1,159 @@
+"""``baicai sidecar`` (run the local proxy) and ``baicai sidecar token add|list|revoke``.
+
+Registered through the ``baicai.commands`` entry point; starlette and uvicorn are imported only when the proxy
+actually starts, so ``baicai --help`` stays fast and works without the ``[sidecar]`` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "sidecar",
+        help="本地代理：让桌面聊天应用使用白菜GPT / local proxy for desktop chat apps",
+        description="在本机启动 OpenAI 兼容代理：应用填本地地址和本地令牌，真实密钥只留在本机。 / "
+        "Run an OpenAI-compatible proxy on this machine: apps get a local URL and a local token; the real key "
+        "never leaves baicai.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="监听地址 / listen address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="端口 / port (default 8765)")
+    parser.add_argument("--profile", default=None, help="使用的密钥配置 / key profile to use (default: active)")
+    parser.add_argument("--upstream", default=None, help="中转地址 / relay base URL (default: the profile's)")
+    parser.add_argument("--open", dest="open_access", action="store_true",
+                        help="不校验本地令牌（仅限本机回环） / accept any key (loopback only)")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="允许监听非回环地址（仍需令牌） / allow a non-loopback --host (token still required)")
+    parser.add_argument("--allow-origin", action="append", default=[], metavar="URL",
+                        help="允许的网页应用来源，可重复 / browser origin to allow (repeatable), "
+                        "e.g. http://localhost:3210")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="额外允许的 Host 名 / extra Host name to accept (with --allow-remote)")
+    parser.add_argument("--max-body-mb", type=float, default=25.0, help="请求体上限 / body size limit in MB")
+    parser.set_defaults(func=_run)
+    sub = parser.add_subparsers(dest="sidecar_command", metavar="ACTION")
+
+    token = sub.add_parser("token", help="本地令牌（每个应用一个） / local tokens, one per app")
+    token.set_defaults(func=lambda args: (token.print_help(), 0)[1])
+    tsub = token.add_subparsers(dest="token_command", metavar="ACTION")
+    add = tsub.add_parser("add", help="为应用生成令牌 / make a token for an app")
+    add.add_argument("app", help="应用名 / app name, e.g. lobechat")
+    add.add_argument("--rotate", action="store_true", help="换一个新令牌 / replace an existing token")
+    add.set_defaults(func=_token_add)
+    lst = tsub.add_parser("list", aliases=["ls"], help="列出令牌（已遮蔽） / list tokens (masked)")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(func=_token_list)
+    rev = tsub.add_parser("revoke", aliases=["rm"], help="吊销应用的令牌 / cut an app off")
+    rev.add_argument("app")
+    rev.set_defaults(func=_token_revoke)
+
+
+def _token_add(args: argparse.Namespace) -> int:
+    from ._tokens import InvalidAppName, TokenStore
+
+    store = TokenStore()
+    existed = store.get(args.app) is not None
+    try:
+        token = store.issue(args.app, rotate=args.rotate)
+    except InvalidAppName as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    note = "（已有令牌，未更换；换新请加 --rotate） / (existing token kept; --rotate for a new one)" \
+        if existed and not args.rotate else ""
+    print(f"应用 {args.app} 的本地令牌 / local token for {args.app}: {token} {note}".rstrip())
+    return 0
+
+
+def _token_list(args: argparse.Namespace) -> int:
+    import time
+
+    from ._tokens import TokenStore
+
+    tokens = TokenStore().list()
+    if args.json:
+        print(json.dumps([{"app": t.app, "token": t.masked, "created": t.created} for t in tokens],
+                         ensure_ascii=False, indent=2))
+        return 0
+    if not tokens:
+        print("还没有本地令牌；启动 `baicai sidecar` 会生成默认令牌 / no local tokens yet; "
+              "`baicai sidecar` makes the default one")
+        return 0
+    for t in tokens:
+        made = time.strftime("%Y-%m-%d %H:%M", time.localtime(t.created))
+        print(f"{t.app:<20} {t.masked:<18} {made}")
+    return 0
+
+
+def _token_revoke(args: argparse.Namespace) -> int:
+    from ._tokens import TokenStore
+
+    if TokenStore().revoke(args.app):
+        print(f"已吊销 {args.app} 的令牌（运行中的代理立即生效） / revoked {args.app}'s token "
+              "(takes effect in a running sidecar at once)")
+        return 0
+    print(f"没有名为 {args.app} 的令牌 / no token for app {args.app}", file=sys.stderr)
+    return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ModuleNotFoundError:
+        print("本地代理需要额外依赖：pip install 'baicai[sidecar]' / the sidecar needs: pip install 'baicai[sidecar]'",
+              file=sys.stderr)
+        return 2
+    from baicai_sdk._keys import KeyStoreError, mask_key, resolve_credentials
+
+    from ._guard import DEFAULT_ALLOWED_ORIGINS, is_loopback_host
+    from ._server import serve
+    from ._tokens import TokenStore
+    from .app import SidecarConfig
+
+    try:
+        creds = resolve_credentials(base_url=args.upstream, profile=args.profile)
+    except (KeyStoreError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    for warning in creds.warnings:
+        print(f"注意 / note: {warning}", file=sys.stderr)
+    try:
+        config = SidecarConfig(
+            upstream=creds.base_url, api_key=creds.key, profile=creds.profile, tier=creds.tier,
+            host=args.host, port=args.port, open_access=args.open_access, allow_remote=args.allow_remote,
+            allowed_origins=(*DEFAULT_ALLOWED_ORIGINS, *args.allow_origin),
+            extra_hosts=(*args.allow_host, *(() if is_loopback_host(args.host) else (args.host,))),
+            max_body=int(args.max_body_mb * 1024 * 1024),
+        )
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    token = TokenStore().default_token()
+    shown_host = args.host if ":" not in args.host else f"[{args.host}]"
+    print("白菜GPT 本地代理 / BaicaiGPT sidecar")
+    print(f"  接口地址 / Base URL : http://{shown_host}:{args.port}/v1")
+    if args.open_access:
+        print("  API Key           : 任意值 / anything (--open)")
+        print("  警告：--open 模式下本机任何程序都可使用你的余额 / WARNING: with --open any local program can spend "
+              "your balance", file=sys.stderr)
+    else:
+        print(f"  API Key           : {token}")
+        print("                      （本地令牌，不是你的真实密钥；每个应用单独一个：baicai sidecar token add 应用名）")
+        print("                      (a local token, not your real key; one per app: baicai sidecar token add APP)")
+    print(f"  上游 / Upstream    : {creds.base_url}  ({creds.key_source}, {mask_key(creds.key)})")
+    if not is_loopback_host(args.host):
+        print(f"  警告：代理监听在 {args.host}，局域网内的设备可访问（仍需令牌） / WARNING: listening on {args.host}; "
+              "other machines can reach it (a token is still required)", file=sys.stderr)
+    print("  按 Ctrl-C 停止 / Ctrl-C to stop", flush=True)
+    serve(config)
+    return 0
+
+
+# The installed egg-info of this checkout may predate pyproject's entry point name; keep both working.
+register_sidecar = register

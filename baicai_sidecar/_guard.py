@@ -1,0 +1,318 @@
+"""The sidecar's front door: every check that must pass before any endpoint runs, as one pure ASGI middleware.
+
+Why pure ASGI (not ``@app.middleware("http")`` / ``BaseHTTPMiddleware``): that wrapper hides client disconnects
+from streaming endpoints and buffers in ways we do not control. And why reject here rather than lean on
+Starlette's ``CORSMiddleware``: that one still runs the endpoint for a disallowed Origin and only withholds the
+CORS headers — a cross-site page could still spend the user's balance with a "simple" request it cannot read.
+
+Order of checks (each one answers with an OpenAI-shaped error an app can show):
+1. Host allow-list (DNS rebinding): ``localhost`` / ``127.0.0.1`` / ``[::1]`` with the listening port; an empty or
+   missing Host is refused (Ollama's Host check was bypassed exactly that way).
+2. Origin allow-list: a browser request from any other origin is refused outright; allowed origins get CORS
+   headers naming that origin (never ``*``) and their preflights are answered here.
+3. Path allow-list: OpenAI's routes (with or without ``/v1``), plus ``/sidecar/status``.
+4. Local token (constant-time), unless the sidecar runs ``--open`` on loopback.
+5. Body: POST must be JSON (multipart only where OpenAI uses it), under the size limit, and — for JSON — parse.
+   The body is buffered here (chat requests are small) and replayed to the endpoint, so the proxy never sees a
+   request that failed a check.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "GuardConfig",
+    "SidecarGuard",
+    "openai_error_body",
+    "DEFAULT_ALLOWED_ORIGINS",
+    "DEFAULT_MAX_BODY",
+    "is_loopback_host",
+    "route_allowed",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+DEFAULT_MAX_BODY = 25 * 1024 * 1024
+"""Image edits upload a PNG (OpenAI's own cap is 4 MB per image, audio 25 MB); chat bodies are far smaller."""
+
+DEFAULT_ALLOWED_ORIGINS: tuple[str, ...] = (
+    # LobeChat and NextChat run locally on these ports by default; Tauri desktop shells use the last two.
+    "http://localhost:3210",
+    "http://127.0.0.1:3210",
+    "http://localhost:3000",
+    "http://127.0.0.1:3000",
+    "tauri://localhost",
+    "http://tauri.localhost",
+)
+
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+
+# OpenAI's routes, matched after an optional leading "/v1". NextChat asks for billing without "/v1".
+_ROUTES: tuple[tuple[re.Pattern[str], frozenset[str]], ...] = tuple(
+    (re.compile(pattern), frozenset(methods))
+    for pattern, methods in [
+        (r"/models", {"GET"}),
+        (r"/models/[A-Za-z0-9._:@/-]+", {"GET"}),
+        (r"/chat/completions", {"POST"}),
+        (r"/completions", {"POST"}),
+        (r"/embeddings", {"POST"}),
+        (r"/moderations", {"POST"}),
+        (r"/images/(generations|edits|variations)", {"POST"}),
+        (r"/audio/(speech|transcriptions|translations)", {"POST"}),
+        (r"/dashboard/billing/(subscription|usage)", {"GET"}),
+        (r"/dashboard/billing/credit_grants", {"GET"}),
+    ]
+)
+_MULTIPART_ROUTES = re.compile(r"^(/v1)?/(images/(edits|variations)|audio/(transcriptions|translations))$")
+STATUS_PATH = "/sidecar/status"
+
+
+def route_allowed(path: str, method: str) -> bool | None:
+    """True: allowed; False: known path, wrong method; None: unknown path."""
+    if path == STATUS_PATH:
+        return method == "GET"
+    tail = path[3:] if path == "/v1" or path.startswith("/v1/") else path
+    for pattern, methods in _ROUTES:
+        if pattern.fullmatch(tail):
+            return method in methods
+    return None
+
+
+def is_loopback_host(host: str) -> bool:
+    return host in ("localhost", "::1", "[::1]") or host.startswith("127.")
+
+
+def openai_error_body(message_zh: str, message_en: str, *, type: str, code: str | int | None = None,
+                      **extra: Any) -> bytes:
+    """OpenAI's error shape, message Chinese first: what every app already knows how to show."""
+    error: dict[str, Any] = {"message": f"{message_zh} / {message_en}", "type": type, "param": None, "code": code}
+    error.update(extra)
+    return json.dumps({"error": error}, ensure_ascii=False).encode("utf-8")
+
+
+@dataclass
+class GuardConfig:
+    verify_token: Callable[[str], str | None]
+    """Local token -> app name (``TokenStore.verify``), None when unknown."""
+    open_access: bool = False
+    """``--open``: any key is accepted (loopback only); requests are attributed to app ``open``."""
+    allowed_origins: Iterable[str] = DEFAULT_ALLOWED_ORIGINS
+    extra_hosts: Iterable[str] = ()
+    """Host names allowed besides loopback (the LAN address when bound to one with ``--allow-remote``)."""
+    max_body: int = DEFAULT_MAX_BODY
+    _origins: frozenset[str] = field(init=False, default=frozenset())
+
+    def __post_init__(self) -> None:
+        self._origins = frozenset(o.rstrip("/").lower() for o in self.allowed_origins)
+
+    def origin_allowed(self, origin: str) -> bool:
+        return origin.rstrip("/").lower() in self._origins
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    # Later duplicates win, except that a duplicated Host is refused outright below.
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def _count(scope: Scope, name: bytes) -> int:
+    return sum(1 for k, _ in scope.get("headers", []) if k.lower() == name)
+
+
+class SidecarGuard:
+    """Pure ASGI middleware; sets ``scope["baicai.app"]`` (the app a request is attributed to)."""
+
+    def __init__(self, app: ASGIApp, config: GuardConfig) -> None:
+        self.app = app
+        self.config = config
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)  # lifespan
+            return
+        headers = _headers(scope)
+        method = scope["method"].upper()
+        path = scope["path"]
+
+        if not self._host_ok(scope, headers.get("host", "")):
+            await _reply(send, 421 if headers.get("host") else 400, openai_error_body(
+                "Host 请求头不被接受：请用 http://127.0.0.1:端口 访问本地代理",
+                "the Host header is not accepted: reach the sidecar as http://127.0.0.1:PORT "
+                "(this blocks DNS-rebinding attacks from web pages)",
+                type="baicai_sidecar_forbidden", code="host_not_allowed"))
+            return
+
+        origin = headers.get("origin")
+        cors: list[tuple[bytes, bytes]] = []
+        if origin is not None:
+            if not self.config.origin_allowed(origin):
+                await _reply(send, 403, openai_error_body(
+                    f"来源 {origin[:80]} 未被允许：在 baicai sidecar 上用 --allow-origin 添加该网页应用的地址",
+                    f"origin {origin[:80]} is not allowed: add the web app's address with "
+                    "`baicai sidecar --allow-origin URL`",
+                    type="baicai_sidecar_forbidden", code="origin_not_allowed"))
+                return
+            cors = [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin"),
+                    (b"access-control-expose-headers", b"x-request-id, retry-after, x-baicai-local-quota")]
+            if method == "OPTIONS" and "access-control-request-method" in headers:
+                await _reply(send, 204, b"", extra=cors + [
+                    (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
+                    (b"access-control-allow-headers",
+                     headers.get("access-control-request-headers", "authorization, content-type").encode("latin-1")),
+                    (b"access-control-max-age", b"600"),
+                ], content_type=None)
+                return
+
+        allowed = route_allowed(path, method)
+        if allowed is None:
+            await _reply(send, 404, openai_error_body(
+                f"本地代理不转发此路径：{path[:100]}",
+                f"the sidecar does not forward this path: {path[:100]} (OpenAI API routes only)",
+                type="invalid_request_error", code="unknown_url"), extra=cors)
+            return
+        if not allowed:
+            await _reply(send, 405, openai_error_body(
+                f"此路径不支持 {method} 方法", f"method {method} is not allowed on {path[:100]}",
+                type="invalid_request_error", code="method_not_allowed"), extra=cors)
+            return
+
+        app_name = self._authorise(headers)
+        if app_name is None:
+            await _reply(send, 401, openai_error_body(
+                "本地令牌无效：请在应用中填入 `baicai sidecar` 启动时显示的令牌（sk-baicai-…），"
+                "或用 `baicai sidecar token add 应用名` 生成一个",
+                "invalid local token: paste the token `baicai sidecar` printed at start (sk-baicai-…), "
+                "or make one with `baicai sidecar token add APP`",
+                type="invalid_request_error", code="invalid_api_key"), extra=cors)
+            return
+        scope["baicai.app"] = app_name
+
+        if method in ("POST", "PUT", "PATCH"):
+            problem = self._content_type_problem(path, headers.get("content-type", ""))
+            if problem is not None:
+                await _reply(send, 415, problem, extra=cors)
+                return
+            declared = headers.get("content-length")
+            if declared is not None and (not declared.isdigit() or int(declared) > self.config.max_body):
+                await _reply(send, 413, self._too_large(), extra=cors)
+                return
+            try:
+                body = await self._read_body(receive)
+            except ConnectionAbortedError:
+                return  # the app left while uploading: nothing to answer
+            except _BodyTooLarge:
+                await _reply(send, 413, self._too_large(), extra=cors)
+                return
+            if headers.get("content-type", "").lower().startswith("application/json"):
+                try:
+                    json.loads(body)
+                except ValueError as exc:
+                    await _reply(send, 400, openai_error_body(
+                        f"请求体不是合法的 JSON（{exc.__class__.__name__}）",
+                        f"the request body is not valid JSON ({exc})",
+                        type="invalid_request_error", code="invalid_json"), extra=cors)
+                    return
+            receive = _replay(body, receive)
+
+        await self.app(scope, receive, _with_headers(send, cors) if cors else send)
+
+    # -- checks ----------------------------------------------------------------------------------
+    def _host_ok(self, scope: Scope, host: str) -> bool:
+        if not host or _count(scope, b"host") != 1:
+            return False
+        host = host.strip().lower()
+        server = scope.get("server")
+        port = server[1] if server else None
+        for name in (*_LOOPBACK_NAMES, *(h.lower() for h in self.config.extra_hosts)):
+            if host == f"{name}:{port}" or (host == name and port in (80, None)):
+                return True
+        return False
+
+    def _authorise(self, headers: dict[str, str]) -> str | None:
+        auth = headers.get("authorization", "")
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else headers.get("api-key", "").strip()
+        app = self.config.verify_token(token) if token else None
+        if app is not None:
+            return app
+        return "open" if self.config.open_access else None
+
+    def _content_type_problem(self, path: str, content_type: str) -> bytes | None:
+        ctype = content_type.split(";")[0].strip().lower()
+        if ctype == "application/json":
+            return None
+        if ctype == "multipart/form-data" and _MULTIPART_ROUTES.match(path):
+            return None
+        return openai_error_body(
+            f"请求体类型 {ctype or '（空）'} 不被接受：请以 application/json 发送",
+            f"content type {ctype or '(none)'} is not accepted: send application/json "
+            "(multipart/form-data only for image edits and audio uploads)",
+            type="invalid_request_error", code="unsupported_media_type")
+
+    def _too_large(self) -> bytes:
+        mb = self.config.max_body / (1024 * 1024)
+        return openai_error_body(f"请求体超过 {mb:g} MB 上限", f"the request body exceeds the {mb:g} MB limit",
+                                 type="invalid_request_error", code="request_too_large")
+
+    async def _read_body(self, receive: Receive) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _BodyTooLarge() if size > self.config.max_body else ConnectionAbortedError()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.config.max_body:
+                raise _BodyTooLarge()
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The buffered body once, then the real ``receive`` (so the endpoint still hears a disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _with_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            names = {k.lower() for k, _ in extra}
+            kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+            message = {**message, "headers": kept + extra}
+        await send(message)
+
+    return wrapped
+
+
+async def _reply(send: Send, status: int, body: bytes, *, extra: list[tuple[bytes, bytes]] | None = None,
+                 content_type: bytes | None = b"application/json; charset=utf-8") -> None:
+    headers = [(b"content-length", str(len(body)).encode())]
+    if content_type:
+        headers.append((b"content-type", content_type))
+    if status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="baicai-sidecar"'))
+    headers.extend(extra or [])
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

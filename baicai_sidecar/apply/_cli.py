@@ -1,0 +1,123 @@
+"""``baicai apply``: the command-line face of ``baicai_sidecar.apply`` (the TUI calls the same functions)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "apply",
+        help="配置第三方应用使用白菜GPT / point third-party apps at the relay or the sidecar",
+        description=(
+            "把第三方应用指向白菜GPT 中转或本地 sidecar：先显示差异，备份原文件，原子写入，可 --undo 撤销。 / "
+            "Point an app at the relay or the local sidecar: shows a diff, backs up, writes atomically, --undo reverts."
+        ),
+    )
+    parser.add_argument("app", nargs="?", help="应用名（见 --list） / app name (see --list)")
+    parser.add_argument("--list", action="store_true", help="列出支持的应用及本机检测结果 / list apps and what is detected")
+    parser.add_argument("--target", choices=("relay", "sidecar"), default="relay",
+                        help="relay：真实密钥直连；sidecar：本地令牌 / relay: the real key; sidecar: a local token")
+    parser.add_argument("--profile", help="使用的密钥档案 / key profile to use")
+    parser.add_argument("--model", help="默认模型 / model (default gpt-3.5-turbo)")
+    parser.add_argument("--port", type=int, help="sidecar 端口 / sidecar port (default 8765)")
+    parser.add_argument("--file", type=Path, help="env/autogen：要修改的文件 / env/autogen: the file to edit")
+    parser.add_argument("--shell", choices=("bash", "zsh", "fish", "powershell"),
+                        help="env：打印 shell 命令而不改文件 / env: print shell lines instead of editing a file")
+    parser.add_argument("--dry-run", action="store_true", help="只显示差异，不写入 / show the diff, write nothing")
+    parser.add_argument("--undo", action="store_true", help="撤销上一次 apply / undo the last apply")
+    parser.add_argument("--reveal", action="store_true",
+                        help="打印完整密钥（默认隐藏） / print the full key in instructions and links (masked by default)")
+    parser.add_argument("--no-open", action="store_true", help="不自动打开导入链接 / do not open import links")
+    parser.set_defaults(func=run)
+
+
+def _out(text: str = "") -> None:
+    print(text)
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import ApplyError, Options, adapter, build_target, list_apps, open_link, plan, apply, undo
+
+    if args.list or not args.app:
+        return _list(list_apps())
+    try:
+        a = adapter(args.app)
+        if args.undo:
+            result = undo(args.app)
+            for o in result.outcomes:
+                _out(f"{o.action:14} {o.path}  {o.detail}")
+            return 0 if all(o.action != "error" for o in result.outcomes) else 1
+        target = build_target(args.target, app=args.app, profile=args.profile, port=args.port, model=args.model)
+        p = plan(args.app, target, options=Options(file=args.file, shell=args.shell))
+    except ApplyError as exc:
+        print(f"错误 / error: {exc}", file=sys.stderr)
+        return 2
+    show = (lambda s: s) if args.reveal else p.mask
+    _out(f"{a.title} → {target.label}")
+    for change in p.changes:
+        if change.changed:
+            _out(change.diff.rstrip("\n"))
+        else:
+            _out(f"未改变 / unchanged: {change.path}")
+    for link in p.links:
+        _out(f"导入链接 / import link: {link.url if args.reveal else p.masked_link(link)}")
+    for line in p.instructions:
+        _out(show(line))
+    for note in p.notes:
+        _out(f"注意 / note: {note}")
+    if args.dry_run:
+        _out("（--dry-run：未写入任何文件 / nothing written）")
+        return 0
+    try:
+        record = apply(p)
+    except ApplyError as exc:
+        print(f"错误 / error: {exc}", file=sys.stderr)
+        return 2
+    for o in record.outcomes:
+        _out(f"{'已写入 / written' if o.action == 'written' else '未改变 / unchanged'}: {o.path}")
+    if p.changes and not record.changed:
+        _out("已是目标配置，无需改动。 / already configured; nothing changed.")
+    elif record.changed:
+        _out(f"可用 `baicai apply {args.app} --undo` 撤销。 / undo with `baicai apply {args.app} --undo`.")
+    if p.links and not args.no_open:
+        for link in p.links:
+            if open_link(link.url):
+                _out("已在应用中打开，请在应用内确认导入。 / opened in the app: confirm the import there.")
+            else:
+                _out("没有桌面会话：加 --reveal 打印完整链接后手动打开。 / no desktop session: print it with --reveal and open it by hand.")
+    return 0
+
+
+def _list(apps: list[Any]) -> int:
+    found = [a for a in apps if a.detected]
+    width = max(len(a.name) for a in apps)
+    for a in apps:
+        mark = "✓" if a.detected else ("·" if a.kind != "instructions" else "-")
+        _out(f"{mark} {a.name:<{width}}  {a.changes}")
+        if a.where:
+            _out(f"  {'':<{width}}  {a.where}")
+    _out()
+    if found:
+        _out(f"本机检测到 {len(found)} 个应用：{', '.join(a.name for a in found)} / detected here: {', '.join(a.name for a in found)}")
+    else:
+        _out("本机未检测到任何支持的应用；仍可用 `baicai apply APP` 写入配置或打印步骤。 / "
+             "none of these apps was detected on this machine; `baicai apply APP` still writes the config or prints the steps.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m baicai_sidecar.apply._cli``: the same command without the entry-point lookup."""
+    parser = argparse.ArgumentParser(prog="baicai")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["apply", *(sys.argv[1:] if argv is None else argv)])
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""The data that flows between adapters, the safety layer, the CLI and the TUI.
+
+Adapters return these objects and never print: the CLI renders them as text, the TUI as widgets. Anything that may
+hold a secret (file contents, instructions, links) is kept in full for writing or opening, and masked by
+``Plan.mask`` for every place a human looks at.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+__all__ = [
+    "ApplyError",
+    "UnparseableFile",
+    "Target",
+    "Env",
+    "FileEdit",
+    "FileChange",
+    "Link",
+    "Plan",
+    "AppInfo",
+    "Record",
+    "FileOutcome",
+    "UndoResult",
+    "mask_secret",
+]
+
+TargetKind = Literal["relay", "sidecar"]
+
+
+class ApplyError(Exception):
+    """Something the user must fix; the message is bilingual (Chinese first) and says what to do."""
+
+
+class UnparseableFile(ApplyError):
+    """A file the adapter cannot read safely. It is left exactly as it is — never rewritten."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(
+            f"无法解析 {path}（{reason}），文件未做任何改动；请修正该文件后重试。 / "
+            f"cannot parse {path} ({reason}); the file was left untouched — fix it and try again."
+        )
+
+
+def mask_secret(secret: str) -> str:
+    """``baicai-…abcd`` / ``sk-baicai-…abcd``: which key it is, never enough to use it."""
+    try:
+        from baicai_sdk._keys import mask_key  # type: ignore[import-not-found, unused-ignore]
+
+        masked: str = mask_key(secret)
+        return masked
+    except ImportError:  # TODO(dev): drop once baicai_sdk._keys exists everywhere
+        pass
+    for prefix in ("sk-baicai-", "baicai-", "sk-"):
+        if secret.startswith(prefix) and len(secret) > len(prefix) + 8:
+            return f"{prefix}…{secret[-4:]}"
+    return "…" + secret[-4:] if len(secret) > 8 else "…"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where an app is pointed: a base URL ending in ``/v1``, the key it sends, and a label for humans.
+
+    ``kind`` is ``relay`` (the real key, straight to BaicaiGPT) or ``sidecar`` (a local token for this one app,
+    sent to the sidecar on 127.0.0.1, which holds the real key).
+    """
+
+    kind: TargetKind
+    base_url: str
+    key: str
+    label: str
+    model: str = "gpt-3.5-turbo"
+
+    @property
+    def root_url(self) -> str:
+        """The base URL without its trailing ``/v1`` — for apps that add ``/v1`` themselves."""
+        url = self.base_url.rstrip("/")
+        return url[: -len("/v1")] if url.endswith("/v1") else url
+
+    def __repr__(self) -> str:  # a Target ends up in tracebacks; the key must not
+        return f"Target(kind={self.kind!r}, base_url={self.base_url!r}, key={mask_secret(self.key)!r})"
+
+
+@dataclass(frozen=True)
+class Env:
+    """What detection and path rules look at; tests pass their own so nothing depends on the real machine."""
+
+    home: Path
+    cwd: Path
+    environ: Mapping[str, str]
+    platform: str  # sys.platform
+    which: Callable[[str], str | None]
+
+    @classmethod
+    def current(cls) -> Env:
+        import shutil
+        import sys
+
+        return cls(Path.home(), Path.cwd(), dict(os.environ), sys.platform, shutil.which)
+
+    def config_home(self) -> Path:
+        """Where apps following XDG / the OS convention keep config (``dirs::config_dir`` in Rust apps)."""
+        if self.platform == "darwin":
+            return self.home / "Library" / "Application Support"
+        if self.platform.startswith("win"):
+            return Path(self.environ.get("APPDATA") or self.home / "AppData" / "Roaming")
+        xdg = self.environ.get("XDG_CONFIG_HOME", "").strip()
+        return Path(xdg) if xdg else self.home / ".config"
+
+    def has_desktop(self) -> bool:
+        if self.platform == "darwin" or self.platform.startswith("win"):
+            return True
+        return bool(self.environ.get("DISPLAY") or self.environ.get("WAYLAND_DISPLAY"))
+
+
+@dataclass(frozen=True)
+class FileEdit:
+    """What an adapter wants done to one file: how to add its entry, and how to take only its entry out again.
+
+    ``add(old)`` gets the current text (None when the file does not exist) and returns the new text; it raises
+    ``UnparseableFile`` rather than guess. ``remove(current, original)`` is the undo fallback when someone else
+    changed the file since: it drops our entry and puts back what the original had in its place (``original`` is
+    the backed-up text, None when the file did not exist). ``part`` names the file within the adapter ("config",
+    "auth"…) so an undo can find ``remove`` again without a target.
+    """
+
+    path: Path
+    part: str
+    add: Callable[[str | None], str]
+    remove: Callable[[str, str | None], str]
+    secret: bool = False
+
+
+@dataclass
+class FileChange:
+    """One file in a plan: before, after, and the diff a human reads (secrets masked)."""
+
+    path: Path
+    part: str
+    old: str | None
+    new: str
+    diff: str
+    secret: bool
+
+    @property
+    def changed(self) -> bool:
+        return self.old != self.new
+
+
+@dataclass(frozen=True)
+class Link:
+    """An import deep link (``chatbox://…``) the user confirms inside the app."""
+
+    app: str
+    url: str
+
+
+@dataclass
+class Plan:
+    """Everything ``apply`` would do for one app, computed without touching any file."""
+
+    app: str
+    target: Target
+    changes: list[FileChange] = field(default_factory=list)
+    instructions: list[str] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return any(c.changed for c in self.changes)
+
+    def mask(self, text: str) -> str:
+        """``text`` with the target's key replaced by its masked form (also inside encoded deep links)."""
+        if self.target.key:
+            text = text.replace(self.target.key, mask_secret(self.target.key))
+        return text
+
+    def masked_link(self, link: Link) -> str:
+        """Deep links carry the key base64-encoded: show the scheme and path, never the payload."""
+        head, _, _query = link.url.partition("?")
+        return f"{head}?…（含密钥，已隐藏 / holds the key, hidden）"
+
+
+@dataclass(frozen=True)
+class AppInfo:
+    """One line of ``baicai apply --list``."""
+
+    name: str
+    title: str
+    kind: Literal["file", "link", "instructions"]
+    detected: bool
+    where: str  # what was found, or where we looked
+    changes: str  # what applying would change
+
+
+@dataclass
+class FileOutcome:
+    path: Path
+    action: Literal["written", "unchanged", "restored", "deleted", "entry-removed", "nothing-to-do", "error"]
+    detail: str = ""
+
+
+@dataclass
+class Record:
+    """What ``apply`` did (also kept as JSON under the data dir, so ``--undo`` works in a later process)."""
+
+    app: str
+    target_kind: str
+    target_label: str
+    outcomes: list[FileOutcome] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return any(o.action == "written" for o in self.outcomes)
+
+
+@dataclass
+class UndoResult:
+    app: str
+    outcomes: list[FileOutcome] = field(default_factory=list)
+
+    @property
+    def exact(self) -> bool:
+        """True when every file went back byte for byte."""
+        return all(o.action in ("restored", "deleted", "nothing-to-do") for o in self.outcomes)

@@ -1,0 +1,357 @@
+"""The one safety mechanism every file adapter goes through.
+
+read → let the adapter change only its own entry → unified diff (``--dry-run`` stops here) → back up the original
+once (timestamped, under ``<data dir>/apply/backups``) → write atomically → record what was done. ``undo`` puts the
+original back byte for byte when nobody touched the file since, and otherwise asks the adapter to take out only its
+entry. Adapters never open files themselves, so none of them can skip a step.
+
+Atomic write: a temp file in the same folder (so ``os.replace`` is a rename on one filesystem), fsync'd, given the
+original's mode (secrets 0600), renamed over the target, then the folder fsync'd. A process killed at any moment
+leaves the old file or the new one, never a mix (tests/apply kill a writer at random points to check). Symlinked
+dotfiles are written through the link, so the link survives.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import stat
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ._model import (
+    ApplyError,
+    FileChange,
+    FileEdit,
+    FileOutcome,
+    Plan,
+    Record,
+    UndoResult,
+    UnparseableFile,
+)
+
+__all__ = [
+    "read_text",
+    "make_change",
+    "unified_diff",
+    "atomic_write",
+    "write_plan",
+    "undo_record",
+    "load_record",
+    "apply_root",
+]
+
+_TMP_SUFFIX = ".baicai-tmp"
+_RECORD_VERSION = 1
+
+
+def apply_root() -> Path:
+    from baicai_sdk._paths import data_dir
+
+    root = data_dir() / "apply"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _sha256(data: bytes | None) -> str | None:
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+def _real(path: Path) -> Path:
+    """The file a (possibly symlinked) path really names; a missing file resolves to itself."""
+    return Path(os.path.realpath(path))
+
+
+def read_bytes(path: Path) -> bytes | None:
+    try:
+        return _real(path).read_bytes()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError as exc:
+        raise UnparseableFile(path, "这是一个目录 / it is a directory") from exc
+
+
+def read_text(path: Path) -> str | None:
+    """The file as text, None when absent. Not UTF-8 → unparseable (we never rewrite what we cannot read)."""
+    data = read_bytes(path)
+    if data is None:
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnparseableFile(path, "不是 UTF-8 文本 / not UTF-8 text") from exc
+    return text
+
+
+def unified_diff(path: Path, old: str | None, new: str, mask: Callable[[str], str]) -> str:
+    old_lines = (old or "").splitlines(keepends=True)
+    new_lines = new.splitlines(keepends=True)
+    label = str(path)
+    lines = difflib.unified_diff(
+        old_lines,
+        new_lines,
+        fromfile=label if old is not None else "/dev/null",
+        tofile=label,
+    )
+    out = []
+    for line in lines:
+        if not line.endswith("\n"):
+            line += "\n\\ No newline at end of file\n"
+        out.append(line)
+    return mask("".join(out))
+
+
+def make_change(edit: FileEdit, mask: Callable[[str], str]) -> FileChange:
+    """Run the adapter's ``add`` on the current text; nothing is written here."""
+    old = read_text(edit.path)
+    new = edit.add(old)
+    diff = unified_diff(edit.path, old, new, mask) if new != old else ""
+    return FileChange(edit.path, edit.part, old, new, diff, edit.secret)
+
+
+# -- atomic write ------------------------------------------------------------------------------------------------
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int | None = None, secret: bool = False) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file.
+
+    ``mode``: the permission bits to give the file (the original's, by default); ``secret`` caps them at 0600.
+    """
+    target = _real(path)
+    folder = target.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    if mode is None:
+        try:
+            mode = stat.S_IMODE(target.stat().st_mode)
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+    if secret:
+        mode &= 0o600
+        mode |= 0o600
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=_TMP_SUFFIX, dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp_name, mode)
+        os.replace(tmp_name, target)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(folder)
+
+
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8")
+
+
+# -- records -----------------------------------------------------------------------------------------------------
+
+
+def _record_path(app: str) -> Path:
+    folder = apply_root() / "records"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{app}.json"
+
+
+def load_record(app: str) -> dict[str, Any] | None:
+    path = _record_path(app)
+    try:
+        raw: Any = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise ApplyError(
+            f"记录文件损坏：{path}；无法自动撤销，可从 {apply_root() / 'backups'} 手动恢复。 / "
+            f"the record {path} is damaged; undo cannot run — restore by hand from {apply_root() / 'backups'}."
+        ) from exc
+    return raw if isinstance(raw, dict) else None
+
+
+def _save_record(app: str, record: dict[str, Any]) -> None:
+    atomic_write(_record_path(app), _encode(json.dumps(record, indent=2, ensure_ascii=False) + "\n"), secret=True)
+
+
+def _backup(app: str, path: Path, data: bytes) -> Path:
+    """Keep the pre-baicai original, 0600 (it may hold the user's other keys)."""
+    folder = apply_root() / "backups" / app
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    backup = folder / f"{stamp}-{path.name}"
+    n = 1
+    while backup.exists():
+        n += 1
+        backup = folder / f"{stamp}-{n}-{path.name}"
+    atomic_write(backup, data, secret=True)
+    return backup
+
+
+def write_plan(plan: Plan) -> Record:
+    """Carry out ``plan``: back up, write every changed file, record it. All-or-nothing across files.
+
+    The files are re-read first: if one changed since the plan was made, nothing is written (the diff the user
+    saw would be a lie). If the second file of a pair fails to write, the first is put back.
+    """
+    record = Record(plan.app, plan.target.kind, plan.target.label)
+    for change in plan.changes:
+        if read_text(change.path) != change.old:
+            raise ApplyError(
+                f"{change.path} 在预览之后被修改，未写入任何文件；请重新运行。 / "
+                f"{change.path} changed after the preview; nothing was written — run the command again."
+            )
+    if not plan.changed:
+        record.outcomes = [FileOutcome(c.path, "unchanged", "已是目标配置 / already configured") for c in plan.changes]
+        return record
+
+    previous = load_record(plan.app) or {}
+    known = {entry["path"]: entry for entry in previous.get("files", []) if isinstance(entry, dict)}
+    entries: list[dict[str, Any]] = []
+    written: list[tuple[Path, bytes | None, int | None]] = []
+    try:
+        for change in plan.changes:
+            key = str(change.path)
+            entry = dict(known.get(key) or {})
+            old_bytes = read_bytes(change.path)
+            if not entry:  # first time we touch this file: back up the true original, once
+                entry = {
+                    "path": key,
+                    "part": change.part,
+                    "existed": old_bytes is not None,
+                    "backup": str(_backup(plan.app, change.path, old_bytes)) if old_bytes is not None else None,
+                    "mode": stat.S_IMODE(_real(change.path).stat().st_mode) if old_bytes is not None else None,
+                }
+            entry["secret"] = change.secret
+            if change.changed:
+                old_mode = stat.S_IMODE(_real(change.path).stat().st_mode) if old_bytes is not None else None
+                new_bytes = _encode(change.new)
+                atomic_write(change.path, new_bytes, secret=change.secret)
+                written.append((change.path, old_bytes, old_mode))
+                entry["written_sha256"] = _sha256(new_bytes)
+                record.outcomes.append(FileOutcome(change.path, "written"))
+            else:
+                entry.setdefault("written_sha256", _sha256(old_bytes))
+                record.outcomes.append(FileOutcome(change.path, "unchanged"))
+            entries.append(entry)
+    except BaseException:
+        for path, old_bytes, old_mode in reversed(written):  # put the pair back as it was
+            if old_bytes is None:
+                _real(path).unlink(missing_ok=True)
+            else:
+                atomic_write(path, old_bytes, mode=old_mode)
+        raise
+    # files recorded earlier but not in this plan stay recorded, so undo still covers them
+    paths = {e["path"] for e in entries}
+    entries.extend(e for p, e in known.items() if p not in paths)
+    _save_record(
+        plan.app,
+        {
+            "version": _RECORD_VERSION,
+            "app": plan.app,
+            "target_kind": plan.target.kind,
+            "target_label": plan.target.label,
+            "applied_at": time.time(),
+            "files": entries,
+        },
+    )
+    return record
+
+
+def undo_record(app: str, removers: Mapping[str, Callable[[str, str | None], str]]) -> UndoResult:
+    """Undo what ``apply`` recorded for ``app``.
+
+    Byte-for-byte restore when the file is exactly what we wrote; otherwise ``removers[part]`` takes out only our
+    entry, and the outcome says so. A file that cannot be parsed any more is left alone (outcome ``error``).
+    """
+    record = load_record(app)
+    if record is None:
+        raise ApplyError(
+            f"没有 {app} 的应用记录，无需撤销。 / nothing was applied for {app}; there is nothing to undo."
+        )
+    result = UndoResult(app)
+    failed = False
+    for entry in reversed(record.get("files", [])):
+        path = Path(entry["path"])
+        original: bytes | None = None
+        if entry.get("existed"):
+            backup = entry.get("backup")
+            try:
+                original = Path(backup).read_bytes() if backup else None
+            except FileNotFoundError:
+                original = None
+            if original is None:
+                result.outcomes.append(
+                    FileOutcome(path, "error", f"备份缺失：{backup} / the backup is missing: {backup}")
+                )
+                failed = True
+                continue
+        current = read_bytes(path)
+        if current is not None and _sha256(current) == entry.get("written_sha256"):
+            if original is None:
+                _real(path).unlink()
+                result.outcomes.append(FileOutcome(path, "deleted", "由 baicai 创建，已删除 / created by baicai, removed"))
+            else:
+                atomic_write(path, original, mode=entry.get("mode"))
+                result.outcomes.append(FileOutcome(path, "restored", "已逐字节恢复 / restored byte for byte"))
+            continue
+        if current is None:
+            result.outcomes.append(
+                FileOutcome(path, "nothing-to-do", "文件已不存在，未做改动 / the file is gone; nothing to do")
+            )
+            continue
+        if current == original:
+            result.outcomes.append(FileOutcome(path, "nothing-to-do", "已是原样 / already as it was"))
+            continue
+        remover = removers.get(entry.get("part", ""))
+        try:
+            if remover is None:
+                raise ApplyError(f"未知的文件类型 {entry.get('part')} / unknown file part {entry.get('part')}")
+            current_text = current.decode("utf-8")
+            original_text = original.decode("utf-8") if original is not None else None
+            new_text = remover(current_text, original_text)
+        except (UnicodeDecodeError, ApplyError) as exc:
+            result.outcomes.append(FileOutcome(path, "error", str(exc)))
+            failed = True
+            continue
+        if new_text == current_text:
+            result.outcomes.append(
+                FileOutcome(path, "nothing-to-do", "文件中已没有 baicai 的条目 / no baicai entry left in the file")
+            )
+            continue
+        atomic_write(path, _encode(new_text), secret=bool(entry.get("secret")))
+        result.outcomes.append(
+            FileOutcome(
+                path,
+                "entry-removed",
+                "文件在应用后被改动过：只移除了 baicai 的条目，其他改动保留 / "
+                "the file changed since apply: only the baicai entry was removed, other edits kept",
+            )
+        )
+    if not failed:
+        _record_path(app).unlink(missing_ok=True)
+    return result
+
+
+def stale_temp_files(folder: Path) -> Sequence[Path]:
+    """Temp files a killed writer left behind next to its target (the target itself is always intact)."""
+    return sorted(folder.glob(f".*{_TMP_SUFFIX}"))

@@ -1,0 +1,67 @@
+"""Build the one thing every adapter needs: where to point the app, and with which key.
+
+One function so the CLI and the TUI agree, and so tests can skip it and hand a ready ``Target`` to ``plan``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ._model import ApplyError, Target, TargetKind, mask_secret
+
+__all__ = ["build_target", "DEFAULT_MODEL", "DEFAULT_SIDECAR_PORT"]
+
+DEFAULT_MODEL = "gpt-3.5-turbo"
+DEFAULT_SIDECAR_PORT = 8765
+
+
+def _relay_credentials(profile: str | None) -> tuple[str, str]:
+    try:
+        from baicai_sdk._keys import resolve_credentials  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:  # TODO(dev): drop once baicai_sdk._keys lands; env only until then
+        key = os.environ.get("BAICAI_API_KEY", "").strip()
+        base = os.environ.get("BAICAI_BASE_URL", "").strip()
+    else:
+        try:
+            creds = resolve_credentials(profile=profile)
+        except Exception as exc:  # the SDK's own bilingual message says what to do
+            raise ApplyError(str(exc)) from exc
+        key, base = creds.key or "", creds.base_url or ""
+    if not key:
+        raise ApplyError(
+            "没有找到白菜GPT 密钥：先运行 `baicai key add NAME`（或设置 BAICAI_API_KEY），"
+            "或用 --target sidecar 只给应用一个本地令牌。 / "
+            "no BaicaiGPT key found: run `baicai key add NAME` (or set BAICAI_API_KEY), "
+            "or use --target sidecar to give the app only a local token."
+        )
+    from baicai_sdk._urls import DEFAULT_BASE_URL, normalise_base_url
+
+    base_url, _ = normalise_base_url(base or DEFAULT_BASE_URL)
+    return key, base_url
+
+
+def build_target(
+    kind: TargetKind = "relay",
+    *,
+    app: str,
+    profile: str | None = None,
+    port: int | None = None,
+    model: str | None = None,
+) -> Target:
+    """``relay``: the profile's base URL and real key. ``sidecar``: 127.0.0.1 and a local token for ``app`` only.
+
+    The sidecar token is issued here (idempotent: the same app gets the same token on every run), so a plan made
+    for ``--dry-run`` is the plan that would be applied.
+    """
+    model = model or DEFAULT_MODEL
+    if kind == "relay":
+        key, base_url = _relay_credentials(profile)
+        return Target("relay", base_url, key, f"白菜GPT 中转 / relay {base_url} ({mask_secret(key)})", model)
+    if kind == "sidecar":
+        from baicai_sidecar._tokens import TokenStore
+
+        port = port or int(os.environ.get("BAICAI_SIDECAR_PORT", "") or DEFAULT_SIDECAR_PORT)
+        token = TokenStore().issue(app)
+        base_url = f"http://127.0.0.1:{port}/v1"
+        return Target("sidecar", base_url, token, f"本地 sidecar / sidecar {base_url} ({mask_secret(token)})", model)
+    raise ApplyError(f"未知目标 {kind!r}，可选 relay 或 sidecar / unknown target {kind!r}: use relay or sidecar")

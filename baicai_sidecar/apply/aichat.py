@@ -1,0 +1,69 @@
+"""``aichat``: an ``openai-compatible`` client named ``baicai`` in aichat's ``config.yaml``.
+
+The config dir is the one aichat itself uses: ``AICHAT_CONFIG_DIR`` first, else ``<OS config dir>/aichat``
+(Rust's ``dirs::config_dir``). The key lives in that file, so it is written 0600.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ._base import Adapter, Extras, Options, Remover
+from ._edit import YamlDoc, upsert, yaml_list_in
+from ._model import Env, FileEdit, Target
+
+CLIENT_NAME = "baicai"
+
+
+def config_path(env: Env) -> Path:
+    folder = env.environ.get("AICHAT_CONFIG_DIR", "").strip()
+    return (Path(folder).expanduser() if folder else env.config_home() / "aichat") / "config.yaml"
+
+
+def _ours(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("name") == CLIENT_NAME
+
+
+class AichatAdapter(Adapter):
+    name = "aichat"
+    title = "aichat"
+    summary = "config.yaml 的 clients 中加 openai-compatible 客户端 baicai / an openai-compatible client in config.yaml"
+
+    def detect(self, env: Env) -> tuple[bool, str]:
+        return self._found(env, ("aichat",), (config_path(env),))
+
+    def edits(self, target: Target, env: Env, options: Options) -> list[FileEdit]:
+        path = config_path(env)
+        entry = {
+            "type": "openai-compatible",
+            "name": CLIENT_NAME,
+            "api_base": target.base_url,
+            "api_key": target.key,
+            "models": [{"name": target.model}],
+        }
+
+        def add(old: str | None) -> str:
+            doc = YamlDoc(old, path)
+            clients = yaml_list_in(doc.mapping(), "clients", path)
+            if not upsert(clients, entry, _ours):
+                return old or ""
+            return doc.dump()
+
+        return [FileEdit(path, "config", add, self._remove(path), secret=True)]
+
+    @staticmethod
+    def _remove(path: Path) -> Remover:
+        def remove(current: str, original: str | None) -> str:
+            doc = YamlDoc(current, path)
+            clients = doc.mapping().get("clients")
+            cut = doc.without(clients, _ours) if isinstance(clients, list) else None
+            return current if cut is None else cut
+
+        return remove
+
+    def remover(self, part: str, path: Path) -> Remover | None:
+        return self._remove(path) if part == "config" else None
+
+    def extras(self, target: Target, env: Env, options: Options) -> Extras:
+        return Extras(instructions=[f'aichat -m {CLIENT_NAME}:{target.model} "你好"'])

@@ -1,0 +1,83 @@
+"""``autogen``: an entry in ``OAI_CONFIG_LIST`` (other entries kept) and, for autogen-agentchat, a snippet.
+
+Our entry carries ``"tags": ["baicai"]`` so ``config_list_from_json(filter_dict={"tags": ["baicai"]})`` selects
+it, and so we find it again. The file is ``--file``, else ``$OAI_CONFIG_LIST`` when that names a file, else
+``./OAI_CONFIG_LIST``. agentchat's ``OpenAIChatCompletionClient`` needs ``model_info`` for a non-OpenAI base URL
+with an unfamiliar model; we fill it from our catalogue.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ._base import Adapter, Extras, Options, Remover
+from ._edit import json_remove_item, json_upsert_item
+from ._model import Env, FileEdit, Target
+
+TAG = "baicai"
+
+
+def config_list_path(env: Env, options: Options) -> Path:
+    if options.file:
+        return options.file
+    named = env.environ.get("OAI_CONFIG_LIST", "").strip()
+    if named and not named.startswith(("[", "{")):
+        return (env.cwd / Path(named).expanduser()).resolve()
+    return env.cwd / "OAI_CONFIG_LIST"
+
+
+def _ours(item: Any) -> bool:
+    return isinstance(item, dict) and isinstance(item.get("tags"), list) and TAG in item["tags"]
+
+
+def model_info(model: str) -> dict[str, Any]:
+    family = "gpt-4" if model.startswith("gpt-4") else "gpt-35"
+    return {
+        "vision": "vision" in model,
+        "function_calling": True,
+        "json_output": model not in ("gpt-3.5-turbo-0613", "gpt-3.5-turbo-16k-0613"),
+        "family": family,
+        "structured_output": False,
+    }
+
+
+class AutogenAdapter(Adapter):
+    name = "autogen"
+    title = "AutoGen (OAI_CONFIG_LIST, autogen-agentchat)"
+    summary = "OAI_CONFIG_LIST 加一个带 baicai 标签的条目，并打印 agentchat 代码 / a tagged OAI_CONFIG_LIST entry + snippet"
+
+    def detect(self, env: Env) -> tuple[bool, str]:
+        return self._found(env, paths=(config_list_path(env, Options()),))
+
+    def edits(self, target: Target, env: Env, options: Options) -> list[FileEdit]:
+        path = config_list_path(env, options)
+        entry = {"model": target.model, "api_key": target.key, "base_url": target.base_url, "tags": [TAG]}
+
+        def add(old: str | None) -> str:
+            return json_upsert_item(old, entry, lambda item: _ours(item) and item.get("model") == target.model, path)
+
+        return [FileEdit(path, "config_list", add, self._remove(path), secret=True)]
+
+    @staticmethod
+    def _remove(path: Path) -> Remover:
+        return lambda current, original: json_remove_item(current, _ours, path)
+
+    def remover(self, part: str, path: Path) -> Remover | None:
+        return self._remove(path) if part == "config_list" else None
+
+    def extras(self, target: Target, env: Env, options: Options) -> Extras:
+        info = model_info(target.model)
+        snippet = (
+            "from autogen_ext.models.openai import OpenAIChatCompletionClient\n\n"
+            "client = OpenAIChatCompletionClient(\n"
+            f'    model="{target.model}",\n'
+            f'    base_url="{target.base_url}",\n'
+            f'    api_key="{target.key}",\n'
+            f"    model_info={info!r},\n"
+            ")"
+        )
+        return Extras(
+            instructions=[snippet],
+            notes=['autogen 0.2: config_list_from_json("OAI_CONFIG_LIST", filter_dict={"tags": ["baicai"]})'],
+        )

@@ -1,0 +1,65 @@
+"""``env``: OPENAI_API_KEY / OPENAI_BASE_URL (and the legacy OPENAI_API_BASE) for scripts and SDKs.
+
+Either a project ``.env`` (line-level edits: every other line, comment and ``export`` kept) or, with ``--shell``,
+the lines to paste into bash/zsh, fish or PowerShell.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._base import Adapter, Extras, Options, Remover
+from ._edit import env_remove, env_set
+from ._model import ApplyError, Env, FileEdit, Target
+
+KEYS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE")
+SHELLS = ("bash", "zsh", "fish", "powershell")
+
+
+def _values(target: Target) -> dict[str, str]:
+    return {"OPENAI_API_KEY": target.key, "OPENAI_BASE_URL": target.base_url, "OPENAI_API_BASE": target.base_url}
+
+
+def _quote_posix(value: str) -> str:
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def shell_lines(target: Target, shell: str) -> list[str]:
+    values = _values(target)
+    if shell in ("bash", "zsh", "sh"):
+        return [f"export {k}={_quote_posix(v)}" for k, v in values.items()]
+    if shell == "fish":
+        return [f"set -gx {k} {_quote_posix(v)}" for k, v in values.items()]
+    if shell in ("powershell", "pwsh"):
+        return ["$env:{} = '{}'".format(k, v.replace("'", "''")) for k, v in values.items()]
+    raise ApplyError(f"不支持的 shell：{shell}，可选 {', '.join(SHELLS)} / unsupported shell {shell}: use {', '.join(SHELLS)}")
+
+
+class EnvAdapter(Adapter):
+    name = "env"
+    title = "环境变量 / .env (OpenAI SDKs, scripts)"
+    summary = "项目 .env 中的 OPENAI_API_KEY / OPENAI_BASE_URL；或 --shell 打印 / OPENAI_* in ./.env, or printed with --shell"
+
+    def _path(self, env: Env, options: Options) -> Path:
+        return options.file or env.cwd / ".env"
+
+    def detect(self, env: Env) -> tuple[bool, str]:
+        return self._found(env, paths=(env.cwd / ".env",))
+
+    def edits(self, target: Target, env: Env, options: Options) -> list[FileEdit]:
+        if options.shell:
+            return []
+        path = self._path(env, options)
+        values = _values(target)
+        return [FileEdit(path, "dotenv", lambda old: env_set(old, values, path), self._remove(path), secret=True)]
+
+    def _remove(self, path: Path) -> Remover:
+        return lambda current, original: env_remove(current, original, KEYS, path)
+
+    def remover(self, part: str, path: Path) -> Remover | None:
+        return self._remove(path) if part == "dotenv" else None
+
+    def extras(self, target: Target, env: Env, options: Options) -> Extras:
+        if options.shell:
+            return Extras(instructions=shell_lines(target, options.shell))
+        return Extras(notes=["python-dotenv、openai 等会读取这些变量 / read by python-dotenv, openai and most SDKs"])

@@ -1,0 +1,144 @@
+"""An AutoGen assistant that answers through the BaicaiGPT relay, streaming its reply as it arrives.
+
+白菜GPT 中转 + AutoGen：一个助手智能体，边生成边输出（流式）。
+
+Run / 运行::
+
+    export BAICAI_API_KEY=baicai-...          # 或 / or: baicai key add main && baicai key use main
+    python examples/autogen/assistant_stream.py "用一句话介绍白菜GPT"
+
+What it shows, top to bottom:
+1. where the key and base URL come from (argument > BAICAI_API_KEY / BAICAI_BASE_URL > the active profile);
+2. ``OpenAIChatCompletionClient`` pointed at the relay, with ``model_info`` filled in (AutoGen cannot guess what a
+   relay serves under a model name), and the SDK's metered ``http_client`` so the requests land in the ledger;
+3. ``AssistantAgent(model_client_stream=True)``: print each chunk as it comes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import openai
+from autogen_agentchat.agents import AssistantAgent
+from autogen_agentchat.base import TaskResult
+from autogen_agentchat.messages import ModelClientStreamingChunkEvent, TextMessage
+from autogen_core.models import ModelFamily, ModelInfo
+from autogen_ext.models.openai import OpenAIChatCompletionClient
+
+from baicai_sdk._catalog import load_catalog
+from baicai_sdk._errors import BaicaiError, MissingCredentials, error_from_response
+from baicai_sdk._keys import Credentials, KeyStoreError, resolve_credentials
+from baicai_sdk._transport import async_http_client
+
+DEFAULT_MODEL = "gpt-3.5-turbo-0125"  # a dated name: AutoGen warns when the answer names another version
+
+
+# 1. Credentials ---------------------------------------------------------------------------------------------------
+def load_credentials() -> Credentials:
+    """Key and base URL, or a clear bilingual message and exit status 2 (never a traceback)."""
+    try:
+        return resolve_credentials()
+    except (MissingCredentials, KeyStoreError) as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(2)
+
+
+# 2. What the relay serves under each model name -------------------------------------------------------------------
+def relay_model_info(model: str) -> ModelInfo:
+    """AutoGen's ``model_info`` for a relay model: family from the baicai catalogue, capabilities from OpenAI's docs.
+
+    Without it AutoGen would look the name up in its own table (and refuse names it does not know).
+    """
+    known = load_catalog().chat(model)
+    if known is None:
+        print(f"白菜GPT 价目表里没有模型 {model}，请换一个（如 {DEFAULT_MODEL}） / "
+              f"model {model} is not in the relay's catalogue; pick another (e.g. {DEFAULT_MODEL})", file=sys.stderr)
+        sys.exit(2)
+    name = model.lower()
+    vision = "vision" in name
+    return ModelInfo(
+        vision=vision,
+        function_calling=not vision,  # the -vision-preview models take no tools
+        json_output=name == "gpt-3.5-turbo" or any(tag in name for tag in ("1106", "0125", "turbo-preview")),
+        family=ModelFamily.GPT_35 if known.family == "gpt-3.5" else ModelFamily.GPT_4,
+        structured_output=False,  # json_schema response formats came after every model the relay lists
+        multiple_system_messages=True,
+    )
+
+
+def relay_model_client(credentials: Credentials, model: str) -> OpenAIChatCompletionClient:
+    """The model client. ``http_client`` is forwarded to ``AsyncOpenAI``: every request passes the quota gate and is
+    recorded (tokens, CNY) in the local ledger under the source ``autogen``."""
+    return OpenAIChatCompletionClient(
+        model=model,
+        base_url=credentials.base_url,
+        api_key=credentials.key,
+        model_info=relay_model_info(model),
+        http_client=async_http_client(source="autogen"),  # type: ignore[typeddict-unknown-key]
+    )
+
+
+def report_failure(exc: openai.APIError, base_url: str) -> int:
+    """AutoGen raises ``openai``'s exceptions; rebuild baicai's typed error from the answer to show its code and hint."""
+    typed = exc if isinstance(exc, BaicaiError) else None
+    if typed is None and isinstance(exc, openai.APIStatusError):
+        try:
+            body: object = exc.response.json()
+        except ValueError:
+            body = exc.response.text
+        typed = error_from_response(exc.response, body)
+    if typed is not None:
+        print(f"\n中转拒绝了请求 / the relay refused: {type(typed).__name__} ({typed.relay_code})\n{typed}\n"
+              f"提示 / hint: {typed.hint}", file=sys.stderr)
+    elif isinstance(exc, openai.APIConnectionError):
+        print(f"\n连不上中转 {base_url}：请检查网络或代理 / cannot reach {base_url}: check the network or proxy",
+              file=sys.stderr)
+    else:
+        print(f"\n请求失败 / request failed: {exc}", file=sys.stderr)
+    return 3
+
+
+# 3. The agent, streaming ------------------------------------------------------------------------------------------
+async def ask(question: str, model: str) -> int:
+    credentials = load_credentials()
+    print(f"中转 / relay: {credentials.base_url}  密钥 / key: {credentials.masked} ({credentials.key_source})  "
+          f"模型 / model: {model}")
+    model_client = relay_model_client(credentials, model)
+    agent = AssistantAgent(
+        "assistant",
+        model_client=model_client,
+        system_message="你是一个简洁的助手，用提问的语言回答。 / You are a concise assistant; answer in the asker's language.",
+        model_client_stream=True,
+    )
+    chunks = 0
+    try:
+        print(f"\n[user] {question}\n[assistant] ", end="", flush=True)
+        async for event in agent.run_stream(task=question):
+            if isinstance(event, ModelClientStreamingChunkEvent):
+                chunks += 1
+                print(event.content, end="", flush=True)
+            elif isinstance(event, TaskResult):
+                reply = next((m for m in reversed(event.messages) if isinstance(m, TextMessage)), None)
+                usage = reply.models_usage if reply is not None else None
+                print(f"\n\n流式片段 / streamed chunks: {chunks}")
+                if usage is not None and (usage.prompt_tokens or usage.completion_tokens):
+                    print(f"令牌 / tokens: prompt {usage.prompt_tokens}, completion {usage.completion_tokens}")
+    except openai.APIError as exc:
+        return report_failure(exc, credentials.base_url)
+    finally:
+        await model_client.close()
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="AutoGen 流式助手 / a streaming AutoGen assistant via BaicaiGPT")
+    parser.add_argument("question", nargs="?", default="用一句话介绍你自己。 / Introduce yourself in one sentence.")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"中转上的模型 / relay model (default {DEFAULT_MODEL})")
+    args = parser.parse_args()
+    return asyncio.run(ask(args.question, args.model))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""The public API is exactly ``__all__`` (as httpx's tests/test_exported_members.py), and stays lazy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import baicai_sdk
+
+
+def test_all_is_exactly_the_public_names() -> None:
+    public = {name for name in dir(baicai_sdk) if not name.startswith("_")} | {"__version__"}
+    assert set(baicai_sdk.__all__) == public
+    assert len(baicai_sdk.__all__) == len(set(baicai_sdk.__all__))
+
+
+def test_every_exported_name_resolves() -> None:
+    for name in baicai_sdk.__all__:
+        assert getattr(baicai_sdk, name) is not None, name
+    assert baicai_sdk.Baicai.__module__ == "baicai_sdk._client"
+    assert issubclass(baicai_sdk.QuotaExceeded, baicai_sdk.BaicaiError)
+
+
+def test_unknown_names_raise_attribute_error() -> None:
+    try:
+        baicai_sdk.NoSuchThing  # type: ignore[attr-defined]
+    except AttributeError as exc:
+        assert "NoSuchThing" in str(exc)
+    else:
+        raise AssertionError("expected AttributeError")
+
+
+def test_import_is_light() -> None:
+    code = (
+        "import sys, baicai_sdk\n"
+        "heavy = ['openai', 'tiktoken', 'sqlite3', 'keyring', 'starlette', 'textual', 'uvicorn']\n"
+        "print(','.join(m for m in heavy if m in sys.modules))\n"
+        "from baicai_sdk import Baicai, AsyncBaicai, BaicaiError, RetryPolicy\n"
+        "print(','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0] == ""  # `import baicai_sdk` alone loads nothing heavy
+    assert out[1] == "openai"  # the clients need openai, and nothing else heavy

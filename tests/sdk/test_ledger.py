@@ -1,0 +1,85 @@
+"""The ledger file: WAL, schema versions and migrations, privacy (no text, no key)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from baicai_sdk import _ledger
+from baicai_sdk._meter import Meter, Reservation, describe_request
+from baicai_sdk._paths import ledger_path
+
+SECRET_KEY = "baicai-SECRETsecretSECRETsecret9876"
+PROMPT = "我的银行卡密码是 314159，请记住 / my PIN is 314159"
+REPLY = "好的，我不会记住 / I will not remember"
+
+
+def test_new_file_is_wal_and_current_version(tmp_path: Path) -> None:
+    conn = _ledger.connect(tmp_path / "l.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == _ledger.SCHEMA_VERSION
+    assert int(conn.execute("PRAGMA busy_timeout").fetchone()[0]) >= 5000
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"requests", "learned_tiers", "exhaustions", "topups", "requests_family_ts", "requests_key_family_ts"} <= names
+
+
+def test_default_location_is_the_data_dir(baicai_home: Path) -> None:
+    meter = Meter()
+    assert meter.path == ledger_path() and str(meter.path).startswith(str(baicai_home))
+
+
+def test_window_queries_use_the_covering_index(tmp_path: Path) -> None:
+    conn = _ledger.connect(tmp_path / "l.db")
+    plan = " ".join(str(r[-1]) for r in conn.execute(
+        "EXPLAIN QUERY PLAN SELECT COUNT(*), COALESCE(SUM(win_tokens), 0) FROM requests "
+        "WHERE family = ? AND ts > ? AND counted = 1", ("gpt-4", 0.0)))
+    assert "COVERING INDEX requests_family_ts" in plan
+    plan = " ".join(str(r[-1]) for r in conn.execute(
+        "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM requests WHERE key_fp = ? AND family = ? AND ts > ? AND counted = 1",
+        ("x", "gpt-4", 0.0)))
+    assert "requests_key_family_ts" in plan
+
+
+def test_migrations_run_in_order_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "old.db"
+    old = _ledger.connect(path)
+    old.execute("INSERT INTO requests (ts, key_fp, source, model, endpoint, status) VALUES (1, 'fp', 'sdk', 'm', 'chat', 'ok')")
+    old.close()
+    v2 = "ALTER TABLE requests ADD COLUMN region TEXT; CREATE INDEX requests_region ON requests (region)"
+    monkeypatch.setattr(_ledger, "_MIGRATIONS", [*_ledger._MIGRATIONS, v2])
+    monkeypatch.setattr(_ledger, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(_ledger, "_migrated", set())
+    conn = _ledger.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("SELECT model, region FROM requests").fetchall() == [("m", None)]
+    assert _ledger.migrate(conn) == 2  # idempotent
+
+
+def test_a_file_from_a_newer_version_is_used_as_is(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    _ledger.connect(path).execute("PRAGMA user_version = 99")
+    _ledger._migrated.discard(str(path.resolve()))
+    meter = Meter(ledger_path=path)
+    assert isinstance(meter.reserve("baicai-k", describe_request("/v1/chat/completions", {"model": "gpt-4", "messages": []})), Reservation)
+
+
+def test_no_text_and_no_key_reach_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    meter = Meter(ledger_path=path)
+    body = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": PROMPT}]}
+    r = meter.reserve(SECRET_KEY, describe_request("/v1/chat/completions", body), app="ChatBox")
+    assert isinstance(r, Reservation)
+    r.settle(prompt_tokens=30, completion_tokens=12)
+    meter.observe(SECRET_KEY, "gpt-3.5-turbo", 40031)
+    meter.record_topup(50, api_key=SECRET_KEY, note="淘宝充值")
+    meter.close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("l.db"))
+    for secret in (SECRET_KEY, "SECRETsecret", "314159", "银行卡", "remember"):
+        assert secret.encode() not in raw
+    assert _ledger.fingerprint(SECRET_KEY).encode() in raw
+    assert "SECRET" not in repr(r)

@@ -1,0 +1,207 @@
+"""The Meter against a real ledger file: reserve/settle, learning from codes, expiry, and four processes at once."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from baicai_sdk._meter import Meter, Reservation, describe_request
+from baicai_sdk._quota import Decision
+
+CHAT = "/v1/chat/completions"
+FREE_KEY = "baicai-free-aaaaaaaaaaaaaaaaaaaa1111"
+OTHER_KEY = "baicai-free-bbbbbbbbbbbbbbbbbbbb2222"
+T0 = 1_800_000_000.0
+
+
+class Clock:
+    def __init__(self, t: float = T0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def chat(model: str = "gpt-3.5-turbo", max_tokens: int = 20, content: str = "hi") -> Any:
+    return describe_request(CHAT, {"model": model, "messages": [{"role": "user", "content": content}],
+                                   "max_tokens": max_tokens})
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def meter(tmp_path: Path, clock: Clock) -> Meter:
+    return Meter(ledger_path=tmp_path / "ledger.sqlite3", clock=clock)
+
+
+def rows(path: Path) -> list[sqlite3.Row]:
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return list(conn.execute("SELECT * FROM requests ORDER BY id"))
+    finally:
+        conn.close()
+
+
+def test_reserve_writes_pending_then_settle_replaces_estimate(meter: Meter, clock: Clock) -> None:
+    info = chat(max_tokens=100)
+    r = meter.reserve(FREE_KEY, info, app="NextChat")
+    assert isinstance(r, Reservation)
+    (row,) = rows(meter.path)
+    assert row["status"] == "pending" and row["win_tokens"] == info.prompt_tokens + 100
+    assert row["app"] == "NextChat" and row["source"] == "sdk" and row["tier"] == "unknown"
+    assert FREE_KEY not in [str(v) for v in tuple(row)]  # fingerprint and mask only
+    assert row["key_hint"].endswith("1111") and "…" in row["key_hint"]
+    clock.t += 1.5
+    r.settle(prompt_tokens=9, completion_tokens=12, http_status=200, latency_ms=1500, stream=True)
+    r.settle(prompt_tokens=999, completion_tokens=999)  # idempotent
+    (row,) = rows(meter.path)
+    assert (row["status"], row["prompt_tokens"], row["completion_tokens"], row["win_tokens"]) == ("ok", 9, 12, 21)
+    assert row["cost"] == pytest.approx(21 * 0.01 / 1000) and row["latency_ms"] == 1500 and row["stream"] == 1
+    assert row["cost_est"] == pytest.approx((info.prompt_tokens + 100) * 0.01 / 1000)
+
+
+def test_unknown_model_cost_is_null_not_zero(meter: Meter) -> None:
+    r = meter.reserve(FREE_KEY, chat("baicai-mystery-1"))
+    assert isinstance(r, Reservation)
+    r.settle(prompt_tokens=5, completion_tokens=5)
+    (row,) = rows(meter.path)
+    assert row["cost"] is None and row["cost_est"] is None and row["family"] is None
+
+
+def test_free_window_allows_60_then_waits_with_bilingual_reason(meter: Meter, clock: Clock) -> None:
+    for _ in range(60):
+        r = meter.reserve(FREE_KEY, chat())
+        assert isinstance(r, Reservation)
+        r.settle(prompt_tokens=8, completion_tokens=10)
+        clock.t += 5
+    d = meter.reserve(OTHER_KEY, chat())  # another key on this machine shares the IP budget
+    assert isinstance(d, Decision) and d.kind == "wait" and d.scope == "ip"
+    assert d.retry_at == T0 + 3600 and d.wait_seconds == pytest.approx(3600 - 300)
+    assert d.reason_zh.startswith("会员等级未知") and "60/60" in d.reason_en
+    assert len(rows(meter.path)) == 60  # nothing written for a refusal
+    clock.t = T0 + 3600.01
+    assert isinstance(meter.reserve(OTHER_KEY, chat()), Reservation)
+
+
+def test_pending_rows_hold_room_and_failed_sends_give_it_back(meter: Meter) -> None:
+    big = chat(max_tokens=4000 - 10)
+    first = meter.reserve(FREE_KEY, big)
+    second = meter.reserve(FREE_KEY, big)
+    assert isinstance(first, Reservation) and isinstance(second, Reservation)
+    third = meter.reserve(FREE_KEY, big)  # 3 × ~4000 estimated > 10,000 tokens while the first two are in flight
+    assert isinstance(third, Decision) and third.kind == "wait" and "tokens" in third.reason_en
+    first.settle(status="failed", prompt_tokens=0, completion_tokens=0)
+    assert isinstance(meter.reserve(FREE_KEY, big), Reservation)
+
+
+def test_quota_off_records_anyway(tmp_path: Path, clock: Clock) -> None:
+    meter = Meter(ledger_path=tmp_path / "l.db", clock=clock, quota="off", tier="free")
+    outcomes = [meter.reserve(FREE_KEY, chat("gpt-4-0125-preview")) for _ in range(3)]
+    assert all(isinstance(o, Reservation) for o in outcomes)
+    assert meter.decide(FREE_KEY, chat("gpt-4-0125-preview")).kind == "wait"
+
+
+def test_observe_learns_tier_and_is_used_next_time(meter: Meter) -> None:
+    assert meter.tier_for(FREE_KEY) == ("unknown", "unknown")
+    meter.observe(FREE_KEY, "gpt-4", 40050)
+    assert meter.tier_for(FREE_KEY) == ("free", "learned")
+    d = meter.reserve(FREE_KEY, chat("gpt-4"))
+    assert isinstance(d, Decision) and d.kind == "refuse" and d.tier_source == "learned"
+    meter.observe(FREE_KEY, "gpt-3.5-turbo", 40022)  # a later top-up: the relay now treats it as paid
+    assert meter.tier_for(FREE_KEY) == ("paid", "learned")
+    configured = Meter(ledger_path=meter.path, tier="free")
+    assert configured.tier_for(FREE_KEY) == ("free", "configured")
+
+
+def test_relay_limit_despite_room_makes_meter_conservative(meter: Meter, clock: Clock) -> None:
+    for _ in range(3):
+        r = meter.reserve(FREE_KEY, chat())
+        assert isinstance(r, Reservation)
+        r.settle(prompt_tokens=8, completion_tokens=10)
+        clock.t += 10
+    r = meter.reserve(FREE_KEY, chat())
+    assert isinstance(r, Reservation)
+    r.settle(status="error", relay_code=40020, http_status=429, prompt_tokens=0, completion_tokens=0)
+    meter.observe(FREE_KEY, "gpt-3.5-turbo", 40020)
+    d = meter.reserve(FREE_KEY, chat())
+    assert isinstance(d, Decision) and d.kind == "wait"
+    assert d.retry_at == T0 + 3600  # our oldest counted row leaving frees the first slot
+    assert "another device" in d.reason_en
+    clock.t = T0 + 3600.5
+    assert isinstance(meter.reserve(FREE_KEY, chat()), Reservation)
+
+
+def test_killed_process_rows_expire_but_keep_counting(meter: Meter, clock: Clock) -> None:
+    r = meter.reserve(FREE_KEY, chat(max_tokens=500))
+    assert isinstance(r, Reservation)
+    clock.t += 1000  # past PENDING_TTL: the next reserve sweeps
+    assert isinstance(meter.reserve(FREE_KEY, chat()), Reservation)
+    first = rows(meter.path)[0]
+    assert first["status"] == "expired" and first["win_tokens"] == r.info.estimated_tokens
+    r.settle(prompt_tokens=8, completion_tokens=3)  # a very long answer may still settle
+    assert rows(meter.path)[0]["status"] == "ok"
+
+
+def test_images_cost_per_image(tmp_path: Path, clock: Clock) -> None:
+    meter = Meter(ledger_path=tmp_path / "l.db", clock=clock, tier="paid")
+    info = describe_request("/v1/images/generations", {"model": "dall-e-3", "prompt": "x", "n": 2, "size": "1024x1792"})
+    r = meter.reserve(FREE_KEY, info)
+    assert isinstance(r, Reservation)
+    r.settle(images=2)
+    (row,) = rows(meter.path)
+    assert row["cost"] == pytest.approx(1.6) and row["images"] == 2 and row["win_tokens"] == 0
+
+
+# ---- four processes against one ledger file ------------------------------------------------------------------
+
+def _worker(path: str, model: str, max_tokens: int, attempts: int, start: Any, out: Any) -> None:
+    meter = Meter(ledger_path=path, tier="free", clock=lambda: T0 + 10)
+    info = chat(model, max_tokens=max_tokens)
+    start.wait()
+    allowed = 0
+    for _ in range(attempts):
+        outcome = meter.reserve(FREE_KEY, info)
+        if isinstance(outcome, Reservation):
+            allowed += 1
+    out.put(allowed)
+
+
+@pytest.mark.parametrize(
+    ("model", "max_tokens", "attempts", "expected"),
+    [
+        ("gpt-3.5-turbo", 20, 25, 60),  # 100 attempts, 60 requests/hour
+        ("gpt-3.5-turbo", 1000, 10, None),  # token-bound: 10,000 tokens/hour
+        ("gpt-4-0125-preview", 50, 5, 1),  # 1 request/hour
+    ],
+)
+def test_four_processes_never_overspend_the_window(
+    tmp_path: Path, model: str, max_tokens: int, attempts: int, expected: int | None
+) -> None:
+    path = tmp_path / "shared.sqlite3"
+    # Create the file first, so the processes race on reservations and not on the migration.
+    Meter(ledger_path=path).close()
+    ctx = multiprocessing.get_context("spawn")
+    start, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(str(path), model, max_tokens, attempts, start, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    start.set()
+    allowed = sum(out.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    recorded = rows(path)
+    assert len(recorded) == allowed
+    per_request = chat(model, max_tokens=max_tokens).estimated_tokens
+    if expected is None:
+        expected = 10_000 // per_request
+    assert allowed == expected
+    assert sum(r["win_tokens"] for r in recorded) <= (10_000 if model.startswith("gpt-3.5") else 1_000)

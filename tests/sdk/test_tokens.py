@@ -1,0 +1,282 @@
+"""Offline token counting against tiktoken's own encodings, with the network unreachable.
+
+tiktoken's official loader is fed through its documented cache (``TIKTOKEN_CACHE_DIR``, file name = SHA-1 of the
+URL), seeded from our bundled files; the cookbook formula is re-implemented here independently of ``_tokens``.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import io
+import os
+import socket
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from baicai_sdk import _tokens
+from baicai_sdk._tokens import (
+    StreamCounter,
+    TokenizerUnavailable,
+    count_chat,
+    count_image,
+    count_text,
+    count_tools,
+    image_size_from_data_url,
+)
+
+URLS = {
+    "cl100k_base": "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken",
+    "o200k_base": "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken",
+}
+MODELS = ["gpt-3.5-turbo", "gpt-4", "gpt-4o"]
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.fixture
+def official(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None) -> Any:
+    """tiktoken's own ``encoding_for_model``, loaded from a cache seeded with our bundled files."""
+    import tiktoken
+    import tiktoken.registry
+
+    cache = tmp_path / "tiktoken-cache"
+    cache.mkdir()
+    for name, url in URLS.items():
+        blob = resources.files("baicai_sdk").joinpath(f"data/{name}.tiktoken.gz").read_bytes()
+        (cache / hashlib.sha1(url.encode()).hexdigest()).write_bytes(gzip.decompress(blob))
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(cache))
+    # Forget encodings another test may have loaded, so these really come from tiktoken's loader.
+    monkeypatch.setattr(tiktoken.registry, "ENCODINGS", {})
+    return tiktoken.encoding_for_model
+
+
+def cookbook_messages(encoding: Any, messages: list[dict[str, Any]]) -> int:
+    """OpenAI cookbook, num_tokens_from_messages (gpt-3.5-turbo-0613 and later, gpt-4, gpt-4o)."""
+    num = 0
+    for message in messages:
+        num += 3
+        for key, value in message.items():
+            num += len(encoding.encode(value))
+            if key == "name":
+                num += 1
+    return num + 3
+
+
+def cookbook_tools(encoding: Any, model: str, tools: list[dict[str, Any]]) -> int:
+    """OpenAI cookbook, num_tokens_for_tools (function definitions only)."""
+    func_init = 7 if model.startswith("gpt-4o") else 10
+    prop_init, prop_key, enum_init, enum_item, func_end = 3, 3, -3, 3, 12
+    count = 0
+    for tool in tools:
+        count += func_init
+        function = tool["function"]
+        desc = function["description"]
+        if desc.endswith("."):
+            desc = desc[:-1]
+        count += len(encoding.encode(function["name"] + ":" + desc))
+        properties = function["parameters"]["properties"]
+        if properties:
+            count += prop_init
+            for key, prop in properties.items():
+                count += prop_key
+                if "enum" in prop:
+                    count += enum_init
+                    for item in prop["enum"]:
+                        count += enum_item + len(encoding.encode(item))
+                p_desc = prop["description"]
+                if p_desc.endswith("."):
+                    p_desc = p_desc[:-1]
+                count += len(encoding.encode(f"{key}:{prop['type']}:{p_desc}"))
+    return count + func_end if tools else 0
+
+
+EXAMPLE = [
+    {"role": "system", "content": "You are a helpful, pattern-following assistant that translates corporate jargon into plain English."},
+    {"role": "system", "name": "example_user", "content": "New synergies will help drive top-line growth."},
+    {"role": "system", "name": "example_assistant", "content": "Things working well together will increase revenue."},
+    {"role": "system", "name": "example_user", "content": "Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage."},
+    {"role": "system", "name": "example_assistant", "content": "Let's talk later when we're less busy about how to do better."},
+    {"role": "user", "content": "This late pivot means we don't have time to boil the ocean for the client deliverable."},
+]
+
+CORPUS: list[list[dict[str, Any]]] = [
+    EXAMPLE,
+    [{"role": "user", "content": "你好，请用一句话介绍白菜GPT。"}],
+    [
+        {"role": "system", "content": "你是一个乐于助人的助手，回答要简洁。Answer in both Chinese and English."},
+        {"role": "user", "name": "xiao_ming", "content": "北京今天天气怎么样？What's the weather in Beijing?"},
+        {"role": "assistant", "content": "今天北京晴，气温 12–20°C。 Sunny, 12–20 °C."},
+        {"role": "user", "name": "xiao_ming", "content": "那上海呢？🌧️ And Shanghai?"},
+    ],
+    [{"role": "user", "content": "<|endoftext|> is just text here\n\n\tindented\r\n" + "长文本" * 200}],
+    [{"role": "user", "content": ""}, {"role": "assistant", "content": "   "}],
+    [{"role": "user", "content": "def f(x):\n    return x ** 2  # 平方\n" * 20}],
+]
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_current_weather",
+            "description": "Get the current weather in a given location.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "location": {"type": "string", "description": "城市名，例如 北京 / The city, e.g. Beijing."},
+                    "unit": {"type": "string", "description": "The unit", "enum": ["celsius", "fahrenheit"]},
+                },
+                "required": ["location"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "查询余额",
+            "description": "Look up the balance",
+            "parameters": {"type": "object", "properties": {}},
+        },
+    },
+]
+
+
+def test_cookbook_example_is_129_on_cl100k_and_124_on_o200k(no_network: None) -> None:
+    assert count_chat(EXAMPLE, "gpt-3.5-turbo") == 129
+    assert count_chat(EXAMPLE, "gpt-4") == 129
+    assert count_chat(EXAMPLE, "gpt-4o") == 124
+    assert count_chat(EXAMPLE, "gpt-4o-mini") == 124
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_corpus_matches_tiktoken_official_offline(model: str, official: Any) -> None:
+    encoding = official(model)
+    assert encoding.name == ("o200k_base" if model == "gpt-4o" else "cl100k_base")
+    for messages in CORPUS:
+        # The cookbook encodes without special-token checks only when told; our corpus has "<|endoftext|>" as text.
+        expected = cookbook_messages(_AllowText(encoding), messages)
+        assert count_chat(messages, model) == expected, messages
+    for messages in CORPUS:
+        expected = cookbook_messages(_AllowText(encoding), messages) + cookbook_tools(encoding, model, TOOLS)
+        assert count_chat(messages, model, tools=TOOLS) == expected
+
+
+class _AllowText:
+    """tiktoken's encoder with special-token text treated as text, as the API does for user content."""
+
+    def __init__(self, encoding: Any) -> None:
+        self._encoding = encoding
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._encoding.encode(text, disallowed_special=()))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_count_text_matches_official(model: str, official: Any) -> None:
+    encoding = official(model)
+    for text in ["", "hello world", "白菜GPT 中转 API，国内直连。", "🥬" * 50, "a\n\n\n b  c\t"]:
+        assert count_text(text, model) == len(encoding.encode(text))
+
+
+def test_legacy_functions_count_like_tools() -> None:
+    functions = [t["function"] for t in TOOLS]
+    assert count_tools("gpt-4", functions=functions) == count_tools("gpt-4", tools=TOOLS) > 12
+    bare = [{"type": "function", "function": {"name": "ping", "description": "Ping.", "parameters": {}}}]
+    assert count_tools("gpt-4o", tools=bare) == 7 + count_text("ping:Ping", "gpt-4o") + 12
+    assert count_tools("gpt-4", tools=bare) == 10 + count_text("ping:Ping", "gpt-4") + 12
+    assert count_tools("gpt-4", tools=[]) == 0
+
+
+def test_library_touches_no_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_tokens, "_cache", {})
+    before = dict(os.environ)
+    count_text("x", "gpt-4o")
+    count_text("x", "gpt-4")
+    assert dict(os.environ) == before
+
+
+def test_damaged_bundle_is_refused() -> None:
+    with pytest.raises(TokenizerUnavailable, match="SHA-256"):
+        _tokens._read_bundled("cl100k_base", "0" * 64)
+    with pytest.raises(TokenizerUnavailable):
+        _tokens.get_encoding("p50k_base")
+
+
+def test_image_token_rules() -> None:
+    assert count_image(4096, 4096, "low") == 85
+    assert count_image(1024, 1024, "high") == 765  # 768×768 → 4 tiles
+    assert count_image(2048, 4096, "high") == 1105  # OpenAI's worked example: 768×1536 → 6 tiles
+    assert count_image(512, 512, "auto") == 255
+    assert count_image(None, None) == 765  # remote URL assumption
+
+
+def _png(width: int, height: int) -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), "green").save(buf, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _jpeg(width: int, height: int) -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), "white").save(buf, "JPEG", exif=b"Exif\x00\x00" + b"\x00" * 2000)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def test_data_url_images_are_measured() -> None:
+    assert image_size_from_data_url(_png(300, 200)) == (300, 200)
+    assert image_size_from_data_url(_jpeg(1500, 700)) == (1500, 700)
+    assert image_size_from_data_url("https://example.com/cat.png") is None
+    text = [{"role": "user", "content": [{"type": "text", "text": "这是什么？"}]}]
+    base = count_chat(text, "gpt-4o")
+    with_png = [{"role": "user", "content": [{"type": "text", "text": "这是什么？"},
+                                               {"type": "image_url", "image_url": {"url": _png(300, 200)}}]}]
+    assert count_chat(with_png, "gpt-4o") == base + 255
+    with_jpeg = [{"role": "user", "content": [{"type": "text", "text": "这是什么？"},
+                                                {"type": "image_url", "image_url": {"url": _jpeg(1500, 700)}}]}]
+    assert count_chat(with_jpeg, "gpt-4o") == base + count_image(1500, 700)  # short side under 768: 3×2 tiles
+    assert count_image(1500, 700) == 170 * 6 + 85
+    low = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": _png(3000, 3000), "detail": "low"}}]}]
+    remote = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]
+    user = count_text("user", "gpt-4o")
+    assert count_chat(low, "gpt-4o") == 3 + user + 85 + 3
+    assert count_chat(remote, "gpt-4o") == 3 + user + 765 + 3
+
+
+def test_stream_counter_counts_the_joined_text_not_the_fragments() -> None:
+    reply = "白菜GPT is an OpenAI-compatible relay. 国内直连，无需代理。" * 3
+    counter = StreamCounter("gpt-3.5-turbo")
+    for i in range(0, len(reply), 3):
+        counter.feed(reply[i : i + 3])
+    assert counter.tokens == count_text(reply, "gpt-3.5-turbo")
+    assert counter.tokens < sum(count_text(reply[i : i + 3]) for i in range(0, len(reply), 3))
+
+
+def test_stream_counter_reads_chunks_and_prefers_reported_usage() -> None:
+    counter = StreamCounter("gpt-4o")
+    counter.feed_chunk({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
+    counter.feed_chunk({"choices": [{"index": 0, "delta": {"content": "你好"}}]})
+    counter.feed_chunk({"choices": [{"index": 1, "delta": {"content": "Hello"}}]})
+    counter.feed_chunk({"choices": [{"index": 0, "delta": {"tool_calls": [
+        {"index": 0, "function": {"name": "get_current_weather", "arguments": '{"loc'}}]}}]})
+    counter.feed_chunk({"choices": [{"index": 0, "delta": {"tool_calls": [
+        {"index": 0, "function": {"arguments": 'ation": "北京"}'}}]}}]})
+    expected = count_text('你好get_current_weather{"location": "北京"}', "gpt-4o") + count_text("Hello", "gpt-4o")
+    assert counter.tokens == expected
+    counter.feed_chunk({"choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 99, "total_tokens": 119}})
+    assert counter.tokens == 99 and counter.counted_tokens == expected and counter.prompt_tokens_reported == 20

@@ -1,0 +1,51 @@
+"""``baicai sidecar`` argument rules and ``baicai sidecar token add|list|revoke``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from baicai_sdk.cli import main
+from baicai_sidecar._tokens import TokenStore
+from baicai_sidecar.app import SidecarConfig
+
+
+def test_token_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sidecar", "token", "add", "lobechat"]) == 0
+    token = TokenStore().get("lobechat")
+    assert token and token in capsys.readouterr().out
+    assert main(["sidecar", "token", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [t["app"] for t in listed] == ["lobechat"] and token not in json.dumps(listed)
+    assert main(["sidecar", "token", "revoke", "lobechat"]) == 0
+    assert TokenStore().verify(token) is None
+    assert main(["sidecar", "token", "revoke", "lobechat"]) == 1
+    assert main(["sidecar", "token", "add", "bad name"]) == 2
+
+
+def test_remote_bind_needs_a_flag_and_never_open() -> None:
+    with pytest.raises(ValueError, match="--allow-remote"):
+        SidecarConfig(upstream="http://x/v1", api_key="baicai-k", host="0.0.0.0")
+    with pytest.raises(ValueError, match="--open"):
+        SidecarConfig(upstream="http://x/v1", api_key="baicai-k", host="0.0.0.0", allow_remote=True,
+                      open_access=True)
+    SidecarConfig(upstream="http://x/v1", api_key="baicai-k", host="0.0.0.0", allow_remote=True)
+
+
+def test_remote_bind_refused_on_the_command_line(capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BAICAI_API_KEY", "baicai-" + "k" * 40)
+    assert main(["sidecar", "--host", "0.0.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert "--allow-remote" in err and "k" * 20 not in err
+
+
+def test_sidecar_command_imports_no_server_until_run() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from baicai_sdk.cli import build_parser; build_parser(); "
+            "print('starlette' in sys.modules, 'uvicorn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

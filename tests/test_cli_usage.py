@@ -1,0 +1,132 @@
+"""``baicai usage`` and ``baicai estimate`` through ``cli.main``, on a ledger written by a real Meter."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from baicai_sdk import cli
+from baicai_sdk._commands.usage import parse_when
+from baicai_sdk._meter import Meter, Reservation, describe_request
+from baicai_sdk._paths import ledger_path
+from baicai_sdk._tokens import count_chat
+
+KEY = "baicai-cli-aaaaaaaaaaaaaaaaaaaa7777"
+MESSAGES = [{"role": "system", "content": "简洁回答"}, {"role": "user", "content": "白菜GPT 是什么？", "name": "li"}]
+
+
+def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str],
+        stdin: str = "") -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _send(model: str, prompt: int, completion: int, source: str = "sdk", app: str | None = None) -> None:
+    meter = Meter(source, tier="paid")
+    r = meter.reserve(KEY, describe_request("/v1/chat/completions", {"model": model, "messages": []}), app=app)
+    assert isinstance(r, Reservation)
+    r.settle(prompt_tokens=prompt, completion_tokens=completion)
+    meter.close()
+
+
+def test_usage_json_by_model_and_source(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    _send("gpt-4", 1000, 1000)
+    _send("gpt-3.5-turbo", 500, 500, source="sidecar", app="LobeChat")
+    code, out, _ = run(monkeypatch, capsys, ["usage", "--by", "model", "--json"])
+    data = json.loads(out)
+    assert code == 0 and data["currency"] == "CNY"
+    by = {r["key"]: r for r in data["rows"]}
+    assert by["gpt-4"]["cost_cny"] == pytest.approx(1.0) and by["gpt-3.5-turbo"]["total_tokens"] == 1000
+    assert data["total"]["requests"] == 2
+    code, out, _ = run(monkeypatch, capsys, ["usage", "--by", "source"])
+    assert "sidecar:LobeChat" in out and "¥1.0100" in out and KEY not in out
+    code, out, _ = run(monkeypatch, capsys, ["usage", "--since", "1h", "--by", "key"])
+    assert "baicai-…7777" in out
+
+
+def test_usage_log_windows_topup_balance(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    _send("gpt-4", 100, 100)
+    code, out, _ = run(monkeypatch, capsys, ["usage", "log", "--json"])
+    (row,) = json.loads(out)
+    assert row["model"] == "gpt-4" and row["status"] == "ok" and KEY not in out
+    code, out, _ = run(monkeypatch, capsys, ["usage", "windows", "--tier", "paid", "--json"])
+    gpt4 = next(w for w in json.loads(out) if w["family"] == "gpt-4")
+    assert gpt4["requests_used"] == 1 and gpt4["requests_limit"] == 200
+    code, out, _ = run(monkeypatch, capsys, ["usage", "topup", "50", "--note", "支付宝"])
+    assert code == 0 and "¥50.0000" in out
+    code, out, _ = run(monkeypatch, capsys, ["usage", "balance", "--json"])
+    b = json.loads(out)
+    # Spend before the first recorded top-up is not subtracted (record your balance once, then track from there).
+    assert b["measured"] is False and b["amount_cny"] == pytest.approx(50) and b["label"].startswith("估算")
+    _send("gpt-4", 100, 100)
+    b = json.loads(run(monkeypatch, capsys, ["usage", "balance", "--json"])[1])
+    assert b["amount_cny"] == pytest.approx(50 - 0.1) and "no key configured" in b["detail"]
+    code, _, err = run(monkeypatch, capsys, ["usage", "topup", "-5"])
+    assert code == 2 and "above 0" in err
+
+
+def test_usage_balance_measured_with_a_key(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                          emulator: Any) -> None:
+    monkeypatch.setenv("BAICAI_API_KEY", emulator.paid_key)
+    monkeypatch.setenv("BAICAI_BASE_URL", emulator.base_url)
+    emulator.state.set_balance(emulator.paid_key, 7.25)
+    code, out, _ = run(monkeypatch, capsys, ["usage", "balance"])
+    assert code == 0 and "¥7.2500" in out and "实测 / measured" in out and emulator.paid_key not in out
+
+
+def test_estimate_from_stdin_and_file(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                      tmp_path: Path) -> None:
+    code, out, _ = run(monkeypatch, capsys, ["estimate", "--model", "gpt-4", "--max-tokens", "200", "--json", "-"],
+                       stdin=json.dumps(MESSAGES, ensure_ascii=False))
+    data = json.loads(out)
+    prompt = count_chat(MESSAGES, "gpt-4")
+    assert code == 0 and data["prompt_tokens"] == prompt and data["max_completion_tokens"] == 200
+    assert data["cost_cny"]["min"] == pytest.approx(prompt * 0.5 / 1000)
+    assert data["cost_cny"]["max"] == pytest.approx((prompt + 200) * 0.5 / 1000)
+    assert data["decision"]["kind"] == "allow"
+    body = tmp_path / "req.json"
+    body.write_text(json.dumps({"model": "gpt-4-0125-preview", "messages": MESSAGES, "max_tokens": 5000}), "utf-8")
+    code, out, _ = run(monkeypatch, capsys, ["estimate", str(body), "--tier", "free"])
+    assert code == 0 and "不会发送 / refused" in out and "1000" in out
+    assert not ledger_path().exists() or json.loads(run(monkeypatch, capsys, ["usage", "--json"])[1])["rows"] == []
+
+
+def test_estimate_waits_when_the_window_is_full(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    meter = Meter(tier="free")
+    r = meter.reserve(KEY, describe_request("/v1/chat/completions", {"model": "gpt-4-0125-preview", "messages": []}))
+    assert isinstance(r, Reservation)
+    r.settle(prompt_tokens=10, completion_tokens=10)
+    code, out, _ = run(monkeypatch, capsys, ["estimate", "-m", "gpt-4-0125-preview", "--tier", "free", "--json", "-"],
+                       stdin="[]")
+    d = json.loads(out)["decision"]
+    assert d["kind"] == "wait" and 3590 < d["wait_seconds"] <= 3600 and "1/1" in d["reason"]
+
+
+def test_estimate_errors_are_bilingual(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(monkeypatch, capsys, ["estimate", "-"], stdin="[]")
+    assert code == 2 and "--model" in err
+    code, _, err = run(monkeypatch, capsys, ["estimate", "-m", "gpt-4", "-"], stdin="{not json")
+    assert code == 2 and "JSON" in err and " / " in err
+    code, _, err = run(monkeypatch, capsys, ["estimate", "-m", "gpt-4", "/nonexistent.json"])
+    assert code == 2 and "no such file" in err
+
+
+def test_parse_when() -> None:
+    import datetime as dt
+
+    tz = dt.timezone(dt.timedelta(hours=8))
+    now = dt.datetime(2026, 11, 27, 10, 0, tzinfo=tz).timestamp()
+    assert parse_when("7d", now=now) == now - 7 * 86400
+    assert parse_when("today", now=now, tz=tz) == dt.datetime(2026, 11, 27, tzinfo=tz).timestamp()
+    assert parse_when("month", now=now, tz=tz) == dt.datetime(2026, 11, 1, tzinfo=tz).timestamp()
+    assert parse_when("2026-11-01", tz=tz) == dt.datetime(2026, 11, 1, tzinfo=tz).timestamp()
+    with pytest.raises(Exception, match="7d"):
+        parse_when("last tuesday")

@@ -1,0 +1,77 @@
+"""App-wide behaviour: every page opens by key, help, language switch, errors shown as status, CLI wiring."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import FIXED_NOW, TZ, settle, text_of
+
+from baicai_tui import make_app
+from baicai_tui.app import PAGES
+
+
+async def test_every_page_opens_by_number_and_help_by_question_mark(fixed_ledger) -> None:
+    app = make_app(clock=lambda: FIXED_NOW, tz=TZ)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        for i, (pid, _, _, _) in enumerate(PAGES):
+            await pilot.press(str(i + 1))
+            await settle(pilot)
+            assert app.active_page.id == pid
+            assert app.focused is not None and app.active_page in app.focused.ancestors
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "HelpScreen"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "Screen"
+
+
+async def test_mouse_switches_tabs(fixed_ledger) -> None:
+    app = make_app(clock=lambda: FIXED_NOW, tz=TZ)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        await pilot.click("#--content-tab-tab-ledger")
+        await settle(pilot)
+        assert app.active_page.id == "ledger"
+
+
+async def test_language_cycles_both_zh_en(fixed_ledger) -> None:
+    app = make_app(clock=lambda: FIXED_NOW, tz=TZ)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        assert text_of(app.query_one("#today")).startswith("今日 / Today:")
+        await pilot.press("l")
+        await settle(pilot)
+        assert text_of(app.query_one("#today")).startswith("今日:")
+        await pilot.press("l")
+        await settle(pilot)
+        assert text_of(app.query_one("#today")).startswith("Today:")
+        await pilot.press("l")
+        await settle(pilot)
+        assert text_of(app.query_one("#today")).startswith("今日 / Today:")
+
+
+async def test_unreachable_relay_is_a_status_not_a_crash(fixed_ledger, monkeypatch) -> None:
+    monkeypatch.setenv("BAICAI_API_KEY", "baicai-unreachable00000000000000zzzz")
+    monkeypatch.setenv("BAICAI_BASE_URL", "http://127.0.0.1:9/v1")  # discard port: nothing listens
+    app = make_app(clock=lambda: FIXED_NOW, tz=TZ)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, balance=True)
+        balance = text_of(app.query_one("#balance"))
+        assert balance.startswith("余额 / Balance:")
+        assert "zzzz" not in balance or "…zzzz" in balance
+        assert app.is_running
+        assert "baicai-unreachable00000000000000zzzz" not in app.export_screenshot()
+
+
+def test_baicai_tui_is_a_subcommand_and_imports_textual_lazily() -> None:
+    out = subprocess.run([sys.executable, "-m", "baicai_sdk.cli", "tui", "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    assert "--lang" in out
+    code = ("import sys, argparse; from baicai_tui._cli import register; "
+            "p = argparse.ArgumentParser(); register(p.add_subparsers()); "
+            "print('textual' in {m.split('.')[0] for m in sys.modules})")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"

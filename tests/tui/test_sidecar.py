@@ -1,0 +1,109 @@
+"""Sidecar page: up/down from GET /sidecar/status over a real socket, per-app tokens issued and revoked."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import httpx2
+import pytest
+from conftest import FIXED_NOW, TZ, settle, table_rows, text_of
+
+from baicai_sidecar._tokens import TokenStore
+from baicai_tui import make_app
+from baicai_tui.services import Services
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_down_sidecar_is_a_status() -> None:
+    services = Services(clock=lambda: FIXED_NOW, tz=TZ, sidecar_url=f"http://127.0.0.1:{_free_port()}")
+    app = make_app(services=services)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("6")
+        await settle(pilot)
+        status = text_of(app.query_one("#sidecar-status"))
+        assert status.startswith("○ 未运行 / down")
+        assert app.is_running
+
+
+async def test_up_sidecar_tokens_issue_and_revoke(emulator) -> None:
+    from baicai_sidecar._server import SidecarServer
+    from baicai_sidecar.app import SidecarConfig
+
+    store = TokenStore()
+    default = store.default_token()
+    config = SidecarConfig(upstream=emulator.base_url, api_key=emulator.free_key, tokens=store)
+    with SidecarServer(config) as sc:
+        # one relay error through the sidecar, so "recent errors" has something to show
+        httpx2.post(f"{sc.base_url}/chat/completions", headers={"Authorization": f"Bearer {default}"},
+                    json={"model": "gpt-4-32k", "messages": [{"role": "user", "content": "hi"}]}, timeout=10)
+        services = Services(clock=lambda: FIXED_NOW, tz=TZ, sidecar_url=sc.origin)
+        app = make_app(services=services)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await pilot.press("6")
+            await settle(pilot)
+            status = text_of(app.query_one("#sidecar-status"))
+            assert status.startswith("● 运行中 / up")
+            assert f"{sc.port}" in status
+            rows = table_rows(app.query_one("#tokens-table"))
+            assert rows == [["default", store.list()[0].masked]]
+            assert default not in app.export_screenshot()
+            errors = text_of(app.query_one("#sidecar-errors"))
+            assert "48001" in errors or "gpt-4-32k" in errors or "404" in errors, errors
+
+            await pilot.press("i")
+            await pilot.pause()
+            await pilot.press(*"chatbox", "enter")
+            await settle(pilot)
+            issued = TokenStore().get("chatbox")
+            assert issued is not None
+            assert text_of(app.screen.query_one("#notice-body")) == issued  # shown once, in the modal
+            await pilot.press("escape")
+            await settle(pilot)
+            rows = table_rows(app.query_one("#tokens-table"))
+            assert [r[0] for r in rows] == [t.app for t in TokenStore().list()]
+            assert sorted(r[0] for r in rows) == ["chatbox", "default"]
+            assert issued not in app.export_screenshot()
+
+            app.query_one("#tokens-table").move_cursor(row=[r[0] for r in rows].index("chatbox"))
+            await pilot.press("v", "y")
+            await settle(pilot)
+            assert TokenStore().get("chatbox") is None
+            assert [r[0] for r in table_rows(app.query_one("#tokens-table"))] == ["default"]
+
+
+async def test_start_and_stop_from_the_tui(emulator) -> None:
+    pytest.importorskip("baicai_sidecar._cli")
+    from baicai_sdk._keys import KeyStore
+
+    KeyStore().add("default", emulator.free_key, tier="free", base_url=emulator.base_url)
+    services = Services(clock=lambda: FIXED_NOW, tz=TZ, sidecar_url=f"http://127.0.0.1:{_free_port()}")
+    app = make_app(services=services)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await pilot.press("6")
+            await settle(pilot)
+            assert text_of(app.query_one("#sidecar-status")).startswith("○")
+            await pilot.press("s")
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                await settle(pilot)
+                app.page("sidecar").load()
+                await settle(pilot)
+                if text_of(app.query_one("#sidecar-status")).startswith("●"):
+                    break
+                await pilot.pause(0.2)
+            status = text_of(app.query_one("#sidecar-status"))
+            assert status.startswith("● 运行中 / up") and "由本界面启动 / started from here" in status
+            await pilot.press("s")
+            await settle(pilot)
+            app.page("sidecar").load()
+            await settle(pilot)
+            assert text_of(app.query_one("#sidecar-status")).startswith("○")
+    finally:
+        services.close()

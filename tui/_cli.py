@@ -1,0 +1,39 @@
+"""``baicai tui``: registered through the ``baicai.commands`` entry point; textual loads only when it runs."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "tui",
+        help="终端面板：余额、额度、用量、明细、密钥、边车 / terminal dashboard: balance, quota, usage, keys, sidecar",
+        description="白菜GPT 终端面板 / The BaicaiGPT terminal dashboard.",
+    )
+    parser.add_argument("--lang", choices=("both", "zh", "en"), default=None,
+                        help="界面语言（默认中英双语；也可设 BAICAI_LANG）/ label language (default both; or BAICAI_LANG)")
+    parser.add_argument("--sidecar-url", default=None,
+                        help="边车地址 / sidecar address (default http://127.0.0.1:<default port>)")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        from .app import make_app
+        from .services import Services
+    except ModuleNotFoundError as exc:  # textual missing: the [tui] extra is not installed
+        if exc.name and exc.name.split(".")[0] == "textual":
+            import sys
+
+            print("需要安装 TUI 组件：pip install 'baicai[tui]' / the TUI needs: pip install 'baicai[tui]'",
+                  file=sys.stderr)
+            return 2
+        raise
+    services = Services(sidecar_url=args.sidecar_url)
+    app = make_app(services=services, lang=args.lang)
+    app.run()
+    return int(app.return_code or 0)

@@ -1,0 +1,84 @@
+"""``baicai demo``: the TUI against an embedded emulator, with sample traffic so the figures move.
+
+The lead's ``baicai demo`` starts the emulator and calls :func:`run_demo`. Nothing here writes the user's
+profiles: the demo key is handed to the services directly, and requests go through ``baicai_sdk.Baicai``
+exactly like a user's script, so every figure on screen comes from the real ledger.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+
+__all__ = ["run_demo", "SampleTraffic"]
+
+_PROMPTS = (
+    "用一句话介绍白菜。",
+    "Write a haiku about cabbages.",
+    "把 'hello world' 翻译成中文。",
+    "List three uses of a relay API.",
+    "解释什么是滑动窗口限流。",
+)
+
+
+class SampleTraffic:
+    """Sends a small chat request every ``interval`` seconds until ``should_stop()`` says so.
+
+    Mostly gpt-3.5 (cheap, and the free tier allows it), now and then gpt-4 and a streamed answer, so the
+    quota bars fill, a limit code shows up in the log on the free tier, and costs differ by model.
+    """
+
+    def __init__(self, base_url: str, key: str, *, tier: str = "free", interval: float = 2.0,
+                 seed: int | None = None) -> None:
+        self.base_url = base_url
+        self.key = key
+        self.tier = tier
+        self.interval = interval
+        self.sent = 0
+        self.failed = 0
+        self._random = random.Random(seed)
+
+    def _client(self) -> object:
+        from baicai_sdk import Baicai  # type: ignore[attr-defined]
+
+        # quota="raise": refuse locally rather than sleep through a full window, so the demo keeps moving
+        tier = self.tier if self.tier in ("free", "paid") else None
+        return Baicai(api_key=self.key, base_url=self.base_url, max_retries=0, quota="raise", tier=tier)
+
+    def send_one(self, client: object) -> None:
+        roll = self._random.random()
+        model = "gpt-4-0125-preview" if roll < 0.1 else "gpt-3.5-turbo"
+        stream = self.tier == "paid" and roll > 0.8
+        messages = [{"role": "user", "content": self._random.choice(_PROMPTS)}]
+        try:
+            completions = client.chat.completions  # type: ignore[attr-defined]
+            if stream:
+                for _ in completions.create(model=model, messages=messages, max_tokens=60, stream=True):
+                    pass
+            else:
+                completions.create(model=model, messages=messages, max_tokens=60)
+            self.sent += 1
+        except Exception:  # a limit or a refusal is part of the show: it lands in the ledger either way
+            self.failed += 1
+
+    def run(self, should_stop: Callable[[], bool]) -> None:
+        client = self._client()
+        while not should_stop():
+            self.send_one(client)
+            deadline = time.monotonic() + self.interval * (0.5 + self._random.random())
+            while time.monotonic() < deadline and not should_stop():
+                time.sleep(0.05)
+
+
+def run_demo(base_url: str, key: str, *, tier: str) -> int:
+    """Open the TUI on the running emulator at ``base_url`` with sample traffic; returns the exit status."""
+    from .app import make_app
+    from .services import Services
+
+    services = Services(demo_credentials=(key, base_url, tier))
+    app = make_app(services=services, demo=SampleTraffic(base_url, key, tier=tier))
+    app.run()
+    return int(app.return_code or 0)
+
+

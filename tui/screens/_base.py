@@ -1,0 +1,53 @@
+"""What every page has: its services, a worker runner that reports back on the UI thread, a stale flag."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from textual.containers import Vertical
+from textual.worker import get_current_worker
+
+if TYPE_CHECKING:
+    from ..app import BaicaiApp
+    from ..services import Services
+
+T = TypeVar("T")
+
+
+class Page(Vertical):
+    """A tab's content. ``load`` reads from services in a thread worker and ``show``s the result."""
+
+    stale = True
+
+    @property
+    def services(self) -> Services:
+        return self.baicai.services
+
+    @property
+    def baicai(self) -> BaicaiApp:
+        return self.app  # type: ignore[return-value]
+
+    def load(self) -> None:
+        """Start reading this page's figures (in a worker); pages override."""
+        self.stale = False
+
+    def tick(self) -> None:
+        """Once a second, from the injected clock, with no I/O: countdowns. Pages override."""
+
+    def focus_main(self) -> None:
+        """Move focus to the page's main widget, so its key bindings show in the footer."""
+
+    def in_thread(self, fetch: Callable[[], T], show: Callable[[T], Any], *, group: str = "load") -> None:
+        """Run ``fetch`` in a thread worker (exclusive per page and group) and pass its result to ``show``.
+
+        Errors go to the app's one handler (``BaicaiApp.on_worker_state_changed``), never crash the app.
+        """
+
+        def job() -> None:
+            result = fetch()
+            if not get_current_worker().is_cancelled:
+                self.app.call_from_thread(show, result)
+
+        self.run_worker(job, thread=True, exclusive=True, group=group, exit_on_error=False,
+                        name=f"{self.id}:{group}")

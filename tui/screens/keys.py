@@ -1,0 +1,129 @@
+"""密钥 / Keys: profiles from the SDK's key store, masked; add (hidden input), tier, switch, remove."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Static
+
+from .._i18n import tr
+from ..services import ProfileView
+from ._base import Page
+from .modals import ConfirmModal, Field, FormModal
+
+TIERS = ("unknown", "free", "paid")
+
+
+class KeysTable(DataTable[str]):
+    BINDINGS = [
+        Binding("a", "add", tr("添加", "Add")),
+        Binding("t", "tier", tr("档位", "Tier")),
+        Binding("u", "use", tr("设为当前", "Use")),
+        Binding("x,delete", "remove", tr("删除", "Remove")),
+    ]
+
+    @property
+    def page(self) -> KeysPage:
+        return self.query_ancestor(KeysPage)
+
+    def action_add(self) -> None:
+        self.page.add()
+
+    def action_tier(self) -> None:
+        self.page.cycle_tier()
+
+    def action_use(self) -> None:
+        self.page.use()
+
+    def action_remove(self) -> None:
+        self.page.remove()
+
+
+class KeysPage(Page):
+    profiles: list[ProfileView] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="keys-backend")
+        table = KeysTable(id="keys-table", cursor_type="row", zebra_stripes=True)
+        table.add_columns("", tr("名称", "Name"), tr("密钥", "Key"), tr("档位", "Tier"), tr("接口地址", "Base URL"))
+        yield table
+
+    def focus_main(self) -> None:
+        self.query_one("#keys-table").focus()
+
+    def load(self) -> None:
+        super().load()
+        self.in_thread(lambda: (self.services.profiles(), self.services.key_backend()), self._show_pair)
+
+    def _show_pair(self, pair: tuple[list[ProfileView], str]) -> None:
+        profiles, backend = pair
+        self.query_one("#keys-backend", Static).update(f"{tr('存储', 'Stored in')}: {backend}")
+        self.show(profiles)
+
+    def show(self, profiles: list[ProfileView]) -> None:
+        before = self.selected()
+        self.profiles = profiles
+        table = self.query_one("#keys-table", KeysTable)
+        table.clear()
+        for p in profiles:
+            table.add_row("●" if p.active else "", p.name, p.masked, p.tier, p.base_url or "", key=p.name)
+        names = [p.name for p in profiles]
+        if before is not None and before.name in names:  # keep the cursor on the same profile after a change
+            table.move_cursor(row=names.index(before.name))
+
+    def selected(self) -> ProfileView | None:
+        table = self.query_one("#keys-table", KeysTable)
+        if not self.profiles or table.cursor_row < 0 or table.cursor_row >= len(self.profiles):
+            return None
+        return self.profiles[table.cursor_row]
+
+    def _then_reload(self, action: object, done: str) -> None:
+        def fetch() -> None:
+            action()  # type: ignore[operator]
+
+        def show(_: None) -> None:
+            self.notify(done)
+            self.load()
+            self.baicai.reload_overview()
+
+        self.in_thread(fetch, show, group="change")
+
+    def add(self) -> None:
+        fields = [Field("name", tr("名称", "Name"), value="default" if not self.profiles else ""),
+                  Field("key", tr("密钥（输入不显示）", "Key (hidden)"), password=True),
+                  Field("tier", tr("档位", "Tier"), choices=TIERS)]
+
+        def done(values: dict[str, str] | None) -> None:
+            if not values or not values.get("name") or not values.get("key"):
+                return
+            name, key, tier = values["name"].strip(), values["key"].strip(), values.get("tier") or "unknown"
+            self._then_reload(lambda: self.services.add_key(name, key, tier),
+                              tr(f"已添加 {name}", f"Added {name}"))
+
+        self.app.push_screen(FormModal(tr("添加密钥", "Add a key"), fields), done)
+
+    def cycle_tier(self) -> None:
+        p = self.selected()
+        if p is None:
+            return
+        tier = TIERS[(TIERS.index(p.tier) + 1) % len(TIERS)] if p.tier in TIERS else "unknown"
+        self._then_reload(lambda: self.services.set_tier(p.name, tier), tr(f"{p.name} → {tier}", f"{p.name} → {tier}"))
+
+    def use(self) -> None:
+        p = self.selected()
+        if p is not None:
+            self._then_reload(lambda: self.services.use_profile(p.name),
+                              tr(f"当前档案：{p.name}", f"Active profile: {p.name}"))
+
+    def remove(self) -> None:
+        p = self.selected()
+        if p is None:
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self._then_reload(lambda: self.services.remove_profile(p.name),
+                                  tr(f"已删除 {p.name}", f"Removed {p.name}"))
+
+        self.app.push_screen(ConfirmModal(tr(f"删除密钥 {p.name}（{p.masked}）？", f"Remove key {p.name} ({p.masked})?")),
+                             done)

@@ -1,0 +1,88 @@
+"""明细 / Expense log: ledger rows newest first, one page at a time from SQLite, with filters."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Input, Static
+
+from .._i18n import tr
+from ..services import LedgerPage
+from ..widgets._format import cny, count, stamp
+from ._base import Page
+
+PAGE_SIZE = 50
+
+
+class LedgerTable(DataTable[str]):
+    BINDINGS = [
+        Binding("n,pagedown", "page(1)", tr("下一页", "Next")),
+        Binding("p,pageup", "page(-1)", tr("上一页", "Prev")),
+        Binding("slash", "filters", tr("筛选", "Filter")),
+    ]
+
+    def action_page(self, step: int) -> None:
+        self.query_ancestor(LedgerPageView).turn(step)
+
+    def action_filters(self) -> None:
+        self.query_ancestor(LedgerPageView).query_one("#filter-model").focus()
+
+
+class LedgerPageView(Page):
+    offset = 0
+    page: LedgerPage | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="filters"):
+            yield Input(placeholder=tr("模型", "model"), id="filter-model")
+            yield Input(placeholder=tr("状态 (ok/error…)", "status (ok/error…)"), id="filter-status")
+            yield Input(placeholder=tr("来源应用", "source app"), id="filter-source")
+        yield Static("", id="ledger-position")
+        table = LedgerTable(id="ledger-table", cursor_type="row", zebra_stripes=True)
+        table.add_columns(tr("时间", "Time"), tr("模型", "Model"), tr("来源", "Source"), tr("状态", "Status"),
+                          tr("输入", "Prompt"), tr("输出", "Completion"), tr("费用", "Cost"), tr("延迟", "Latency"),
+                          tr("代码", "Code"), tr("含义", "Meaning"))
+        yield table
+
+    def focus_main(self) -> None:
+        self.query_one("#ledger-table").focus()
+
+    def filters(self) -> dict[str, str | None]:
+        return {name: self.query_one(f"#filter-{name}", Input).value.strip() or None
+                for name in ("model", "status", "source")}
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.offset = 0
+        self.load()
+        self.focus_main()
+
+    def turn(self, step: int) -> None:
+        total = self.page.total if self.page else 0
+        new = self.offset + step * PAGE_SIZE
+        if 0 <= new < max(total, 1):
+            self.offset = new
+            self.load()
+
+    def load(self) -> None:
+        super().load()
+        offset, f = self.offset, self.filters()
+        self.in_thread(lambda: self.services.ledger_page(offset, PAGE_SIZE, **f), self.show)
+
+    def show(self, page: LedgerPage) -> None:
+        self.page = page
+        pages = max(1, -(-page.total // page.limit))
+        self.query_one("#ledger-position", Static).update(
+            tr(f"第 {page.offset // page.limit + 1}/{pages} 页", f"page {page.offset // page.limit + 1}/{pages}")
+            + f" · {count(page.total)} " + tr("条记录（最新在前）", "rows (newest first)")
+        )
+        table = self.query_one("#ledger-table", LedgerTable)
+        table.clear()
+        tz = self.services.tz
+        for line in page.lines:
+            source = f"{line.source}:{line.app}" if line.app else line.source
+            latency = "—" if line.latency_ms is None else f"{line.latency_ms:,.0f} ms"
+            table.add_row(stamp(line.time, tz), line.model, source, line.status, count(line.prompt_tokens),
+                          count(line.completion_tokens), cny(line.cost_cny), latency,
+                          "" if line.relay_code is None else str(line.relay_code), line.meaning, key=str(line.id))

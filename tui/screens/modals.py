@@ -1,0 +1,173 @@
+"""Modal screens: help, confirm, a small form, a diff to approve, and a secret shown once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Markdown, Select, Static
+
+from .._i18n import tr
+
+__all__ = ["HelpScreen", "ConfirmModal", "FormModal", "Field", "DiffModal", "NoticeModal"]
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", tr("关闭", "Close"))]
+
+    def compose(self) -> ComposeResult:
+        text = "\n".join([
+            f"# {tr('白菜GPT 终端面板 · 帮助', 'BaicaiGPT dashboard · help')}",
+            "",
+            f"| {tr('按键', 'Key')} | {tr('作用', 'Action')} |",
+            "| --- | --- |",
+            f"| 1–7 | {tr('切换页面：总览 额度 用量 明细 密钥 边车 接入', 'switch page: overview quota usage log keys sidecar apply')} |",
+            f"| r | {tr('立即刷新', 'refresh now')} |",
+            f"| l | {tr('切换语言（中英 / 中 / 英）', 'switch language (both / zh / en)')} |",
+            f"| ? | {tr('帮助', 'help')} |",
+            f"| q | {tr('退出', 'quit')} |",
+            f"| {tr('用量', 'Usage')}: d h m k s | {tr('按天/小时/模型/密钥/来源', 'by day/hour/model/key/source')} |",
+            f"| {tr('用量', 'Usage')}: g, e, j | {tr('切换日期范围；导出 CSV；导出 JSON', 'cycle date range; export CSV; export JSON')} |",
+            f"| {tr('明细', 'Log')}: n p, / | {tr('翻页；编辑筛选', 'next/previous page; edit filters')} |",
+            f"| {tr('密钥', 'Keys')}: a t u x | {tr('添加；切换档位；设为当前；删除', 'add; cycle tier; make active; remove')} |",
+            f"| {tr('边车', 'Sidecar')}: s i v | {tr('启动/停止；签发令牌；吊销令牌', 'start/stop; issue token; revoke token')} |",
+            f"| {tr('接入', 'Apply')}: enter, z | {tr('预览差异并写入；撤销', 'preview the diff, then write; undo')} |",
+            "",
+            tr("鼠标同样可用：点击标签页、表格行和按钮。", "The mouse works too: click tabs, table rows and buttons."),
+        ])
+        with VerticalScroll(id="help-body", classes="modal-body"):
+            yield Markdown(text)
+            yield Button(tr("关闭", "Close"), id="help-close", variant="primary")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None)
+
+
+class ConfirmModal(ModalScreen[bool]):
+    BINDINGS = [Binding("escape,n", "no", tr("取消", "Cancel")), Binding("y", "yes", tr("确认", "Confirm"))]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="modal-body"):
+            yield Label(self.question, id="confirm-question")
+            with Horizontal(classes="modal-buttons"):
+                yield Button(tr("确认 (y)", "Yes (y)"), id="yes", variant="error")
+                yield Button(tr("取消 (n)", "No (n)"), id="no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_yes(self) -> None:
+        self.dismiss(True)
+
+    def action_no(self) -> None:
+        self.dismiss(False)
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    label: str
+    password: bool = False
+    choices: tuple[str, ...] = ()
+    value: str = ""
+
+
+class FormModal(ModalScreen["dict[str, str] | None"]):
+    """A few inputs and OK/Cancel; dismisses with the values, or None when cancelled."""
+
+    BINDINGS = [Binding("escape", "cancel", tr("取消", "Cancel"))]
+
+    def __init__(self, title: str, fields: list[Field]) -> None:
+        super().__init__()
+        self.form_title = title
+        self.fields = fields
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="modal-body"):
+            yield Label(self.form_title, classes="modal-title")
+            for f in self.fields:
+                yield Label(f.label)
+                if f.choices:
+                    yield Select([(c, c) for c in f.choices], value=f.value or f.choices[0], allow_blank=False,
+                                 id=f"field-{f.name}")
+                else:
+                    yield Input(value=f.value, password=f.password, id=f"field-{f.name}")
+            with Horizontal(classes="modal-buttons"):
+                yield Button(tr("确定", "OK"), id="ok", variant="primary")
+                yield Button(tr("取消", "Cancel"), id="cancel")
+
+    def _values(self) -> dict[str, str]:
+        values = {}
+        for f in self.fields:
+            widget = self.query_one(f"#field-{f.name}")
+            values[f.name] = str(widget.value if not isinstance(widget, Select) or widget.value is not Select.BLANK
+                                 else "")
+        return values
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(self._values())
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(self._values() if event.button.id == "ok" else None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class DiffModal(ModalScreen[bool]):
+    """The change ``apply`` would make, shown before anything is written."""
+
+    BINDINGS = [Binding("escape,n", "no", tr("取消", "Cancel")), Binding("y", "yes", tr("写入", "Write"))]
+
+    def __init__(self, title: str, diff: str) -> None:
+        super().__init__()
+        self.diff_title = title
+        self.diff = diff
+
+    def compose(self) -> ComposeResult:
+        from rich.syntax import Syntax
+
+        with Vertical(classes="modal-body wide"):
+            yield Label(self.diff_title, classes="modal-title")
+            with VerticalScroll(id="diff-scroll"):
+                yield Static(Syntax(self.diff or tr("（无改动）", "(no change)"), "diff", theme="ansi_dark"),
+                             id="diff-text")
+            with Horizontal(classes="modal-buttons"):
+                yield Button(tr("写入 (y)", "Write (y)"), id="yes", variant="warning")
+                yield Button(tr("取消 (n)", "Cancel (n)"), id="no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_yes(self) -> None:
+        self.dismiss(True)
+
+    def action_no(self) -> None:
+        self.dismiss(False)
+
+
+class NoticeModal(ModalScreen[None]):
+    """Shows something once (a new sidecar token): it is not kept on any screen afterwards."""
+
+    BINDINGS = [Binding("escape,enter", "dismiss", tr("关闭", "Close"))]
+
+    def __init__(self, title: str, body: str) -> None:
+        super().__init__()
+        self.notice_title = title
+        self.body = body
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="modal-body"):
+            yield Label(self.notice_title, classes="modal-title")
+            yield Static(self.body, id="notice-body")
+            yield Button(tr("关闭", "Close"), id="close", variant="primary")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None)

@@ -1,0 +1,87 @@
+"""额度 / Quota windows: the sliding hour per family, as bars, with a countdown and a burn-rate projection."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from .._i18n import tr
+from ..services import WindowView
+from ..widgets._format import clock_time, countdown, percent
+from ..widgets.bars import level, quota_bar
+from ._base import Page
+
+_TIER = {"free": ("免费", "free"), "paid": ("付费", "paid"), "unknown": ("未知档位", "unknown tier")}
+
+
+def zh_en_tier(tier: str) -> str:
+    return _TIER.get(tier, (tier, tier))[1].replace(" tier", "")
+
+
+def window_text(w: WindowView, now: float, tz: object) -> Text:
+    zh, en = _TIER.get(w.tier, (w.tier, w.tier))
+    text = Text()
+    text.append(f"{w.family} · {tr(zh, en)}\n", style="bold")
+    if not w.allowed:
+        text.append("  " + tr("此档位不可用", "not available on this tier"), style="dim")
+        return text
+    text.append(f"  {tr('请求', 'requests'):<16}")
+    text.append_text(quota_bar(w.requests_used, w.requests_limit))
+    text.append(f"\n  {'tokens':<16}")
+    text.append_text(quota_bar(w.tokens_used, w.tokens_limit))
+    text.append("\n  ")
+    if w.exhausted_until is not None and w.exhausted_until > now:
+        text.append(f"{tr('中转站已报额度用完，恢复于', 'the relay reported the limit; free again in')} "
+                    f"{countdown(w.exhausted_until - now)}", style="bold red")
+        text.append(" · ")
+    if w.next_free_at is not None and w.next_free_at > now:
+        text.append(f"{tr('下一个空位', 'next free slot in')} {countdown(w.next_free_at - now)}")
+    else:
+        text.append(tr("有可用额度", "slots available"))
+    if w.runs_out_at is not None:
+        at = clock_time(w.runs_out_at, tz)  # type: ignore[arg-type]
+        text.append(" · ")
+        what_zh = "tokens" if w.runs_out_of == "tokens" else "请求次数"
+        text.append(tr(f"按此速度，{w.family} 的{what_zh}将于 {at} 用完",
+                       f"at this pace the {zh_en_tier(w.tier)} {w.family} {w.runs_out_of} run out at {at}"),
+                    style="yellow")
+    return text
+
+
+class QuotaPage(Page):
+    views: list[WindowView] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static(tr("过去一小时（滑动窗口）", "The last hour (sliding window)"), classes="section-title")
+        yield VerticalScroll(id="windows", can_focus=True)
+
+    def focus_main(self) -> None:
+        self.query_one("#windows").focus()
+
+    def load(self) -> None:
+        super().load()
+        self.in_thread(self.services.windows, self.show)
+
+    def show(self, views: list[WindowView]) -> None:
+        self.views = views
+        box = self.query_one("#windows", VerticalScroll)
+        box.remove_children()
+        if not views:
+            box.mount(Static(tr("还没有请求记录。", "No requests recorded yet."), classes="empty"))
+            return
+        box.mount_all(Static(id=f"window-{i}", classes="window") for i in range(len(views)))
+        self.call_after_refresh(self.tick)
+
+    def tick(self) -> None:
+        now = self.services.clock()
+        for i, w in enumerate(self.views):
+            widgets = self.query(f"#window-{i}")
+            if not widgets:
+                return
+            widget = widgets.first(Static)
+            widget.update(window_text(w, now, self.services.tz))
+            worst = max(percent(w.requests_used, w.requests_limit) or 0, percent(w.tokens_used, w.tokens_limit) or 0)
+            for name in ("ok", "warn", "danger"):
+                widget.set_class(level(worst) == name, f"-{name}")

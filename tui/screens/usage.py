@@ -1,0 +1,117 @@
+"""用量 / Usage: by day, hour, model, key or source app, over a date range; charts; export to CSV/JSON."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Sparkline, Static
+
+from .._i18n import tr
+from ..services import GROUPS, GroupBy, ReportLine
+from ..widgets._format import cny, count
+from ..widgets.bars import bar_chart
+from ._base import Page
+
+RANGES = ("today", "7d", "30d", "month", "all")
+_RANGE_LABEL = {"today": ("今天", "today"), "7d": ("近 7 天", "last 7 days"), "30d": ("近 30 天", "last 30 days"),
+                "month": ("本月", "this month"), "all": ("全部", "all time")}
+_GROUP_LABEL = {"day": ("按天", "by day"), "hour": ("按小时", "by hour"), "model": ("按模型", "by model"),
+                "key": ("按密钥", "by key"), "source": ("按来源应用", "by source app")}
+
+
+class UsageTable(DataTable[str]):
+    BINDINGS = [
+        Binding("d", "group('day')", tr("按天", "Day")),
+        Binding("h", "group('hour')", tr("按小时", "Hour")),
+        Binding("m", "group('model')", tr("按模型", "Model")),
+        Binding("k", "group('key')", tr("按密钥", "Key")),
+        Binding("s", "group('source')", tr("按来源", "Source")),
+        Binding("g", "next_range", tr("日期范围", "Range")),
+        Binding("e", "export('csv')", tr("导出CSV", "CSV")),
+        Binding("j", "export('json')", tr("导出JSON", "JSON")),
+    ]
+
+    def action_group(self, by: str) -> None:
+        self.page.set_group(by)  # type: ignore[arg-type]
+
+    def action_next_range(self) -> None:
+        self.page.next_range()
+
+    def action_export(self, fmt: str) -> None:
+        self.page.export(fmt)
+
+    @property
+    def page(self) -> UsagePage:
+        return self.query_ancestor(UsagePage)
+
+
+class UsagePage(Page):
+    by: GroupBy = "day"
+    range_name: str = "30d"
+    lines: list[ReportLine] = []
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="usage-head"):
+            yield Static("", id="usage-title", classes="section-title")
+        yield Sparkline([], id="usage-spark")
+        yield Static("", id="usage-chart")
+        table = UsageTable(id="usage-table", cursor_type="row", zebra_stripes=True)
+        yield table
+
+    def on_mount(self) -> None:
+        self._title()
+
+    def focus_main(self) -> None:
+        self.query_one("#usage-table").focus()
+
+    def _title(self) -> None:
+        g, r = _GROUP_LABEL[self.by], _RANGE_LABEL[self.range_name]
+        self.query_one("#usage-title", Static).update(f"{tr(*g)} · {tr(*r)}")
+
+    def set_group(self, by: GroupBy) -> None:
+        if by in GROUPS:
+            self.by = by
+            self.load()
+
+    def next_range(self) -> None:
+        self.range_name = RANGES[(RANGES.index(self.range_name) + 1) % len(RANGES)]
+        self.load()
+
+    def load(self) -> None:
+        super().load()
+        self._title()
+        by = self.by
+        since, until = self.services.range_bounds(self.range_name)
+        self.in_thread(lambda: (by, self.services.report(by, since, until)), self._show_pair)
+
+    def _show_pair(self, pair: tuple[GroupBy, list[ReportLine]]) -> None:
+        by, lines = pair
+        if by == self.by:
+            self.show(lines)
+
+    def show(self, lines: list[ReportLine]) -> None:
+        self.lines = lines
+        spark = self.query_one("#usage-spark", Sparkline)
+        timeline = self.by in ("day", "hour")
+        spark.display = timeline and len(lines) > 1
+        spark.data = [line.cost_cny for line in lines] if timeline else []
+        chart = self.query_one("#usage-chart", Static)
+        chart.display = not timeline
+        chart.update(bar_chart([(line.label, line.cost_cny, f"{cny(line.cost_cny)} · {count(line.tokens)} tokens")
+                                for line in lines[:12]]) if not timeline else "")
+        table = self.query_one("#usage-table", UsageTable)
+        table.clear(columns=True)
+        table.add_columns(tr(*_GROUP_LABEL[self.by]), tr("请求", "Requests"), "Tokens", tr("费用", "Cost"))
+        for i, line in enumerate(lines):
+            table.add_row(line.label, count(line.requests), count(line.tokens), cny(line.cost_cny), key=str(i))
+
+    def export(self, fmt: str) -> None:
+        lines, by = list(self.lines), self.by
+
+        def done(path: object) -> None:
+            self.last_export = path
+            self.notify(f"{tr('已导出', 'Exported')}: {path}", title=tr("导出", "Export"))
+
+        self.in_thread(lambda: self.services.export(lines, "json" if fmt == "json" else "csv", by=by), done,
+                       group="export")

@@ -1,0 +1,629 @@
+"""The only module of the TUI that calls the SDK (and the sidecar): everything else shows what this returns.
+
+Why a layer of its own: screens stay free of SQL, HTTP and keyring details, tests can hand the app a
+``Services`` built on a temporary home, and every SDK object is turned into a small frozen dataclass here,
+so a change in an SDK type touches this file only. Methods are plain blocking calls: the app runs the slow
+ones (relay, sidecar, big ledger reads) in thread workers.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = [
+    "Services",
+    "TotalsView",
+    "ReportLine",
+    "BalanceView",
+    "ProfileView",
+    "OverviewView",
+    "WindowView",
+    "LedgerLine",
+    "LedgerPage",
+    "SidecarView",
+    "TokenView",
+    "ApplyAppView",
+    "PlanView",
+    "ServiceError",
+]
+
+Clock = Callable[[], float]
+GroupBy = Literal["day", "hour", "model", "key", "source"]
+GROUPS: tuple[GroupBy, ...] = ("day", "hour", "model", "key", "source")
+
+
+class ServiceError(RuntimeError):
+    """A failure the screen shows as a status line (bilingual message), never a crash."""
+
+
+# --------------------------------------------------------------------------- views (plain data for screens)
+
+
+@dataclass(frozen=True)
+class TotalsView:
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    tokens: int = 0
+    cost_cny: float = 0.0
+
+
+@dataclass(frozen=True)
+class ReportLine:
+    label: str
+    requests: int
+    tokens: int
+    cost_cny: float
+
+
+@dataclass(frozen=True)
+class BalanceView:
+    amount_cny: float | None
+    measured: bool
+    source: str
+    as_of: float | None = None
+    error: str | None = None
+    detail: str = ""
+    """Bilingual, from the SDK: where the figure comes from, or why there is none."""
+
+
+@dataclass(frozen=True)
+class ProfileView:
+    name: str
+    tier: str
+    masked: str
+    base_url: str | None
+    active: bool
+
+
+@dataclass(frozen=True)
+class OverviewView:
+    today: TotalsView
+    month: TotalsView
+    by_model: list[ReportLine]
+    profile: ProfileView | None
+
+
+@dataclass(frozen=True)
+class WindowView:
+    family: str
+    tier: str
+    requests_used: int
+    requests_limit: int | None
+    tokens_used: int
+    tokens_limit: int | None
+    next_free_at: float | None
+    runs_out_at: float | None
+    """Burn-rate projection: when a budget is used up if the last 10 minutes' pace goes on."""
+    runs_out_of: str = ""
+    """Which budget runs out first: ``tokens`` or ``requests``."""
+    allowed: bool = True
+    """False where the tier may not use the family at all (DALL·E on the free tier)."""
+    exhausted_until: float | None = None
+    """The relay said the window is used up (a limit code): blocked until then."""
+
+
+@dataclass(frozen=True)
+class LedgerLine:
+    id: int
+    time: float
+    model: str
+    source: str
+    app: str
+    status: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_cny: float | None
+    """None when the model has no known price (the ledger never guesses 0)."""
+    latency_ms: float | None
+    relay_code: int | None
+    meaning: str
+    key: str
+
+
+@dataclass(frozen=True)
+class LedgerPage:
+    lines: list[LedgerLine]
+    total: int
+    offset: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class TokenView:
+    app: str
+    masked: str
+
+
+@dataclass(frozen=True)
+class SidecarView:
+    up: bool
+    url: str
+    port: int | None
+    detail: str
+    recent_errors: list[str] = field(default_factory=list)
+    tokens: list[TokenView] = field(default_factory=list)
+    started_here: bool = False
+
+
+@dataclass(frozen=True)
+class ApplyAppView:
+    name: str
+    detected: bool
+    target: str
+    status: str
+
+
+@dataclass(frozen=True)
+class PlanView:
+    app: str
+    diff: str
+    changed: bool
+    handle: Any = field(repr=False, compare=False, default=None)
+
+
+# --------------------------------------------------------------------------- adapters
+
+
+def _get(obj: Any, *names: str, default: Any = None) -> Any:
+    """The first of ``names`` that ``obj`` has, as attribute or key: SDK types are read defensively."""
+    for name in names:
+        if isinstance(obj, dict) and name in obj:
+            return obj[name]
+        if hasattr(obj, name):
+            return getattr(obj, name)
+    return default
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _totals(obj: Any) -> TotalsView:
+    prompt = _int(_get(obj, "prompt_tokens"))
+    completion = _int(_get(obj, "completion_tokens"))
+    tokens = _int(_get(obj, "total_tokens", "tokens", default=prompt + completion))
+    return TotalsView(
+        requests=_int(_get(obj, "requests", "count")),
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        tokens=tokens,
+        cost_cny=_float(_get(obj, "cost_cny", "cost")),
+    )
+
+
+def _report_line(obj: Any) -> ReportLine:
+    t = _totals(obj)
+    label = _get(obj, "key", "label", "group", "value", "name", default="")
+    return ReportLine(label=str(label if label is not None else "—"), requests=t.requests, tokens=t.tokens,
+                      cost_cny=t.cost_cny)
+
+
+def _meaning(code: int | None) -> str:
+    if code is None:
+        return ""
+    from baicai_sdk._codes import relay_code
+
+    known = relay_code(code)
+    if known is None:
+        return "未知代码 / unknown code"
+    from ._i18n import tr
+
+    return tr(known.message_zh, known.message_en)
+
+
+def _masked_key(fingerprint: Any) -> str:
+    """The ledger stores a fingerprint, never the key: show a short, stable part of it."""
+    text = str(fingerprint or "")
+    return f"…{text[-6:]}" if len(text) > 6 else text
+
+
+# --------------------------------------------------------------------------- the services
+
+
+class Services:
+    """Every call the TUI makes to the SDK, the key store, the sidecar and ``apply``.
+
+    ``home`` moves the SDK's files (it sets ``BAICAI_HOME``, which every SDK part reads); ``clock`` is the
+    time the app shows and asks about, injected so snapshots and countdowns are deterministic.
+    """
+
+    def __init__(
+        self,
+        *,
+        home: str | os.PathLike[str] | None = None,
+        clock: Clock | None = None,
+        tz: dt.tzinfo | None = None,
+        sidecar_url: str | None = None,
+        demo_credentials: tuple[str, str, str] | None = None,
+    ) -> None:
+        if home is not None:
+            os.environ["BAICAI_HOME"] = str(Path(home).expanduser())
+        self.clock: Clock = clock or time.time
+        self.tz = tz or dt.datetime.now().astimezone().tzinfo or dt.timezone.utc
+        self.sidecar_url = (sidecar_url or os.environ.get("BAICAI_SIDECAR_URL") or _default_sidecar_url()).rstrip("/")
+        self._local = threading.local()
+        self._sidecar_proc: subprocess.Popen[bytes] | None = None
+        self._demo = demo_credentials
+        """(key, base_url, tier) for ``baicai demo``: used instead of the user's profiles, never stored."""
+
+    # ---- ledger (read side)
+    def _usage(self) -> Any:
+        """One UsageStore per thread: workers and the UI thread never share a SQLite connection."""
+        store = getattr(self._local, "usage", None)
+        if store is None:
+            from baicai_sdk._paths import ledger_path
+            from baicai_sdk._usage import UsageStore
+
+            store = UsageStore(ledger_path(), clock=self.clock)
+            self._local.usage = store
+        return store
+
+    def change_token(self) -> tuple[int, int]:
+        return tuple(self._usage().change_token())  # type: ignore[return-value]
+
+    def _local_midnight(self, now: float) -> float:
+        day = dt.datetime.fromtimestamp(now, self.tz).replace(hour=0, minute=0, second=0, microsecond=0)
+        return day.timestamp()
+
+    def _month_start(self, now: float) -> float:
+        day = dt.datetime.fromtimestamp(now, self.tz).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        return day.timestamp()
+
+    def overview(self) -> OverviewView:
+        now = self.clock()
+        usage = self._usage()
+        today = _totals(usage.summary(since=self._local_midnight(now)))
+        month_start = self._month_start(now)
+        month = _totals(usage.summary(since=month_start))
+        by_model = [_report_line(r) for r in usage.report("model", since=month_start, tz=self.tz)]
+        return OverviewView(today=today, month=month, by_model=by_model, profile=self.active_profile())
+
+    def range_bounds(self, preset: str) -> tuple[float | None, float | None]:
+        """``today`` / ``7d`` / ``30d`` / ``month`` / ``all`` as (since, until) in the local time zone."""
+        now = self.clock()
+        midnight = self._local_midnight(now)
+        if preset == "today":
+            return midnight, None
+        if preset in ("7d", "30d"):
+            days = int(preset[:-1]) - 1
+            start = dt.datetime.fromtimestamp(midnight, self.tz) - dt.timedelta(days=days)
+            return start.timestamp(), None
+        if preset == "month":
+            return self._month_start(now), None
+        return None, None
+
+    def report(self, by: GroupBy, since: float | None = None, until: float | None = None) -> list[ReportLine]:
+        return [_report_line(r) for r in self._usage().report(by, since=since, until=until, tz=self.tz)]
+
+    def export(self, lines: Iterable[ReportLine], fmt: Literal["csv", "json"], path: Path | None = None,
+               *, by: str = "report") -> Path:
+        """Write a report as CSV or JSON into the data dir (or ``path``); returns where it went."""
+        lines = list(lines)
+        if path is None:
+            from baicai_sdk._paths import data_dir
+
+            stamp = dt.datetime.fromtimestamp(self.clock(), self.tz).strftime("%Y%m%d-%H%M%S")
+            path = data_dir() / "exports" / f"usage-{by}-{stamp}.{fmt}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "json":
+            path.write_text(json.dumps([asdict(x) for x in lines], ensure_ascii=False, indent=2), "utf-8")
+        else:
+            buf = io.StringIO()
+            writer = csv.writer(buf)
+            writer.writerow([by, "requests", "tokens", "cost_cny"])
+            for x in lines:
+                writer.writerow([x.label, x.requests, x.tokens, f"{x.cost_cny:.6f}"])
+            path.write_text(buf.getvalue(), "utf-8")
+        return path
+
+    def ledger_page(self, offset: int = 0, limit: int = 50, *, model: str | None = None,
+                    status: str | None = None, source: str | None = None) -> LedgerPage:
+        usage = self._usage()
+        rows = usage.rows(offset=offset, limit=limit, model=model or None, status=status or None,
+                          source=source or None)
+        total = _int(usage.count(model=model or None, status=status or None, source=source or None))
+        lines = []
+        for r in rows:
+            code = _get(r, "relay_code")
+            cost = _get(r, "cost_cny", "cost")
+            latency = _get(r, "latency_ms")
+            if latency is None and _get(r, "latency") is not None:
+                latency = _float(_get(r, "latency")) * 1000
+            lines.append(LedgerLine(
+                id=_int(_get(r, "id")),
+                time=_float(_get(r, "ts", "time", "created", "started_at")),
+                model=str(_get(r, "model", default="") or ""),
+                source=str(_get(r, "source", default="") or ""),
+                app=str(_get(r, "app", default="") or ""),
+                status=str(_get(r, "status", default="") or ""),
+                prompt_tokens=_int(_get(r, "prompt_tokens")),
+                completion_tokens=_int(_get(r, "completion_tokens")),
+                cost_cny=None if cost is None else float(cost),
+                latency_ms=None if latency is None else float(latency),
+                relay_code=None if code is None else int(code),
+                meaning=_meaning(None if code is None else int(code)),
+                key=str(_get(r, "key_hint", "masked", default="") or _masked_key(_get(r, "key_fp", "key_fingerprint"))),
+            ))
+        return LedgerPage(lines=lines, total=total, offset=offset, limit=limit)
+
+    def windows(self) -> list[WindowView]:
+        now = self.clock()
+        usage = self._usage()
+        statuses = list(usage.windows(now=now))
+        pace = self._pace_by_family(now) if statuses else {}
+        views = []
+        for w in statuses:
+            family = str(_get(w, "family", default=""))
+            tokens_used = _int(_get(w, "tokens_used", "tokens"))
+            tokens_limit = _get(w, "tokens_limit", "token_limit")
+            requests_used = _int(_get(w, "requests_used", "requests"))
+            requests_limit = _get(w, "requests_limit", "request_limit")
+            runs_out, what = _project(now, pace.get(family), tokens_used, tokens_limit, requests_used,
+                                      requests_limit)
+            next_free = _get(w, "next_free_at")
+            exhausted = _get(w, "exhausted_until")
+            views.append(WindowView(
+                family=family, tier=str(_get(w, "tier", default="unknown")),
+                requests_used=requests_used, requests_limit=None if requests_limit is None else int(requests_limit),
+                tokens_used=tokens_used, tokens_limit=None if tokens_limit is None else int(tokens_limit),
+                next_free_at=None if next_free is None else float(next_free),
+                runs_out_at=runs_out, runs_out_of=what,
+                allowed=bool(_get(w, "allowed", default=True)),
+                exhausted_until=None if exhausted is None or float(exhausted) <= now else float(exhausted),
+            ))
+        return views
+
+    def _pace_by_family(self, now: float, span: float = 600.0) -> dict[str, tuple[float, float]]:
+        """(requests, tokens) per second over the last ``span`` seconds, per family, from the SDK's report."""
+        from baicai_sdk._catalog import family_of
+
+        pace: dict[str, tuple[float, float]] = {}
+        for line in self.report("model", since=now - span, until=now):
+            family = family_of(line.label)
+            if family is None:
+                continue
+            r, t = pace.get(family, (0.0, 0.0))
+            pace[family] = (r + line.requests / span, t + line.tokens / span)
+        return pace
+
+    # ---- balance (a relay call: run in a worker)
+    def balance(self) -> BalanceView:
+        """The relay's figure when its billing endpoints answer (measured), else the ledger's estimate."""
+        try:
+            from baicai_sdk._billing import balance
+
+            target = None if self._demo is None else (self._demo[0], self._demo[1])
+            b = balance(target, clock=self.clock)
+        except Exception as exc:  # an unreachable relay or a broken config is a status, not a crash
+            return BalanceView(amount_cny=None, measured=False, source="error", error=_short_error(exc))
+        amount = _get(b, "amount_cny", "amount")
+        return BalanceView(
+            amount_cny=None if amount is None else float(amount),
+            measured=bool(_get(b, "measured", default=False)),
+            source=str(_get(b, "source", default="")),
+            as_of=_get(b, "as_of"),
+            detail=str(_get(b, "detail", default="") or ""),
+        )
+
+    # ---- keys
+    def _keys(self) -> Any:
+        from baicai_sdk._keys import KeyStore
+
+        return KeyStore()
+
+    def profiles(self) -> list[ProfileView]:
+        store = self._keys()
+        active = store.active()
+        active_name = _get(active, "name") if active is not None else None
+        return [_profile(p, _get(p, "name") == active_name) for p in store.list()]
+
+    def active_profile(self) -> ProfileView | None:
+        if self._demo is not None:
+            from baicai_sdk._keys import mask_key
+
+            key, base_url, tier = self._demo
+            return ProfileView(name="demo", tier=tier, masked=mask_key(key), base_url=base_url, active=True)
+        try:
+            active = self._keys().active()
+        except Exception:
+            return None
+        return None if active is None else _profile(active, True)
+
+    def add_key(self, name: str, key: str, tier: str = "unknown") -> None:
+        self._keys().add(name, key, tier=tier)
+
+    def set_tier(self, name: str, tier: str) -> None:
+        self._keys().set_tier(name, tier)
+
+    def use_profile(self, name: str) -> None:
+        self._keys().use(name)
+
+    def remove_profile(self, name: str) -> None:
+        self._keys().remove(name)
+
+    def key_backend(self) -> str:
+        """Where new secrets go: the OS keyring or the 0600 file (``BAICAI_SECRET_STORE``)."""
+        store = self._keys()
+        kind = str(_get(store, "backend_description", "secret_store", default=""))
+        if kind == "file":
+            return f"file · {_get(store, 'secrets_path', default='')}"
+        return kind
+
+    # ---- sidecar
+    def _token_store(self) -> Any:
+        from baicai_sidecar._tokens import TokenStore
+
+        return TokenStore()
+
+    def sidecar_status(self) -> SidecarView:
+        import httpx2
+
+        store = self._token_store()
+        tokens = [TokenView(app=t.app, masked=t.masked) for t in store.list()]
+        started_here = self._sidecar_proc is not None and self._sidecar_proc.poll() is None
+        port = _port_of(self.sidecar_url)
+        headers = {}
+        default = store.get("default")  # the status page sits behind the same token guard as the proxy
+        if default:
+            headers["Authorization"] = f"Bearer {default}"
+        try:
+            with httpx2.Client(timeout=1.5, trust_env=False) as client:
+                resp = client.get(f"{self.sidecar_url}/sidecar/status", headers=headers)
+            data = resp.json() if resp.status_code == 200 else {}
+        except Exception as exc:
+            return SidecarView(up=False, url=self.sidecar_url, port=port, detail=_short_error(exc), tokens=tokens,
+                               started_here=started_here)
+        if resp.status_code != 200:
+            return SidecarView(up=False, url=self.sidecar_url, port=port, detail=f"HTTP {resp.status_code}",
+                               tokens=tokens, started_here=started_here)
+        errors = [_error_line(e, self.tz) for e in (_get(data, "recent_errors", default=[]) or [])]
+        detail = f"{_get(data, 'upstream', default='')} · {_get(data, 'key', default='')} · " \
+                 f"{_int(_get(data, 'requests'))} req"
+        return SidecarView(up=True, url=self.sidecar_url, port=port, detail=detail, recent_errors=errors,
+                           tokens=tokens, started_here=started_here)
+
+    def start_sidecar(self) -> None:
+        """Start ``baicai sidecar`` as a child process (stopped with the TUI, or with :meth:`stop_sidecar`)."""
+        if self._sidecar_proc is not None and self._sidecar_proc.poll() is None:
+            return
+        port = _port_of(self.sidecar_url) or 8765
+        self._sidecar_proc = subprocess.Popen(
+            [sys.executable, "-m", "baicai_sdk.cli", "sidecar", "--port", str(port)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+    def stop_sidecar(self) -> bool:
+        proc, self._sidecar_proc = self._sidecar_proc, None
+        if proc is None or proc.poll() is not None:
+            return False
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        return True
+
+    def issue_token(self, app: str) -> str:
+        """A new local token for ``app``; the caller shows it once (it is what the app must be given)."""
+        return str(self._token_store().issue(app))
+
+    def revoke_token(self, app: str) -> bool:
+        return bool(self._token_store().revoke(app))
+
+    # ---- apply
+    def apply_apps(self) -> list[ApplyAppView]:
+        from baicai_sidecar import apply as apply_api
+
+        views = []
+        for a in apply_api.list_apps():
+            views.append(ApplyAppView(
+                name=str(_get(a, "name", "app", default=a)),
+                detected=bool(_get(a, "detected", "installed", default=False)),
+                target=str(_get(a, "target", "path", "config_path", default="") or ""),
+                status=str(_get(a, "status", "state", default="") or ""),
+            ))
+        return views
+
+    def plan(self, app: str) -> PlanView:
+        from baicai_sidecar import apply as apply_api
+
+        plan = apply_api.plan(app)
+        diff = str(_get(plan, "diff", default="") or "")
+        return PlanView(app=app, diff=diff, changed=bool(_get(plan, "changed", default=bool(diff))), handle=plan)
+
+    def apply_plan(self, plan: PlanView) -> str:
+        from baicai_sidecar import apply as apply_api
+
+        result = apply_api.apply(plan.handle)
+        return str(_get(result, "backup", "path", default="") or "")
+
+    def undo(self, app: str) -> str:
+        from baicai_sidecar import apply as apply_api
+
+        result = apply_api.undo(app)
+        return str(_get(result, "path", default="") or "")
+
+    def close(self) -> None:
+        self.stop_sidecar()
+
+
+def _profile(p: Any, active: bool) -> ProfileView:
+    return ProfileView(name=str(_get(p, "name")), tier=str(_get(p, "tier", default="unknown")),
+                       masked=str(_get(p, "masked", default="")), base_url=_get(p, "base_url"), active=active)
+
+
+def _project(now: float, pace: tuple[float, float] | None, tokens_used: int, tokens_limit: Any,
+             requests_used: int, requests_limit: Any) -> tuple[float | None, str]:
+    """When the window's first budget runs out if the recent pace goes on, and which one (None: no pace or cap).
+
+    Deliberately simple and pessimistic: it ignores what the sliding hour frees meanwhile, like the predictor.
+    """
+    if pace is None:
+        return None, ""
+    req_rate, tok_rate = pace
+    candidates = []
+    if tokens_limit and tok_rate > 0:
+        candidates.append((now + max(0, int(tokens_limit) - tokens_used) / tok_rate, "tokens"))
+    if requests_limit and req_rate > 0:
+        candidates.append((now + max(0, int(requests_limit) - requests_used) / req_rate, "requests"))
+    if not candidates:
+        return None, ""
+    at, what = min(candidates)
+    return at, what
+
+
+def _short_error(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+def _error_line(e: Any, tz: dt.tzinfo | None) -> str:
+    """``21:07:03 429 lobechat 40020 message`` from one of the sidecar's recent errors."""
+    if isinstance(e, str):
+        return e
+    parts = []
+    at = _get(e, "at")
+    if at is not None:
+        parts.append(dt.datetime.fromtimestamp(float(at), tz).strftime("%H:%M:%S"))
+    for name in ("status", "app", "code", "message"):
+        value = _get(e, name)
+        if value not in (None, ""):
+            parts.append(str(value))
+    return " ".join(parts)
+
+
+def _port_of(url: str) -> int | None:
+    try:
+        from urllib.parse import urlsplit
+
+        return urlsplit(url).port
+    except ValueError:
+        return None
+
+
+def _default_sidecar_url() -> str:
+    """The sidecar's own default port (``SidecarConfig.port``), without importing starlette for it."""
+    return "http://127.0.0.1:8765"
