@@ -9,15 +9,13 @@ keyring; ``from baicai_sdk import Baicai`` costs about what ``from openai import
 (``bench/bench_import.py`` measures it).
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import typing as _typing
 
 __version__ = "0.1.0"
 
 # name -> private module that defines it
-_LAZY: dict[str, str] = {
+_LAZY: "dict[str, str]" = {
     # the clients (issue 3)
     "Baicai": "._client",
     "AsyncBaicai": "._client",
@@ -69,7 +67,7 @@ _LAZY: dict[str, str] = {
 
 __all__ = ["__version__", *_LAZY]
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from ._client import AsyncBaicai, Baicai
     from ._errors import (
         BaicaiError,
@@ -111,14 +109,14 @@ if TYPE_CHECKING:
     from ._retry import DEFAULT_RETRY_POLICY, RetryPolicy
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "_typing.Any":
     module_name = _LAZY.get(name)
     if module_name is None:
         raise AttributeError(f"module 'baicai_sdk' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name, __name__), name)
+    value = getattr(_importlib.import_module(module_name, __name__), name)
     globals()[name] = value  # later lookups skip this function
     return value
 
 
-def __dir__() -> list[str]:
+def __dir__() -> "list[str]":
     return sorted(set(globals()) | set(__all__))

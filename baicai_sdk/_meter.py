@@ -32,6 +32,7 @@ QuotaMode = Literal["wait", "raise", "off"]
 SettleStatus = Literal["ok", "error", "cancelled", "dropped", "failed"]
 
 _SWEEP_EVERY = 60.0
+_CATALOG_TTL = 5.0
 
 
 class Reservation:
@@ -105,14 +106,23 @@ class Meter:
         self.quota: QuotaMode = quota
         self.max_wait = max_wait
         self.clock = clock
-        self._catalog = catalog
+        self._fixed_catalog = catalog
+        self._catalog: Catalog | None = None
+        self._catalog_at = 0.0
         self._local = threading.local()
         self._last_sweep = 0.0
 
     # ---- plumbing -------------------------------------------------------------------------------------------
     @property
     def catalog(self) -> Catalog:
-        return self._catalog or load_catalog()
+        """The catalogue, re-read at most every few seconds (a user's override file may change under us)."""
+        if self._fixed_catalog is not None:
+            return self._fixed_catalog
+        tick = time.monotonic()
+        if self._catalog is None or tick - self._catalog_at > _CATALOG_TTL:
+            self._catalog = load_catalog()
+            self._catalog_at = tick
+        return self._catalog
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -144,9 +154,9 @@ class Meter:
         if family is None:
             return decide(info, tier=tier, tier_source=tier_source, ip_window=Window(0, 0), key_window=Window(0, 0),
                           now=now, catalog=self.catalog, max_wait=self.max_wait)
+        catalog = self.catalog
         since = now - WINDOW_SECONDS
         ip = _ledger.window_totals(conn, family, since)
-        key = _ledger.window_totals(conn, family, since, key_fp)
         exhaustions = [
             Exhaustion(at=float(ts), kind=kind, local_requests=int(lr), local_tokens=int(lt), code=int(code))
             for ts, kind, lr, lt, code in _ledger.recent_exhaustions(conn, family, since)
@@ -155,10 +165,18 @@ class Meter:
         def entries(scope: str) -> list[tuple[float, int]]:
             return _ledger.window_entries(conn, family, since, key_fp if scope == "key" else None)
 
-        return decide(
-            info, tier=tier, tier_source=tier_source, ip_window=Window(*ip), key_window=Window(*key), now=now,
-            catalog=self.catalog, exhaustions=exhaustions, max_wait=self.max_wait, entries_loader=entries,
-        )
+        def run(key_window: Window) -> Decision:
+            return decide(
+                info, tier=tier, tier_source=tier_source, ip_window=Window(*ip), key_window=key_window, now=now,
+                catalog=catalog, exhaustions=exhaustions, max_wait=self.max_wait, entries_loader=entries,
+            )
+
+        # The per-key budget equals the IP's and a key's rows are a subset of the IP's, so the key window can only
+        # bind when the IP window does: count it only then (for the reason's wording), not on every request.
+        decision = run(Window(0, 0))
+        if decision.kind != "allow":
+            decision = run(Window(*_ledger.window_totals(conn, family, since, key_fp)))
+        return decision
 
     def decide(self, api_key: str, request: RequestInfo) -> Decision:
         """The decision for ``request`` now, without reserving anything (``baicai estimate``, status pages)."""

@@ -217,9 +217,10 @@ class _Pipeline:
                 headers[ORIGINAL_STATUS_HEADER] = str(status)
                 status = known.http_status if known else 400
             if attempt is not None:
-                self.meter.observe(attempt.api_key, attempt.info.model, answer.code)
+                # Settle first: what the relay refused must not count in the window the meter learns from.
                 attempt.settle(status="error", relay_code=answer.code, http_status=status,
                                prompt_tokens=0, completion_tokens=0, images=0)
+                self.meter.observe(attempt.api_key, attempt.info.model, answer.code)
         elif attempt is not None:
             if status >= 400:
                 attempt.settle(status="error", http_status=status, prompt_tokens=0, completion_tokens=0, images=0)
@@ -245,8 +246,8 @@ class _Pipeline:
         return _StreamTally(counter=StreamCounter(info.model))
 
     def settle_stream(self, attempt: _Attempt, tally: _StreamTally, status_code: int, *, closed_early: bool) -> None:
-        if tally.relay_code is not None:
-            self.meter.observe(attempt.api_key, attempt.info.model, tally.relay_code)
+        if attempt.settled:
+            return  # the stream was both exhausted and closed
         completion = tally.counter.tokens
         prompt = tally.counter.prompt_tokens_reported
         if prompt is None:
@@ -259,6 +260,8 @@ class _Pipeline:
             state = "cancelled" if closed_early else "dropped"
         attempt.settle(status=state, http_status=status_code, relay_code=tally.relay_code,
                        prompt_tokens=prompt, completion_tokens=completion, stream=True)
+        if tally.relay_code is not None:
+            self.meter.observe(attempt.api_key, attempt.info.model, tally.relay_code)
 
 
 def _float_or_none(value: str | None) -> float | None:

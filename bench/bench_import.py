@@ -20,12 +20,18 @@ _TIMER = (
 )
 
 
-def measure(stmt: str, runs: int) -> float:
-    samples = []
+def _once(stmt: str) -> float:
+    out = subprocess.run([sys.executable, "-c", _TIMER.format(stmt=stmt)], capture_output=True, text=True, check=True)
+    return float(out.stdout)
+
+
+def measure(*stmts: str, runs: int) -> list[float]:
+    """Median seconds per statement; runs are interleaved so machine load hits every statement alike."""
+    samples: list[list[float]] = [[] for _ in stmts]
     for _ in range(runs):
-        out = subprocess.run([sys.executable, "-c", _TIMER.format(stmt=stmt)], capture_output=True, text=True, check=True)
-        samples.append(float(out.stdout))
-    return statistics.median(samples)
+        for i, stmt in enumerate(stmts):
+            samples[i].append(_once(stmt))
+    return [statistics.median(s) for s in samples]
 
 
 def main() -> int:
@@ -33,11 +39,10 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--budget", type=float, default=1.15)
     args = parser.parse_args()
-    measure("import openai", 2)  # warm the OS file cache and .pyc files
-    measure("from baicai_sdk import Baicai", 2)
-    openai_s = measure("from openai import OpenAI", args.runs)
-    client_s = measure("from baicai_sdk import Baicai", args.runs)
-    bare_s = measure("import baicai_sdk", args.runs)
+    measure("import openai", "from baicai_sdk import Baicai", runs=2)  # warm the file cache and .pyc files
+    openai_s, client_s, bare_s = measure(
+        "from openai import OpenAI", "from baicai_sdk import Baicai", "import baicai_sdk", runs=args.runs
+    )
     ratio = client_s / openai_s
     print(f"from openai import OpenAI      {openai_s * 1000:8.1f} ms")
     print(f"from baicai_sdk import Baicai  {client_s * 1000:8.1f} ms   ({ratio:.3f}x openai; budget {args.budget:.2f}x)")

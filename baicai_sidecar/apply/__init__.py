@@ -115,7 +115,8 @@ def plan(app: str, target: Target, *, options: Options | None = None, env: Env |
     for edit in a.edits(target, env, options):
         result.changes.append(make_change(edit, result.mask))
     extras = a.extras(target, env, options)
-    result.instructions, result.links, result.notes = extras.instructions, extras.links, extras.notes
+    result.instructions, result.links = extras.instructions, extras.links
+    result.notes = [*target.notes, *extras.notes]
     return result
 
 

@@ -14,9 +14,11 @@ from typing import ClassVar, Literal
 
 from ._model import Env, FileEdit, Link, Target
 
-__all__ = ["Adapter", "Options", "Extras"]
+__all__ = ["Adapter", "Options", "Extras", "OursLine", "Remover"]
 
-Remover = Callable[[str, "str | None"], str]
+OursLine = Callable[[str], bool]
+"""Was this line written by baicai? (line fingerprints kept in the apply record; see ``_safety.line_prints``)"""
+Remover = Callable[[str, "str | None", OursLine], str]
 
 
 @dataclass(frozen=True)

@@ -143,8 +143,17 @@ def env_set(old: str | None, values: Mapping[str, str], path: Path) -> str:
     return "".join(out)
 
 
-def env_remove(current: str, original: str | None, keys: tuple[str, ...], path: Path) -> str:
-    """Take our keys out again; a key the original file had gets its original line back."""
+def _always(line: str) -> bool:
+    return True
+
+
+def env_remove(
+    current: str, original: str | None, keys: tuple[str, ...], path: Path, ours: Callable[[str], bool] = _always
+) -> str:
+    """Take our keys out again; a key the original file had gets its original line back.
+
+    A line for one of our keys that we did not write (``ours`` says no: the user changed it after us) stays.
+    """
     lines, entries = _parse_env(current, path)
     orig_lines: dict[str, str] = {}
     if original:
@@ -158,6 +167,8 @@ def env_remove(current: str, original: str | None, keys: tuple[str, ...], path: 
     decisions: list[tuple[_EnvEntry, str]] = []
     for entry in entries:
         if entry.key in keys:
+            if not ours("".join(lines[entry.start : entry.end])):
+                continue
             if entry.key in orig_lines and entry.key not in restored:
                 restored.add(entry.key)
                 decisions.append((entry, orig_lines[entry.key]))
@@ -289,9 +300,17 @@ def json_set_member(old: str | None, key: str, value: Any, path: Path) -> str:
     return _insert(old, open_at, close_at, spans, member)
 
 
-def json_remove_member(current: str, original: str | None, key: str, path: Path) -> str:
-    """Take our member out; if the original file had that key, its original value comes back."""
+def json_remove_member(
+    current: str, original: str | None, key: str, path: Path, ours: Callable[[str], bool] = _always
+) -> str:
+    """Take our member out; if the original file had that key, its original value comes back.
+
+    A member whose text we did not write (the user changed it after us) stays as it is.
+    """
     _, open_at, close_at, spans = _scan(current, path, dict)
+    for span in spans:
+        if span.key == key and not ours(current[span.start : span.value_end]):
+            return current
     if original:
         orig = json.loads(original) if original.strip() else {}
         if isinstance(orig, dict) and key in orig:

@@ -51,7 +51,7 @@ class UnparseableFile(ApplyError):
 def mask_secret(secret: str) -> str:
     """``baicai-…abcd`` / ``sk-baicai-…abcd``: which key it is, never enough to use it."""
     try:
-        from baicai_sdk._keys import mask_key  # type: ignore[import-not-found, unused-ignore]
+        from baicai_sdk._keys import mask_key
 
         masked: str = mask_key(secret)
         return masked
@@ -76,6 +76,7 @@ class Target:
     key: str
     label: str
     model: str = "gpt-3.5-turbo"
+    notes: tuple[str, ...] = ()  # e.g. "base URL corrected: removed a repeated /v1"
 
     @property
     def root_url(self) -> str:
@@ -124,16 +125,17 @@ class FileEdit:
     """What an adapter wants done to one file: how to add its entry, and how to take only its entry out again.
 
     ``add(old)`` gets the current text (None when the file does not exist) and returns the new text; it raises
-    ``UnparseableFile`` rather than guess. ``remove(current, original)`` is the undo fallback when someone else
-    changed the file since: it drops our entry and puts back what the original had in its place (``original`` is
-    the backed-up text, None when the file did not exist). ``part`` names the file within the adapter ("config",
+    ``UnparseableFile`` rather than guess. ``remove(current, original, ours)`` is the undo fallback when someone
+    else changed the file since: it drops our entry and puts back what the original had in its place (``original``
+    is the backed-up text, None when the file did not exist; ``ours(line)`` tells whether a line is one we wrote,
+    so a value the user changed after us is left alone). ``part`` names the file within the adapter ("config",
     "auth"…) so an undo can find ``remove`` again without a target.
     """
 
     path: Path
     part: str
     add: Callable[[str | None], str]
-    remove: Callable[[str, str | None], str]
+    remove: Callable[[str, str | None, Callable[[str], bool]], str]
     secret: bool = False
 
 

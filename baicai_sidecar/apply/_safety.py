@@ -13,6 +13,7 @@ dotfiles are written through the link, so the link survives.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
@@ -20,7 +21,7 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,29 @@ def unified_diff(path: Path, old: str | None, new: str, mask: Callable[[str], st
             line += "\n\\ No newline at end of file\n"
         out.append(line)
     return mask("".join(out))
+
+
+def _norm(line: str) -> str:
+    return line.strip().rstrip(",").strip()
+
+
+def line_prints(old: str | None, new: str) -> list[str]:
+    """Fingerprints (SHA-256, never the text: a line may hold a key) of the lines our edit added."""
+    before = {_norm(line) for line in (old or "").splitlines()}
+    added = {_norm(line) for line in new.splitlines()} - before
+    return sorted(hashlib.sha256(line.encode("utf-8")).hexdigest() for line in added if line)
+
+
+def _ours_checker(prints: list[str] | None) -> Callable[[str], bool]:
+    if prints is None:  # a record from before fingerprints: trust it is ours
+        return lambda text: True
+    known = set(prints)
+
+    def ours(text: str) -> bool:
+        lines = [_norm(line) for line in text.splitlines() if _norm(line)]
+        return bool(lines) and all(hashlib.sha256(line.encode("utf-8")).hexdigest() in known for line in lines)
+
+    return ours
 
 
 def make_change(edit: FileEdit, mask: Callable[[str], str]) -> FileChange:
@@ -207,7 +231,28 @@ def _backup(app: str, path: Path, data: bytes) -> Path:
     return backup
 
 
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    """One apply/undo at a time on this machine (the CLI and the TUI may run together)."""
+    with open(apply_root() / ".lock", "a+b") as fh:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory lock; the atomic writes still hold
+            yield
+            return
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 def write_plan(plan: Plan) -> Record:
+    with _locked():
+        return _write_plan(plan)
+
+
+def _write_plan(plan: Plan) -> Record:
     """Carry out ``plan``: back up, write every changed file, record it. All-or-nothing across files.
 
     The files are re-read first: if one changed since the plan was made, nothing is written (the diff the user
@@ -248,6 +293,7 @@ def write_plan(plan: Plan) -> Record:
                 atomic_write(change.path, new_bytes, secret=change.secret)
                 written.append((change.path, old_bytes, old_mode))
                 entry["written_sha256"] = _sha256(new_bytes)
+                entry["line_sha256"] = sorted(set(entry.get("line_sha256", [])) | set(line_prints(change.old, change.new)))
                 record.outcomes.append(FileOutcome(change.path, "written"))
             else:
                 entry.setdefault("written_sha256", _sha256(old_bytes))
@@ -277,7 +323,12 @@ def write_plan(plan: Plan) -> Record:
     return record
 
 
-def undo_record(app: str, removers: Mapping[str, Callable[[str, str | None], str]]) -> UndoResult:
+def undo_record(app: str, removers: Mapping[str, Callable[[str, str | None, Callable[[str], bool]], str]]) -> UndoResult:
+    with _locked():
+        return _undo_record(app, removers)
+
+
+def _undo_record(app: str, removers: Mapping[str, Callable[[str, str | None, Callable[[str], bool]], str]]) -> UndoResult:
     """Undo what ``apply`` recorded for ``app``.
 
     Byte-for-byte restore when the file is exactly what we wrote; otherwise ``removers[part]`` takes out only our
@@ -328,7 +379,7 @@ def undo_record(app: str, removers: Mapping[str, Callable[[str, str | None], str
                 raise ApplyError(f"未知的文件类型 {entry.get('part')} / unknown file part {entry.get('part')}")
             current_text = current.decode("utf-8")
             original_text = original.decode("utf-8") if original is not None else None
-            new_text = remover(current_text, original_text)
+            new_text = remover(current_text, original_text, _ours_checker(entry.get("line_sha256")))
         except (UnicodeDecodeError, ApplyError) as exc:
             result.outcomes.append(FileOutcome(path, "error", str(exc)))
             failed = True

@@ -15,18 +15,24 @@ DEFAULT_MODEL = "gpt-3.5-turbo"
 DEFAULT_SIDECAR_PORT = 8765
 
 
-def _relay_credentials(profile: str | None) -> tuple[str, str]:
+def _relay_credentials(profile: str | None) -> tuple[str, str, tuple[str, ...]]:
+    import warnings
+
+    notes: tuple[str, ...] = ()
     try:
-        from baicai_sdk._keys import resolve_credentials  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:  # TODO(dev): drop once baicai_sdk._keys lands; env only until then
+        from baicai_sdk._keys import resolve_credentials
+    except ImportError:  # an older SDK without profiles: the environment only
         key = os.environ.get("BAICAI_API_KEY", "").strip()
         base = os.environ.get("BAICAI_BASE_URL", "").strip()
     else:
         try:
-            creds = resolve_credentials(profile=profile)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                creds = resolve_credentials(profile=profile)
         except Exception as exc:  # the SDK's own bilingual message says what to do
             raise ApplyError(str(exc)) from exc
         key, base = creds.key or "", creds.base_url or ""
+        notes = tuple(str(w.message) for w in caught)  # e.g. a corrected base URL: shown with the plan
     if not key:
         raise ApplyError(
             "没有找到白菜GPT 密钥：先运行 `baicai key add NAME`（或设置 BAICAI_API_KEY），"
@@ -37,7 +43,7 @@ def _relay_credentials(profile: str | None) -> tuple[str, str]:
     from baicai_sdk._urls import DEFAULT_BASE_URL, normalise_base_url
 
     base_url, _ = normalise_base_url(base or DEFAULT_BASE_URL)
-    return key, base_url
+    return key, base_url, notes
 
 
 def build_target(
@@ -55,8 +61,9 @@ def build_target(
     """
     model = model or DEFAULT_MODEL
     if kind == "relay":
-        key, base_url = _relay_credentials(profile)
-        return Target("relay", base_url, key, f"白菜GPT 中转 / relay {base_url} ({mask_secret(key)})", model)
+        key, base_url, notes = _relay_credentials(profile)
+        label = f"白菜GPT 中转 / relay {base_url} ({mask_secret(key)})"
+        return Target("relay", base_url, key, label, model, notes)
     if kind == "sidecar":
         from baicai_sidecar._tokens import TokenStore
 

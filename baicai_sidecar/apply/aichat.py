@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ._base import Adapter, Extras, Options, Remover
+from ._base import Adapter, Extras, Options, OursLine, Remover
 from ._edit import YamlDoc, upsert, yaml_list_in
 from ._model import Env, FileEdit, Target
 
@@ -54,7 +54,7 @@ class AichatAdapter(Adapter):
 
     @staticmethod
     def _remove(path: Path) -> Remover:
-        def remove(current: str, original: str | None) -> str:
+        def remove(current: str, original: str | None, ours: OursLine) -> str:
             doc = YamlDoc(current, path)
             clients = doc.mapping().get("clients")
             cut = doc.without(clients, _ours) if isinstance(clients, list) else None

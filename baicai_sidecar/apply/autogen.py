@@ -61,7 +61,7 @@ class AutogenAdapter(Adapter):
 
     @staticmethod
     def _remove(path: Path) -> Remover:
-        return lambda current, original: json_remove_item(current, _ours, path)
+        return lambda current, original, ours: json_remove_item(current, _ours, path)
 
     def remover(self, part: str, path: Path) -> Remover | None:
         return self._remove(path) if part == "config_list" else None

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ._base import Adapter, Extras, Options, Remover
+from ._base import Adapter, Extras, Options, OursLine, Remover
 from ._edit import json_remove_member, json_set_member, toml_load
 from ._model import Env, FileEdit, Target, UnparseableFile
 
@@ -64,7 +64,7 @@ class CodexAdapter(Adapter):
             current = providers.get(PROVIDER_ID)
             changed = False
             if current is None or {k: current.get(k) for k in provider} != provider:
-                table = current if isinstance(current, dict) else tomlkit.table()
+                table: Any = current if isinstance(current, dict) else tomlkit.table()
                 for k, v in provider.items():
                     table[k] = v
                 if current is None:
@@ -92,7 +92,7 @@ class CodexAdapter(Adapter):
 
     @staticmethod
     def _remove_config(path: Path) -> Remover:
-        def remove(current: str, original: str | None) -> str:
+        def remove(current: str, original: str | None, ours: OursLine) -> str:
             import tomlkit
 
             doc = toml_load(current, path)
@@ -116,7 +116,7 @@ class CodexAdapter(Adapter):
 
     @staticmethod
     def _remove_auth(path: Path) -> Remover:
-        return lambda current, original: json_remove_member(current, original, AUTH_KEY, path)
+        return lambda current, original, ours: json_remove_member(current, original, AUTH_KEY, path, ours)
 
     def remover(self, part: str, path: Path) -> Remover | None:
         if part == "config":

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ._base import Adapter, Extras, Options, Remover
+from ._base import Adapter, Extras, Options, OursLine, Remover
 from ._edit import YamlDoc, env_remove, env_set, upsert, yaml_list_in
 from ._model import ApplyError, Env, FileEdit, Target
 
@@ -73,7 +73,7 @@ class ContinueAdapter(Adapter):
 
     @staticmethod
     def _remove_model(path: Path) -> Remover:
-        def remove(current: str, original: str | None) -> str:
+        def remove(current: str, original: str | None, ours: OursLine) -> str:
             doc = YamlDoc(current, path)
             models = doc.mapping().get("models")
             cut = doc.without(models, _ours) if isinstance(models, list) else None
@@ -83,7 +83,7 @@ class ContinueAdapter(Adapter):
 
     @staticmethod
     def _remove_secret(path: Path) -> Remover:
-        return lambda current, original: env_remove(current, original, (SECRET_NAME,), path)
+        return lambda current, original, ours: env_remove(current, original, (SECRET_NAME,), path, ours)
 
     def remover(self, part: str, path: Path) -> Remover | None:
         if part == "config":

@@ -54,7 +54,7 @@ class EnvAdapter(Adapter):
         return [FileEdit(path, "dotenv", lambda old: env_set(old, values, path), self._remove(path), secret=True)]
 
     def _remove(self, path: Path) -> Remover:
-        return lambda current, original: env_remove(current, original, KEYS, path)
+        return lambda current, original, ours: env_remove(current, original, KEYS, path, ours)
 
     def remover(self, part: str, path: Path) -> Remover | None:
         return self._remove(path) if part == "dotenv" else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ._base import Adapter, Extras, Options, Remover
+from ._base import Adapter, Extras, Options, OursLine, Remover
 from ._edit import YamlDoc, json_remove_member, json_set_member, upsert
 from ._model import Env, FileEdit, Target
 
@@ -69,7 +69,7 @@ class LlmAdapter(Adapter):
 
     @staticmethod
     def _remove_models(path: Path) -> Remover:
-        def remove(current: str, original: str | None) -> str:
+        def remove(current: str, original: str | None, ours: OursLine) -> str:
             doc = YamlDoc(current, path)
             cut = doc.without(doc.sequence(), _ours)
             return current if cut is None else cut
@@ -78,7 +78,7 @@ class LlmAdapter(Adapter):
 
     @staticmethod
     def _remove_key(path: Path) -> Remover:
-        return lambda current, original: json_remove_member(current, original, KEY_NAME, path)
+        return lambda current, original, ours: json_remove_member(current, original, KEY_NAME, path, ours)
 
     def remover(self, part: str, path: Path) -> Remover | None:
         return {"models": self._remove_models, "keys": self._remove_key}.get(part, lambda p: None)(path)

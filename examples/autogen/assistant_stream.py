@@ -71,12 +71,12 @@ def relay_model_info(model: str) -> ModelInfo:
 def relay_model_client(credentials: Credentials, model: str) -> OpenAIChatCompletionClient:
     """The model client. ``http_client`` is forwarded to ``AsyncOpenAI``: every request passes the quota gate and is
     recorded (tokens, CNY) in the local ledger under the source ``autogen``."""
-    return OpenAIChatCompletionClient(
+    return OpenAIChatCompletionClient(  # type: ignore[call-arg]  # http_client: see below
         model=model,
         base_url=credentials.base_url,
         api_key=credentials.key,
         model_info=relay_model_info(model),
-        http_client=async_http_client(source="autogen"),  # type: ignore[typeddict-unknown-key]
+        http_client=async_http_client(source="autogen"),  # forwarded to AsyncOpenAI (not in the TypedDict)
     )
 
 

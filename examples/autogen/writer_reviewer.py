@@ -70,12 +70,12 @@ def relay_model_info(model: str) -> ModelInfo:
 
 def relay_model_client(credentials: Credentials, model: str) -> OpenAIChatCompletionClient:
     """One client shared by both agents; its ``http_client`` meters every request into the ledger."""
-    return OpenAIChatCompletionClient(
+    return OpenAIChatCompletionClient(  # type: ignore[call-arg]  # http_client: see below
         model=model,
         base_url=credentials.base_url,
         api_key=credentials.key,
         model_info=relay_model_info(model),
-        http_client=async_http_client(source=SOURCE),  # type: ignore[typeddict-unknown-key]
+        http_client=async_http_client(source=SOURCE),  # forwarded to AsyncOpenAI (not in the TypedDict)
     )
 
 

@@ -19,6 +19,7 @@ import argparse
 import base64
 import sys
 from pathlib import Path
+from typing import Literal
 
 import httpx2
 import openai
@@ -30,7 +31,7 @@ from baicai_sdk._keys import KeyStoreError
 
 # What to generate: (model, size, quality, n, response_format). DALL·E 3 makes one image per request (n=1) and has
 # two qualities; DALL·E 2 makes up to 10 per request, in three sizes, with no quality setting.
-JOBS: list[tuple[str, str, str | None, int, str]] = [
+JOBS: list[tuple[str, str, Literal["standard", "hd"] | None, int, Literal["b64_json", "url"]]] = [
     ("dall-e-3", "1024x1024", "standard", 1, "b64_json"),
     ("dall-e-3", "1792x1024", "hd", 1, "url"),
     ("dall-e-2", "512x512", None, 2, "b64_json"),
@@ -43,12 +44,14 @@ def main() -> int:
     parser.add_argument("--prompt", default="一棵水墨风格的大白菜 / a napa cabbage in Chinese ink-wash style")
     parser.add_argument("--out", type=Path, default=Path("dalle-output"), help="保存目录 / output folder")
     parser.add_argument("--model", choices=["dall-e-3", "dall-e-2"], help="只跑一个模型 / only this model")
+    parser.add_argument("--tier", choices=["free", "paid"],
+                        help="密钥等级（充值后用 paid 覆盖记住的 free） / the key's tier (after a top-up, paid overrides a learned free)")
     args = parser.parse_args()
 
     # 1. The client: key and base URL from BAICAI_API_KEY / BAICAI_BASE_URL or the active profile. -----------------
     #    quota="raise": if the hourly DALL·E window (30 per hour) is full, say so now instead of sleeping.
     try:
-        client = Baicai(quota="raise")
+        client = Baicai(quota="raise", tier=args.tier)
     except (MissingCredentials, KeyStoreError) as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -70,10 +73,10 @@ def main() -> int:
         print(f"\n{label}: {shown}")
 
         # 3. Generate. A relay refusal arrives as a typed exception with the relay's code and a bilingual hint. -----
-        options = {"quality": quality} if quality else {}
         try:
             result = client.images.generate(
-                model=model, prompt=args.prompt, size=size, n=n, response_format=response_format, **options  # type: ignore[arg-type]
+                model=model, prompt=args.prompt, size=size, n=n, response_format=response_format,
+                quality=quality or openai.omit,  # omit: DALL·E 2 takes no quality
             )
         except ModelNotOnFreeTier as exc:  # 40050: DALL·E is for paid keys only
             print(f"✗ {type(exc).__name__} ({exc.relay_code}): 免费密钥不能使用 {model} / a free key cannot use {model}\n"

@@ -375,3 +375,25 @@ def test_env_shell_lines_write_nothing(env: Env, target: Target) -> None:
 def test_undo_without_a_record_says_so() -> None:
     with pytest.raises(ApplyError, match="nothing to undo"):
         apply_api.undo("llm")
+
+
+def test_undo_keeps_a_value_the_user_changed_after_us(env: Env, target: Target) -> None:
+    dotenv = env.cwd / ".env"
+    dotenv.write_text("DEBUG=1\n")
+    apply_api.apply(apply_api.plan("env", target, env=env))
+    text = dotenv.read_text().replace(f"OPENAI_API_KEY={target.key}", "OPENAI_API_KEY=sk-user-new")
+    dotenv.write_text(text)
+    result = apply_api.undo("env")
+    assert [o.action for o in result.outcomes] == ["entry-removed"]
+    assert dotenv.read_text() == "DEBUG=1\nOPENAI_API_KEY=sk-user-new\n"
+
+
+def test_codex_auth_undo_keeps_a_key_the_user_set_after_us(env: Env, target: Target) -> None:
+    codex = env.home / ".codex"
+    codex.mkdir()
+    (codex / "auth.json").write_text(CODEX_AUTH)
+    apply_api.apply(apply_api.plan("codex", target, env=env))
+    (codex / "auth.json").write_text(CODEX_AUTH.replace("sk-user-openai", "sk-user-rotated"))
+    apply_api.undo("codex")
+    assert json.loads((codex / "auth.json").read_text())["OPENAI_API_KEY"] == "sk-user-rotated"
+    assert not (codex / "config.toml").exists()  # untouched since apply: removed byte for byte (it was new)

@@ -113,3 +113,19 @@ def test_cli_dry_run_writes_nothing_and_masks_the_key(tmp_path: Path, capsys: py
     assert (tmp_path / "llm" / "keys.json").exists()
     assert main(["llm", "--undo"]) == 0
     assert not (tmp_path / "llm" / "keys.json").exists()
+
+
+def test_build_target_relay_from_env_and_sidecar_token_is_stable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BAICAI_API_KEY", "baicai-envkey00000000000000001234")
+    monkeypatch.setenv("BAICAI_BASE_URL", "https://api.baicaigpt.com/v1/v1")
+    relay = apply_api.build_target("relay", app="llm", model="gpt-4-1106-preview")
+    assert relay.base_url == "https://api.baicaigpt.com/v1" and relay.model == "gpt-4-1106-preview"
+    assert any("/v1" in note for note in relay.notes)  # the correction is shown, not silent
+    assert relay.key not in repr(relay)
+    first = apply_api.build_target("sidecar", app="llm", port=9999)
+    second = apply_api.build_target("sidecar", app="llm", port=9999)
+    assert first.base_url == "http://127.0.0.1:9999/v1" and first.key.startswith("sk-baicai-")
+    assert first.key == second.key  # applying twice must not rotate the app's token
+    from baicai_sidecar._tokens import TokenStore
+
+    assert TokenStore().verify(first.key) == "llm"

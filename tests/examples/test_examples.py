@@ -96,6 +96,12 @@ def test_dalle_free_key_shows_the_typed_error_and_hint_not_a_traceback(emulator:
     assert "QuotaExceeded" in second.stderr and "dall-e-3" in second.stderr
     assert len(emulator.state.requests) == 1
 
+    # --tier paid (what a user passes after a top-up) overrides the learned tier: the request is sent again.
+    third = run_example("dalle/generate_images.py", "--out", str(out), "--tier", "paid", emulator=emulator,
+                        key=emulator.free_key)
+    assert third.returncode == 3 and "ModelNotOnFreeTier (40050)" in third.stderr
+    assert [r.relay_code for r in emulator.state.requests] == [40050, 40050]
+
 
 @pytest.mark.parametrize("script", ["dalle/generate_images.py", "autogen/tool_agent.py"])
 def test_without_a_key_the_examples_say_where_to_put_one(script: str, tmp_path: Path) -> None:

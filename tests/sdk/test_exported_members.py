@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import types
 
 import baicai_sdk
 
 
 def test_all_is_exactly_the_public_names() -> None:
-    public = {name for name in dir(baicai_sdk) if not name.startswith("_")} | {"__version__"}
+    public = {
+        name
+        for name in dir(baicai_sdk)
+        if not name.startswith("_") and not isinstance(getattr(baicai_sdk, name), types.ModuleType)  # subpackages
+    } | {"__version__"}
     assert set(baicai_sdk.__all__) == public
     assert len(baicai_sdk.__all__) == len(set(baicai_sdk.__all__))
 

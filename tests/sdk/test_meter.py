@@ -162,46 +162,44 @@ def test_images_cost_per_image(tmp_path: Path, clock: Clock) -> None:
 
 # ---- four processes against one ledger file ------------------------------------------------------------------
 
-def _worker(path: str, model: str, max_tokens: int, attempts: int, start: Any, out: Any) -> None:
-    meter = Meter(ledger_path=path, tier="free", clock=lambda: T0 + 10)
-    info = chat(model, max_tokens=max_tokens)
-    start.wait()
-    allowed = 0
-    for _ in range(attempts):
-        outcome = meter.reserve(FREE_KEY, info)
-        if isinstance(outcome, Reservation):
-            allowed += 1
-    out.put(allowed)
+SCENARIOS = [
+    # model, max_tokens, attempts per process, allowed in total (None: as many as 10,000 tokens/hour hold)
+    ("gpt-3.5-turbo", 20, 25, 60),  # 100 attempts against 60 requests/hour
+    ("gpt-3.5-turbo", 1000, 10, None),  # token-bound
+    ("gpt-4-0125-preview", 50, 5, 1),  # 1 request/hour
+]
 
 
-@pytest.mark.parametrize(
-    ("model", "max_tokens", "attempts", "expected"),
-    [
-        ("gpt-3.5-turbo", 20, 25, 60),  # 100 attempts, 60 requests/hour
-        ("gpt-3.5-turbo", 1000, 10, None),  # token-bound: 10,000 tokens/hour
-        ("gpt-4-0125-preview", 50, 5, 1),  # 1 request/hour
-    ],
-)
-def test_four_processes_never_overspend_the_window(
-    tmp_path: Path, model: str, max_tokens: int, attempts: int, expected: int | None
-) -> None:
-    path = tmp_path / "shared.sqlite3"
-    # Create the file first, so the processes race on reservations and not on the migration.
-    Meter(ledger_path=path).close()
+def _worker(paths: list[str], barrier: Any, out: Any) -> None:
+    for index, ((model, max_tokens, attempts, _), path) in enumerate(zip(SCENARIOS, paths)):
+        meter = Meter(ledger_path=path, tier="free", clock=lambda: T0 + 10)
+        info = chat(model, max_tokens=max_tokens)
+        barrier.wait(timeout=60)  # all four start each scenario together
+        allowed = sum(isinstance(meter.reserve(FREE_KEY, info), Reservation) for _ in range(attempts))
+        out.put((index, allowed))
+
+
+def test_four_processes_never_overspend_the_window(tmp_path: Path) -> None:
+    paths = [tmp_path / f"shared-{i}.sqlite3" for i in range(len(SCENARIOS))]
+    for path in paths:  # create the files first, so the processes race on reservations, not on the migration
+        Meter(ledger_path=path).close()
     ctx = multiprocessing.get_context("spawn")
-    start, out = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(str(path), model, max_tokens, attempts, start, out)) for _ in range(4)]
+    barrier, out = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=([str(p) for p in paths], barrier, out)) for _ in range(4)]
     for p in procs:
         p.start()
-    start.set()
-    allowed = sum(out.get(timeout=60) for _ in procs)
+    allowed = [0] * len(SCENARIOS)
+    for _ in range(4 * len(SCENARIOS)):
+        index, n = out.get(timeout=120)
+        allowed[index] += n
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
-    recorded = rows(path)
-    assert len(recorded) == allowed
-    per_request = chat(model, max_tokens=max_tokens).estimated_tokens
-    if expected is None:
-        expected = 10_000 // per_request
-    assert allowed == expected
-    assert sum(r["win_tokens"] for r in recorded) <= (10_000 if model.startswith("gpt-3.5") else 1_000)
+    for (model, max_tokens, _, expected), path, got in zip(SCENARIOS, paths, allowed):
+        recorded = rows(path)
+        assert len(recorded) == got
+        per_request = chat(model, max_tokens=max_tokens).estimated_tokens
+        assert got == (expected if expected is not None else 10_000 // per_request), model
+        budget = 10_000 if model.startswith("gpt-3.5") else 1_000
+        assert sum(r["win_tokens"] for r in recorded) <= budget
+        assert len(recorded) <= (60 if model.startswith("gpt-3.5") else 1)

@@ -53,6 +53,7 @@ def test_against_the_emulator(emulator: Any, everything_logged: pytest.LogCaptur
         Baicai(base_url="api.openai.com/v1/")  # several warnings at once
     seen += [str(w.message) for w in caught]
     assert caught  # warnings were raised, and none quotes the key
+    assert len(everything_logged.records) > 10  # openai's and httpx2's debug logs were captured
     seen += [record.getMessage() for record in everything_logged.records]
     seen += [str(record.args) for record in everything_logged.records]
     assert_clean(*seen)

@@ -61,3 +61,27 @@ def text_of(widget: Any) -> str:
 
 def table_rows(table: Any) -> list[list[str]]:
     return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+@pytest.fixture
+def sdk_ledger(emulator: Any, baicai_home: Path) -> dict[str, Any]:
+    """A ledger written by real SDK calls to the emulator: both tiers, a stream, a relay limit code."""
+    from baicai_sdk import Baicai
+
+    free = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, max_retries=0, quota="off")
+    paid = Baicai(api_key=emulator.paid_key, base_url=emulator.base_url, max_retries=0, quota="off")
+    hello = [{"role": "user", "content": "你好，白菜"}]
+    for _ in range(3):
+        free.chat.completions.create(model="gpt-3.5-turbo", messages=hello, max_tokens=20)
+    free.chat.completions.create(model="gpt-4-0125-preview", messages=hello, max_tokens=20)
+    codes = []
+    try:  # the free tier's gpt-4 hour allows one request: the relay answers 40021
+        free.chat.completions.create(model="gpt-4-0125-preview", messages=hello, max_tokens=20)
+    except Exception as exc:  # noqa: BLE001 - whichever class, the ledger records the code
+        codes.append(exc)
+    paid.chat.completions.create(model="gpt-4", messages=hello, max_tokens=30)
+    for _ in paid.chat.completions.create(model="gpt-3.5-turbo", messages=hello, max_tokens=30, stream=True):
+        pass
+    free.close()
+    paid.close()
+    return {"emulator": emulator, "errors": codes}

@@ -1,0 +1,193 @@
+"""The quota gate and the ledger, end to end: Baicai → MeteredTransport → real socket → emulator.
+
+What the accounting issue promises a free-key user: the request that would break the hour is stopped on this
+machine and never reaches the relay; several processes together never over-spend; and the ledger's spend is the
+relay's bill to the fen.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from baicai_sdk import Baicai
+from baicai_sdk._errors import FreeGpt35RequestLimit, QuotaExceeded
+from baicai_sdk._meter import Meter
+from baicai_sdk._quota import describe_request
+from baicai_sdk._transport import LOCAL_QUOTA_HEADER
+from baicai_sdk._usage import UsageStore
+
+
+def _relay_requests(emulator, model_prefix: str = "") -> list:
+    deadline = time.monotonic() + 2.0
+    records = emulator.state.relay_requests()
+    while time.monotonic() < deadline:  # the emulator may record just after answering
+        records = emulator.state.relay_requests()
+        if all(r.status for r in records):
+            break
+        time.sleep(0.01)
+    return [r for r in records if (r.model or "").startswith(model_prefix)]
+
+
+def _ask(client: Baicai, model: str = "gpt-3.5-turbo", text: str = "hi", **kw):
+    return client.chat.completions.create(model=model, messages=[{"role": "user", "content": text}], **kw)
+
+
+def test_sixty_first_gpt35_request_is_refused_locally(emulator) -> None:
+    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="raise")
+    for _ in range(60):
+        _ask(client, max_tokens=5)
+    with pytest.raises(QuotaExceeded) as caught:
+        _ask(client, max_tokens=5)
+    error = caught.value
+    assert error.retry_at is not None and error.retry_at > time.time() + 3000
+    assert "60/60" in str(error) and "gpt-3.5" in str(error)
+    assert len(_relay_requests(emulator, "gpt-3.5")) == 60  # the 61st never left this machine
+    assert not any(r.relay_code for r in _relay_requests(emulator))
+
+
+def test_free_token_budget_is_never_overspent(emulator) -> None:
+    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="raise")
+    long_text = "白菜 cabbage " * 300  # ~1,200 prompt tokens each
+    sent = 0
+    with pytest.raises(QuotaExceeded) as caught:
+        for _ in range(20):
+            _ask(client, text=long_text, max_tokens=200)
+            sent += 1
+    assert "tokens" in str(caught.value).lower()
+    records = _relay_requests(emulator, "gpt-3.5")
+    assert len(records) == sent >= 5
+    assert not any(r.relay_code for r in records), "the relay never had to refuse: we stopped first"
+    used = sum(r.prompt_tokens + r.completion_tokens for r in records)
+    assert used <= 10_000
+    store_totals = UsageStore().summary()
+    assert store_totals.prompt_tokens + store_totals.completion_tokens == used
+
+
+def test_free_gpt4_allows_one_request_an_hour(emulator) -> None:
+    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="raise")
+    _ask(client, model="gpt-4-0125-preview", max_tokens=50)
+    with pytest.raises(QuotaExceeded):
+        _ask(client, model="gpt-4-0125-preview", max_tokens=50)
+    assert len(_relay_requests(emulator, "gpt-4")) == 1
+
+
+def test_request_bigger_than_the_hourly_token_budget_is_refused_as_never(emulator) -> None:
+    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="wait", max_wait=3600)
+    started = time.monotonic()
+    with pytest.raises(QuotaExceeded) as caught:
+        _ask(client, model="gpt-4-0125-preview", text="word " * 1400, max_tokens=10)
+    assert time.monotonic() - started < 5, "a request that can never fit is refused at once, not waited for"
+    assert caught.value.retry_at is None
+    assert _relay_requests(emulator, "gpt-4") == []
+
+
+def test_wait_mode_sleeps_until_the_sliding_window_frees(emulator) -> None:
+    # 60 requests recorded 3598.5 s ago by another process: the window frees in about 1.5 s.
+    recorded_at = time.time() - 3598.5
+    past = Meter(source="other-script", clock=lambda: recorded_at)
+    info = describe_request("/v1/chat/completions", {"model": "gpt-3.5-turbo", "max_tokens": 5,
+                                                     "messages": [{"role": "user", "content": "hi"}]})
+    for _ in range(60):
+        reservation = past.reserve(emulator.free_key, info)
+        reservation.settle(prompt_tokens=8, completion_tokens=5)  # type: ignore[union-attr]
+    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="wait", max_wait=10)
+    started = time.monotonic()
+    _ask(client, max_tokens=5)
+    waited = time.monotonic() - started
+    assert 0.5 < waited < 5
+    raising = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="raise")
+    for _ in range(59):
+        _ask(raising, max_tokens=5)
+    with pytest.raises(QuotaExceeded):
+        _ask(raising, max_tokens=5)
+
+
+def test_relay_refusal_the_ledger_did_not_predict_makes_the_gate_conservative(emulator) -> None:
+    """Another machine on the same IP used the budget: the relay answers 40020, and we stop sending."""
+    import httpx2
+
+    with httpx2.Client(base_url=emulator.base_url, headers={"Authorization": f"Bearer {emulator.free_key}"}) as raw:
+        for _ in range(59):  # not through baicai: the ledger knows nothing of these
+            raw.post("/chat/completions", json={"model": "gpt-3.5-turbo", "max_tokens": 5,
+                                                "messages": [{"role": "user", "content": "x"}]}).raise_for_status()
+    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="raise")
+    _ask(client, max_tokens=5)
+    with pytest.raises(FreeGpt35RequestLimit) as caught:
+        _ask(client, max_tokens=5)
+    assert caught.value.relay_code == 40020 and caught.value.tier == "free"
+    before = len(_relay_requests(emulator))
+    with pytest.raises(QuotaExceeded):
+        _ask(client, max_tokens=5)
+    assert len(_relay_requests(emulator)) == before, "after the surprise the gate stops us locally"
+
+
+def test_four_processes_never_overspend_the_window(emulator, baicai_home: Path, tmp_path: Path) -> None:
+    script = tmp_path / "worker.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        from baicai_sdk import Baicai
+        from baicai_sdk._errors import QuotaExceeded
+        client = Baicai(api_key={emulator.free_key!r}, base_url={emulator.base_url!r}, quota="raise")
+        ok = 0
+        for _ in range(40):
+            try:
+                client.chat.completions.create(model="gpt-3.5-turbo", max_tokens=5,
+                                               messages=[{{"role": "user", "content": "hi"}}])
+                ok += 1
+            except QuotaExceeded:
+                break
+        print(ok)
+    """))
+    workers = [subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    sent = [int(w.communicate(timeout=120)[0].strip()) for w in workers]
+    assert all(w.returncode == 0 for w in workers)
+    assert sum(sent) == 60
+    records = _relay_requests(emulator, "gpt-3.5")
+    assert len(records) == 60 and not any(r.relay_code for r in records)
+
+
+def test_ledger_spend_equals_the_relay_bill_to_the_fen(emulator) -> None:
+    client = Baicai(api_key=emulator.paid_key, base_url=emulator.base_url, tier="paid")
+    for i in range(5):
+        _ask(client, model="gpt-4", text=f"question {i} 问题", max_tokens=40)
+    stream = _ask(client, model="gpt-3.5-turbo-16k", text="stream it", stream=True)
+    for _ in stream:
+        pass
+    client.images.generate(model="dall-e-3", prompt="cabbage", size="1792x1024", quality="hd")
+    client.images.generate(model="dall-e-2", prompt="cabbage", size="256x256", n=2)
+    ledger = UsageStore().summary()
+    relay_bill = emulator.state.spent(emulator.paid_key)
+    assert ledger.cost_cny is not None
+    assert round(ledger.cost_cny, 2) == round(relay_bill, 2)
+    assert abs(ledger.cost_cny - relay_bill) < 1e-9
+
+
+def test_quota_off_records_but_never_blocks(emulator) -> None:
+    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="off")
+    _ask(client, model="gpt-4-0125-preview", max_tokens=5)
+    with pytest.raises(Exception) as caught:  # the relay itself refuses the second: 40021
+        _ask(client, model="gpt-4-0125-preview", max_tokens=5)
+    assert getattr(caught.value, "relay_code", None) == 40021
+    assert UsageStore().count() == 2
+
+
+def test_local_refusal_is_an_openai_shaped_429_for_any_client(emulator) -> None:
+    """Third-party code on plain httpx2 (AutoGen, LangChain…) gets the same gate through http_client()."""
+    from baicai_sdk._transport import http_client
+
+    with http_client(quota="raise") as raw:
+        headers = {"Authorization": f"Bearer {emulator.free_key}"}
+        body = {"model": "gpt-4-0125-preview", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+        assert raw.post(f"{emulator.base_url}/chat/completions", json=body, headers=headers).status_code == 200
+        refused = raw.post(f"{emulator.base_url}/chat/completions", json=body, headers=headers)
+    assert refused.status_code == 429
+    assert refused.headers[LOCAL_QUOTA_HEADER] == "1" and refused.headers["x-should-retry"] == "false"
+    assert int(refused.headers["retry-after"]) > 3000
+    error = refused.json()["error"]
+    assert error["type"] == "baicai_local_quota" and "gpt-4" in error["message"] and " / " in error["message"]
