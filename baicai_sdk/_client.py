@@ -220,18 +220,23 @@ def _stream_error(response: httpx2.Response, answer: RelayAnswer) -> BaicaiError
 
 
 def _ledger_retry_at(error: HourlyLimitError) -> float | None:
-    """When the ledger expects the error's window to free, if the usage module can tell (else None)."""
-    try:
-        from ._usage import UsageStore  # type: ignore[import-not-found,unused-ignore]
+    """When the local ledger expects the error's window to free (``_usage`` windows), else None.
 
+    The relay does not say; the ledger knows when the oldest counted request leaves the sliding hour.
+    """
+    try:
+        from ._usage import UsageStore
+
+        candidates: list[float] = []
         for window in UsageStore().windows():
-            if getattr(window, "family", None) == error.family and getattr(window, "tier", None) in (error.tier, None):
-                value = getattr(window, "next_free_at", None)
-                if isinstance(value, (int, float)):
-                    return float(value)
-    except Exception:  # the ledger is an optional refinement here, never a new failure
+            if window.family != error.family or window.tier not in (error.tier, "unknown"):
+                continue
+            for moment in (window.exhausted_until, window.next_free_at):
+                if isinstance(moment, (int, float)):
+                    candidates.append(float(moment))
+        return max(candidates) if candidates else None
+    except Exception:  # the ledger is a refinement here, never a new failure
         return None
-    return None
 
 
 # ------------------------------------------------------------------------------------------------- the mixin

@@ -9,6 +9,7 @@ chat, the free tier's gpt-4 limit stopped before it costs anything, an image on 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -43,13 +44,14 @@ def _tui_demo() -> Any | None:
 def run(args: argparse.Namespace) -> int:
     from ..testing import EmulatorConfig, EmulatorServer
 
-    home = args.keep or tempfile.mkdtemp(prefix="baicai-demo-")
-    os.environ["BAICAI_HOME"] = home  # this process only: the demo's ledger and config live here
-    with EmulatorServer(EmulatorConfig(chunk_delay=0.02)) as emu:
+    with contextlib.ExitStack() as stack:
+        home = args.keep or stack.enter_context(tempfile.TemporaryDirectory(prefix="baicai-demo-"))
+        os.environ["BAICAI_HOME"] = home  # this process only: the demo's ledger and config live here
+        emu = stack.enter_context(EmulatorServer(EmulatorConfig(chunk_delay=0.02)))
         tui = None if args.no_tui or not sys.stdout.isatty() else _tui_demo()
         if tui is not None:
             return int(tui(emu.base_url, emu.free_key, tier="free", paid_key=emu.paid_key) or 0)
-        return _scripted_tour(emu, home)
+        return _scripted_tour(emu, home, kept=bool(args.keep))
 
 
 def _line(text: str = "") -> None:
@@ -60,14 +62,14 @@ def _window_line(family: str) -> str:
     from .._usage import UsageStore
 
     for w in UsageStore().windows():
-        if w.family == family and w.scope == "ip":
+        if w.family == family:
             req = f"{w.requests_used}/{w.requests_limit if w.requests_limit is not None else '∞'}"
             tok = f"{w.tokens_used}/{w.tokens_limit if w.tokens_limit is not None else '∞'}"
             return f"本小时 / this hour {family}: 请求 requests {req} · tokens {tok}"
     return ""
 
 
-def _scripted_tour(emu: Any, home: str) -> int:
+def _scripted_tour(emu: Any, home: str, *, kept: bool) -> int:
     from .. import Baicai
     from .._billing import balance
     from .._errors import BaicaiError
@@ -75,7 +77,8 @@ def _scripted_tour(emu: Any, home: str) -> int:
 
     _line("白菜GPT 离线演示 / baicai offline demo")
     _line(f"  模拟器 / emulator: {emu.base_url}   数据 / data: {home}")
-    _line("  （演示数据不会写入你的账本 / demo data never touches your own ledger）")
+    _line("  （演示数据不会写入你的账本" + ("" if kept else "，退出时删除") + " / demo data never touches your own ledger"
+          + ("" if kept else " and is removed at exit; --keep DIR keeps it") + "）")
     _line()
 
     free = Baicai(api_key=emu.free_key, base_url=emu.base_url, tier="free", quota="raise")
@@ -89,16 +92,13 @@ def _scripted_tour(emu: Any, home: str) -> int:
             stream=True,
             stream_options={"include_usage": True},
         )
-        usage = None
         for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 print(chunk.choices[0].delta.content, end="", flush=True)
-            usage = chunk.usage or usage
         _line()
-        if usage is not None:
-            cost = (usage.prompt_tokens + usage.completion_tokens) * 0.01 / 1000
-            _line(f"     tokens 提示 prompt {usage.prompt_tokens} · 回答 completion {usage.completion_tokens}"
-                  f" · 费用 cost ¥{cost:.5f}")
+        row = UsageStore().rows(limit=1)[0]  # what the ledger recorded for this request: counts, never text
+        _line(f"     账本 ledger: tokens 提示 prompt {row.prompt_tokens} · 回答 completion {row.completion_tokens}"
+              f" · 费用 cost ¥{row.cost_cny or 0:.5f}")
         _line(f"     {_window_line('gpt-3.5')}")
     _line()
 
@@ -111,7 +111,7 @@ def _scripted_tour(emu: Any, home: str) -> int:
             _line(f"   第 {attempt} 次 / attempt {attempt}: ok — {reply.choices[0].message.content!r}")
         except BaicaiError as exc:
             _line(f"   第 {attempt} 次 / attempt {attempt}: 本地拦截，未发送 / stopped locally, never sent:")
-            _line(f"     {exc.message if hasattr(exc, 'message') else exc}")
+            _line(f"     {exc}")
     gpt4_seen = sum(1 for r in emu.state.requests if (r.model or "").startswith("gpt-4"))
     _line(f"   模拟器收到的 gpt-4 请求 / gpt-4 requests the emulator saw: {gpt4_seen}")
     _line()
@@ -124,22 +124,24 @@ def _scripted_tour(emu: Any, home: str) -> int:
 
     with open(path, "wb") as fh:
         fh.write(base64.b64decode(image.data[0].b64_json or ""))
-    _line(f"   已保存 / saved {path} · 价格 price ¥0.40")
+    _line(f"   已保存 / saved {path} · 账本记账 ledger cost ¥{UsageStore().rows(limit=1)[0].cost_cny or 0:.2f}")
     _line()
 
     _line("4) 账本用量（按模型）/ ledger usage by model")
     store = UsageStore()
     for row in store.report(by="model"):
-        cost = "未知 unknown" if row.cost_cny is None else f"¥{row.cost_cny:.5f}"
-        _line(f"   {row.group:<22} 请求 requests {row.requests:>3} · tokens {row.prompt_tokens + row.completion_tokens:>6}"
+        cost = f"¥{row.cost_cny:.5f}" + (f" (+{row.unpriced} 未知价格 unpriced)" if row.unpriced else "")
+        _line(f"   {row.key:<22} 请求 requests {row.requests:>3} · tokens {row.total_tokens:>6}"
               f" · 图片 images {row.images} · {cost}")
     _line()
 
     _line("5) 余额 / balance (paid key)")
-    bal = balance(api_key=emu.paid_key, base_url=emu.base_url)
+    from .._keys import resolve_credentials
+
+    bal = balance(resolve_credentials(api_key=emu.paid_key, base_url=emu.base_url, warn=False))
     label = "中转实测 measured" if bal.measured else "本地估算 estimated"
     amount = "—" if bal.amount_cny is None else f"¥{bal.amount_cny:.4f}"
-    _line(f"   {amount} ({label}, {bal.source})")
+    _line(f"   {amount} ({label}) — {bal.detail}")
     _line()
     _line("完成。真实使用：`baicai key add NAME` 保存密钥，然后 `baicai doctor`。 / "
           "Done. For real use: `baicai key add NAME`, then `baicai doctor`.")

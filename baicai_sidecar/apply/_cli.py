@@ -42,7 +42,7 @@ def _out(text: str = "") -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import ApplyError, Options, adapter, build_target, list_apps, open_link, plan, apply, undo
+    from . import ApplyError, Options, adapter, apply, build_target, list_apps, open_link, plan, undo
 
     if args.list or not args.app:
         return _list(list_apps())
@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"错误 / error: {exc}", file=sys.stderr)
         return 2
     for o in record.outcomes:
-        _out(f"{'已写入 / written' if o.action == 'written' else '未改变 / unchanged'}: {o.path}")
+        if o.action == "written":
+            _out(f"已写入 / written: {o.path}")
     if p.changes and not record.changed:
         _out("已是目标配置，无需改动。 / already configured; nothing changed.")
     elif record.changed:

@@ -153,8 +153,8 @@ async def test_figures_follow_another_process_writing(sdk_ledger) -> None:
         reloads = app.reloads
         await pilot.pause(0.3)
         assert app.reloads == reloads, "no change, no reload: the check is cheap and the ledger is not re-read"
-        with Baicai(api_key=emulator.paid_key, base_url=emulator.base_url, max_retries=0) as client:
-            client.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "再来一次"}])
+        with Baicai(api_key=emulator.paid_key, base_url=emulator.base_url, max_retries=0, quota="off") as client:
+            client.chat.completions.create(model="gpt-3.5-turbo", messages=[{"role": "user", "content": "再来一次"}])
         clock[0] = time.time() + 1
         for _ in range(30):
             await pilot.pause(0.1)

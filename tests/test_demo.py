@@ -1,0 +1,26 @@
+"""`baicai demo` is the newcomer's first command: offline, nothing configured, real figures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_scripted_demo_runs_offline_and_leaves_the_users_ledger_alone(baicai_home: Path, tmp_path: Path) -> None:
+    keep = tmp_path / "demo-data"
+    env = {**os.environ, "NO_PROXY": "*", "HTTPS_PROXY": "http://127.0.0.1:9"}  # any real network use would fail
+    done = subprocess.run(
+        [sys.executable, "-m", "baicai_sdk.cli", "demo", "--no-tui", "--keep", str(keep)],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "本小时 / this hour gpt-3.5: 请求 requests 2/60" in out
+    assert "stopped locally, never sent" in out and "1/1 gpt-4" in out
+    assert "gpt-4 requests the emulator saw: 1" in out
+    assert "ledger cost ¥0.40" in out  # DALL·E 3 standard 1024², from the catalogue via the ledger
+    assert "measured" in out
+    assert (keep / "data" / "ledger.sqlite3").is_file() and (keep / "demo-image.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (baicai_home / "data" / "ledger.sqlite3").exists(), "the demo must not write the user's ledger"
