@@ -11,7 +11,9 @@ What it shows, top to bottom:
 1. where the key and base URL come from (argument > BAICAI_API_KEY / BAICAI_BASE_URL > the active profile);
 2. ``OpenAIChatCompletionClient`` pointed at the relay, with ``model_info`` filled in (AutoGen cannot guess what a
    relay serves under a model name), and the SDK's metered ``http_client`` so the requests land in the ledger;
-3. ``AssistantAgent(model_client_stream=True)``: print each chunk as it comes.
+3. ``AssistantAgent(model_client_stream=True)``: print each chunk as it comes (a free key after the relay's beta
+   may not stream, 48005: then ask again without streaming);
+4. what the ledger recorded for the run.
 """
 
 from __future__ import annotations
@@ -19,18 +21,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 
 import openai
 from autogen_agentchat.agents import AssistantAgent
-from autogen_agentchat.base import TaskResult
 from autogen_agentchat.messages import ModelClientStreamingChunkEvent, TextMessage
 from autogen_core.models import ModelFamily, ModelInfo
 from autogen_ext.models.openai import OpenAIChatCompletionClient
 
 from baicai_sdk._catalog import load_catalog
-from baicai_sdk._errors import BaicaiError, MissingCredentials, error_from_response
+from baicai_sdk._errors import BaicaiError, FreeTierStreamNotAllowed, MissingCredentials, error_from_response
 from baicai_sdk._keys import Credentials, KeyStoreError, resolve_credentials
 from baicai_sdk._transport import async_http_client
+from baicai_sdk._usage import Totals, UsageStore
 
 DEFAULT_MODEL = "gpt-3.5-turbo-0125"  # a dated name: AutoGen warns when the answer names another version
 
@@ -80,15 +83,21 @@ def relay_model_client(credentials: Credentials, model: str) -> OpenAIChatComple
     )
 
 
+def as_baicai_error(exc: openai.APIError) -> BaicaiError | None:
+    """AutoGen raises ``openai``'s exceptions; rebuild baicai's typed error (code, hint) from the relay's answer."""
+    if isinstance(exc, BaicaiError):
+        return exc
+    if not isinstance(exc, openai.APIStatusError):
+        return None
+    try:
+        body: object = exc.response.json()
+    except ValueError:
+        body = exc.response.text
+    return error_from_response(exc.response, body)
+
+
 def report_failure(exc: openai.APIError, base_url: str) -> int:
-    """AutoGen raises ``openai``'s exceptions; rebuild baicai's typed error from the answer to show its code and hint."""
-    typed = exc if isinstance(exc, BaicaiError) else None
-    if typed is None and isinstance(exc, openai.APIStatusError):
-        try:
-            body: object = exc.response.json()
-        except ValueError:
-            body = exc.response.text
-        typed = error_from_response(exc.response, body)
+    typed = as_baicai_error(exc)
     if typed is not None:
         print(f"\n中转拒绝了请求 / the relay refused: {type(typed).__name__} ({typed.relay_code})\n{typed}\n"
               f"提示 / hint: {typed.hint}", file=sys.stderr)
@@ -101,34 +110,54 @@ def report_failure(exc: openai.APIError, base_url: str) -> int:
 
 
 # 3. The agent, streaming ------------------------------------------------------------------------------------------
+def make_agent(model_client: OpenAIChatCompletionClient, *, stream: bool) -> AssistantAgent:
+    return AssistantAgent(
+        "assistant",
+        model_client=model_client,
+        system_message="你是一个简洁的助手，用提问的语言回答。 / You are a concise assistant; answer in the asker's language.",
+        model_client_stream=stream,
+    )
+
+
+async def stream_answer(agent: AssistantAgent, question: str) -> int:
+    """Print each chunk as it arrives; return how many there were."""
+    chunks = 0
+    async for event in agent.run_stream(task=question):
+        if isinstance(event, ModelClientStreamingChunkEvent):
+            chunks += 1
+            print(event.content, end="", flush=True)
+    print(f"\n\n流式片段 / streamed chunks: {chunks}")
+    return chunks
+
+
 async def ask(question: str, model: str) -> int:
     credentials = load_credentials()
     print(f"中转 / relay: {credentials.base_url}  密钥 / key: {credentials.masked} ({credentials.key_source})  "
           f"模型 / model: {model}")
     model_client = relay_model_client(credentials, model)
-    agent = AssistantAgent(
-        "assistant",
-        model_client=model_client,
-        system_message="你是一个简洁的助手，用提问的语言回答。 / You are a concise assistant; answer in the asker's language.",
-        model_client_stream=True,
-    )
-    chunks = 0
+    started = time.time()
+    print(f"\n[user] {question}\n[assistant] ", end="", flush=True)
     try:
-        print(f"\n[user] {question}\n[assistant] ", end="", flush=True)
-        async for event in agent.run_stream(task=question):
-            if isinstance(event, ModelClientStreamingChunkEvent):
-                chunks += 1
-                print(event.content, end="", flush=True)
-            elif isinstance(event, TaskResult):
-                reply = next((m for m in reversed(event.messages) if isinstance(m, TextMessage)), None)
-                usage = reply.models_usage if reply is not None else None
-                print(f"\n\n流式片段 / streamed chunks: {chunks}")
-                if usage is not None and (usage.prompt_tokens or usage.completion_tokens):
-                    print(f"令牌 / tokens: prompt {usage.prompt_tokens}, completion {usage.completion_tokens}")
+        try:
+            await stream_answer(make_agent(model_client, stream=True), question)
+        except openai.APIError as exc:
+            # After the relay's beta, free keys may not stream (48005): ask again without streaming.
+            if not isinstance(as_baicai_error(exc), FreeTierStreamNotAllowed):
+                raise
+            print("\n免费密钥不能流式输出（48005），改为一次性返回： / free keys may not stream (48005); "
+                  "asking again without streaming:\n[assistant] ", end="", flush=True)
+            result = await make_agent(model_client, stream=False).run(task=question)
+            reply = result.messages[-1]
+            print(reply.content if isinstance(reply, TextMessage) else reply)
     except openai.APIError as exc:
         return report_failure(exc, credentials.base_url)
     finally:
         await model_client.close()
+
+    # What baicai recorded for this run (tokens counted from the stream as it passed, cost from the catalogue).
+    by_source = UsageStore().report(by="source", since=started)
+    totals = next((row for row in by_source if row.key == "autogen"), Totals())
+    print(f"账本 / ledger: {totals.requests} 次请求 / requests, {totals.tokens} 令牌 / tokens, ¥{totals.cost_cny:.4f} CNY")
     return 0
 
 

@@ -286,3 +286,36 @@ def test_options_are_validated() -> None:
 
 def test_every_documented_status_maps_to_an_openai_class() -> None:
     assert {c.http_status for c in RELAY_CODES.values()} <= {400, 401, 403, 404, 429, 500}
+
+
+# -- quota: the local refusal and the relay's hourly limits -----------------------------------------------------------
+
+
+def test_local_refusal_raises_quota_exceeded_without_sending(emulator: Any) -> None:
+    from baicai_sdk import QuotaExceeded
+
+    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="raise", tier="free")
+    client.chat.completions.create(model="gpt-4-0125-preview", messages=MESSAGES, max_tokens=5)
+    sent = settled_records(emulator, lambda r: True, 1)
+    with pytest.raises(QuotaExceeded) as caught:
+        client.chat.completions.create(model="gpt-4-0125-preview", messages=MESSAGES, max_tokens=5)
+    error = caught.value
+    assert isinstance(error, openai.RateLimitError) and error.retryable is False
+    assert error.family == "gpt-4" and error.tier == "free"
+    assert error.retry_at is not None and 3000 < error.retry_at - time.time() <= 3600
+    assert "gpt-4" in str(error) and emulator.free_key not in str(error)
+    time.sleep(0.05)
+    assert len(emulator.state.requests) == sent  # refused locally: the relay never saw it
+
+
+def test_relay_hourly_limit_gets_retry_at_from_the_ledger(emulator: Any) -> None:
+    from baicai_sdk import FreeGpt4RequestLimit
+
+    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="off")
+    started = time.time()
+    client.chat.completions.create(model="gpt-4-0125-preview", messages=MESSAGES, max_tokens=5)
+    with pytest.raises(FreeGpt4RequestLimit) as caught:
+        client.chat.completions.create(model="gpt-4-0125-preview", messages=MESSAGES, max_tokens=5)
+    error = caught.value
+    assert error.relay_code == 40021 and error.tier == "free" and error.family == "gpt-4"
+    assert error.retry_at is not None and started + 3500 <= error.retry_at <= time.time() + 3600
