@@ -1,7 +1,9 @@
 """baicai_sdk — the BaicaiGPT relay from Python, as a drop-in ``openai`` client.
 
->>> from baicai_sdk import Baicai
->>> client = Baicai()                       # key: api_key= > BAICAI_API_KEY > the active profile
+Usage::
+
+    from baicai_sdk import Baicai
+    client = Baicai()                       # key: api_key= > BAICAI_API_KEY > the active profile
 
 Public names are exactly ``__all__`` (tests/sdk/test_exported_members.py). Every name is loaded on first
 access (module ``__getattr__``), so ``import baicai_sdk`` imports neither ``openai`` nor tiktoken, sqlite or

@@ -105,6 +105,25 @@ def _with_relay_status(response: httpx2.Response, answer: RelayAnswer) -> httpx2
     )
 
 
+_NOTHING_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
+
+
+def _worth_reading(response: httpx2.Response) -> bool:
+    """JSON or text (an error may hide there); never a binary download (audio, images, files)."""
+    kind = _content_type(response)
+    return not kind or kind.endswith("json") or kind.startswith("text/")
+
+
+def _unretryable_failure(request: httpx2.Request, exc: httpx2.TransportError) -> openai.APIConnectionError:
+    """The request may have reached the relay (and been charged): openai must not send it blindly again.
+
+    openai re-raises its own exceptions without retrying, so the failure is converted here.
+    """
+    if isinstance(exc, httpx2.TimeoutException):
+        return openai.APITimeoutError(request=request)
+    return openai.APIConnectionError(request=request)
+
+
 def _env_proxy_for(url: str) -> str | None:
     """The proxy httpx2 would have taken from the environment for ``url`` (ignored once a transport is given)."""
     parsed = httpx2.URL(url)
@@ -248,6 +267,7 @@ class _BaicaiOptions:
     credentials: Credentials
     profile: str | None
     tier: TierChoice | None
+    _tier_choice: TierChoice | None
     quota: QuotaMode
     max_wait: float | None
     retry_policy: RetryPolicy
@@ -283,6 +303,7 @@ class _BaicaiOptions:
         self.credentials = credentials
         self.profile = profile if profile is not None else credentials.profile
         known_tier = credentials.tier if credentials.tier in ("free", "paid") else None
+        self._tier_choice = tier  # what the caller chose; a copy with another profile re-derives the rest
         self.tier = tier if tier is not None else known_tier
         self.quota = quota
         self.max_wait = max_wait
@@ -311,14 +332,14 @@ class _BaicaiOptions:
         max_wait: float | None | NotGiven,
         retry_policy: RetryPolicy | NotGiven,
     ) -> tuple[dict[str, Any], bool]:
-        """The Baicai keyword arguments for a copy, and whether its metering settings differ from ours.
+        """The Baicai keyword arguments for a copy, and whether its metering settings or credentials differ.
 
         openai's ``copy`` always passes the current key and URL on; ``_resolve`` says what the caller really
         changed, so a new ``profile`` resolves afresh and an unchanged client keeps its credentials (no warnings).
         """
         extras: dict[str, Any] = {
             "profile": self.profile if isinstance(profile, NotGiven) else profile,
-            "tier": self.tier if isinstance(tier, NotGiven) else tier,
+            "tier": self._tier_choice if isinstance(tier, NotGiven) else tier,
             "quota": self.quota if isinstance(quota, NotGiven) else quota,
             "max_wait": self.max_wait if isinstance(max_wait, NotGiven) else max_wait,
             "retry_policy": self.retry_policy if isinstance(retry_policy, NotGiven) else retry_policy,
@@ -333,13 +354,7 @@ class _BaicaiOptions:
                 "profile": profile if new_profile else None,
             }
         metering_changed = any(not isinstance(v, NotGiven) for v in (tier, quota, max_wait, retry_policy))
-        return extras, metering_changed
-
-    def _copied_http_client_options(self, extras: Mapping[str, Any]) -> dict[str, Any]:
-        options = {**self._transport_options(), **{k: extras[k] for k in ("tier", "quota", "retry_policy")}}
-        if extras["max_wait"] is not None:
-            options["max_wait"] = extras["max_wait"]
-        return options
+        return extras, metering_changed or "_resolve" in extras
 
     # -- classification, shared by both clients
 
@@ -360,7 +375,10 @@ class _BaicaiOptions:
         answer = parse_relay_error(body)
         if answer is None:
             return None
-        return self.retry_policy.should_retry(relay_code=answer.code, status=response.status_code)
+        if not self.retry_policy.should_retry(relay_code=answer.code, status=response.status_code):
+            return False
+        retry_after = parse_retry_after(response.headers)
+        return retry_after is None or retry_after <= self.retry_policy.max_retry_after  # else: give up, don't stall
 
     def _retry_delay(self, attempt: int, headers: httpx2.Headers | None) -> float:
         retry_after = parse_retry_after(headers) if headers is not None else None
@@ -395,8 +413,10 @@ def _transport_module() -> Any:
 class Baicai(_BaicaiOptions, openai.OpenAI):
     """``openai.OpenAI`` for the BaicaiGPT relay: relay credentials and URL, typed relay errors, metering.
 
-    >>> client = Baicai()                                  # key from BAICAI_API_KEY or the active profile
-    >>> client.chat.completions.create(model="gpt-3.5-turbo", messages=[{"role": "user", "content": "你好"}])
+    Usage::
+
+        client = Baicai()                                  # key from BAICAI_API_KEY or the active profile
+        client.chat.completions.create(model="gpt-3.5-turbo", messages=[{"role": "user", "content": "你好"}])
 
     ``quota``: ``"wait"`` (sleep until the hourly window frees, up to ``max_wait`` s), ``"raise"`` (raise
     ``QuotaExceeded`` with ``retry_at`` before sending) or ``"off"``. ``tier`` overrides what the profile says.
@@ -423,6 +443,7 @@ class Baicai(_BaicaiOptions, openai.OpenAI):
         _strict_response_validation: bool = False,
         _credentials: Credentials | None = None,
         _resolve: Mapping[str, Any] | None = None,
+        _fresh_http_client: bool = False,
         **openai_options: Any,
     ) -> None:
         credentials = self._setup(
@@ -431,7 +452,7 @@ class Baicai(_BaicaiOptions, openai.OpenAI):
         )
         for ignored in ("workload_identity", "provider", "data_residency", "admin_api_key"):
             openai_options.pop(ignored, None)  # relay keys only: no OpenAI identity or admin key travels there
-        if http_client is None:
+        if http_client is None or _fresh_http_client:
             http_client = self._build_http_client(credentials.base_url, timeout)
         super().__init__(
             api_key=credentials.key,
@@ -452,7 +473,6 @@ class Baicai(_BaicaiOptions, openai.OpenAI):
         self,
         base_url: str,
         timeout: float | Timeout | None | NotGiven,
-        transport_options: Mapping[str, Any] | None = None,
     ) -> httpx2.Client | None:
         """The default client: openai's, with the metering transport around a plain HTTP transport.
 
@@ -466,7 +486,7 @@ class Baicai(_BaicaiOptions, openai.OpenAI):
         return SyncHttpxClientWrapper(
             base_url=base_url,
             timeout=DEFAULT_TIMEOUT if isinstance(timeout, NotGiven) else timeout,
-            transport=module.MeteredTransport(inner, **(transport_options or self._transport_options())),
+            transport=module.MeteredTransport(inner, **self._transport_options()),
         )
 
     @override
@@ -488,15 +508,12 @@ class Baicai(_BaicaiOptions, openai.OpenAI):
         Changing ``quota``/``tier``/``max_wait``/``retry_policy`` on a client whose HTTP client we built gives
         the copy its own metered HTTP client, so the new settings take effect.
         """
-        extras, metering_changed = self._copy_plan(
+        extras, changed = self._copy_plan(
             api_key=api_key, base_url=base_url, profile=profile, tier=tier, quota=quota, max_wait=max_wait,
             retry_policy=retry_policy,
         )
-        if metering_changed and openai_options.get("http_client") is None and self._owns_http_client():
-            # our metered HTTP client carries the old settings: the copy gets its own
-            openai_options["http_client"] = self._build_http_client(
-                self.credentials.base_url, NOT_GIVEN, self._copied_http_client_options(extras)
-            )
+        if changed and openai_options.get("http_client") is None and self._owns_http_client():
+            extras["_fresh_http_client"] = True  # our metered client carries the old settings
         return super().copy(
             _extra_kwargs={**extras, **_extra_kwargs},
             **openai_options,
@@ -511,13 +528,20 @@ class Baicai(_BaicaiOptions, openai.OpenAI):
 
     @override
     def _send_request(self, request: httpx2.Request, *, stream: bool, **kwargs: Any) -> httpx2.Response:
-        response = super()._send_request(request, stream=stream, **kwargs)
+        try:
+            response = super()._send_request(request, stream=stream, **kwargs)
+        except _NOTHING_SENT:
+            raise  # nothing reached the relay: openai's loop retries it
+        except httpx2.TransportError as exc:
+            if request.method in ("GET", "HEAD") or self.retry_policy.should_retry(connect_error=False):
+                raise
+            raise _unretryable_failure(request, exc) from exc
         if _is_event_stream(response):
             return _scanned(response, is_async=False) if response.is_success else response
-        if response.is_success and response.status_code != 204:
+        if response.is_success and response.status_code != 204 and _worth_reading(response):
             response.read()  # a JSON answer (also to stream=True): small, and it may be an error in disguise
             return self._relay_rewrite(response)
-        if not response.is_success:
+        if not response.is_success and _worth_reading(response):
             response.read()  # error bodies are small; reading now lets the retry decision see the code
         return response
 
@@ -568,6 +592,7 @@ class AsyncBaicai(_BaicaiOptions, openai.AsyncOpenAI):
         _strict_response_validation: bool = False,
         _credentials: Credentials | None = None,
         _resolve: Mapping[str, Any] | None = None,
+        _fresh_http_client: bool = False,
         **openai_options: Any,
     ) -> None:
         credentials = self._setup(
@@ -576,7 +601,7 @@ class AsyncBaicai(_BaicaiOptions, openai.AsyncOpenAI):
         )
         for ignored in ("workload_identity", "provider", "data_residency", "admin_api_key"):
             openai_options.pop(ignored, None)  # relay keys only: no OpenAI identity or admin key travels there
-        if http_client is None:
+        if http_client is None or _fresh_http_client:
             http_client = self._build_http_client(credentials.base_url, timeout)
         super().__init__(
             api_key=credentials.key,
@@ -597,7 +622,6 @@ class AsyncBaicai(_BaicaiOptions, openai.AsyncOpenAI):
         self,
         base_url: str,
         timeout: float | Timeout | None | NotGiven,
-        transport_options: Mapping[str, Any] | None = None,
     ) -> httpx2.AsyncClient | None:
         """The async twin of :meth:`Baicai._build_http_client`."""
         module = _transport_module()
@@ -607,7 +631,7 @@ class AsyncBaicai(_BaicaiOptions, openai.AsyncOpenAI):
         return AsyncHttpxClientWrapper(
             base_url=base_url,
             timeout=DEFAULT_TIMEOUT if isinstance(timeout, NotGiven) else timeout,
-            transport=module.AsyncMeteredTransport(inner, **(transport_options or self._transport_options())),
+            transport=module.AsyncMeteredTransport(inner, **self._transport_options()),
         )
 
     @override
@@ -625,15 +649,12 @@ class AsyncBaicai(_BaicaiOptions, openai.AsyncOpenAI):
         **openai_options: Any,
     ) -> Self:
         """A new client with the same options (Baicai's included), some overridden; see :meth:`Baicai.copy`."""
-        extras, metering_changed = self._copy_plan(
+        extras, changed = self._copy_plan(
             api_key=api_key, base_url=base_url, profile=profile, tier=tier, quota=quota, max_wait=max_wait,
             retry_policy=retry_policy,
         )
-        if metering_changed and openai_options.get("http_client") is None and self._owns_http_client():
-            # our metered HTTP client carries the old settings: the copy gets its own
-            openai_options["http_client"] = self._build_http_client(
-                self.credentials.base_url, NOT_GIVEN, self._copied_http_client_options(extras)
-            )
+        if changed and openai_options.get("http_client") is None and self._owns_http_client():
+            extras["_fresh_http_client"] = True  # our metered client carries the old settings
         return super().copy(
             _extra_kwargs={**extras, **_extra_kwargs},
             **openai_options,
@@ -648,13 +669,20 @@ class AsyncBaicai(_BaicaiOptions, openai.AsyncOpenAI):
 
     @override
     async def _send_request(self, request: httpx2.Request, *, stream: bool, **kwargs: Any) -> httpx2.Response:
-        response = await super()._send_request(request, stream=stream, **kwargs)
+        try:
+            response = await super()._send_request(request, stream=stream, **kwargs)
+        except _NOTHING_SENT:
+            raise  # nothing reached the relay: openai's loop retries it
+        except httpx2.TransportError as exc:
+            if request.method in ("GET", "HEAD") or self.retry_policy.should_retry(connect_error=False):
+                raise
+            raise _unretryable_failure(request, exc) from exc
         if _is_event_stream(response):
             return _scanned(response, is_async=True) if response.is_success else response
-        if response.is_success and response.status_code != 204:
+        if response.is_success and response.status_code != 204 and _worth_reading(response):
             await response.aread()
             return self._relay_rewrite(response)
-        if not response.is_success:
+        if not response.is_success and _worth_reading(response):
             await response.aread()
         return response
 

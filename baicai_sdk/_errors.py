@@ -58,11 +58,13 @@ import httpx2
 import openai
 
 from ._codes import RelayCode, relay_code
+from ._keys import MissingKeyError
 
 __all__ = [
     "RelayAnswer",
     "parse_relay_error",
     "error_class_for",
+    "error_for",
     "error_from_response",
     "is_local_quota_body",
     "redact",
@@ -265,8 +267,12 @@ def is_local_quota_body(body: object) -> bool:
 # The exceptions.
 
 
-class MissingCredentials(openai.OpenAIError):
-    """No key was found; raised by ``Baicai()`` before any request. The message names every place looked in."""
+class MissingCredentials(MissingKeyError, openai.OpenAIError):
+    """No key was found; raised by ``Baicai()`` before any request. The message names every place looked in.
+
+    Also a ``_keys.MissingKeyError`` (what ``resolve_credentials`` raises) and an ``openai.OpenAIError`` (what
+    ``openai.OpenAI()`` raises without a key), so either ``except`` keeps working.
+    """
 
 
 class BaicaiError(openai.APIStatusError):
@@ -495,6 +501,10 @@ _CLASS_BY_CODE: dict[int, type[BaicaiError]] = {
 def error_class_for(code: int) -> type[BaicaiError]:
     """The exception class for a relay code (``UnknownRelayError`` for codes the README does not list)."""
     return _CLASS_BY_CODE.get(code, UnknownRelayError)
+
+
+error_for = error_class_for
+"""The name docs/internals.md uses."""
 
 
 def _retry_after_seconds(headers: httpx2.Headers) -> float | None:

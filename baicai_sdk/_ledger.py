@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -137,17 +138,30 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 30000")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-        conn.execute("PRAGMA synchronous = NORMAL")
-    except sqlite3.Error as exc:
-        raise LedgerError(
-            f"无法打开用量账本 {path}（{exc}）。请检查目录权限或设置 BAICAI_HOME。 / "
-            f"Cannot open the usage ledger {path} ({exc}); check the folder's permissions or set BAICAI_HOME."
-        ) from exc
-    del mode  # WAL may be refused on some network filesystems; SQLite then keeps its rollback journal
+    deadline = time.monotonic() + 30.0
+    while True:
+        conn = None
+        try:
+            conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            # Switching to WAL takes a lock that SQLite's busy handler does not wait for, and a process opening
+            # the file while another runs WAL recovery can get SQLITE_BUSY at once: set WAL only when it is not
+            # already the mode, and retry such transient "locked" errors.
+            if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")  # may be refused on network filesystems: then rollback
+            conn.execute("PRAGMA synchronous = NORMAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if conn is not None:
+                conn.close()
+            transient = "locked" in str(exc) or "busy" in str(exc)
+            if not transient or time.monotonic() > deadline:
+                raise LedgerError(_open_error(path, exc)) from exc
+            time.sleep(0.01)
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+            raise LedgerError(_open_error(path, exc)) from exc
     key = str(path.resolve())
     if key not in _migrated:
         with _migrate_lock:
@@ -155,6 +169,13 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
                 migrate(conn)
                 _migrated.add(key)
     return conn
+
+
+def _open_error(path: Path, exc: Exception) -> str:
+    return (
+        f"无法打开用量账本 {path}（{exc}）。请检查目录权限或设置 BAICAI_HOME。 / "
+        f"Cannot open the usage ledger {path} ({exc}); check the folder's permissions or set BAICAI_HOME."
+    )
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -327,7 +327,7 @@ def decide(
             reason_zh=f"{tier_zh}不能使用 {family}", reason_en=f"{tier_en} cannot use {family}",
         )
 
-    units = info.images if info.endpoint == "images" else 1
+    units = 1  # limits count requests (a DALL·E call with n=2 is one request)
     rph, tph = limits.requests_per_hour, limits.tokens_per_hour
     request_tokens = info.estimated_tokens
     if tph is not None:
@@ -339,12 +339,6 @@ def decide(
             )
         # Without an explicit max_tokens the default is a guess: never reserve more than the whole budget.
         request_tokens = min(request_tokens, tph)
-    if rph is not None and units > rph:
-        return Decision(
-            "refuse", **base, limits=limits,  # type: ignore[arg-type]
-            reason_zh=f"{tier_zh}：一次 {units} 张图超过每小时 {rph} 次上限",
-            reason_en=f"{tier_en}: {units} images at once exceed the hourly limit of {rph}",
-        )
 
     # The relay told us a window was full although we predicted room (another machine on this IP, or a fixed
     # window): until that hour has passed, treat what we counted then as the whole budget.

@@ -34,7 +34,8 @@ class RetryPolicy:
     jitter: float = 0.25
     """Each backoff is shortened by a random 0…jitter fraction, so clients that failed together do not return together."""
     max_retry_after: float = 60.0
-    """A server-directed ``Retry-After`` is honoured up to this many seconds (longer ones are capped here)."""
+    """A server-directed ``Retry-After`` is honoured up to this many seconds; ``delay`` caps longer ones here, and
+    the clients do not retry at all when asked to wait longer (the caller should hear about it, not hang)."""
     random: Callable[[], float] = field(default=random.random, compare=False, repr=False)
 
     def __post_init__(self) -> None:

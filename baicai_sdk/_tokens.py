@@ -70,7 +70,7 @@ def _read_bundled(name: str, expected_sha256: str | None) -> dict[bytes, int]:
 
 def _constructor_args(name: str) -> dict[str, Any]:
     """tiktoken's own constructor for ``name``, run with our file reader in place of its downloader."""
-    from tiktoken_ext import openai_public
+    from tiktoken_ext import openai_public  # type: ignore[import-untyped]
 
     constructor = openai_public.ENCODING_CONSTRUCTORS[name]
 
@@ -388,6 +388,8 @@ class StreamCounter:
         if text:
             self._pieces.setdefault(choice, []).append(text)
             self._cached = None
+
+    add = feed  # the transport's name for it
 
     def feed_chunk(self, chunk: Mapping[str, Any]) -> None:
         """Add one decoded ``chat.completion.chunk`` (content, tool-call names and arguments, legacy

@@ -96,6 +96,7 @@ class _StreamTally:
     counter: StreamCounter
     buffer: bytes = b""
     done: bool = False
+    broken: bool = False
     relay_code: int | None = None
 
     def feed(self, chunk: bytes) -> None:
@@ -257,7 +258,7 @@ class _Pipeline:
         elif tally.done:
             state = "ok"
         else:
-            state = "cancelled" if closed_early else "dropped"
+            state = "cancelled" if closed_early and not tally.broken else "dropped"
         attempt.settle(status=state, http_status=status_code, relay_code=tally.relay_code,
                        prompt_tokens=prompt, completion_tokens=completion, stream=True)
         if tally.relay_code is not None:
@@ -305,6 +306,9 @@ class _MeteredStream(httpx2.SyncByteStream):
                 self._tally.feed(chunk)
                 yield chunk
             self._finished = True
+        except Exception:
+            self._tally.broken = True  # the connection failed under us: a drop, not the consumer's choice
+            raise
         finally:
             self._pipeline.settle_stream(self._attempt, self._tally, self._status, closed_early=not self._finished)
 
@@ -327,6 +331,9 @@ class _AsyncMeteredStream(httpx2.AsyncByteStream):
                 self._tally.feed(chunk)
                 yield chunk
             self._finished = True
+        except Exception:
+            self._tally.broken = True  # the connection failed under us: a drop, not the consumer's choice
+            raise
         finally:
             self._pipeline.settle_stream(self._attempt, self._tally, self._status, closed_early=not self._finished)
 

@@ -592,7 +592,7 @@ def _project(now: float, pace: tuple[float, float] | None, tokens_used: int, tok
     if not candidates:
         return None, ""
     at, what = min(candidates)
-    return at, what
+    return max(at, now), what
 
 
 def _short_error(exc: BaseException) -> str:

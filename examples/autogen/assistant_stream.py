@@ -8,7 +8,7 @@ Run / 运行::
     python examples/autogen/assistant_stream.py "用一句话介绍白菜GPT"
 
 What it shows, top to bottom:
-1. where the key and base URL come from (argument > BAICAI_API_KEY / BAICAI_BASE_URL > the active profile);
+1. where the key and base URL come from (BAICAI_API_KEY / BAICAI_BASE_URL, else the active profile);
 2. ``OpenAIChatCompletionClient`` pointed at the relay, with ``model_info`` filled in (AutoGen cannot guess what a
    relay serves under a model name), and the SDK's metered ``http_client`` so the requests land in the ledger;
 3. ``AssistantAgent(model_client_stream=True)``: print each chunk as it comes (a free key after the relay's beta

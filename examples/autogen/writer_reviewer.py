@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import time
 
+import httpx2
 import openai
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.conditions import MaxMessageTermination, TextMentionTermination
@@ -29,7 +31,7 @@ from autogen_core.models import ModelFamily, ModelInfo
 from autogen_ext.models.openai import OpenAIChatCompletionClient
 
 from baicai_sdk._catalog import load_catalog
-from baicai_sdk._errors import BaicaiError, MissingCredentials, error_from_response
+from baicai_sdk._errors import BaicaiError, MissingCredentials, QuotaExceeded, error_from_response
 from baicai_sdk._keys import Credentials, KeyStoreError, resolve_credentials
 from baicai_sdk._transport import async_http_client
 from baicai_sdk._usage import Totals, UsageStore
@@ -68,43 +70,64 @@ def relay_model_info(model: str) -> ModelInfo:
     )
 
 
-def relay_model_client(credentials: Credentials, model: str) -> OpenAIChatCompletionClient:
-    """One client shared by both agents; its ``http_client`` meters every request into the ledger."""
+def relay_model_client(credentials: Credentials, model: str, tier: str | None,
+                       failures: list[httpx2.Response]) -> OpenAIChatCompletionClient:
+    """One client shared by both agents. Its ``http_client`` meters every request into the ledger, and keeps each
+    failed answer: a team reports an agent's exception only as text, and the answer is what explains it."""
+    http_client = async_http_client(source=SOURCE, tier=tier)
+
+    async def keep_failure(response: httpx2.Response) -> None:
+        if response.status_code >= 400:
+            await response.aread()
+            failures.append(response)
+
+    http_client.event_hooks["response"].append(keep_failure)
     return OpenAIChatCompletionClient(  # type: ignore[call-arg]  # http_client: see below
         model=model,
         base_url=credentials.base_url,
         api_key=credentials.key,
         model_info=relay_model_info(model),
-        http_client=async_http_client(source=SOURCE),  # forwarded to AsyncOpenAI (not in the TypedDict)
+        http_client=http_client,  # forwarded to AsyncOpenAI (not in AutoGen's TypedDict)
     )
 
 
-def report_failure(exc: openai.APIError, base_url: str) -> int:
-    """AutoGen raises ``openai``'s exceptions; rebuild baicai's typed error from the answer to show its code and hint."""
-    typed = exc if isinstance(exc, BaicaiError) else None
-    if typed is None and isinstance(exc, openai.APIStatusError):
+def report_failure(exc: Exception, answer: httpx2.Response | None, base_url: str, tier: str | None) -> int:
+    """Explain why the run stopped: baicai's typed error (code, hint) rebuilt from the failed answer, if any."""
+    typed: BaicaiError | None = None
+    if answer is not None:
         try:
-            body: object = exc.response.json()
+            body: object = answer.json()
         except ValueError:
-            body = exc.response.text
-        typed = error_from_response(exc.response, body)
-    if typed is not None:
+            body = answer.text
+        typed = error_from_response(answer, body)
+    if isinstance(typed, QuotaExceeded):  # refused before sending, by the local quota gate
+        print(f"\n本机额度保护拒绝了请求 / refused locally: {typed}\n提示 / hint: {typed.hint}", file=sys.stderr)
+        if tier is None:
+            print("若这是付费密钥，请加 --tier paid（或 baicai key tier NAME paid） / "
+                  "if this is a paid key, pass --tier paid (or run: baicai key tier NAME paid)", file=sys.stderr)
+    elif typed is not None:
         print(f"\n中转拒绝了请求 / the relay refused: {type(typed).__name__} ({typed.relay_code})\n{typed}\n"
               f"提示 / hint: {typed.hint}", file=sys.stderr)
-    elif isinstance(exc, openai.APIConnectionError):
+    elif "APIConnectionError" in str(exc) or isinstance(exc, openai.APIConnectionError):
         print(f"\n连不上中转 {base_url}：请检查网络或代理 / cannot reach {base_url}: check the network or proxy",
               file=sys.stderr)
     else:
-        print(f"\n请求失败 / request failed: {exc}", file=sys.stderr)
+        print(f"\n对话中断 / the run stopped: {exc}", file=sys.stderr)
     return 3
 
 
 # 3. The team ------------------------------------------------------------------------------------------------------
-async def run(task: str, model: str, max_turns: int) -> int:
+async def run(task: str, model: str, max_turns: int, tier: str | None) -> int:
     credentials = load_credentials()
+    # The key's tier decides which hourly limits the local quota gate applies; unknown is treated as free
+    # (gpt-4: 1 request per hour), so say "paid" for a paid key that has no profile.
+    tier = tier or (credentials.tier if credentials.tier in ("free", "paid") else None)
     print(f"中转 / relay: {credentials.base_url}  密钥 / key: {credentials.masked} ({credentials.key_source})  "
-          f"模型 / model: {model}")
-    model_client = relay_model_client(credentials, model)
+          f"等级 / tier: {tier or 'unknown'}  模型 / model: {model}")
+    failures: list[httpx2.Response] = []
+    # AutoGen's runtime logs every agent error with a full traceback; this script explains the error itself.
+    logging.getLogger("autogen_core").setLevel(logging.CRITICAL)
+    model_client = relay_model_client(credentials, model, tier, failures)
     writer = AssistantAgent(
         "writer",
         model_client=model_client,
@@ -123,20 +146,21 @@ async def run(task: str, model: str, max_turns: int) -> int:
     team = RoundRobinGroupChat([writer, reviewer], termination_condition=termination)
 
     started = time.time()
+    status = 0
     try:
         result = await team.run(task=task)
-    except openai.APIError as exc:
-        return report_failure(exc, credentials.base_url)
+    except (openai.APIError, RuntimeError) as exc:  # a team re-raises an agent's error as RuntimeError("Type: text")
+        status = report_failure(exc, failures[-1] if failures else None, credentials.base_url, tier)
+    else:
+        turns = [m for m in result.messages if isinstance(m, TextMessage) and m.source != "user"]
+        print(f"\n[task] {task}")
+        for number, message in enumerate(turns, start=1):
+            print(f"[turn {number}] {message.source}: {message.content}")
+        print(f"\n停止原因 / stopped: {result.stop_reason}")
     finally:
         await model_client.close()
 
-    turns = [m for m in result.messages if isinstance(m, TextMessage) and m.source != "user"]
-    print(f"\n[task] {task}")
-    for number, message in enumerate(turns, start=1):
-        print(f"[turn {number}] {message.source}: {message.content}")
-    print(f"\n停止原因 / stopped: {result.stop_reason}")
-
-    # 4. What the run cost, from the ledger ------------------------------------------------------------------------
+    # 4. What the run cost, from the ledger (also when it stopped early: what was sent was spent) --------------------
     # The ledger is shared by every process on this machine (sidecar, other scripts): count only rows written
     # since this run started, under this example's source.
     by_source = UsageStore().report(by="source", since=started)
@@ -144,7 +168,7 @@ async def run(task: str, model: str, max_turns: int) -> int:
     print(f"本次运行 / this run: {totals.requests} 次请求 / requests, {totals.tokens} 令牌 / tokens "
           f"(prompt {totals.prompt_tokens}, completion {totals.completion_tokens}), "
           f"花费 / cost ¥{totals.cost_cny:.4f} CNY")
-    return 0
+    return status
 
 
 def main() -> int:
@@ -152,8 +176,9 @@ def main() -> int:
     parser.add_argument("task", nargs="?", default="为一家卖白菜的小店写一句广告语。 / Write a one-line slogan for a shop selling napa cabbage.")
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"中转上的模型 / relay model (default {DEFAULT_MODEL})")
     parser.add_argument("--max-turns", type=int, default=4, help="最多几轮发言 / most agent turns (default 4)")
+    parser.add_argument("--tier", choices=["free", "paid"], help="密钥等级（默认取自配置） / the key's tier (default: the profile's)")
     args = parser.parse_args()
-    return asyncio.run(run(args.task, args.model, args.max_turns))
+    return asyncio.run(run(args.task, args.model, args.max_turns, args.tier))
 
 
 if __name__ == "__main__":

@@ -33,10 +33,13 @@ def run_example(script: str, *args: str, emulator: Any = None, key: str | None =
         env["BAICAI_BASE_URL"] = emulator.base_url
     if key is not None:
         env["BAICAI_API_KEY"] = key
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, str(EXAMPLES / script), *args],
         env=env, cwd=cwd, capture_output=True, text=True, encoding="utf-8", timeout=90,
     )
+    if key is not None:
+        assert key not in done.stdout + done.stderr, "an example printed the key in full"
+    return done
 
 
 def chat_records(emulator: Any) -> list[Any]:
@@ -103,6 +106,22 @@ def test_dalle_free_key_shows_the_typed_error_and_hint_not_a_traceback(emulator:
     assert [r.relay_code for r in emulator.state.requests] == [40050, 40050]
 
 
+def test_dalle_reads_the_active_profile_when_no_variable_is_set(emulator: Any, tmp_path: Path) -> None:
+    from baicai_sdk._keys import KeyStore
+
+    store = KeyStore(secret_store="file")  # CI has no keyring backend
+    store.add("main", emulator.paid_key, tier="paid", base_url=emulator.base_url)
+    store.use("main")
+    out = tmp_path / "images"
+    done = run_example("dalle/generate_images.py", "--model", "dall-e-2", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert f"中转 / relay: {emulator.base_url}  密钥 / key: baicai-…paid (profile:main)" in done.stdout
+    assert emulator.paid_key not in done.stdout + done.stderr  # only ever masked
+    assert sorted(p.name for p in out.iterdir()) == ["dall-e-2-256x256-1.png", "dall-e-2-512x512-1.png",
+                                                     "dall-e-2-512x512-2.png"]
+    assert "3 images, catalogue total: ¥0.52 CNY" in done.stdout
+
+
 @pytest.mark.parametrize("script", ["dalle/generate_images.py", "autogen/tool_agent.py"])
 def test_without_a_key_the_examples_say_where_to_put_one(script: str, tmp_path: Path) -> None:
     done = run_example(script, cwd=tmp_path)
@@ -124,24 +143,46 @@ def test_autogen_assistant_streams_its_answer_through_the_ledger(emulator: Any) 
     assert (record.model, record.stream, record.status) == ("gpt-3.5-turbo-0125", True, 200)
     [row] = UsageStore().rows(source="autogen")
     assert row.stream and row.model == "gpt-3.5-turbo-0125" and row.status == "ok"
-    assert row.completion_tokens == record.completion_tokens
+    assert (row.prompt_tokens, row.completion_tokens) == (record.prompt_tokens, record.completion_tokens)
+    tokens = record.prompt_tokens + record.completion_tokens
+    assert f"账本 / ledger: 1 次请求 / requests, {tokens} 令牌 / tokens, ¥{row.cost_cny:.4f} CNY" in done.stdout
 
 
-def test_autogen_writer_and_reviewer_take_turns_and_print_the_run_cost(emulator: Any) -> None:
-    done = run_example("autogen/writer_reviewer.py", "写一句广告语", "--max-turns", "4",
+def test_autogen_assistant_falls_back_to_one_answer_when_a_free_key_may_not_stream(emulator: Any) -> None:
+    emulator.configure(free_stream=False)  # after the relay's beta
+    done = run_example("autogen/assistant_stream.py", "你好", emulator=emulator, key=emulator.free_key)
+    assert done.returncode == 0, done.stderr
+    assert "free keys may not stream (48005); asking again without streaming:\n[assistant] Emulator reply to: 你好" \
+        in done.stdout
+    assert [(r.stream, r.relay_code) for r in chat_records(emulator)] == [(True, 48005), (False, None)]
+
+
+@pytest.mark.parametrize(
+    ("task", "max_turns", "speakers", "stopped"),
+    [
+        # The emulator never approves: the turn limit stops the run (task + 4 turns = 5 messages).
+        ("写一句广告语", "4", ["writer", "reviewer", "writer", "reviewer"], "Maximum number of messages 5 reached"),
+        # The emulator echoes the task, so here both agents "say" APPROVE: only the reviewer's counts.
+        ("APPROVE", "6", ["writer", "reviewer"], "Text 'APPROVE' mentioned"),
+    ],
+)
+def test_autogen_writer_and_reviewer_take_turns_and_print_the_run_cost(
+    emulator: Any, task: str, max_turns: str, speakers: list[str], stopped: str
+) -> None:
+    done = run_example("autogen/writer_reviewer.py", task, "--max-turns", max_turns,
                        emulator=emulator, key=emulator.paid_key)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     turns = re.findall(r"^\[turn (\d)\] (writer|reviewer): ", done.stdout, flags=re.M)
-    assert turns == [("1", "writer"), ("2", "reviewer"), ("3", "writer"), ("4", "reviewer")]
-    assert "Maximum number of messages 5 reached" in done.stdout  # the emulator never says APPROVE
+    assert turns == [(str(i), who) for i, who in enumerate(speakers, start=1)]
+    assert f"停止原因 / stopped: {stopped}" in done.stdout
 
     line = re.search(r"this run: (\d+) 次请求 / requests, (\d+) 令牌 / tokens \(prompt (\d+), completion (\d+)\), "
                      r"花费 / cost ¥([0-9.]+) CNY", done.stdout)
     assert line is not None, done.stdout
     requests, tokens, prompt, completion = (int(line.group(i)) for i in range(1, 5))
     charged = chat_records(emulator)
-    assert requests == len(charged) == 4
+    assert requests == len(charged) == len(speakers)
     assert prompt == sum(r.prompt_tokens for r in charged)
     assert completion == sum(r.completion_tokens for r in charged)
     assert tokens == prompt + completion

@@ -167,18 +167,14 @@ def test_busy_fault_is_retried_until_success(emulator: Any) -> None:
 
 def test_hourly_limit_is_not_retried(emulator: Any) -> None:
     client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="off", max_retries=3)
-    limit = None
-    for _ in range(61):
-        try:
-            client.chat.completions.create(model="gpt-3.5-turbo", messages=[{"role": "user", "content": "hi"}],
-                                           max_tokens=1)
-        except BaicaiError as exc:
-            limit = exc
-            break
-    assert limit is not None and limit.relay_code in (40020, 40031)
-    assert limit.retryable is False and limit.tier == "free" and limit.family == "gpt-3.5"
+    client.chat.completions.create(model="gpt-4-0125-preview", messages=MESSAGES, max_tokens=1)  # 1 per hour
+    with pytest.raises(BaicaiError) as caught:
+        client.chat.completions.create(model="gpt-4-0125-preview", messages=MESSAGES, max_tokens=1)
+    limit = caught.value
+    assert limit.relay_code == 40021 and isinstance(limit, openai.RateLimitError)
+    assert limit.retryable is False and limit.tier == "free" and limit.family == "gpt-4"
     time.sleep(0.05)
-    assert settled_records(emulator, lambda r: r.relay_code == limit.relay_code, 2) == 1  # not retried
+    assert settled_records(emulator, lambda r: r.relay_code == 40021, 2) == 1  # not retried
 
 
 # -- configuration ------------------------------------------------------------------------------------------------
@@ -236,6 +232,7 @@ def test_profile_supplies_key_url_and_tier(emulator: Any) -> None:
     assert client.credentials.key_source == "profile:work" and client.tier == "free" and client.profile == "work"
     assert client.chat.completions.create(model="gpt-3.5-turbo", messages=MESSAGES).choices
     assert Baicai(tier="paid").tier == "paid"  # the argument wins
+    assert Baicai(tier="paid").with_options(timeout=1).tier == "paid"
 
 
 def test_copy_and_with_options_keep_every_setting(emulator: Any) -> None:
@@ -319,3 +316,28 @@ def test_relay_hourly_limit_gets_retry_at_from_the_ledger(emulator: Any) -> None
     error = caught.value
     assert error.relay_code == 40021 and error.tier == "free" and error.family == "gpt-4"
     assert error.retry_at is not None and started + 3500 <= error.retry_at <= time.time() + 3600
+
+
+def test_missing_credentials_is_also_the_key_store_error() -> None:
+    from baicai_sdk._keys import MissingKeyError
+
+    with pytest.raises(MissingKeyError):
+        Baicai()
+
+
+def test_with_options_profile_switches_key_and_url(emulator: Any, emulator_factory: Any) -> None:
+    from baicai_sdk._keys import KeyStore
+
+    other = emulator_factory()
+    store = KeyStore()
+    store.add("home", emulator.free_key, tier="free", base_url=emulator.base_url)
+    store.add("work", other.paid_key, tier="paid", base_url=other.base_url)
+    store.use("home")
+    client = Baicai(quota="off")
+    assert client.profile == "home" and client.tier == "free"
+    work = client.with_options(profile="work")
+    assert work.profile == "work" and work.api_key == other.paid_key and work.tier == "paid"  # the profile's tier
+    assert work._client is not client._client  # its metering transport knows the new tier
+    assert str(work.base_url).rstrip("/") == other.base_url
+    assert work.chat.completions.create(model="gpt-4", messages=MESSAGES).choices  # paid-only model on "work"
+    assert work.quota == "off"

@@ -354,3 +354,105 @@ async def test_async_busy_is_retried() -> None:
     client._calculate_retry_timeout = lambda *a, **k: 0.0  # type: ignore[method-assign]
     page = await client.models.list()
     assert page.data == [] and len(calls) == 2
+
+
+# -- connection failures ---------------------------------------------------------------------------------------
+
+
+def test_connection_refused_is_retried() -> None:
+    calls: list[int] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        calls.append(1)
+        if len(calls) < 3:
+            raise httpx2.ConnectError("refused", request=request)
+        return httpx2.Response(200, json={"object": "list", "data": []})
+
+    client = _fast(make_client(handler, max_retries=3))
+    client.chat.completions.create(model="gpt-3.5-turbo", messages=MESSAGES)  # type: ignore[call-overload]
+    assert len(calls) == 3
+
+
+@pytest.mark.parametrize("failure", [httpx2.ReadTimeout, httpx2.RemoteProtocolError, httpx2.ReadError])
+def test_failure_after_sending_a_post_is_not_retried(failure: type[httpx2.TransportError]) -> None:
+    calls: list[int] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        calls.append(1)
+        raise failure("gone", request=request)
+
+    client = _fast(make_client(handler, max_retries=3))
+    expected = openai.APITimeoutError if issubclass(failure, httpx2.TimeoutException) else openai.APIConnectionError
+    with pytest.raises(expected):
+        client.chat.completions.create(model="gpt-3.5-turbo", messages=MESSAGES)
+    assert len(calls) == 1  # the relay may have charged it: no blind second charge
+
+
+def test_failure_of_a_get_is_retried() -> None:
+    calls: list[int] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        calls.append(1)
+        raise httpx2.ReadTimeout("slow", request=request)
+
+    with pytest.raises(openai.APITimeoutError):
+        _fast(make_client(handler, max_retries=2)).models.list()
+    assert len(calls) == 3
+
+
+def test_binary_answers_are_not_buffered_or_scanned() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=iter([b'{"errcode": 40001}', b"\x00" * 10]),
+                               headers={"content-type": "audio/mpeg"})
+
+    client = make_client(handler)
+    with client.audio.speech.with_streaming_response.create(model="tts-1", voice="alloy", input="hi") as response:
+        assert not response.http_response.is_stream_consumed
+        assert b"".join(response.iter_bytes()).startswith(b'{"errcode"')
+
+
+def test_busy_with_a_long_retry_after_is_not_retried() -> None:
+    calls: list[int] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        calls.append(1)
+        return httpx2.Response(500, json={"errcode": -1, "errmsg": "busy"}, headers={"retry-after": "3600"})
+
+    with pytest.raises(_errors.SystemBusy) as caught:
+        _fast(make_client(handler, max_retries=3)).models.list()
+    assert len(calls) == 1 and caught.value.retry_at is not None
+
+
+def test_busy_retry_after_is_used_as_the_delay() -> None:
+    client = make_client(lambda r: httpx2.Response(200), max_retries=3)
+    options = openai._models.FinalRequestOptions(method="get", url="/models", max_retries=3)
+    assert client._calculate_retry_timeout(3, options, httpx2.Headers({"retry-after": "2"})) == 2.0
+
+
+def test_error_status_with_an_sse_body() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(429, content=sse({"code": 40022, "msg": "付费限速"}),
+                               headers={"content-type": "text/event-stream"})
+
+    with pytest.raises(_errors.PaidGpt35RequestLimit) as caught:
+        list(make_client(handler).chat.completions.create(model="gpt-3.5-turbo", messages=MESSAGES, stream=True))
+    assert caught.value.tier == "paid" and caught.value.relay_message == "付费限速"
+
+
+async def test_async_error_in_a_live_stream_split_across_chunks() -> None:
+    payload = sse(chunk("a"), chunk("b"), {"error": {"code": "-1", "message": "忙"}}) + b"data: [DONE]\n\n"
+
+    async def pieces():  # type: ignore[no-untyped-def]
+        for i in range(0, len(payload), 5):
+            yield payload[i : i + 5]
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=pieces(), headers={"content-type": "text/event-stream"})
+
+    received = []
+    with pytest.raises(_errors.SystemBusy):
+        stream = await make_async(handler).chat.completions.create(model="gpt-3.5-turbo", messages=MESSAGES,
+                                                                    stream=True)
+        async for part in stream:
+            received.append(part.choices[0].delta.content)
+    assert received == ["a", "b"]

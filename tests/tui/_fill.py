@@ -33,7 +33,7 @@ def write(ledger: Path, now: float, specs: list[Spec]) -> None:
 
     current = [now]
     meters: dict[str, Meter] = {}
-    for spec in specs:
+    for spec in sorted(specs, key=lambda s: -s.ago):  # oldest first, as real traffic gets its ids
         current[0] = now - spec.ago
         meter = meters.get(spec.source)
         if meter is None:

@@ -40,9 +40,12 @@ class LedgerPageView(Page):
             yield Input(placeholder=tr("来源应用", "source app"), id="filter-source")
         yield Static("", id="ledger-position")
         table = LedgerTable(id="ledger-table", cursor_type="row", zebra_stripes=True)
-        table.add_columns(tr("时间", "Time"), tr("模型", "Model"), tr("来源", "Source"), tr("状态", "Status"),
-                          tr("输入", "Prompt"), tr("输出", "Completion"), tr("费用", "Cost"), tr("延迟", "Latency"),
-                          tr("代码", "Code"), tr("含义", "Meaning"))
+        # Fixed widths: a page redraws without re-measuring, and snapshots do not depend on render timing.
+        for label, width in ((tr("时间", "Time"), 19), (tr("模型", "Model"), 18), (tr("来源", "Source"), 16),
+                             (tr("状态", "Status"), 9), (tr("输入", "Prompt"), 8), (tr("输出", "Completion"), 10),
+                             (tr("费用", "Cost"), 9), (tr("延迟", "Latency"), 9), (tr("代码", "Code"), 6),
+                             (tr("含义", "Meaning"), 40)):
+            table.add_column(label, width=width)
         yield table
 
     def focus_main(self) -> None:

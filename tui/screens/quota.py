@@ -16,10 +16,6 @@ from ._base import Page
 _TIER = {"free": ("免费", "free"), "paid": ("付费", "paid"), "unknown": ("未知档位", "unknown tier")}
 
 
-def zh_en_tier(tier: str) -> str:
-    return _TIER.get(tier, (tier, tier))[1].replace(" tier", "")
-
-
 def window_text(w: WindowView, now: float, tz: object) -> Text:
     zh, en = _TIER.get(w.tier, (w.tier, w.tier))
     text = Text()
@@ -40,13 +36,19 @@ def window_text(w: WindowView, now: float, tz: object) -> Text:
         text.append(f"{tr('下一个空位', 'next free slot in')} {countdown(w.next_free_at - now)}")
     else:
         text.append(tr("有可用额度", "slots available"))
-    if w.runs_out_at is not None:
-        at = clock_time(w.runs_out_at, tz)  # type: ignore[arg-type]
+    used_up = [what for what, used, limit in (("requests", w.requests_used, w.requests_limit),
+                                              ("tokens", w.tokens_used, w.tokens_limit)) if limit and used >= limit]
+    if used_up:
+        zh = "、".join("请求次数" if u == "requests" else "tokens" for u in used_up)
         text.append(" · ")
-        what_zh = "tokens" if w.runs_out_of == "tokens" else "请求次数"
+        text.append(tr(f"本小时{zh}额度已用完", f"this hour's {' and '.join(used_up)} are used up"), style="bold red")
+    elif w.runs_out_at is not None:
+        at = clock_time(w.runs_out_at, tz)  # type: ignore[arg-type]
+        what_zh = " tokens " if w.runs_out_of == "tokens" else "请求次数"
+        tier_en = "" if w.tier == "unknown" else f"{w.tier} "
+        text.append(" · ")
         text.append(tr(f"按此速度，{w.family} 的{what_zh}将于 {at} 用完",
-                       f"at this pace the {zh_en_tier(w.tier)} {w.family} {w.runs_out_of} run out at {at}"),
-                    style="yellow")
+                       f"at this pace the {tier_en}{w.family} {w.runs_out_of} run out at {at}"), style="yellow")
     return text
 
 
