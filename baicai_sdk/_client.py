@@ -139,7 +139,7 @@ class _SSEErrorScanner:
     Only lines that could hold an error envelope are decoded (a cheap substring test first).
     """
 
-    _MARKERS = (b'"error"', b'"errcode"', b'"code"', b'"error_code"')
+    _MARKERS = (b'"error', b'"errcode"', b'"code"')  # '"error' also covers "error_code"
 
     def __init__(self) -> None:
         self._pending = b""
@@ -310,6 +310,25 @@ class _BaicaiOptions:
         self.retry_policy = retry_policy or DEFAULT_RETRY_POLICY
         return credentials
 
+    def _forget_openai_environment(
+        self, organization: str | None, project: str | None, default_headers: Mapping[str, str] | None
+    ) -> None:
+        """Undo what openai took from ``OPENAI_*`` variables: those describe an OpenAI account, not the relay.
+
+        ``OPENAI_ORG_ID`` / ``OPENAI_PROJECT_ID`` would be sent as headers, and an ``Authorization`` line in
+        ``OPENAI_CUSTOM_HEADERS`` would replace our relay key with an OpenAI one. Explicit arguments still count.
+        """
+        client: Any = self
+        if organization is None:
+            client.organization = None
+        if project is None:
+            client.project = None
+        explicit = {name.lower() for name in (default_headers or {})}
+        if "authorization" not in explicit:
+            client._custom_headers = {
+                name: value for name, value in client._custom_headers.items() if name.lower() != "authorization"
+            }
+
     def _transport_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {
             "source": "sdk",
@@ -360,7 +379,10 @@ class _BaicaiOptions:
 
     def _relay_rewrite(self, response: httpx2.Response) -> httpx2.Response:
         """After the body of a 2xx non-SSE answer is read: a relay error in it gets the code's documented status."""
-        answer = parse_relay_error(response.content)
+        content = response.content
+        if not any(marker in content for marker in _SSEErrorScanner._MARKERS):
+            return response  # a success body: no need to decode it twice
+        answer = parse_relay_error(content)
         return _with_relay_status(response, answer) if answer is not None else response
 
     def _policy_says_retry(self, response: httpx2.Response) -> bool | None:
@@ -468,6 +490,7 @@ class Baicai(_BaicaiOptions, openai.OpenAI):
             _strict_response_validation=_strict_response_validation,
             **openai_options,
         )
+        self._forget_openai_environment(organization, project, default_headers)
 
     def _build_http_client(
         self,
@@ -617,6 +640,7 @@ class AsyncBaicai(_BaicaiOptions, openai.AsyncOpenAI):
             _strict_response_validation=_strict_response_validation,
             **openai_options,
         )
+        self._forget_openai_environment(organization, project, default_headers)
 
     def _build_http_client(
         self,

@@ -32,9 +32,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx2
 
 from ._codes import RELAY_CODES
+from ._quota import Decision
 
 if TYPE_CHECKING:
-    from ._meter import Decision, Meter, Reservation, RequestInfo
+    from ._meter import Meter, Reservation, RequestInfo
     from ._retry import RetryPolicy
     from ._tokens import StreamCounter
 
@@ -191,14 +192,27 @@ class _Pipeline:
             return app, None  # the relay answers 40039/48002 itself; nothing to reserve
         return app, describe_request(request.url.path, body)
 
-    def reserve(self, request: httpx2.Request, info: RequestInfo, app: str | None) -> Reservation | Decision:
-        return self.meter.reserve(_bearer(request), info, app=app, enforce=self.quota != "off")
+    def admit(self, request: httpx2.Request, info: RequestInfo, app: str | None) -> _Attempt | httpx2.Response | float:
+        """Reserve: an attempt to send, a refusal to answer with, or seconds to sleep before asking again."""
+        outcome = self.meter.reserve(_bearer(request), info, app=app, enforce=self.quota != "off")
+        if not isinstance(outcome, Decision):
+            return _Attempt(self, outcome, info, _bearer(request))
+        if outcome.kind == "wait" and self.quota == "wait" and outcome.wait_seconds <= self.max_wait:
+            return max(0.05, outcome.wait_seconds)
+        return _refusal_response(request, outcome)
 
-    def wait_for(self, decision: Decision) -> float | None:
-        """Seconds to sleep before asking again, or None to refuse now."""
-        if decision.kind == "wait" and self.quota == "wait" and decision.wait_seconds <= self.max_wait:
-            return max(0.05, decision.wait_seconds)
-        return None
+    def metered_stream_response(
+        self, request: httpx2.Request, response: httpx2.Response, attempt: _Attempt | None
+    ) -> httpx2.Response | None:
+        """For a successful event stream: the response to hand back (wrapped when metered); else None."""
+        if response.status_code >= 400 or not _is_event_stream(response):
+            return None
+        if attempt is None:
+            return response
+        wrapper = _AsyncMeteredStream if isinstance(response.stream, httpx2.AsyncByteStream) else _MeteredStream
+        stream = wrapper(response.stream, self, attempt, response.status_code)  # type: ignore[arg-type]
+        return httpx2.Response(response.status_code, headers=response.headers, stream=stream,
+                               request=request, extensions=response.extensions)
 
     # -- after the answer ----------------------------------------------------------------------------------------
     def annotate(self, request: httpx2.Request, response: httpx2.Response, body: bytes, attempt: _Attempt | None) -> httpx2.Response:
@@ -367,28 +381,20 @@ class MeteredTransport(httpx2.BaseTransport):
         app, info = pipeline.prepare(request)
         attempt: _Attempt | None = None
         if info is not None:
-            while True:
-                outcome = pipeline.reserve(request, info, app)
-                if not hasattr(outcome, "settle"):
-                    pause = pipeline.wait_for(outcome)  # type: ignore[arg-type]
-                    if pause is None:
-                        return _refusal_response(request, outcome)  # type: ignore[arg-type]
-                    time.sleep(pause)
-                    continue
-                attempt = _Attempt(pipeline, outcome, info, _bearer(request))  # type: ignore[arg-type]
-                break
+            while isinstance(step := pipeline.admit(request, info, app), float):
+                time.sleep(step)
+            if isinstance(step, httpx2.Response):
+                return step
+            attempt = step
         try:
             response = self._inner.handle_request(request)
         except BaseException:
             if attempt is not None:
                 attempt.settle(status="failed", prompt_tokens=0, completion_tokens=0, images=0)
             raise
-        if attempt is not None and _is_event_stream(response) and response.status_code < 400:
-            stream = _MeteredStream(response.stream, pipeline, attempt, response.status_code)  # type: ignore[arg-type]
-            return httpx2.Response(response.status_code, headers=response.headers, stream=stream,
-                                   request=request, extensions=response.extensions)
-        if attempt is None and response.status_code < 400 and _is_event_stream(response):
-            return response
+        streamed = pipeline.metered_stream_response(request, response, attempt)
+        if streamed is not None:
+            return streamed
         try:
             body = response.read()
         finally:
@@ -424,28 +430,20 @@ class AsyncMeteredTransport(httpx2.AsyncBaseTransport):
         app, info = pipeline.prepare(request)
         attempt: _Attempt | None = None
         if info is not None:
-            while True:
-                outcome = pipeline.reserve(request, info, app)
-                if not hasattr(outcome, "settle"):
-                    pause = pipeline.wait_for(outcome)  # type: ignore[arg-type]
-                    if pause is None:
-                        return _refusal_response(request, outcome)  # type: ignore[arg-type]
-                    await anyio.sleep(pause)
-                    continue
-                attempt = _Attempt(pipeline, outcome, info, _bearer(request))  # type: ignore[arg-type]
-                break
+            while isinstance(step := pipeline.admit(request, info, app), float):
+                await anyio.sleep(step)
+            if isinstance(step, httpx2.Response):
+                return step
+            attempt = step
         try:
             response = await self._inner.handle_async_request(request)
         except BaseException:
             if attempt is not None:
                 attempt.settle(status="failed", prompt_tokens=0, completion_tokens=0, images=0)
             raise
-        if attempt is not None and _is_event_stream(response) and response.status_code < 400:
-            stream = _AsyncMeteredStream(response.stream, pipeline, attempt, response.status_code)  # type: ignore[arg-type]
-            return httpx2.Response(response.status_code, headers=response.headers, stream=stream,
-                                   request=request, extensions=response.extensions)
-        if attempt is None and response.status_code < 400 and _is_event_stream(response):
-            return response
+        streamed = pipeline.metered_stream_response(request, response, attempt)
+        if streamed is not None:
+            return streamed
         try:
             body = await response.aread()
         finally:

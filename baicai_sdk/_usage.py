@@ -281,17 +281,14 @@ class UsageStore:
         return int(self._conn().execute(f"SELECT COUNT(*) FROM requests{where}", args).fetchone()[0])
 
     def windows(self, now: float | None = None, *, tier: Tier | None = None) -> list[WindowStatus]:
-        """Each family's sliding hour across all local keys. ``tier``: the limits to show; default: the tier
-        learned for the most recently used key, else unknown (free limits, as the predictor assumes)."""
+        """Each family's sliding hour across all local keys. ``tier``: the limits to show; default: the tier a
+        relay code revealed most recently, else unknown (free limits, as the predictor assumes)."""
         now = self.clock() if now is None else now
         conn = self._conn()
         since = now - WINDOW_SECONDS
         tier_source = "configured" if tier else "unknown"
         if tier is None:
-            row = conn.execute(
-                "SELECT t.tier FROM requests r JOIN learned_tiers t ON t.key_fp = r.key_fp "
-                "ORDER BY r.id DESC LIMIT 1"
-            ).fetchone()
+            row = conn.execute("SELECT tier FROM learned_tiers ORDER BY ts DESC LIMIT 1").fetchone()
             tier = row[0] if row and row[0] in ("free", "paid") else "unknown"
             tier_source = "learned" if tier != "unknown" else "unknown"
         catalog = load_catalog()

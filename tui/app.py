@@ -95,7 +95,8 @@ class BaicaiApp(App[int]):
         active = self.query_one("#tabs", TabbedContent).active or "tab-overview"  # empty while recomposing
         return self.page(active.removeprefix("tab-"))
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
+        await self.page("overview").ensure_built()
         self.sub_title = tr("用量与额度", "usage & quota") + (f" · {tr('演示', 'demo')}" if self.demo else "")
         self._check_changes(force=True)
         self.reload_balance()
@@ -111,24 +112,40 @@ class BaicaiApp(App[int]):
 
     # ---- refresh: a cheap change check once a second, reload only what is shown
     def _check_changes(self, *, force: bool = False) -> None:
-        try:
-            token = self.services.change_token()
-        except Exception as exc:
-            self.set_status(f"{tr('账本不可读', 'ledger unreadable')}: {exc}", error=True)
+        """Ask the ledger for its change token (in a worker: the first call opens SQLite) and reload on change."""
+
+        def poll() -> None:
+            try:
+                token: tuple[int, int] | None = self.services.change_token()
+                error = None
+            except Exception as exc:
+                token, error = None, exc
+            if not self._stopping:
+                self.call_from_thread(self._apply_change, token, error, force)
+
+        self.run_worker(poll, thread=True, group="poll", exclusive=not force, exit_on_error=False, name="poll")
+
+    def _apply_change(self, token: tuple[int, int] | None, error: BaseException | None, force: bool) -> None:
+        if self._stopping or not self.query("#tabs"):
+            return  # the answer came back after the app closed (or mid-recompose)
+        if error is not None:
+            self.set_status(f"{tr('账本不可读', 'ledger unreadable')}: {error}", error=True)
             return
         if force or token != self.last_change:
             self.last_change = token
             self.reloads += 1
             for pid in _LEDGER_PAGES:
                 self.page(pid).stale = True
-            self.active_page.load()
-            if self.active_page.id != "overview":
-                self.page("overview").load()  # the header figures always follow the ledger
+            for page in {self.active_page, self.page("overview")}:  # the overview always follows the ledger
+                if page.built:
+                    page.load()
             self.set_status(f"{tr('更新于', 'updated')} {stamp(self.services.clock(), self.services.tz)}")
 
     def _tick(self) -> None:
         self._check_changes()
         page = self.active_page
+        if not page.built:
+            return
         page.tick()
         self._since_sidecar += self.refresh_interval
         if page.id == "sidecar" and self._since_sidecar >= self.sidecar_interval:
@@ -151,8 +168,9 @@ class BaicaiApp(App[int]):
 
     # ---- navigation
     @on(TabbedContent.TabActivated)
-    def _on_tab(self, event: TabbedContent.TabActivated) -> None:
+    async def _on_tab(self, event: TabbedContent.TabActivated) -> None:
         page = self.active_page
+        await page.ensure_built()
         if page.stale:
             page.load()
         page.focus_main()
@@ -173,7 +191,9 @@ class BaicaiApp(App[int]):
         active = self.query_one("#tabs", TabbedContent).active
         self.refresh_bindings()
         await self.recompose()
+        await self.page("overview").ensure_built()
         self.query_one("#tabs", TabbedContent).active = active
+        await self.active_page.ensure_built()
         self._check_changes(force=True)
         self.reload_balance()
 

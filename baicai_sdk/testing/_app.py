@@ -195,6 +195,9 @@ class RelayEmulator:
             client_ip=self._client_ip(scope, headers),
         )
         req = _Request(scope, receive, send, headers, body, record)
+        # Recorded now and filled in as the request goes: by the time a client has read the last byte of
+        # its answer, the record (status, code, tokens, cost) is complete.
+        self.state.record(record)
         watcher = asyncio.ensure_future(_watch_disconnect(receive, req.disconnected))
         try:
             await self._dispatch(req)
@@ -202,12 +205,8 @@ class RelayEmulator:
             await self._send_relay_error(req, exc.code)
         except _OpenAIError as exc:
             await self._send_openai_error(req, exc)
-        except ConnectionReset:
-            record.outcome = "reset"
-            raise
         finally:
             watcher.cancel()
-            self.state.record(record)
 
     async def _dispatch(self, req: _Request) -> None:
         method, path = req.scope["method"], req.scope["path"].rstrip("/") or "/"
@@ -338,16 +337,19 @@ class RelayEmulator:
         use = self._admit(req, model.family, prompt_tokens)
         reply = build_reply(body, name, self.config.reply_tokens)
         n = body.get("n") if isinstance(body.get("n"), int) and body.get("n", 1) > 0 else 1
+        settled = False
+
+        def settle(completion_tokens: int) -> None:
+            nonlocal settled
+            if not settled:
+                settled = True
+                self._settle(req, model, use, prompt_tokens, completion_tokens)
+
         if stream:
-            try:
-                completion = await self._stream_chat(req, body, name, reply, n, prompt_tokens)
-            except ConnectionReset:
-                self._settle(req, model, use, prompt_tokens, req.record.completion_tokens)
-                raise
+            await self._stream_chat(req, body, name, reply, n, prompt_tokens, settle)
         else:
-            completion = reply.completion_tokens * n
+            settle(reply.completion_tokens * n)
             await self._send_json(req, 200, self._completion(req, name, reply, n, prompt_tokens))
-        self._settle(req, model, use, prompt_tokens, completion)
 
     def _settle(self, req: _Request, model: ChatModel, use: Any, prompt_tokens: int, completion_tokens: int) -> None:
         self.state.charge_tokens(use, prompt_tokens + completion_tokens)
@@ -388,8 +390,9 @@ class RelayEmulator:
         }
 
     async def _stream_chat(self, req: _Request, body: dict[str, Any], model: str, reply: Reply, n: int,
-                           prompt_tokens: int) -> int:
-        """Send the reply as SSE; returns the completion tokens actually sent (what the relay charges)."""
+                           prompt_tokens: int, settle: Callable[[int], None]) -> None:
+        """Send the reply as SSE. ``settle`` gets the completion tokens actually sent (what the relay charges),
+        before the last byte goes out, also when the stream is cut short."""
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         faults = self.config.faults
@@ -434,13 +437,16 @@ class RelayEmulator:
                     await asyncio.sleep(delay)
                 if req.disconnected.is_set():
                     req.record.outcome = "disconnected"
-                    return self._sent_tokens(model, sent_text, sent_tool_tokens)
+                    settle(self._sent_tokens(model, sent_text, sent_tool_tokens))
+                    return
                 if faults.truncate is not None and content_chunks >= faults.truncate:
                     req.record.outcome = "truncated"
+                    settle(self._sent_tokens(model, sent_text, sent_tool_tokens))
                     await req.send({"type": "http.response.body", "body": b"", "more_body": False})
-                    return self._sent_tokens(model, sent_text, sent_tool_tokens)
+                    return
                 if faults.reset is not None and content_chunks >= faults.reset:
-                    req.record.completion_tokens = self._sent_tokens(model, sent_text, sent_tool_tokens)
+                    req.record.outcome = "reset"
+                    settle(self._sent_tokens(model, sent_text, sent_tool_tokens))
                     raise ConnectionReset("fault injection: connection reset mid-stream")
                 await req.send({"type": "http.response.body", "body": chunk(index, delta), "more_body": True})
                 content_chunks += 1
@@ -451,6 +457,7 @@ class RelayEmulator:
             await req.send({"type": "http.response.body", "body": chunk(index, {}, reply.finish_reason),
                             "more_body": True})
         completion = self._sent_tokens(model, sent_text, sent_tool_tokens)
+        settle(completion)
         if include_usage:
             usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
                      "total_tokens": prompt_tokens + completion}
@@ -458,7 +465,6 @@ class RelayEmulator:
                        "system_fingerprint": None, "choices": [], "usage": usage}
             await req.send({"type": "http.response.body", "body": _sse(payload), "more_body": True})
         await req.send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
-        return completion
 
     def _sent_tokens(self, model: str, texts: list[str], tool_tokens: int) -> int:
         """Completion tokens of what reached the client, each choice counted on its own (as n>1 is billed)."""

@@ -30,12 +30,18 @@ from autogen_core.models import ModelFamily, ModelInfo
 from autogen_ext.models.openai import OpenAIChatCompletionClient
 
 from baicai_sdk._catalog import load_catalog
-from baicai_sdk._errors import BaicaiError, FreeTierStreamNotAllowed, MissingCredentials, error_from_response
+from baicai_sdk._errors import (
+    BaicaiError,
+    FreeTierStreamNotAllowed,
+    MissingCredentials,
+    QuotaExceeded,
+    error_from_response,
+)
 from baicai_sdk._keys import Credentials, KeyStoreError, resolve_credentials
 from baicai_sdk._transport import async_http_client
 from baicai_sdk._usage import Totals, UsageStore
 
-DEFAULT_MODEL = "gpt-3.5-turbo-0125"  # a dated name: AutoGen warns when the answer names another version
+DEFAULT_MODEL = "gpt-3.5-turbo-0125"  # dated: AutoGen warns when an answer names another version
 
 
 # 1. Credentials ---------------------------------------------------------------------------------------------------
@@ -57,7 +63,8 @@ def relay_model_info(model: str) -> ModelInfo:
     known = load_catalog().chat(model)
     if known is None:
         print(f"白菜GPT 价目表里没有模型 {model}，请换一个（如 {DEFAULT_MODEL}） / "
-              f"model {model} is not in the relay's catalogue; pick another (e.g. {DEFAULT_MODEL})", file=sys.stderr)
+              f"model {model} is not in the relay's catalogue; pick another (e.g. {DEFAULT_MODEL})",
+              file=sys.stderr)
         sys.exit(2)
     name = model.lower()
     vision = "vision" in name
@@ -71,7 +78,7 @@ def relay_model_info(model: str) -> ModelInfo:
     )
 
 
-def relay_model_client(credentials: Credentials, model: str) -> OpenAIChatCompletionClient:
+def relay_model_client(credentials: Credentials, model: str, tier: str | None) -> OpenAIChatCompletionClient:
     """The model client. ``http_client`` is forwarded to ``AsyncOpenAI``: every request passes the quota gate and is
     recorded (tokens, CNY) in the local ledger under the source ``autogen``."""
     return OpenAIChatCompletionClient(  # type: ignore[call-arg]  # http_client: see below
@@ -79,7 +86,7 @@ def relay_model_client(credentials: Credentials, model: str) -> OpenAIChatComple
         base_url=credentials.base_url,
         api_key=credentials.key,
         model_info=relay_model_info(model),
-        http_client=async_http_client(source="autogen"),  # forwarded to AsyncOpenAI (not in the TypedDict)
+        http_client=async_http_client(source="autogen", tier=tier),  # forwarded to AsyncOpenAI
     )
 
 
@@ -96,9 +103,14 @@ def as_baicai_error(exc: openai.APIError) -> BaicaiError | None:
     return error_from_response(exc.response, body)
 
 
-def report_failure(exc: openai.APIError, base_url: str) -> int:
+def report_failure(exc: openai.APIError, base_url: str, tier: str | None) -> int:
     typed = as_baicai_error(exc)
-    if typed is not None:
+    if isinstance(typed, QuotaExceeded):  # refused before sending, by the local quota gate
+        print(f"\n本机额度保护拒绝了请求 / refused locally: {typed}\n提示 / hint: {typed.hint}", file=sys.stderr)
+        if tier is None:
+            print("若这是付费密钥，请加 --tier paid（或 baicai key tier NAME paid） / "
+                  "if this is a paid key, pass --tier paid (or run: baicai key tier NAME paid)", file=sys.stderr)
+    elif typed is not None:
         print(f"\n中转拒绝了请求 / the relay refused: {type(typed).__name__} ({typed.relay_code})\n{typed}\n"
               f"提示 / hint: {typed.hint}", file=sys.stderr)
     elif isinstance(exc, openai.APIConnectionError):
@@ -130,11 +142,13 @@ async def stream_answer(agent: AssistantAgent, question: str) -> int:
     return chunks
 
 
-async def ask(question: str, model: str) -> int:
+async def ask(question: str, model: str, tier: str | None) -> int:
     credentials = load_credentials()
+    # The tier decides which hourly limits the local quota gate applies (unknown counts as free).
+    tier = tier or (credentials.tier if credentials.tier in ("free", "paid") else None)
     print(f"中转 / relay: {credentials.base_url}  密钥 / key: {credentials.masked} ({credentials.key_source})  "
-          f"模型 / model: {model}")
-    model_client = relay_model_client(credentials, model)
+          f"等级 / tier: {tier or 'unknown'}  模型 / model: {model}")
+    model_client = relay_model_client(credentials, model, tier)
     started = time.time()
     print(f"\n[user] {question}\n[assistant] ", end="", flush=True)
     try:
@@ -150,7 +164,7 @@ async def ask(question: str, model: str) -> int:
             reply = result.messages[-1]
             print(reply.content if isinstance(reply, TextMessage) else reply)
     except openai.APIError as exc:
-        return report_failure(exc, credentials.base_url)
+        return report_failure(exc, credentials.base_url, tier)
     finally:
         await model_client.close()
 
@@ -164,9 +178,12 @@ async def ask(question: str, model: str) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description="AutoGen 流式助手 / a streaming AutoGen assistant via BaicaiGPT")
     parser.add_argument("question", nargs="?", default="用一句话介绍你自己。 / Introduce yourself in one sentence.")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"中转上的模型 / relay model (default {DEFAULT_MODEL})")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"中转上的模型 / relay model (default {DEFAULT_MODEL})")
+    parser.add_argument("--tier", choices=["free", "paid"],
+                        help="密钥等级（默认取自配置） / the key's tier (default: the profile's)")
     args = parser.parse_args()
-    return asyncio.run(ask(args.question, args.model))
+    return asyncio.run(ask(args.question, args.model, args.tier))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from autogen_core.models import ModelFamily, ModelInfo
 from autogen_ext.models.openai import OpenAIChatCompletionClient
 
 from baicai_sdk._catalog import load_catalog
-from baicai_sdk._errors import BaicaiError, MissingCredentials, error_from_response
+from baicai_sdk._errors import BaicaiError, MissingCredentials, QuotaExceeded, error_from_response
 from baicai_sdk._keys import Credentials, KeyStoreError, resolve_credentials
 from baicai_sdk._transport import async_http_client
 
@@ -71,18 +71,18 @@ def relay_model_info(model: str) -> ModelInfo:
     )
 
 
-def relay_model_client(credentials: Credentials, model: str) -> OpenAIChatCompletionClient:
+def relay_model_client(credentials: Credentials, model: str, tier: str | None) -> OpenAIChatCompletionClient:
     return OpenAIChatCompletionClient(  # type: ignore[call-arg]  # http_client: see below
         model=model,
         base_url=credentials.base_url,
         api_key=credentials.key,
         model_info=relay_model_info(model),
-        http_client=async_http_client(source="autogen"),  # forwarded to AsyncOpenAI (not in the TypedDict)
+        http_client=async_http_client(source="autogen", tier=tier),  # forwarded to AsyncOpenAI
     )
 
 
-def report_failure(exc: openai.APIError, base_url: str) -> int:
-    """AutoGen raises ``openai``'s exceptions; rebuild baicai's typed error from the answer to show its code and hint."""
+def report_failure(exc: openai.APIError, base_url: str, tier: str | None) -> int:
+    """AutoGen raises ``openai``'s exceptions: rebuild baicai's typed error from the answer, for its code and hint."""
     typed = exc if isinstance(exc, BaicaiError) else None
     if typed is None and isinstance(exc, openai.APIStatusError):
         try:
@@ -90,7 +90,12 @@ def report_failure(exc: openai.APIError, base_url: str) -> int:
         except ValueError:
             body = exc.response.text
         typed = error_from_response(exc.response, body)
-    if typed is not None:
+    if isinstance(typed, QuotaExceeded):  # refused before sending, by the local quota gate
+        print(f"\n本机额度保护拒绝了请求 / refused locally: {typed}\n提示 / hint: {typed.hint}", file=sys.stderr)
+        if tier is None:
+            print("若这是付费密钥，请加 --tier paid（或 baicai key tier NAME paid） / "
+                  "if this is a paid key, pass --tier paid (or run: baicai key tier NAME paid)", file=sys.stderr)
+    elif typed is not None:
         print(f"\n中转拒绝了请求 / the relay refused: {type(typed).__name__} ({typed.relay_code})\n{typed}\n"
               f"提示 / hint: {typed.hint}", file=sys.stderr)
     elif isinstance(exc, openai.APIConnectionError):
@@ -102,11 +107,13 @@ def report_failure(exc: openai.APIError, base_url: str) -> int:
 
 
 # 4. The agent: call the tool, then answer from its result ----------------------------------------------------------
-async def ask(question: str, model: str) -> int:
+async def ask(question: str, model: str, tier: str | None) -> int:
     credentials = load_credentials()
+    # The tier decides which hourly limits the local quota gate applies (unknown counts as free).
+    tier = tier or (credentials.tier if credentials.tier in ("free", "paid") else None)
     print(f"中转 / relay: {credentials.base_url}  密钥 / key: {credentials.masked} ({credentials.key_source})  "
-          f"模型 / model: {model}")
-    model_client = relay_model_client(credentials, model)
+          f"等级 / tier: {tier or 'unknown'}  模型 / model: {model}")
+    model_client = relay_model_client(credentials, model, tier)
     agent = AssistantAgent(
         "assistant",
         model_client=model_client,
@@ -117,7 +124,7 @@ async def ask(question: str, model: str) -> int:
     try:
         result = await agent.run(task=question)
     except openai.APIError as exc:
-        return report_failure(exc, credentials.base_url)
+        return report_failure(exc, credentials.base_url, tier)
     finally:
         await model_client.close()
 
@@ -137,9 +144,12 @@ async def ask(question: str, model: str) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description="AutoGen 工具调用 / an AutoGen tool-calling agent via BaicaiGPT")
     parser.add_argument("question", nargs="?", default="北京今天天气怎么样？ / What is the weather in Beijing today?")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"支持工具的模型 / a model with tools (default {DEFAULT_MODEL})")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"支持工具的模型 / a model with tools (default {DEFAULT_MODEL})")
+    parser.add_argument("--tier", choices=["free", "paid"],
+                        help="密钥等级（默认取自配置） / the key's tier (default: the profile's)")
     args = parser.parse_args()
-    return asyncio.run(ask(args.question, args.model))
+    return asyncio.run(ask(args.question, args.model, args.tier))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from baicai_sdk._keys import Credentials, KeyStoreError, resolve_credentials
 from baicai_sdk._transport import async_http_client
 from baicai_sdk._usage import Totals, UsageStore
 
-DEFAULT_MODEL = "gpt-3.5-turbo-0125"  # a dated name: AutoGen warns when the answer names another version
+DEFAULT_MODEL = "gpt-3.5-turbo-0125"  # dated: AutoGen warns when an answer names another version
 SOURCE = "autogen"  # the ledger's "source" column for this example's requests
 
 
@@ -52,11 +52,12 @@ def load_credentials() -> Credentials:
 
 # 2. The model client ----------------------------------------------------------------------------------------------
 def relay_model_info(model: str) -> ModelInfo:
-    """AutoGen's ``model_info`` for a relay model (family from the baicai catalogue, capabilities from OpenAI's docs)."""
+    """AutoGen's ``model_info`` for a relay model: family from the baicai catalogue, capabilities from OpenAI's docs."""
     known = load_catalog().chat(model)
     if known is None:
         print(f"白菜GPT 价目表里没有模型 {model}，请换一个（如 {DEFAULT_MODEL}） / "
-              f"model {model} is not in the relay's catalogue; pick another (e.g. {DEFAULT_MODEL})", file=sys.stderr)
+              f"model {model} is not in the relay's catalogue; pick another (e.g. {DEFAULT_MODEL})",
+              file=sys.stderr)
         sys.exit(2)
     name = model.lower()
     vision = "vision" in name
@@ -72,12 +73,14 @@ def relay_model_info(model: str) -> ModelInfo:
 
 def relay_model_client(credentials: Credentials, model: str, tier: str | None,
                        failures: list[httpx2.Response]) -> OpenAIChatCompletionClient:
-    """One client shared by both agents. Its ``http_client`` meters every request into the ledger, and keeps each
-    failed answer: a team reports an agent's exception only as text, and the answer is what explains it."""
+    """One client shared by both agents. Its ``http_client`` meters every request into the ledger, and keeps the
+    failed answers since the last success: a team reports an agent's exception only as text, the answer explains it."""
     http_client = async_http_client(source=SOURCE, tier=tier)
 
     async def keep_failure(response: httpx2.Response) -> None:
-        if response.status_code >= 400:
+        if response.status_code < 400:
+            failures.clear()
+        else:
             await response.aread()
             failures.append(response)
 
@@ -173,10 +176,13 @@ async def run(task: str, model: str, max_turns: int, tier: str | None) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="AutoGen 写手与审稿人 / AutoGen writer and reviewer via BaicaiGPT")
-    parser.add_argument("task", nargs="?", default="为一家卖白菜的小店写一句广告语。 / Write a one-line slogan for a shop selling napa cabbage.")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"中转上的模型 / relay model (default {DEFAULT_MODEL})")
+    parser.add_argument("task", nargs="?",
+                        default="为一家卖白菜的小店写一句广告语。 / Write a one-line slogan for a shop selling napa cabbage.")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"中转上的模型 / relay model (default {DEFAULT_MODEL})")
     parser.add_argument("--max-turns", type=int, default=4, help="最多几轮发言 / most agent turns (default 4)")
-    parser.add_argument("--tier", choices=["free", "paid"], help="密钥等级（默认取自配置） / the key's tier (default: the profile's)")
+    parser.add_argument("--tier", choices=["free", "paid"],
+                        help="密钥等级（默认取自配置） / the key's tier (default: the profile's)")
     args = parser.parse_args()
     return asyncio.run(run(args.task, args.model, args.max_turns, args.tier))
 

@@ -45,7 +45,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("dalle-output"), help="保存目录 / output folder")
     parser.add_argument("--model", choices=["dall-e-3", "dall-e-2"], help="只跑一个模型 / only this model")
     parser.add_argument("--tier", choices=["free", "paid"],
-                        help="密钥等级（充值后用 paid 覆盖记住的 free） / the key's tier (after a top-up, paid overrides a learned free)")
+                        help="密钥等级（充值后用 paid 覆盖记住的 free） / the key's tier (paid overrides a learned free)")
     args = parser.parse_args()
 
     # 1. The client: key and base URL from BAICAI_API_KEY / BAICAI_BASE_URL or the active profile. -----------------
@@ -82,7 +82,7 @@ def main() -> int:
             print(f"✗ {type(exc).__name__} ({exc.relay_code}): 免费密钥不能使用 {model} / a free key cannot use {model}\n"
                   f"  提示 / hint: {exc.hint}", file=sys.stderr)
             return 3
-        except QuotaExceeded as exc:  # refused locally, before sending: the key is known to be free, or the window is full
+        except QuotaExceeded as exc:  # refused locally before sending: the key is known free, or the window is full
             print(f"✗ {type(exc).__name__}: {exc}\n  提示 / hint: {exc.hint}", file=sys.stderr)
             return 3
         except BaicaiError as exc:  # any other relay code (hourly limit 40040/40041, busy -1, …)

@@ -190,6 +190,18 @@ def test_autogen_writer_and_reviewer_take_turns_and_print_the_run_cost(
     assert float(line.group(5)) > 0
 
 
+def test_autogen_team_stopped_by_the_quota_gate_explains_why_and_still_prints_the_cost(emulator: Any) -> None:
+    # A paid key with no profile: its tier is unknown, so the gate applies the free gpt-4 limit (1 per hour).
+    done = run_example("autogen/writer_reviewer.py", "--model", "gpt-4-0125-preview",
+                       emulator=emulator, key=emulator.paid_key)
+    assert done.returncode == 3
+    assert "Traceback" not in done.stderr  # AutoGen's runtime logs one per agent error unless silenced
+    assert "refused locally" in done.stderr and "--tier paid" in done.stderr
+    [sent] = chat_records(emulator)  # the second turn never left the machine
+    assert f"this run: 1 次请求 / requests, {sent.prompt_tokens + sent.completion_tokens} 令牌" in done.stdout
+    assert f"¥{sent.cost:.4f} CNY" in done.stdout
+
+
 def test_autogen_tool_agent_calls_the_local_function_and_quotes_its_result(emulator: Any) -> None:
     done = run_example("autogen/tool_agent.py", emulator=emulator, key=emulator.free_key)
     assert done.returncode == 0, done.stderr

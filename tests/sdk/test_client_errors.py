@@ -456,3 +456,26 @@ async def test_async_error_in_a_live_stream_split_across_chunks() -> None:
         async for part in stream:
             received.append(part.choices[0].delta.content)
     assert received == ["a", "b"]
+
+
+def test_openai_account_environment_is_not_sent_to_the_relay(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-secret")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-secret")
+    monkeypatch.setenv("OPENAI_CUSTOM_HEADERS", "Authorization: Bearer sk-openai-0000000000000000\nX-Extra: 1")
+    seen: list[httpx2.Request] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request)
+        return httpx2.Response(200, json={"object": "list", "data": []})
+
+    client = make_client(handler)
+    client.models.list()
+    client.with_options(timeout=5).models.list()
+    for request in seen:
+        assert request.headers["authorization"] == f"Bearer {KEY}"
+        assert "openai-organization" not in request.headers and "openai-project" not in request.headers
+        assert request.headers["x-extra"] == "1"  # other custom headers still apply
+    explicit = Baicai(api_key=KEY, base_url=BASE, organization="org-mine", max_retries=0,
+                      http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
+    explicit.models.list()
+    assert seen[-1].headers["openai-organization"] == "org-mine"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.worker import get_current_worker
 
@@ -19,6 +20,25 @@ class Page(Vertical):
     """A tab's content. ``load`` reads from services in a thread worker and ``show``s the result."""
 
     stale = True
+    built = False
+    """Pages are composed on first view: start-up pays only for the overview (see bench/bench_tui.py)."""
+
+    def compose(self) -> ComposeResult:
+        if self.built:
+            yield from self.build()
+
+    def build(self) -> ComposeResult:
+        """The page's widgets; pages override."""
+        yield from ()
+
+    async def ensure_built(self) -> None:
+        if not self.built:
+            self.built = True
+            await self.recompose()
+            self.on_built()
+
+    def on_built(self) -> None:
+        """Runs once the page's widgets exist (what ``on_mount`` would do for an eager page)."""
 
     @property
     def services(self) -> Services:
@@ -47,7 +67,11 @@ class Page(Vertical):
         def job() -> None:
             result = fetch()
             if not get_current_worker().is_cancelled:
-                self.app.call_from_thread(show, result)
+                self.app.call_from_thread(deliver, result)
+
+        def deliver(result: T) -> None:
+            if self.is_attached and self.built:  # not after the app closed or the page was recomposed away
+                show(result)
 
         self.run_worker(job, thread=True, exclusive=True, group=group, exit_on_error=False,
                         name=f"{self.id}:{group}")

@@ -32,7 +32,7 @@ class AppsTable(DataTable[str]):
 class ApplyPage(Page):
     apps: list[ApplyAppView] = []
 
-    def compose(self) -> ComposeResult:
+    def build(self) -> ComposeResult:
         yield Static(tr("选择应用，回车预览改动，确认后才写入（自动备份）。",
                         "Pick an app, press Enter to preview the change; nothing is written until you confirm "
                         "(a backup is kept)."), classes="section-title")

@@ -42,7 +42,7 @@ class KeysTable(DataTable[str]):
 class KeysPage(Page):
     profiles: list[ProfileView] = []
 
-    def compose(self) -> ComposeResult:
+    def build(self) -> ComposeResult:
         yield Static("", id="keys-backend")
         table = KeysTable(id="keys-table", cursor_type="row", zebra_stripes=True)
         table.add_columns("", tr("名称", "Name"), tr("密钥", "Key"), tr("档位", "Tier"), tr("接口地址", "Base URL"))

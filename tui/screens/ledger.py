@@ -33,7 +33,7 @@ class LedgerPageView(Page):
     offset = 0
     page: LedgerPage | None = None
 
-    def compose(self) -> ComposeResult:
+    def build(self) -> ComposeResult:
         with Horizontal(id="filters"):
             yield Input(placeholder=tr("模型", "model"), id="filter-model")
             yield Input(placeholder=tr("状态 (ok/error…)", "status (ok/error…)"), id="filter-status")

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Markdown, Select, Static
+from textual.widgets import Button, Input, Label, Static
 
 from .._i18n import tr
 
@@ -19,6 +19,8 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", tr("关闭", "Close"))]
 
     def compose(self) -> ComposeResult:
+        from textual.widgets import Markdown  # loaded on first help, not at start-up
+
         text = "\n".join([
             f"# {tr('白菜GPT 终端面板 · 帮助', 'BaicaiGPT dashboard · help')}",
             "",
@@ -90,6 +92,8 @@ class FormModal(ModalScreen["dict[str, str] | None"]):
         self.fields = fields
 
     def compose(self) -> ComposeResult:
+        from textual.widgets import Select
+
         with Vertical(classes="modal-body"):
             yield Label(self.form_title, classes="modal-title")
             for f in self.fields:
@@ -104,6 +108,8 @@ class FormModal(ModalScreen["dict[str, str] | None"]):
                 yield Button(tr("取消", "Cancel"), id="cancel")
 
     def _values(self) -> dict[str, str]:
+        from textual.widgets import Select
+
         values = {}
         for f in self.fields:
             widget = self.query_one(f"#field-{f.name}")

@@ -32,7 +32,7 @@ def balance_text(b: BalanceView | None) -> str:
 
 
 class OverviewPage(Page):
-    def compose(self) -> ComposeResult:
+    def build(self) -> ComposeResult:
         yield Static(balance_text(None), id="balance", classes="figure")
         yield Static("", id="profile", classes="figure")
         yield Static("", id="today", classes="figure")

@@ -55,7 +55,7 @@ def window_text(w: WindowView, now: float, tz: object) -> Text:
 class QuotaPage(Page):
     views: list[WindowView] = []
 
-    def compose(self) -> ComposeResult:
+    def build(self) -> ComposeResult:
         yield Static(tr("过去一小时（滑动窗口）", "The last hour (sliding window)"), classes="section-title")
         yield VerticalScroll(id="windows", can_focus=True)
 

@@ -36,7 +36,7 @@ class TokensTable(DataTable[str]):
 class SidecarPage(Page):
     view: SidecarView | None = None
 
-    def compose(self) -> ComposeResult:
+    def build(self) -> ComposeResult:
         yield Static(tr("边车状态查询中…", "checking the sidecar…"), id="sidecar-status", classes="figure")
         yield Static(tr("各应用令牌", "Per-app tokens"), classes="section-title")
         table = TokensTable(id="tokens-table", cursor_type="row", zebra_stripes=True)

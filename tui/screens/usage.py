@@ -51,7 +51,7 @@ class UsagePage(Page):
     range_name: str = "30d"
     lines: list[ReportLine] = []
 
-    def compose(self) -> ComposeResult:
+    def build(self) -> ComposeResult:
         with Horizontal(id="usage-head"):
             yield Static("", id="usage-title", classes="section-title")
         yield Sparkline([], id="usage-spark")
@@ -59,7 +59,7 @@ class UsagePage(Page):
         table = UsageTable(id="usage-table", cursor_type="row", zebra_stripes=True)
         yield table
 
-    def on_mount(self) -> None:
+    def on_built(self) -> None:
         self._title()
 
     def focus_main(self) -> None:

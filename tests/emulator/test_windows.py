@@ -1,0 +1,124 @@
+"""Hourly windows: sliding 3600 s on the emulator clock, per key and per client IP, requests and tokens."""
+
+from __future__ import annotations
+
+import httpx2
+import pytest
+
+from baicai_sdk._tokens import count_chat
+from baicai_sdk.testing import EmulatorServer
+
+from .conftest import chat_body, client_for
+
+KEY_A = "baicai-" + "a" * 40
+KEY_B = "baicai-" + "b" * 40
+
+
+def _post(client: httpx2.Client, body: dict[str, object] | None = None, **headers: str) -> int:
+    response = client.post("/chat/completions", json=body or chat_body(max_tokens=1), headers=headers)
+    return 200 if response.status_code == 200 else int(response.json()["error"]["code"])
+
+
+def test_two_keys_on_one_ip_share_one_budget(emulator_factory) -> None:  # type: ignore[no-untyped-def]
+    emu = emulator_factory(keys={KEY_A: "free", KEY_B: "free"})
+    emu.clock.freeze()
+    a, b = client_for(emu, KEY_A), client_for(emu, KEY_B)
+    assert [_post(a) for _ in range(30)] == [200] * 30
+    assert [_post(b) for _ in range(30)] == [200] * 30
+    assert _post(a) == 40020 and _post(b) == 40020  # extra keys add no quota
+    emu.clock.advance(3600)
+    assert _post(b) == 200
+
+
+def test_one_key_on_several_ips_has_one_budget(emulator_factory) -> None:  # type: ignore[no-untyped-def]
+    emu = emulator_factory(keys={KEY_A: "free", KEY_B: "free"}, trust_forwarded_for=True)
+    emu.clock.freeze()
+    a = client_for(emu, KEY_A)
+    for i in range(60):
+        assert _post(a, **{"x-forwarded-for": f"10.0.0.{i % 3}"}) == 200
+    assert _post(a, **{"x-forwarded-for": "10.9.9.9"}) == 40020
+    # Another key from a fresh IP is unaffected; the same key is not.
+    b = client_for(emu, KEY_B)
+    assert _post(b, **{"x-forwarded-for": "10.9.9.9"}) == 200
+    assert emu.state.requests[-1].client_ip == "10.9.9.9"
+
+
+def test_window_slides(emulator: EmulatorServer) -> None:
+    emulator.clock.freeze()
+    free = client_for(emulator, emulator.free_key)
+    for _ in range(30):
+        assert _post(free) == 200
+    emulator.clock.advance(1800)
+    for _ in range(30):
+        assert _post(free) == 200
+    assert _post(free) == 40020
+    emulator.clock.advance(1799)  # the first 30 are 3599 s old: still in the window
+    assert _post(free) == 40020
+    emulator.clock.advance(1)  # now they leave it; the later 30 stay
+    assert [_post(free) for _ in range(30)] == [200] * 30
+    assert _post(free) == 40020
+
+
+def test_refused_requests_do_not_use_the_budget(emulator: EmulatorServer) -> None:
+    emulator.clock.freeze()
+    free = client_for(emulator, emulator.free_key)
+    gpt4 = chat_body(model="gpt-4-0125-preview", max_tokens=1)
+    assert _post(free, gpt4) == 200
+    for _ in range(5):
+        assert _post(free, gpt4) == 40021
+    emulator.clock.advance(3600)
+    assert _post(free, gpt4) == 200
+
+
+def test_free_token_window_rule(emulator: EmulatorServer) -> None:
+    """Refuse when used + this prompt > limit; charge prompt + completion after the answer."""
+    emulator.clock.freeze()
+    emulator.configure(reply_tokens=10)
+    free = client_for(emulator, emulator.free_key)
+    model = "gpt-3.5-turbo-0125"
+    small = chat_body("hi", model=model)
+    small_prompt = count_chat(small["messages"], model)
+    used = 0
+    while True:
+        answer = free.post("/chat/completions", json=small).json()
+        if "error" in answer:
+            break
+        used += answer["usage"]["total_tokens"]
+    # Hmm: 60 requests come first for small prompts; check that the request limit, not tokens, stopped us.
+    assert answer["error"]["code"] == 40020 and used < 10_000
+    emulator.clock.advance(3600)
+    big_text = "hello " * 2000
+    big = chat_body(big_text, model=model)
+    big_prompt = count_chat(big["messages"], model)
+    total = 0
+    while total + big_prompt <= 10_000:
+        answer = free.post("/chat/completions", json=big).json()
+        assert "usage" in answer, answer
+        total += answer["usage"]["total_tokens"]
+    assert free.post("/chat/completions", json=big).json()["error"]["code"] == 40031
+    # A prompt that still fits is admitted, even if its reply will cross the limit.
+    fits = 10_000 - total
+    if fits > small_prompt:
+        assert free.post("/chat/completions", json=small).status_code == 200
+
+
+def test_paid_limits_and_free_gpt4(emulator: EmulatorServer) -> None:
+    emulator.clock.freeze()
+    free = client_for(emulator, emulator.free_key)
+    assert _post(free, chat_body("x " * 1200, model="gpt-4-1106-preview")) == 40032  # prompt alone > 1,000
+    assert _post(free, chat_body(model="gpt-4-1106-preview", max_tokens=1)) == 200
+    assert _post(free, chat_body(model="gpt-4-1106-preview", max_tokens=1)) == 40021
+
+
+@pytest.mark.parametrize("header_clock", [False, True])
+def test_clock_over_http(emulator: EmulatorServer, header_clock: bool) -> None:
+    emulator.clock.freeze()
+    gpt4 = chat_body(model="gpt-4-0125-preview", max_tokens=1)
+    free = client_for(emulator, emulator.free_key)
+    assert _post(free, gpt4) == 200 and _post(free, gpt4) == 40021
+    if header_clock:
+        answer = httpx2.post(emulator.url + "/_emulator/clock", json={"advance": 3600}).json()
+        assert answer["frozen"] is True
+    else:
+        emulator.clock.advance(3600)
+    assert _post(free, gpt4) == 200
