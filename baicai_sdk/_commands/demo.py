@@ -70,7 +70,7 @@ def _window_line(family: str) -> str:
 
 
 def _scripted_tour(emu: Any, home: str, *, kept: bool) -> int:
-    from .. import Baicai
+    from .._client import Baicai
     from .._billing import balance
     from .._errors import BaicaiError
     from .._usage import UsageStore
@@ -123,16 +123,16 @@ def _scripted_tour(emu: Any, home: str, *, kept: bool) -> int:
     import base64
 
     with open(path, "wb") as fh:
-        fh.write(base64.b64decode(image.data[0].b64_json or ""))
+        fh.write(base64.b64decode((image.data or [])[0].b64_json or ""))
     _line(f"   已保存 / saved {path} · 账本记账 ledger cost ¥{UsageStore().rows(limit=1)[0].cost_cny or 0:.2f}")
     _line()
 
     _line("4) 账本用量（按模型）/ ledger usage by model")
     store = UsageStore()
-    for row in store.report(by="model"):
-        cost = f"¥{row.cost_cny:.5f}" + (f" (+{row.unpriced} 未知价格 unpriced)" if row.unpriced else "")
-        _line(f"   {row.key:<22} 请求 requests {row.requests:>3} · tokens {row.total_tokens:>6}"
-              f" · 图片 images {row.images} · {cost}")
+    for group in store.report(by="model"):
+        cost = f"¥{group.cost_cny:.5f}" + (f" (+{group.unpriced} 未知价格 unpriced)" if group.unpriced else "")
+        _line(f"   {group.key:<22} 请求 requests {group.requests:>3} · tokens {group.total_tokens:>6}"
+              f" · 图片 images {group.images} · {cost}")
     _line()
 
     _line("5) 余额 / balance (paid key)")

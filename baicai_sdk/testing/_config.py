@@ -99,11 +99,11 @@ class Faults:
     def spec(self) -> str:
         """The string form, parseable by :meth:`parse` (round-trips)."""
         default = Faults()
-        parts = [
-            f"{f.name}={getattr(self, f.name)}"
-            for f in dataclasses.fields(self)
-            if getattr(self, f.name) != getattr(default, f.name)
-        ]
+        parts = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value != getattr(default, f.name):
+                parts.append(f"{f.name}={value:g}" if isinstance(value, float) else f"{f.name}={value}")
         return ",".join(parts)
 
 

@@ -171,7 +171,8 @@ async def ask(question: str, model: str, tier: str | None) -> int:
     # What baicai recorded for this run (tokens counted from the stream as it passed, cost from the catalogue).
     by_source = UsageStore().report(by="source", since=started)
     totals = next((row for row in by_source if row.key == "autogen"), Totals())
-    print(f"账本 / ledger: {totals.requests} 次请求 / requests, {totals.tokens} 令牌 / tokens, ¥{totals.cost_cny:.4f} CNY")
+    print(f"账本 / ledger: {totals.requests} 次请求 / requests, {totals.tokens} 令牌 / tokens, ¥{totals.cost_cny:.4f} CNY "
+          "(按价目表 / at catalogue prices)")
     return 0
 
 

@@ -170,7 +170,7 @@ async def run(task: str, model: str, max_turns: int, tier: str | None) -> int:
     totals = next((row for row in by_source if row.key == SOURCE), Totals())
     print(f"本次运行 / this run: {totals.requests} 次请求 / requests, {totals.tokens} 令牌 / tokens "
           f"(prompt {totals.prompt_tokens}, completion {totals.completion_tokens}), "
-          f"花费 / cost ¥{totals.cost_cny:.4f} CNY")
+          f"花费 / cost ¥{totals.cost_cny:.4f} CNY (按价目表 / at catalogue prices)")
     return status
 
 

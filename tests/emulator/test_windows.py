@@ -84,11 +84,9 @@ def test_free_token_window_rule(emulator: EmulatorServer) -> None:
         if "error" in answer:
             break
         used += answer["usage"]["total_tokens"]
-    # Hmm: 60 requests come first for small prompts; check that the request limit, not tokens, stopped us.
-    assert answer["error"]["code"] == 40020 and used < 10_000
+    assert answer["error"]["code"] == 40020 and used < 10_000  # small prompts: the request limit comes first
     emulator.clock.advance(3600)
-    big_text = "hello " * 2000
-    big = chat_body(big_text, model=model)
+    big = chat_body("hello " * 2000, model=model)
     big_prompt = count_chat(big["messages"], model)
     total = 0
     while total + big_prompt <= 10_000:
@@ -96,10 +94,18 @@ def test_free_token_window_rule(emulator: EmulatorServer) -> None:
         assert "usage" in answer, answer
         total += answer["usage"]["total_tokens"]
     assert free.post("/chat/completions", json=big).json()["error"]["code"] == 40031
-    # A prompt that still fits is admitted, even if its reply will cross the limit.
+    # The boundary, exactly: a prompt of the remaining tokens is admitted, one token more is not.
     fits = 10_000 - total
-    if fits > small_prompt:
-        assert free.post("/chat/completions", json=small).status_code == 200
+    words = fits - small_prompt + 1
+    exact = chat_body("hi" + " hello" * words, model=model)
+    while count_chat(exact["messages"], model) > fits:
+        words -= 1
+        exact = chat_body("hi" + " hello" * words, model=model)
+    assert count_chat(exact["messages"], model) == fits
+    over = chat_body("hi" + " hello" * (words + 1), model=model)
+    assert free.post("/chat/completions", json=over).json()["error"]["code"] == 40031
+    assert free.post("/chat/completions", json=exact).status_code == 200
+    assert free.post("/chat/completions", json=small).json()["error"]["code"] == 40031  # charged: now over
 
 
 def test_paid_limits_and_free_gpt4(emulator: EmulatorServer) -> None:
