@@ -19,9 +19,7 @@ status so openai raises and retries as for any error; SSE bodies get an error sc
 
 from __future__ import annotations
 
-import importlib
 import json
-import urllib.request
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -45,6 +43,7 @@ from ._errors import (
     redact,
 )
 from ._retry import DEFAULT_RETRY_POLICY, RetryPolicy, parse_retry_after
+from . import _transport
 
 if TYPE_CHECKING:
     from openai._models import FinalRequestOptions
@@ -122,15 +121,6 @@ def _unretryable_failure(request: httpx2.Request, exc: httpx2.TransportError) ->
     if isinstance(exc, httpx2.TimeoutException):
         return openai.APITimeoutError(request=request)
     return openai.APIConnectionError(request=request)
-
-
-def _env_proxy_for(url: str) -> str | None:
-    """The proxy httpx2 would have taken from the environment for ``url`` (ignored once a transport is given)."""
-    parsed = httpx2.URL(url)
-    if urllib.request.proxy_bypass_environment(parsed.host):  # type: ignore[attr-defined]
-        return None
-    proxies = urllib.request.getproxies_environment()
-    return proxies.get(parsed.scheme) or proxies.get("all")
 
 
 class _SSEErrorScanner:
@@ -419,16 +409,6 @@ class _BaicaiOptions:
         )
 
 
-def _transport_module() -> Any:
-    """``baicai_sdk._transport`` when it is installed in this checkout, else None."""
-    try:
-        return importlib.import_module("baicai_sdk._transport")
-    except ModuleNotFoundError as exc:
-        if exc.name == "baicai_sdk._transport":
-            return None
-        raise
-
-
 # ---------------------------------------------------------------------------------------------------- clients
 
 
@@ -499,13 +479,11 @@ class Baicai(_BaicaiOptions, openai.OpenAI):
     ) -> httpx2.Client | None:
         """The default client: openai's, with the metering transport around a plain HTTP transport.
 
-        None (openai builds its own) in a checkout without ``_transport``. Environment proxies are applied to the
-        inner transport here, because httpx2 ignores them once a transport is given.
+        Environment proxies are applied to the inner transport here, because httpx2 ignores them once a
+        transport is given.
         """
-        module = _transport_module()
-        if module is None:
-            return None
-        inner = httpx2.HTTPTransport(limits=DEFAULT_CONNECTION_LIMITS, proxy=_env_proxy_for(base_url))
+        module = _transport
+        inner = httpx2.HTTPTransport(limits=DEFAULT_CONNECTION_LIMITS, proxy=module.env_proxy_for(base_url))
         return SyncHttpxClientWrapper(
             base_url=base_url,
             timeout=DEFAULT_TIMEOUT if isinstance(timeout, NotGiven) else timeout,
@@ -546,8 +524,7 @@ class Baicai(_BaicaiOptions, openai.OpenAI):
 
     def _owns_http_client(self) -> bool:
         transport = getattr(self._client, "_transport", None)
-        module = _transport_module()
-        return module is not None and isinstance(transport, module.MeteredTransport)
+        return isinstance(transport, _transport.MeteredTransport)
 
     @override
     def _send_request(self, request: httpx2.Request, *, stream: bool, **kwargs: Any) -> httpx2.Response:
@@ -648,10 +625,8 @@ class AsyncBaicai(_BaicaiOptions, openai.AsyncOpenAI):
         timeout: float | Timeout | None | NotGiven,
     ) -> httpx2.AsyncClient | None:
         """The async twin of :meth:`Baicai._build_http_client`."""
-        module = _transport_module()
-        if module is None:
-            return None
-        inner = httpx2.AsyncHTTPTransport(limits=DEFAULT_CONNECTION_LIMITS, proxy=_env_proxy_for(base_url))
+        module = _transport
+        inner = httpx2.AsyncHTTPTransport(limits=DEFAULT_CONNECTION_LIMITS, proxy=module.env_proxy_for(base_url))
         return AsyncHttpxClientWrapper(
             base_url=base_url,
             timeout=DEFAULT_TIMEOUT if isinstance(timeout, NotGiven) else timeout,
@@ -688,8 +663,7 @@ class AsyncBaicai(_BaicaiOptions, openai.AsyncOpenAI):
 
     def _owns_http_client(self) -> bool:
         transport = getattr(self._client, "_transport", None)
-        module = _transport_module()
-        return module is not None and isinstance(transport, module.AsyncMeteredTransport)
+        return isinstance(transport, _transport.AsyncMeteredTransport)
 
     @override
     async def _send_request(self, request: httpx2.Request, *, stream: bool, **kwargs: Any) -> httpx2.Response:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -39,7 +40,15 @@ if TYPE_CHECKING:
     from ._retry import RetryPolicy
     from ._tokens import StreamCounter
 
-__all__ = ["MeteredTransport", "AsyncMeteredTransport", "http_client", "async_http_client", "APP_HEADER"]
+__all__ = [
+    "MeteredTransport",
+    "AsyncMeteredTransport",
+    "http_client",
+    "async_http_client",
+    "env_proxy_for",
+    "APP_HEADER",
+    "DEFAULT_MAX_WAIT",
+]
 
 QuotaMode = Literal["wait", "raise", "off"]
 
@@ -49,7 +58,60 @@ LOCAL_QUOTA_HEADER = "x-baicai-local-quota"
 ORIGINAL_STATUS_HEADER = "x-baicai-original-status"
 
 _METERED_SUFFIXES = ("/chat/completions", "/completions", "/images/generations", "/embeddings")
-_DEFAULT_MAX_WAIT = 0.0
+_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)  # openai's defaults
+DEFAULT_MAX_WAIT = 120.0
+"""How long ``quota="wait"`` sleeps for a window to free before refusing (openai's own cap on Retry-After)."""
+
+
+def env_proxy_for(url: httpx2.URL | str) -> str | None:
+    """The proxy the environment names for ``url`` (``HTTP(S)_PROXY``/``ALL_PROXY``, honouring ``NO_PROXY``).
+
+    httpx2 applies these itself, but not once a transport is given — and ours always is. Users in China often
+    need a proxy, so the default inner transports route by it, as httpx2 would.
+    """
+    parsed = httpx2.URL(str(url))
+    if urllib.request.proxy_bypass_environment(parsed.host):  # type: ignore[attr-defined]
+        return None
+    proxies = urllib.request.getproxies_environment()
+    return proxies.get(parsed.scheme) or proxies.get("all")
+
+
+class _EnvProxyTransport(httpx2.BaseTransport):
+    """httpx2's default transport, one per proxy the environment names for a request's URL."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._by_proxy: dict[str | None, httpx2.HTTPTransport] = {}
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        proxy = env_proxy_for(request.url)
+        transport = self._by_proxy.get(proxy)
+        if transport is None:
+            transport = self._by_proxy[proxy] = httpx2.HTTPTransport(proxy=proxy, **self._options)
+        return transport.handle_request(request)
+
+    def close(self) -> None:
+        for transport in self._by_proxy.values():
+            transport.close()
+
+
+class _AsyncEnvProxyTransport(httpx2.AsyncBaseTransport):
+    """The async twin of :class:`_EnvProxyTransport`."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._by_proxy: dict[str | None, httpx2.AsyncHTTPTransport] = {}
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        proxy = env_proxy_for(request.url)
+        transport = self._by_proxy.get(proxy)
+        if transport is None:
+            transport = self._by_proxy[proxy] = httpx2.AsyncHTTPTransport(proxy=proxy, **self._options)
+        return await transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for transport in self._by_proxy.values():
+            await transport.aclose()
 
 
 def _is_metered(request: httpx2.Request) -> bool:
@@ -367,12 +429,12 @@ class MeteredTransport(httpx2.BaseTransport):
         *,
         source: str = "sdk",
         quota: QuotaMode = "wait",
-        max_wait: float = _DEFAULT_MAX_WAIT,
+        max_wait: float = DEFAULT_MAX_WAIT,
         tier: str | None = None,
         meter: Meter | None = None,
         retry_policy: RetryPolicy | None = None,
     ) -> None:
-        self._inner = inner or httpx2.HTTPTransport()
+        self._inner = inner or _EnvProxyTransport(limits=_LIMITS)
         self._pipeline = _Pipeline(source=source, quota=quota, max_wait=max_wait, tier=tier, meter=meter,
                                    retry_policy=retry_policy)
 
@@ -414,12 +476,12 @@ class AsyncMeteredTransport(httpx2.AsyncBaseTransport):
         *,
         source: str = "sdk",
         quota: QuotaMode = "wait",
-        max_wait: float = _DEFAULT_MAX_WAIT,
+        max_wait: float = DEFAULT_MAX_WAIT,
         tier: str | None = None,
         meter: Meter | None = None,
         retry_policy: RetryPolicy | None = None,
     ) -> None:
-        self._inner = inner or httpx2.AsyncHTTPTransport()
+        self._inner = inner or _AsyncEnvProxyTransport(limits=_LIMITS)
         self._pipeline = _Pipeline(source=source, quota=quota, max_wait=max_wait, tier=tier, meter=meter,
                                    retry_policy=retry_policy)
 

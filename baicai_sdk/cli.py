@@ -31,18 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="子命令 / commands")
     registrars = []
     for name in _CORE:
-        try:
-            module = importlib.import_module(f"baicai_sdk._commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"baicai_sdk._commands.{name}":
-                continue  # not written yet in this checkout
-            raise
-        registrars.append(module.register)
+        registrars.append(importlib.import_module(f"baicai_sdk._commands.{name}").register)
     for ep in sorted(entry_points(group="baicai.commands"), key=lambda e: e.name):
-        try:
-            registrars.append(ep.load())
-        except (ModuleNotFoundError, AttributeError):
-            continue  # TODO(dev): drop once every command module exists
+        registrars.append(ep.load())  # registration imports nothing heavy; the command's own deps load when it runs
     for register in registrars:
         register(sub)
     return parser

@@ -63,7 +63,6 @@ class ProxyConfig:
     connect_timeout: float = 10.0
     read_timeout: float = 300.0
     """Long on purpose: a slow model may take minutes before its first token, and between chunks."""
-    max_connections: int = 200
     retry_policy: Any = None
     """``baicai_sdk._retry.RetryPolicy``-like; default: the SDK's ``DEFAULT_RETRY_POLICY``."""
     transport: httpx2.AsyncBaseTransport | None = None
@@ -146,16 +145,11 @@ def openai_error_from_relay(status: int, body: bytes) -> tuple[int, bytes] | Non
 def build_upstream_client(config: ProxyConfig) -> httpx2.AsyncClient:
     """The ONE upstream client: pooled keep-alive, through the SDK's metered transport.
 
-    Timeouts: connect fails fast (the relay is down, or a proxy is needed); read is long (slow first tokens).
+    The metered transport's own inner transport honours ``HTTPS_PROXY`` / ``NO_PROXY`` per request (users in China
+    often need a proxy to reach the relay). Timeouts: connect fails fast (the relay is down, or a proxy is needed);
+    read is long (slow first tokens).
     """
-    transport = config.transport
-    if transport is None:
-        inner = httpx2.AsyncHTTPTransport(
-            limits=httpx2.Limits(max_connections=config.max_connections,
-                                 max_keepalive_connections=config.max_connections),
-            trust_env=True,
-        )
-        transport = _metered(inner, config)
+    transport = config.transport if config.transport is not None else _metered(config)
     return httpx2.AsyncClient(
         transport=transport,
         timeout=httpx2.Timeout(connect=config.connect_timeout, read=config.read_timeout, write=60.0, pool=30.0),
@@ -164,14 +158,13 @@ def build_upstream_client(config: ProxyConfig) -> httpx2.AsyncClient:
     )
 
 
-def _metered(inner: httpx2.AsyncBaseTransport, config: ProxyConfig) -> httpx2.AsyncBaseTransport:
+def _metered(config: ProxyConfig) -> httpx2.AsyncBaseTransport:
     try:
         from baicai_sdk._transport import AsyncMeteredTransport
     except ImportError:  # pragma: no cover - seam: plain forwarding until the SDK's pipeline exists
-        return inner
-    return AsyncMeteredTransport(inner, source="sidecar", quota=config.quota,  # type: ignore[arg-type]
-                                 tier=config.tier, meter=config.meter,
-                                 retry_policy=config.retry_policy)
+        return httpx2.AsyncHTTPTransport()
+    return AsyncMeteredTransport(None, source="sidecar", quota=config.quota,  # type: ignore[arg-type]
+                                 tier=config.tier, meter=config.meter, retry_policy=config.retry_policy)
 
 
 def _default_policy() -> Any:

@@ -220,6 +220,7 @@ def main() -> int:
                         help="sidecar without the SDK's metering transport (isolates the forwarding cost)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     bench = Bench(args)
     bench.start()
     try:
@@ -229,6 +230,8 @@ def main() -> int:
             f"throughput_{args.streams}_streams_paced_{args.chunk_delay}s": bench.throughput(args.chunk_delay),
             f"throughput_{args.streams}_streams_unpaced": bench.throughput(0.0),
             "sidecar_peak_rss_mb": _peak_rss_mb(bench.sidecar.pid),
+            "cpu_count": os.cpu_count(),
+            "loadavg_before_after": [load_before, os.getloadavg()[0]],
         }
     finally:
         bench.stop()
@@ -249,6 +252,9 @@ def main() -> int:
     print(f"  {args.streams} concurrent streams, unpaced (CPU-bound): direct {unpaced['direct_streams_per_s']:.1f}/s, "
           f"via {unpaced['via_streams_per_s']:.1f}/s = {unpaced['ratio']:.0%}")
     print(f"  sidecar peak RSS {results['sidecar_peak_rss_mb']:.1f} MB")
+    before, after = results["loadavg_before_after"]
+    print(f"  (machine: {os.cpu_count()} CPUs, load average {before:.1f} before, {after:.1f} after — "
+          "figures from a busy machine overstate the added latency)")
     return 0
 
 

@@ -79,12 +79,20 @@ def child(result_path: str) -> None:
         app = make_app(clock=lambda: NOW)
         async with app.run_test(size=(120, 40)) as pilot:
             marks["app_first_paint"] = time.perf_counter() - t1
+            from textual.worker import WorkerCancelled
+
             async def settle() -> None:
-                for _ in range(2):
-                    await app.workers.wait_for_complete([w for w in app.workers if w.group != "balance"])
+                for _ in range(3):
+                    try:
+                        await app.workers.wait_for_complete([w for w in app.workers if w.group != "balance"])
+                    except WorkerCancelled:
+                        pass
                     await pilot.pause()
 
-            await settle()
+            overview = app.page("overview")
+            while not hasattr(overview, "view"):  # set when the figures reach the screen
+                await pilot.pause(0.005)
+            await pilot.pause()
             marks["first_render"] = time.perf_counter() - t0
             marks["app_to_figures"] = time.perf_counter() - t1
             for key, name in (("2", "quota"), ("3", "usage"), ("4", "log"), ("n", "log_next_page")):

@@ -10,8 +10,12 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["run_demo", "SampleTraffic"]
+if TYPE_CHECKING:
+    from .app import BaicaiApp
+
+__all__ = ["run_demo", "make_demo_app", "SampleTraffic"]
 
 _PROMPTS = (
     "用一句话介绍白菜。",
@@ -71,13 +75,19 @@ class SampleTraffic:
                 time.sleep(0.05)
 
 
-def run_demo(base_url: str, key: str, *, tier: str) -> int:
-    """Open the TUI on the running emulator at ``base_url`` with sample traffic; returns the exit status."""
+def make_demo_app(base_url: str, key: str, *, tier: str, interval: float = 2.0, **kwargs: Any) -> BaicaiApp:
+    """The demo app without running it (tests drive it headless)."""
     from .app import make_app
     from .services import Services
 
-    services = Services(demo_credentials=(key, base_url, tier))
-    app = make_app(services=services, demo=SampleTraffic(base_url, key, tier=tier))
+    services = Services(demo_credentials=(key, base_url, tier), clock=kwargs.pop("clock", None),
+                        tz=kwargs.pop("tz", None))
+    return make_app(services=services, demo=SampleTraffic(base_url, key, tier=tier, interval=interval), **kwargs)
+
+
+def run_demo(base_url: str, key: str, *, tier: str) -> int:
+    """Open the TUI on the running emulator at ``base_url`` with sample traffic; returns the exit status."""
+    app = make_demo_app(base_url, key, tier=tier)
     app.run()
     return int(app.return_code or 0)
 

@@ -199,6 +199,10 @@ class BaicaiApp(App[int]):
 
     # ---- the one error handler: a failed worker becomes a status line and a toast, never a crash
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        self.worker_failed(event)
+
+    def worker_failed(self, event: Worker.StateChanged) -> None:
+        """Called for the app's workers and, through ``Page``, for every page's."""
         if event.state != WorkerState.ERROR:
             return
         error = event.worker.error

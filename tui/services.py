@@ -163,7 +163,10 @@ class ApplyAppView:
     name: str
     detected: bool
     target: str
+    """What was found, or where we looked."""
     status: str
+    """What applying would change."""
+    title: str = ""
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,8 @@ class PlanView:
     diff: str
     changed: bool
     handle: Any = field(repr=False, compare=False, default=None)
+    target: str = ""
+    """Masked: where the app will point (the sidecar with its token, or the relay with the key)."""
 
 
 # --------------------------------------------------------------------------- adapters
@@ -537,34 +542,36 @@ class Services:
     def apply_apps(self) -> list[ApplyAppView]:
         from baicai_sidecar import apply as apply_api
 
-        views = []
-        for a in apply_api.list_apps():
-            views.append(ApplyAppView(
-                name=str(_get(a, "name", "app", default=a)),
-                detected=bool(_get(a, "detected", "installed", default=False)),
-                target=str(_get(a, "target", "path", "config_path", default="") or ""),
-                status=str(_get(a, "status", "state", default="") or ""),
-            ))
-        return views
+        return [ApplyAppView(name=a.name, detected=bool(a.detected), target=str(a.where), status=str(a.changes),
+                             title=str(a.title)) for a in apply_api.list_apps()]
 
-    def plan(self, app: str) -> PlanView:
+    def plan(self, app: str, target: str = "sidecar") -> PlanView:
+        """What ``apply`` would write for ``app`` (masked diffs, links, instructions); writes nothing.
+
+        ``target`` ``sidecar``: 127.0.0.1 and a local token for this app; ``relay``: the active profile.
+        """
         from baicai_sidecar import apply as apply_api
 
-        plan = apply_api.plan(app)
-        diff = str(_get(plan, "diff", default="") or "")
-        return PlanView(app=app, diff=diff, changed=bool(_get(plan, "changed", default=bool(diff))), handle=plan)
+        port = _port_of(self.sidecar_url) if target == "sidecar" else None
+        p = apply_api.plan(app, apply_api.build_target(target, app=app, port=port))  # type: ignore[arg-type]
+        parts = [c.diff for c in p.changes if c.changed]
+        parts += [f"# {tr_both('链接', 'link')}: {p.masked_link(link)}" for link in p.links]
+        parts += [f"# {line}" for line in [*p.instructions, *p.notes]]
+        return PlanView(app=app, diff="\n".join(parts), changed=bool(p.changed), handle=p,
+                        target=str(p.target.label))
 
     def apply_plan(self, plan: PlanView) -> str:
+        """Write the plan (backup once, atomic); returns what happened to each file, for the status line."""
         from baicai_sidecar import apply as apply_api
 
-        result = apply_api.apply(plan.handle)
-        return str(_get(result, "backup", "path", default="") or "")
+        record = apply_api.apply(plan.handle)
+        return "; ".join(f"{o.action} {o.path}" for o in record.outcomes) or tr_both("无文件改动", "no file changed")
 
     def undo(self, app: str) -> str:
         from baicai_sidecar import apply as apply_api
 
         result = apply_api.undo(app)
-        return str(_get(result, "path", default="") or "")
+        return "; ".join(f"{o.action} {o.path}" for o in result.outcomes) or tr_both("无可撤销", "nothing to undo")
 
     def close(self) -> None:
         self.stop_sidecar()
@@ -593,6 +600,12 @@ def _project(now: float, pace: tuple[float, float] | None, tokens_used: int, tok
         return None, ""
     at, what = min(candidates)
     return max(at, now), what
+
+
+def tr_both(zh: str, en: str) -> str:
+    from ._i18n import tr
+
+    return tr(zh, en)
 
 
 def _short_error(exc: BaseException) -> str:

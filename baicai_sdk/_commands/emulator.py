@@ -31,6 +31,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--faults", default="", metavar="SPEC",
                         help="故障注入，如 busy=0.2,latency=0.1,chunk_delay=0.05,truncate=3,reset=3,burst=5,seed=7 / "
                         "fault injection")
+    parser.add_argument("--stream-errors", default="json", choices=["json", "sse"],
+                        help="流式请求的错误以 JSON 还是 SSE 事件返回 / errors to stream requests as JSON or as an SSE event")
     parser.add_argument("--after-beta", action="store_true",
                         help="内测结束：免费密钥不能流式请求 (48005) / after the beta: free keys may not stream")
     parser.add_argument("--reply-tokens", type=int, default=16, help="回复长度（tokens）/ reply length in tokens (16)")
@@ -74,11 +76,12 @@ def _run(args: argparse.Namespace) -> int:
             free_stream=not args.after_beta,
             reply_tokens=args.reply_tokens,
             chunk_delay=args.chunk_delay,
-            faults=args.faults,  # type: ignore[arg-type]  # parsed by __post_init__
+            faults=args.faults,  # a spec string: parsed by __post_init__
             clock_offset=args.clock_offset,
             paid_balance=args.balance,
             seed=args.seed,
             trust_forwarded_for=args.trust_forwarded_for,
+            stream_errors=args.stream_errors,
         )
         uvicorn = import_uvicorn()
     except (ValueError, FaultSpecError, UvicornMissing) as exc:
@@ -113,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
               + (f"; faults: {config.faults.spec()}" if config.faults.spec() else ""))
         print("按 Ctrl-C 停止 / press Ctrl-C to stop", flush=True)
 
-    server.startup = startup  # type: ignore[method-assign]
+    server.startup = startup
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:

@@ -23,7 +23,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import logging
 import random
 import secrets
 import threading
@@ -62,7 +61,6 @@ _IMAGE_SIZES = {
 }
 _ARG_PIECE = 12  # characters of tool-call arguments per stream chunk
 
-logger = logging.getLogger("baicai_sdk.testing")
 
 
 class ConnectionReset(Exception):
@@ -94,6 +92,7 @@ class _Request:
     record: RequestRecord
     key: str = ""
     tier: str = ""
+    wants_stream: bool = False
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
 
     def json(self) -> dict[str, Any]:
@@ -195,6 +194,7 @@ class RelayEmulator:
             client_ip=self._client_ip(scope, headers),
         )
         req = _Request(scope, receive, send, headers, body, record)
+        req.wants_stream = b'"stream"' in body and _asks_stream(body)
         # Recorded now and filled in as the request goes: by the time a client has read the last byte of
         # its answer, the record (status, code, tokens, cost) is complete.
         self.state.record(record)
@@ -336,7 +336,8 @@ class RelayEmulator:
             )
         use = self._admit(req, model.family, prompt_tokens)
         reply = build_reply(body, name, self.config.reply_tokens)
-        n = body.get("n") if isinstance(body.get("n"), int) and body.get("n", 1) > 0 else 1
+        n_raw = body.get("n")
+        n = n_raw if isinstance(n_raw, int) and not isinstance(n_raw, bool) and 0 < n_raw <= 128 else 1
         settled = False
 
         def settle(completion_tokens: int) -> None:
@@ -443,6 +444,12 @@ class RelayEmulator:
                     req.record.outcome = "truncated"
                     settle(self._sent_tokens(model, sent_text, sent_tool_tokens))
                     await req.send({"type": "http.response.body", "body": b"", "more_body": False})
+                    return
+                if faults.stream_error is not None and content_chunks >= faults.stream_error:
+                    req.record.outcome, req.record.relay_code = "stream_error", -1
+                    settle(self._sent_tokens(model, sent_text, sent_tool_tokens))
+                    await req.send({"type": "http.response.body", "body": _sse(self._relay_error_payload(-1)),
+                                    "more_body": False})
                     return
                 if faults.reset is not None and content_chunks >= faults.reset:
                     req.record.outcome = "reset"
@@ -551,20 +558,25 @@ class RelayEmulator:
 
     async def _send_relay_error(self, req: _Request, code: int) -> None:
         known = RELAY_CODES[code]
-        message = known.message
-        style = self.config.error_style
-        payload: dict[str, Any]
-        if style == "code-msg":
-            payload = {"code": code, "msg": message}
-        elif style == "errcode":
-            payload = {"errcode": code, "errmsg": message}
-        else:
-            payload = {"error": {"message": message, "type": "baicai_error", "param": None,
-                                 "code": str(code) if style == "openai-str" else code}}
+        payload = self._relay_error_payload(code)
         status = known.http_status if self.config.error_status == "http" else 200
         req.record.relay_code = code
         req.record.outcome = "error"
+        if req.wants_stream and self.config.stream_errors == "sse":
+            req.record.status = status
+            await _send_bytes(req.send, status, _sse(payload), [(b"content-type", b"text/event-stream; charset=utf-8")])
+            return
         await self._send_json(req, status, payload)
+
+    def _relay_error_payload(self, code: int) -> dict[str, Any]:
+        known = RELAY_CODES[code]
+        style = self.config.error_style
+        if style == "code-msg":
+            return {"code": code, "msg": known.message}
+        if style == "errcode":
+            return {"errcode": code, "errmsg": known.message}
+        return {"error": {"message": known.message, "type": "baicai_error", "param": None,
+                          "code": str(code) if style == "openai-str" else code}}
 
     async def _send_openai_error(self, req: _Request, exc: _OpenAIError) -> None:
         req.record.outcome = "error"
@@ -624,6 +636,14 @@ class RelayEmulator:
 
 def _split(text: str) -> list[str]:
     return [text[i:i + _ARG_PIECE] for i in range(0, len(text), _ARG_PIECE)] or [""]
+
+
+def _asks_stream(body: bytes) -> bool:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get("stream") is True
 
 
 def _sse(payload: object) -> bytes:

@@ -9,6 +9,7 @@ all carry it. Syntax: comma-separated ``name=value`` pairs, whitespace ignored::
     truncate=3       streams stop after 3 content chunks: no finish chunk, no usage, no ``[DONE]``
     reset=3          streams break the connection after 3 content chunks (the client sees a dropped read)
     burst=5          more than 5 requests from one key within 1 s (emulator clock) answer 45011
+    stream_error=3   streams send a relay error event (-1, in the configured envelope) after 3 content chunks, then end
     seed=7           seed of the RNG behind ``busy`` (default: the config's ``seed``)
 
 An empty string means no faults. Unknown names are an error (a typo must not silently test nothing).
@@ -66,6 +67,7 @@ class Faults:
     truncate: int | None = None
     reset: int | None = None
     burst: int | None = None
+    stream_error: int | None = None
     seed: int | None = None
 
     @classmethod
@@ -126,6 +128,8 @@ class EmulatorConfig:
     seed: int = 0
     trust_forwarded_for: bool = False
     """Take the client IP from ``X-Forwarded-For`` (lets one test play several IPs over loopback)."""
+    stream_errors: Literal["json", "sse"] = "json"
+    """How an error answers a ``stream: true`` request: a JSON body, or one SSE ``data:`` event (some relays)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.faults, str):
@@ -151,6 +155,8 @@ class EmulatorConfig:
                 raise ValueError(
                     f"密钥等级必须是 free、paid 或 frozen，而不是 {tier!r} / a key tier must be free, paid or frozen, not {tier!r}"
                 )
+        if self.stream_errors not in ("json", "sse"):
+            raise ValueError("stream_errors 必须是 json 或 sse / stream_errors must be json or sse")
         if self.reply_tokens < 1:
             raise ValueError("reply_tokens 至少为 1 / reply_tokens must be at least 1")
 

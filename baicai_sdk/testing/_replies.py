@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Reply", "build_reply", "count_prompt", "count_completion_text"]
@@ -33,7 +33,6 @@ class Reply:
     tool_call: dict[str, Any] | None = None
     """``{"id", "name", "arguments"}`` when the reply is a tool call."""
     legacy_function: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def count_prompt(body: dict[str, Any], model: str) -> int:
@@ -126,16 +125,17 @@ def build_reply(body: dict[str, Any], model: str, reply_tokens: int) -> Reply:
         name, params, legacy = tool
         arguments = json.dumps(_fill_required(params), ensure_ascii=False)
         digest = hashlib.sha256(json.dumps(messages, sort_keys=True, default=str).encode()).hexdigest()[:24]
-        tokens = count_completion_text(name + arguments, model)  # as the shared StreamCounter joins them
         return Reply(
             content=None,
             pieces=[],
             finish_reason="function_call" if legacy else "tool_calls",
-            completion_tokens=tokens,
+            # counted joined, as the shared StreamCounter counts a streamed call
+            completion_tokens=count_completion_text(name + arguments, model),
             tool_call={"id": f"call_{digest}", "name": name, "arguments": arguments},
             legacy_function=legacy,
         )
 
+    tokens: list[int]
     if last.get("role") in ("tool", "function"):
         quoted = _text_of(last.get("content"))
         tokens = enc.encode(f"The tool returned: {quoted}", disallowed_special=())

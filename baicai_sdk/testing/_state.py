@@ -43,7 +43,7 @@ class RequestRecord:
     stream: bool = False
     key_tier: str | None = None
     outcome: str = "ok"
-    """``ok``, ``error``, ``truncated``, ``reset``, ``disconnected`` (streams), ``admin`` is never recorded."""
+    """``ok`` or ``error``; for streams also ``truncated``, ``reset``, ``stream_error``, ``disconnected``."""
 
     @property
     def key_masked(self) -> str | None:

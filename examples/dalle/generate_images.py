@@ -88,6 +88,10 @@ def main() -> int:
         except BaicaiError as exc:  # any other relay code (hourly limit 40040/40041, busy -1, …)
             print(f"✗ {type(exc).__name__} ({exc.relay_code}): {exc}\n  提示 / hint: {exc.hint}", file=sys.stderr)
             return 3
+        except openai.APIConnectionError:
+            print(f"✗ 连不上中转 {client.credentials.base_url}：请检查网络或代理 / cannot reach "
+                  f"{client.credentials.base_url}: check the network or proxy", file=sys.stderr)
+            return 3
         except openai.APIError as exc:  # OpenAI's own error passed through (e.g. a content-policy refusal)
             print(f"✗ {type(exc).__name__}: {exc}", file=sys.stderr)
             return 3
@@ -98,8 +102,13 @@ def main() -> int:
             if image.b64_json:
                 path.write_bytes(base64.b64decode(image.b64_json))
             elif image.url:
-                download = httpx2.get(image.url, timeout=60.0, follow_redirects=True)
-                download.raise_for_status()
+                try:  # a plain GET, without the relay key: the link itself is the permission
+                    download = httpx2.get(image.url, timeout=60.0, follow_redirects=True)
+                    download.raise_for_status()
+                except httpx2.HTTPError as exc:
+                    print(f"  下载失败（链接约一小时后失效，图片已计费）/ download failed (links expire after about an "
+                          f"hour; the image was already billed): {type(exc).__name__}: {exc}", file=sys.stderr)
+                    continue
                 path.write_bytes(download.content)
             else:
                 print(f"  第 {index} 张没有图片数据 / image {index} came back empty", file=sys.stderr)

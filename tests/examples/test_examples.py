@@ -25,7 +25,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 def run_example(script: str, *args: str, emulator: Any = None, key: str | None = None,
                 cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``examples/<script>`` with the environment a user would set (BAICAI_HOME comes from conftest)."""
+    """Run ``examples/<script>`` with the environment a user would set; BAICAI_HOME (from conftest, per test) is also
+    the working directory, so nothing lands in the repository."""
     env = dict(os.environ, PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1")
     env.pop("BAICAI_API_KEY", None)
     env.pop("BAICAI_BASE_URL", None)
@@ -35,7 +36,7 @@ def run_example(script: str, *args: str, emulator: Any = None, key: str | None =
         env["BAICAI_API_KEY"] = key
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / script), *args],
-        env=env, cwd=cwd, capture_output=True, text=True, encoding="utf-8", timeout=90,
+        env=env, cwd=cwd or env["BAICAI_HOME"], capture_output=True, text=True, encoding="utf-8", timeout=90,
     )
     if key is not None:
         assert key not in done.stdout + done.stderr, "an example printed the key in full"
@@ -51,7 +52,7 @@ def test_dalle_paid_key_saves_pngs_of_the_requested_sizes_and_prices_them(emulat
     out = tmp_path / "images"
     done = run_example("dalle/generate_images.py", "--out", str(out), emulator=emulator, key=emulator.paid_key)
     assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr
+    assert done.stderr == ""  # no warnings, no logs: a clean run is quiet
 
     expected = {
         "dall-e-3-1024x1024-standard-1.png": (1024, 1024),
@@ -115,6 +116,7 @@ def test_dalle_reads_the_active_profile_when_no_variable_is_set(emulator: Any, t
     out = tmp_path / "images"
     done = run_example("dalle/generate_images.py", "--model", "dall-e-2", "--out", str(out))
     assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # no warnings, no logs: a clean run is quiet
     assert f"中转 / relay: {emulator.base_url}  密钥 / key: baicai-…paid (profile:main)" in done.stdout
     assert emulator.paid_key not in done.stdout + done.stderr  # only ever masked
     assert sorted(p.name for p in out.iterdir()) == ["dall-e-2-256x256-1.png", "dall-e-2-512x512-1.png",
@@ -135,6 +137,7 @@ def test_without_a_key_the_examples_say_where_to_put_one(script: str, tmp_path: 
 def test_autogen_assistant_streams_its_answer_through_the_ledger(emulator: Any) -> None:
     done = run_example("autogen/assistant_stream.py", "你好，白菜", emulator=emulator, key=emulator.free_key)
     assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # no warnings, no logs: a clean run is quiet
     assert "[user] 你好，白菜\n[assistant] Emulator reply to: 你好" in done.stdout
     chunks = int(re.search(r"streamed chunks: (\d+)", done.stdout).group(1))  # type: ignore[union-attr]
     assert chunks > 1
@@ -152,6 +155,7 @@ def test_autogen_assistant_falls_back_to_one_answer_when_a_free_key_may_not_stre
     emulator.configure(free_stream=False)  # after the relay's beta
     done = run_example("autogen/assistant_stream.py", "你好", emulator=emulator, key=emulator.free_key)
     assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # no warnings, no logs: a clean run is quiet
     assert "free keys may not stream (48005); asking again without streaming:\n[assistant] Emulator reply to: 你好" \
         in done.stdout
     assert [(r.stream, r.relay_code) for r in chat_records(emulator)] == [(True, 48005), (False, None)]
@@ -172,7 +176,7 @@ def test_autogen_writer_and_reviewer_take_turns_and_print_the_run_cost(
     done = run_example("autogen/writer_reviewer.py", task, "--max-turns", max_turns,
                        emulator=emulator, key=emulator.paid_key)
     assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr
+    assert done.stderr == ""  # no warnings, no logs: a clean run is quiet
     turns = re.findall(r"^\[turn (\d)\] (writer|reviewer): ", done.stdout, flags=re.M)
     assert turns == [(str(i), who) for i, who in enumerate(speakers, start=1)]
     assert f"停止原因 / stopped: {stopped}" in done.stdout
@@ -205,6 +209,7 @@ def test_autogen_team_stopped_by_the_quota_gate_explains_why_and_still_prints_th
 def test_autogen_tool_agent_calls_the_local_function_and_quotes_its_result(emulator: Any) -> None:
     done = run_example("autogen/tool_agent.py", emulator=emulator, key=emulator.free_key)
     assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # no warnings, no logs: a clean run is quiet
     # The emulator fills the tool's required string argument with "example"; the function runs locally.
     assert '[工具调用 / tool call] get_weather({"city": "example"})' in done.stdout
     assert "[工具结果 / tool result] example: 晴 / sunny, 20°C" in done.stdout

@@ -191,3 +191,53 @@ def test_local_refusal_is_an_openai_shaped_429_for_any_client(emulator) -> None:
     assert int(refused.headers["retry-after"]) > 3000
     error = refused.json()["error"]
     assert error["type"] == "baicai_local_quota" and "gpt-4" in error["message"] and " / " in error["message"]
+
+
+def test_default_transport_honours_environment_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpx2 drops HTTP(S)_PROXY once a transport is given; ours routes by it, NO_PROXY included."""
+    from baicai_sdk._transport import env_proxy_for
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    assert env_proxy_for("https://api.baicaigpt.com/v1/models") == "http://proxy.example:3128"
+    assert env_proxy_for("http://127.0.0.1:8300/v1/models") is None
+
+
+def test_http_client_reaches_the_relay_through_the_environment_proxy(emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain-HTTP forward proxy on loopback: the request must go through it, not around it."""
+    import socket
+    import threading
+
+    from baicai_sdk._transport import http_client
+
+    seen: list[bytes] = []
+    upstream_port = int(emulator.base_url.split(":")[2].split("/")[0])
+    listener = socket.create_server(("127.0.0.1", 0))
+    proxy_port = listener.getsockname()[1]
+
+    def serve_once() -> None:
+        conn, _ = listener.accept()
+        with conn, socket.create_connection(("127.0.0.1", upstream_port)) as up:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += conn.recv(65536)
+            seen.append(head.split(b"\r\n")[0])
+            first, rest = head.split(b"\r\n", 1)
+            method, target, version = first.split(b" ")
+            path = b"/" + target.split(b"/", 3)[3]  # absolute-form URI -> origin-form
+            up.sendall(b" ".join([method, path, version]) + b"\r\n" + rest.replace(b"keep-alive", b"close"))
+            while chunk := up.recv(65536):
+                conn.sendall(chunk)
+
+    thread = threading.Thread(target=serve_once, daemon=True)
+    thread.start()
+    # The emulator is on 127.0.0.1, which NO_PROXY exempts; address it as "localhost" and exempt nothing.
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy_port}")
+    monkeypatch.setenv("NO_PROXY", "")
+    url = emulator.base_url.replace("127.0.0.1", "localhost") + "/models"
+    with http_client() as client:
+        response = client.get(url, headers={"Authorization": f"Bearer {emulator.free_key}"})
+    thread.join(5)
+    listener.close()
+    assert response.status_code == 200 and response.json()["object"] == "list"
+    assert seen and seen[0].startswith(b"GET http://localhost:")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.worker import get_current_worker
+from textual.worker import Worker, get_current_worker
 
 if TYPE_CHECKING:
     from ..app import BaicaiApp
@@ -57,6 +57,10 @@ class Page(Vertical):
 
     def focus_main(self) -> None:
         """Move focus to the page's main widget, so its key bindings show in the footer."""
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Worker messages do not bubble: hand failures to the app's one error handler."""
+        self.baicai.worker_failed(event)
 
     def in_thread(self, fetch: Callable[[], T], show: Callable[[T], Any], *, group: str = "load") -> None:
         """Run ``fetch`` in a thread worker (exclusive per page and group) and pass its result to ``show``.

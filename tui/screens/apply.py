@@ -16,7 +16,11 @@ class AppsTable(DataTable[str]):
     BINDINGS = [
         Binding("enter", "plan", tr("预览并写入", "Preview & write"), priority=True),
         Binding("z", "undo", tr("撤销", "Undo")),
+        Binding("t", "target", tr("目标：边车/中转", "Target: sidecar/relay")),
     ]
+
+    def action_target(self) -> None:
+        self.page.toggle_target()
 
     @property
     def page(self) -> ApplyPage:
@@ -31,16 +35,31 @@ class AppsTable(DataTable[str]):
 
 class ApplyPage(Page):
     apps: list[ApplyAppView] = []
+    target = "sidecar"
+    last_plan: PlanView | None = None
 
     def build(self) -> ComposeResult:
         yield Static(tr("选择应用，回车预览改动，确认后才写入（自动备份）。",
                         "Pick an app, press Enter to preview the change; nothing is written until you confirm "
                         "(a backup is kept)."), classes="section-title")
         table = AppsTable(id="apps-table", cursor_type="row", zebra_stripes=True)
-        table.add_columns(tr("应用", "App"), tr("已检测到", "Detected"), tr("配置文件", "Config file"),
-                          tr("状态", "Status"))
+        table.add_columns(tr("应用", "App"), tr("已检测到", "Detected"), tr("位置", "Where"),
+                          tr("将改动", "Will change"))
         yield table
+        yield Static("", id="apply-target")
         yield Static("", id="apply-status")
+
+    def on_built(self) -> None:
+        self._show_target()
+
+    def _show_target(self) -> None:
+        label = tr("本地边车（每个应用一个令牌）", "the local sidecar (a token per app)") if self.target == "sidecar" \
+            else tr("白菜GPT 中转（当前档案的密钥）", "the BaicaiGPT relay (the active profile's key)")
+        self.query_one("#apply-target", Static).update(f"{tr('指向', 'Point apps at')}: {label}  (t)")
+
+    def toggle_target(self) -> None:
+        self.target = "relay" if self.target == "sidecar" else "sidecar"
+        self._show_target()
 
     def focus_main(self) -> None:
         self.query_one("#apps-table").focus()
@@ -50,11 +69,15 @@ class ApplyPage(Page):
         self.in_thread(self.services.apply_apps, self.show)
 
     def show(self, apps: list[ApplyAppView]) -> None:
+        before = self.selected()
         self.apps = apps
         table = self.query_one("#apps-table", AppsTable)
         table.clear()
         for a in apps:
             table.add_row(a.name, tr("是", "yes") if a.detected else tr("否", "no"), a.target, a.status, key=a.name)
+        names = [a.name for a in apps]
+        if before is not None and before.name in names:  # stay on the app just applied, so undo is one key away
+            table.move_cursor(row=names.index(before.name))
 
     def selected(self) -> ApplyAppView | None:
         table = self.query_one("#apps-table", AppsTable)
@@ -66,18 +89,20 @@ class ApplyPage(Page):
             return
 
         def show(plan: PlanView) -> None:
+            self.last_plan = plan
+
             def done(yes: bool | None) -> None:
                 if yes:
                     self.in_thread(lambda: self.services.apply_plan(plan), self._applied, group="change")
 
-            self.app.push_screen(DiffModal(tr(f"{plan.app} 将要写入的改动", f"What will change for {plan.app}"),
-                                           plan.diff), done)
+            self.app.push_screen(DiffModal(tr(f"{plan.app} 将要写入的改动 → {plan.target}",
+                                              f"What will change for {plan.app} → {plan.target}"), plan.diff), done)
 
-        self.in_thread(lambda: self.services.plan(app.name), show, group="change")
+        target = self.target
+        self.in_thread(lambda: self.services.plan(app.name, target), show, group="change")
 
-    def _applied(self, backup: str) -> None:
-        self.query_one("#apply-status", Static).update(
-            f"{tr('已写入', 'Written')}" + (f" · {tr('备份', 'backup')}: {backup}" if backup else ""))
+    def _applied(self, outcome: str) -> None:
+        self.query_one("#apply-status", Static).update(f"{tr('已写入', 'Written')}: {outcome}")
         self.load()
 
     def undo(self) -> None:
@@ -92,5 +117,5 @@ class ApplyPage(Page):
         self.app.push_screen(ConfirmModal(tr(f"撤销对 {app.name} 的改动？", f"Undo the change to {app.name}?")), done)
 
     def _undone(self, path: str) -> None:
-        self.query_one("#apply-status", Static).update(tr("已撤销", "Undone") + (f" · {path}" if path else ""))
+        self.query_one("#apply-status", Static).update(f"{tr('已撤销', 'Undone')}: {path}")
         self.load()
