@@ -653,6 +653,12 @@ def missing_key_message() -> str:
     return " / ".join(lines[:2]) + ("\n" + lines[2] if len(lines) > 2 else "")
 
 
+def _env_tier() -> Tier:
+    """``$BAICAI_TIER`` (free|paid) for a key that has no profile, e.g. one given in ``BAICAI_API_KEY``."""
+    value = os.environ.get("BAICAI_TIER", "").strip().lower()
+    return cast(Tier, value) if value in ("free", "paid") else "unknown"
+
+
 def resolve_credentials(
     api_key: str | None = None,
     base_url: str | None = None,
@@ -743,7 +749,7 @@ def resolve_credentials(
         key_source=key_source,
         base_url=normalised,
         base_url_source=base_source,
-        tier=chosen.tier if chosen is not None else "unknown",
+        tier=chosen.tier if chosen is not None and chosen.tier != "unknown" else _env_tier(),
         profile=chosen.name if chosen is not None else None,
         raw_base_url=raw,
         base_url_changes=tuple(changes),

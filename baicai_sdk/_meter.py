@@ -38,11 +38,12 @@ _CATALOG_TTL = 5.0
 class Reservation:
     """A ``pending`` ledger row for one attempt. :meth:`settle` it exactly once (extra calls are ignored)."""
 
-    def __init__(self, meter: Meter, row_id: int, info: RequestInfo, decision: Decision) -> None:
+    def __init__(self, meter: Meter, row_id: int, info: RequestInfo, decision: Decision, key_fp: str = "") -> None:
         self._meter = meter
         self.id = row_id
         self.info = info
         self.decision = decision
+        self.key_fp = key_fp
         self._settled = False
         self._lock = threading.Lock()
 
@@ -220,7 +221,7 @@ class Meter:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return Reservation(self, int(cur.lastrowid or 0), request, decision)
+        return Reservation(self, int(cur.lastrowid or 0), request, decision, key_fp)
 
     # ---- after the answer -----------------------------------------------------------------------------------
     def _settle(
@@ -245,6 +246,8 @@ class Meter:
         # The relay's own codes are refusals before any model ran; a failed send never reached it.
         counted = 0 if (relay_code is not None or status == "failed") else 1
         cost = self._actual_cost(info, prompt, completion, n_images) if counted else 0.0
+        if reservation.decision.tier == "free":
+            cost = 0.0  # the free membership is free: the relay bills nothing (its README: 价格：免费)
         if counted and status == "error" and (http_status or 0) >= 400:
             cost = 0.0  # an OpenAI error passed through (e.g. context too long) is not billed
         win_tokens = (prompt + completion) if counted else 0
@@ -258,6 +261,16 @@ class Meter:
                 None if latency_ms is None else int(latency_ms), counted, win_tokens,
                 None if stream is None else int(stream), reservation.id,
             ),
+        )
+        if counted and status == "ok" and self.catalog.allowed_on_free(info.model) is False:
+            self._learn_tier(conn, reservation.key_fp, "paid", None)
+
+    def _learn_tier(self, conn: sqlite3.Connection, key_fp: str, tier: str, code: int | None) -> None:
+        """Remember what the relay revealed: a code (40020 → free), or a paid-only model that worked (→ paid)."""
+        conn.execute(
+            "INSERT INTO learned_tiers (key_fp, tier, code, ts) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(key_fp) DO UPDATE SET tier = excluded.tier, code = excluded.code, ts = excluded.ts",
+            (key_fp, tier, code, self.clock()),
         )
 
     def _actual_cost(self, info: RequestInfo, prompt: int, completion: int, images: int) -> float | None:
@@ -283,11 +296,7 @@ class Meter:
         conn.execute("BEGIN IMMEDIATE")
         try:
             if known.reveals_tier is not None:
-                conn.execute(
-                    "INSERT INTO learned_tiers (key_fp, tier, code, ts) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT(key_fp) DO UPDATE SET tier = excluded.tier, code = excluded.code, ts = excluded.ts",
-                    (key_fp, known.reveals_tier, known.code, now),
-                )
+                self._learn_tier(conn, key_fp, known.reveals_tier, known.code)
             if known.group in ("rate_limit", "token_limit"):
                 family = known.family or self.catalog.family(model)
                 if family is not None:

@@ -308,7 +308,9 @@ def decide(
     on_free = catalog.allowed_on_free(info.model)
     free_limits = catalog.limits_for(family, "free")
     model_free = on_free is not False and free_limits is not None
-    if tier == "free" and not model_free:
+    if tier == "free" and not model_free and tier_source == "configured":
+        # Only when the user said so: a *learned* free tier may be out of date (a top-up upgrades the key), and
+        # the relay's 40050 costs nothing, so the request goes and the answer tells us.
         return Decision(
             "refuse", **base,  # type: ignore[arg-type]
             reason_zh=f"免费会员不能使用 {info.model}，请换用免费模型（如 gpt-3.5-turbo）或充值升级",
@@ -316,8 +318,9 @@ def decide(
         )
     effective_tier: Tier = tier
     notes: tuple[str, ...] = ()
-    if tier == "unknown" and not model_free:
-        # Only a paid key can run this model at all, so the paid limits are the ones that will apply.
+    if tier != "paid" and not model_free:
+        # Only a paid key can run this model at all, so the paid limits are the ones that will apply (the tier is
+        # unknown, or learned as free and possibly upgraded since).
         effective_tier = "paid"
         notes = ("paid-only model: paid limits assumed",)
     limits = catalog.limits_for(family, effective_tier)

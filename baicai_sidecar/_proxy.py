@@ -78,40 +78,12 @@ class ProxyConfig:
 def parse_relay_envelope(body: object) -> tuple[int, str] | None:
     """(code, relay message) for any of the relay's error envelopes, None for success and OpenAI's own errors.
 
-    Uses the SDK's ``parse_relay_error`` when present, so the SDK and the sidecar agree on what an error is.
+    The SDK's ``parse_relay_error`` decides, so the SDK and the sidecar agree on what an error is.
     """
-    try:
-        from baicai_sdk._errors import parse_relay_error
-    except ImportError:  # pragma: no cover - the SDK module is being written alongside
-        return _parse_envelope_fallback(body)
+    from baicai_sdk._errors import parse_relay_error
+
     answer = parse_relay_error(body)
     return None if answer is None else (int(answer.code), str(answer.message or ""))
-
-
-def _as_code(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    return None
-
-
-def _parse_envelope_fallback(body: object) -> tuple[int, str] | None:
-    if not isinstance(body, dict):
-        return None
-    if isinstance(body.get("error"), dict):
-        err = body["error"]
-        code = _as_code(err.get("code"))
-        return None if code in (None, 0) else (code, str(err.get("message") or ""))  # type: ignore[return-value]
-    for code_key, msg_key in (("errcode", "errmsg"), ("code", "msg")):
-        if code_key in body:
-            code = _as_code(body[code_key])
-            if code in (None, 0):
-                return None
-            return code, str(body.get(msg_key) or body.get("message") or "")  # type: ignore[return-value]
-    return None
 
 
 def openai_error_from_relay(status: int, body: bytes) -> tuple[int, bytes] | None:
@@ -159,31 +131,17 @@ def build_upstream_client(config: ProxyConfig) -> httpx2.AsyncClient:
 
 
 def _metered(config: ProxyConfig) -> httpx2.AsyncBaseTransport:
-    try:
-        from baicai_sdk._transport import AsyncMeteredTransport
-    except ImportError:  # pragma: no cover - seam: plain forwarding until the SDK's pipeline exists
-        return httpx2.AsyncHTTPTransport()
+    from baicai_sdk._transport import AsyncMeteredTransport
+
+    # inner=None: the SDK's default inner transport, which honours HTTPS_PROXY / NO_PROXY per request
     return AsyncMeteredTransport(None, source="sidecar", quota=config.quota,  # type: ignore[arg-type]
                                  tier=config.tier, meter=config.meter, retry_policy=config.retry_policy)
 
 
 def _default_policy() -> Any:
-    try:
-        from baicai_sdk._retry import DEFAULT_RETRY_POLICY
-    except ImportError:  # pragma: no cover
-        return _FallbackPolicy()
+    from baicai_sdk._retry import DEFAULT_RETRY_POLICY
+
     return DEFAULT_RETRY_POLICY
-
-
-class _FallbackPolicy:
-    max_retries = 3
-
-    def should_retry(self, *, relay_code: int | None = None, status: int | None = None,
-                     connect_error: bool = False) -> bool:
-        return connect_error or relay_code in (-1, 45011)
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        return min(20.0, retry_after if retry_after is not None else 0.5 * 2 ** attempt)
 
 
 # -- the proxy -----------------------------------------------------------------------------------------------------

@@ -62,7 +62,6 @@ _IMAGE_SIZES = {
 _ARG_PIECE = 12  # characters of tool-call arguments per stream chunk
 
 
-
 class ConnectionReset(Exception):
     """Raised inside a stream to make the server drop the connection mid-body (fault ``reset``)."""
 
@@ -118,6 +117,7 @@ class RelayEmulator:
                  catalog: Catalog | None = None) -> None:
         self.config = config or EmulatorConfig()
         self.clock = clock or Clock(self.config.clock_offset)
+        self._fixed_catalog = catalog
         self.catalog = catalog or load_catalog()
         self._lock = threading.RLock()
         self._serial = 0
@@ -125,8 +125,13 @@ class RelayEmulator:
 
     # --- control (thread-safe: tests call these from their own thread)
     def reset(self, config: EmulatorConfig | None = None) -> None:
-        """Forget every request, window, balance and image; optionally switch to ``config``."""
+        """Forget every request, window, balance and image; optionally switch to ``config``.
+
+        The catalogue is read again (unless one was given): a test's own ``catalog.json`` override in its
+        ``BAICAI_HOME`` — a relay that changed prices or added a model — applies to the shared emulator too.
+        """
         with self._lock:
+            self.catalog = self._fixed_catalog or load_catalog()
             if config is not None:
                 self.config = config
                 self.clock.reset(config.clock_offset)
@@ -209,14 +214,14 @@ class RelayEmulator:
             watcher.cancel()
 
     async def _dispatch(self, req: _Request) -> None:
+        faults = self.config.faults
+        if faults.latency > 0:  # before every relay answer, errors included
+            await asyncio.sleep(faults.latency)
         method, path = req.scope["method"], req.scope["path"].rstrip("/") or "/"
         handler = self._route(method, path)
         if handler is None:
             raise _RelayError(48004)
         self._authenticate(req)
-        faults = self.config.faults
-        if faults.latency > 0:
-            await asyncio.sleep(faults.latency)
         now = self.clock.now()
         if faults.burst is not None and self.state.burst_count(req.key, now) > faults.burst:
             raise _RelayError(45011)

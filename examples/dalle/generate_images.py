@@ -45,7 +45,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("dalle-output"), help="保存目录 / output folder")
     parser.add_argument("--model", choices=["dall-e-3", "dall-e-2"], help="只跑一个模型 / only this model")
     parser.add_argument("--tier", choices=["free", "paid"],
-                        help="密钥等级（充值后用 paid 覆盖记住的 free） / the key's tier (paid overrides a learned free)")
+                        help="密钥等级；free 时本地拦截付费模型 / the key's tier; with free, paid-only models are stopped locally")
     args = parser.parse_args()
 
     # 1. The client: key and base URL from BAICAI_API_KEY / BAICAI_BASE_URL or the active profile. -----------------

@@ -128,3 +128,42 @@ def test_clock_over_http(emulator: EmulatorServer, header_clock: bool) -> None:
     else:
         emulator.clock.advance(3600)
     assert _post(free, gpt4) == 200
+
+
+async def test_concurrent_requests_never_over_admit(emulator: EmulatorServer) -> None:
+    import asyncio
+
+    emulator.clock.freeze()
+    headers = {"authorization": f"Bearer {emulator.free_key}"}
+    async with httpx2.AsyncClient(base_url=emulator.base_url, headers=headers, timeout=30) as client:
+        responses = await asyncio.gather(*[client.post("/chat/completions", json=chat_body(max_tokens=1))
+                                           for _ in range(70)])
+    codes = sorted(200 if r.status_code == 200 else r.json()["error"]["code"] for r in responses)
+    assert codes == [200] * 60 + [40020] * 10
+
+
+def test_two_keys_on_one_ip_share_the_token_budget(emulator_factory) -> None:  # type: ignore[no-untyped-def]
+    emu = emulator_factory(keys={KEY_A: "free", KEY_B: "free"}, reply_tokens=1)
+    emu.clock.freeze()
+    a, b = client_for(emu, KEY_A), client_for(emu, KEY_B)
+    big = chat_body("hello " * 3000, model="gpt-3.5-turbo-0125")
+    assert _post(a, big) == 200 and _post(b, big) == 200 and _post(a, big) == 200  # ~9,030 tokens from one IP
+    assert _post(b, big) == 40031 and _post(a, big) == 40031
+    assert [r.key_tier for r in emu.state.requests] == ["free"] * 5
+
+
+def test_catalog_override_applies_to_the_emulator(emulator: EmulatorServer, baicai_home) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from baicai_sdk._paths import config_dir
+
+    config_dir().mkdir(parents=True, exist_ok=True)
+    (config_dir() / "catalog.json").write_text(json.dumps({"chat_models": {"gpt-4o": {
+        "family": "gpt-4", "prompt": 0.05, "completion": 0.15, "free": False, "context": 128000}}}))
+    emulator.reset()
+    paid = client_for(emulator, emulator.paid_key)
+    answer = paid.post("/chat/completions", json=chat_body(model="gpt-4o")).json()
+    usage = answer["usage"]
+    assert usage["prompt_tokens"] == count_chat([{"role": "user", "content": "hello"}], "gpt-4o")  # o200k
+    assert emulator.state.spent(emulator.paid_key) == pytest.approx(
+        (usage["prompt_tokens"] * 0.05 + usage["completion_tokens"] * 0.15) / 1000)

@@ -113,12 +113,20 @@ def test_observe_learns_tier_and_is_used_next_time(meter: Meter) -> None:
     assert meter.tier_for(FREE_KEY) == ("unknown", "unknown")
     meter.observe(FREE_KEY, "gpt-4", 40050)
     assert meter.tier_for(FREE_KEY) == ("free", "learned")
-    d = meter.reserve(FREE_KEY, chat("gpt-4"))
-    assert isinstance(d, Decision) and d.kind == "refuse" and d.tier_source == "learned"
-    meter.observe(FREE_KEY, "gpt-3.5-turbo", 40022)  # a later top-up: the relay now treats it as paid
+    free_model = meter.reserve(FREE_KEY, chat("gpt-4-0125-preview"))
+    assert isinstance(free_model, Reservation) and free_model.decision.tier_source == "learned"
+    assert meter.decide(FREE_KEY, chat("gpt-4-0125-preview")).kind == "wait"  # the free tier's 1 gpt-4 an hour
+    # A learned tier may be stale (a top-up upgrades the key) and 40050 costs nothing: a paid-only model is sent.
+    paid_only = meter.reserve(FREE_KEY, chat("gpt-4"))
+    assert isinstance(paid_only, Reservation)
+    paid_only.settle(prompt_tokens=8, completion_tokens=2)  # it worked: the key is paid now
     assert meter.tier_for(FREE_KEY) == ("paid", "learned")
+    meter.observe(FREE_KEY, "gpt-3.5-turbo", 40020)  # the relay says free again
+    assert meter.tier_for(FREE_KEY) == ("free", "learned")
     configured = Meter(ledger_path=meter.path, tier="free")
     assert configured.tier_for(FREE_KEY) == ("free", "configured")
+    refused = configured.reserve(FREE_KEY, chat("gpt-4"))  # what the user told us is trusted
+    assert isinstance(refused, Decision) and refused.kind == "refuse"
 
 
 def test_relay_limit_despite_room_makes_meter_conservative(meter: Meter, clock: Clock) -> None:

@@ -79,8 +79,12 @@ def test_token_limit_frees_when_enough_tokens_leave() -> None:
 
 def test_refusals() -> None:
     empty = Window(0, 0)
-    paid_only = decide(chat_info("gpt-4"), tier="free", tier_source="learned", ip_window=empty, key_window=empty, now=NOW)
+    paid_only = decide(chat_info("gpt-4"), tier="free", tier_source="configured", ip_window=empty, key_window=empty,
+                       now=NOW)
     assert paid_only.kind == "refuse" and "gpt-3.5-turbo" in paid_only.reason_en
+    # A *learned* free tier may be stale (a top-up upgrades the key; 40050 costs nothing): let the relay answer.
+    learned = decide(chat_info("gpt-4"), tier="free", tier_source="learned", ip_window=empty, key_window=empty, now=NOW)
+    assert learned.kind == "allow" and learned.limits is not None and learned.limits.requests_per_hour == 200
     image = describe_request("/v1/images/generations", {"model": "dall-e-3", "prompt": "x"})
     assert decide(image, tier="free", tier_source="configured", ip_window=empty, key_window=empty, now=NOW).kind == "refuse"
     too_big = chat_info("gpt-4-0125-preview", max_tokens=2000)

@@ -102,7 +102,7 @@ def test_windows_and_change_token(filled: tuple[UsageStore, Clock, Path]) -> Non
     assert windows["gpt-3.5"].requests_limit == 60 and windows["gpt-3.5"].tokens_limit == 10000
     assert windows["gpt-3.5"].next_free_at == pytest.approx(clock.t + 3600)
     assert windows["dall-e-3"].allowed is False
-    assert {w.tier for w in store.windows()} == {"unknown"}
+    assert {w.tier for w in store.windows()} == {"paid"}  # KEY_A's gpt-4 (paid-only) worked: learned paid
     before = store.change_token()
     other = Meter(ledger_path=path, clock=clock)  # another writer
     send(other, KEY_A, "gpt-3.5-turbo", 1, 1)

@@ -49,3 +49,14 @@ def test_sidecar_command_imports_no_server_until_run() -> None:
             "print('starlette' in sys.modules, 'uvicorn' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_package_exports_load_lazily() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, baicai_sidecar; assert 'starlette' not in sys.modules; "
+            "from baicai_sidecar import SidecarServer, SidecarConfig, create_app, TokenStore; "
+            "print('starlette' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True"

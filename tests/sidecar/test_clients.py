@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import openai
+import pytest
 
 CHAT = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "你好"}]}
 
@@ -41,6 +42,7 @@ def test_llm_cli(emulator: Any, sidecar: Any, app_token: str, tmp_path: Path) ->
     assert {r.authorization for r in emulator.state.requests} == {f"Bearer {emulator.paid_key}"}
 
 
+@pytest.mark.filterwarnings("ignore:Resolved model mismatch")
 async def test_autogen_chat_completion_client(emulator: Any, sidecar: Any, app_token: str) -> None:
     from autogen_core.models import UserMessage
     from autogen_ext.models.openai import OpenAIChatCompletionClient

@@ -249,7 +249,7 @@ def test_status_for_the_tui(emulator: Any, sidecar: Any, app_token: str) -> None
     assert status["upstream"] == emulator.base_url and status["tier"] == "paid"
     assert status["uptime_s"] > 0 and status["requests"] == 2
     assert status["recent_errors"][-1]["status"] == 404
-    assert "windows" in status
+    assert isinstance(status["windows"], list) and status["windows_error"] is None  # the SDK's quota windows
     assert emulator.paid_key not in r.text
     assert httpx2.get(sidecar.origin + "/sidecar/status").status_code == 401
 
@@ -309,3 +309,53 @@ def test_refused_requests_over_a_real_socket_spend_nothing(emulator: Any, sideca
     assert status == expected
     bilingual(answer["error"]["message"])
     assert emulator.state.requests == [] and ledger_rows() == []
+
+
+def test_read_timeout_is_never_retried(emulator: Any, sidecar_factory: Any, app_token: str) -> None:
+    """After the request went out, the relay may bill it: a timeout is reported, not retried."""
+    emulator.configure(faults="latency=0.8")
+    sc = sidecar_factory(read_timeout=0.3)
+    with pytest.raises(openai.APIStatusError) as info:
+        client(sc, app_token).chat.completions.create(**CHAT)
+    assert info.value.status_code == 504 and info.value.body["code"] == "upstream_timeout"  # type: ignore[index]
+    bilingual(info.value.body["message"])  # type: ignore[index]
+    time.sleep(0.8)  # let the emulator finish the one request it got
+    assert sc.proxy.stats.retries == 0 and len(emulator.state.requests) <= 1
+
+
+def test_cli_prints_what_to_paste_and_it_works(emulator: Any, baicai_home: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "BAICAI_API_KEY": emulator.paid_key, "BAICAI_BASE_URL": emulator.base_url,
+           "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "baicai_sdk.cli", "sidecar", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ctrl-C" in line:
+                break
+        banner = "".join(lines)
+        token = TokenStore().default_token()
+        assert f"http://127.0.0.1:{port}/v1" in banner and token in banner
+        assert emulator.paid_key not in banner and emulator.paid_key[-4:] in banner  # masked
+        reply = wait_for(lambda: _try_chat(f"http://127.0.0.1:{port}/v1", token), timeout=10)
+        assert reply.choices[0].message.content
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert emulator.paid_key not in err
+
+
+def _try_chat(base_url: str, token: str) -> Any:
+    try:
+        return openai.OpenAI(base_url=base_url, api_key=token, max_retries=0).chat.completions.create(**CHAT)
+    except openai.APIConnectionError:
+        return None

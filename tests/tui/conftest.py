@@ -46,11 +46,11 @@ async def settle(pilot: Any, rounds: int = 3, *, balance: bool = False) -> None:
     from textual.worker import WorkerCancelled
 
     for _ in range(rounds):
-        workers = [w for w in pilot.app.workers if balance or w.group != "balance"]
-        try:
-            await pilot.app.workers.wait_for_complete(workers)
-        except WorkerCancelled:
-            pass  # an exclusive worker replaced by a newer one: the newer one is waited for next round
+        for worker in [w for w in pilot.app.workers if w.group != "demo" and (balance or w.group != "balance")]:
+            try:
+                await worker.wait()
+            except WorkerCancelled:
+                pass  # an exclusive worker replaced by a newer one: the newer one is waited for next round
         await pilot.pause()
 
 

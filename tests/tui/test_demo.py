@@ -12,14 +12,14 @@ from baicai_tui._demo import make_demo_app
 
 
 async def test_demo_figures_move_with_nothing_configured(emulator) -> None:
-    app = make_demo_app(emulator.base_url, emulator.free_key, tier="free", interval=0.05, tz=TZ,
-                        refresh_interval=0.1)
+    app = make_demo_app(emulator.base_url, emulator.free_key, tier="free", interval=0.3, tz=TZ,
+                        refresh_interval=0.25)
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(pilot, balance=True)
         seen = set()
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and len(seen) < 3:
-            await pilot.pause(0.1)
+            await pilot.pause(0.25)
             seen.add(text_of(app.query_one("#today")))
         assert len(seen) >= 3, f"the figures did not move: {seen}"
         assert "demo · free · baicai-…" in text_of(app.query_one("#profile"))

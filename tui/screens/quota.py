@@ -52,6 +52,11 @@ def window_text(w: WindowView, now: float, tz: object) -> Text:
     return text
 
 
+def _level(w: WindowView) -> str:
+    """The colour of the worse of the two budgets: ok, warn (from 70 %) or danger (from 90 %)."""
+    return level(max(percent(w.requests_used, w.requests_limit) or 0, percent(w.tokens_used, w.tokens_limit) or 0))
+
+
 class QuotaPage(Page):
     views: list[WindowView] = []
 
@@ -73,8 +78,9 @@ class QuotaPage(Page):
         if not views:
             box.mount(Static(tr("还没有请求记录。", "No requests recorded yet."), classes="empty"))
             return
-        box.mount_all(Static(id=f"window-{i}", classes="window") for i in range(len(views)))
-        self.call_after_refresh(self.tick)
+        now = self.services.clock()
+        box.mount_all(Static(window_text(w, now, self.services.tz), id=f"window-{i}",
+                             classes=f"window -{_level(w)}") for i, w in enumerate(views))
 
     def tick(self) -> None:
         now = self.services.clock()
@@ -84,6 +90,5 @@ class QuotaPage(Page):
                 return
             widget = widgets.first(Static)
             widget.update(window_text(w, now, self.services.tz))
-            worst = max(percent(w.requests_used, w.requests_limit) or 0, percent(w.tokens_used, w.tokens_limit) or 0)
             for name in ("ok", "warn", "danger"):
-                widget.set_class(level(worst) == name, f"-{name}")
+                widget.set_class(_level(w) == name, f"-{name}")
