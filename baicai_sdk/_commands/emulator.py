@@ -65,7 +65,7 @@ def _parse_keys(values: list[str]) -> dict[str, Any] | None:
 def _run(args: argparse.Namespace) -> int:
     from ..testing._app import RelayEmulator
     from ..testing._config import EmulatorConfig, FaultSpecError
-    from ..testing._server import UvicornMissing, bind_socket, import_uvicorn
+    from .._serving import UvicornMissing, bind_socket, import_uvicorn, serve_forever
     from ..testing._util import mask_key
 
     try:
@@ -83,7 +83,7 @@ def _run(args: argparse.Namespace) -> int:
             trust_forwarded_for=args.trust_forwarded_for,
             stream_errors=args.stream_errors,
         )
-        uvicorn = import_uvicorn()
+        import_uvicorn()
     except (ValueError, FaultSpecError, UvicornMissing) as exc:
         print(f"错误 / error: {exc}", file=sys.stderr)
         return 2
@@ -97,15 +97,9 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     port = sock.getsockname()[1]
     app = RelayEmulator(config)
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False, http="h11",
-                                           ws="none", timeout_graceful_shutdown=1))
-    original_startup = server.startup
 
-    async def startup(sockets: Any = None) -> None:
-        """uvicorn's startup, then the banner: printed only once the emulator really serves."""
-        await original_startup(sockets=sockets)
-        if not server.started:
-            return
+    def banner() -> None:
+        """Printed only once the emulator really serves."""
         print("白菜GPT 中转站模拟器已启动 / BaicaiGPT relay emulator running")
         print(f"API_BASE: http://{host}:{port}/v1")
         print("密钥 / keys:" + ("（演示密钥 / demo keys）" if demo else ""))
@@ -116,12 +110,6 @@ def _run(args: argparse.Namespace) -> int:
               + (f"; faults: {config.faults.spec()}" if config.faults.spec() else ""))
         print("按 Ctrl-C 停止 / press Ctrl-C to stop", flush=True)
 
-    server.startup = startup
-    try:
-        server.run(sockets=[sock])
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sock.close()
+    serve_forever(app, sock, on_started=banner, lifespan="off", http="h11")
     print("模拟器已停止 / emulator stopped", flush=True)
     return 0

@@ -8,55 +8,17 @@ uvicorn is imported only here, and only when a server starts.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import socket
-import threading
-import time
 from types import TracebackType
 from typing import Any
 
+from .._serving import BackgroundServer, UvicornMissing, bind_socket, import_uvicorn
 from ._app import ConnectionReset, RelayEmulator
 from ._clock import Clock
 from ._config import FREE_DEMO_KEY, FROZEN_DEMO_KEY, PAID_DEMO_KEY, EmulatorConfig
 from ._state import EmulatorState
 
-__all__ = ["EmulatorServer", "UvicornMissing", "bind_socket", "import_uvicorn"]
-
-
-class UvicornMissing(RuntimeError):
-    pass
-
-
-def import_uvicorn() -> Any:
-    try:
-        import uvicorn
-    except ModuleNotFoundError as exc:
-        raise UvicornMissing(
-            '模拟器需要 uvicorn：pip install "baicai[sidecar]" / '
-            'the emulator needs uvicorn: pip install "baicai[sidecar]"'
-        ) from exc
-    return uvicorn
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening socket with TCP_NODELAY, which accepted connections inherit.
-
-    Without it, uvicorn's separate writes of headers and body meet Nagle's algorithm and the client's delayed
-    ACK: every response waits ~40 ms on loopback (measured: 44 ms → 1.8 ms per request).
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
+__all__ = ["EmulatorServer", "UvicornMissing", "bind_socket", "import_uvicorn"]  # the last three re-exported
 
 
 class _DropInjectedResets(logging.Filter):
@@ -88,19 +50,21 @@ class EmulatorServer:
         elif settings:
             config = config.replace(**settings)
         self.app = RelayEmulator(config)
-        self.host = host
-        self._requested_port = port
-        self.port = port
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
-        self._error: BaseException | None = None
+        self._server = BackgroundServer(self.app, host, port, name="baicai-emulator", lifespan="off", http="h11",
+                                        timeout_keep_alive=5)
 
     # --- what tests use
     @property
+    def host(self) -> str:
+        return self._server.host
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return self._server.url
 
     @property
     def base_url(self) -> str:
@@ -144,65 +108,15 @@ class EmulatorServer:
 
     # --- lifecycle
     def start(self, timeout: float = 5.0) -> "EmulatorServer":
-        if self._thread is not None:
-            return self
-        uvicorn = import_uvicorn()
-        sock = bind_socket(self.host, self._requested_port)
-        self._socket = sock
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            http="h11",
-            ws="none",
-            timeout_graceful_shutdown=1,
-            timeout_keep_alive=5,
-        )
-        server = uvicorn.Server(config)
-        self._server = server
-
-        def run() -> None:
-            try:
-                asyncio.run(server.serve(sockets=[sock]))
-            except BaseException as exc:  # reported by start()/stop(), never lost in the thread
-                self._error = exc
-
-        self._thread = threading.Thread(target=run, name=f"baicai-emulator:{self.port}", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if self._error is not None or not self._thread.is_alive():
-                self._cleanup()
-                raise RuntimeError(f"模拟器启动失败 / the emulator failed to start: {self._error!r}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("模拟器启动超时 / the emulator did not start in time")
-            time.sleep(0.002)
+        self._server.start(timeout)
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        server.should_exit = True
-        thread.join(timeout / 2)
-        if thread.is_alive():
-            server.force_exit = True
-            thread.join(timeout / 2)
-        self._cleanup()
-
-    def _cleanup(self) -> None:
-        if self._socket is not None:
-            self._socket.close()
-        self._socket = None
-        self._server = None
-        self._thread = None
+        self._server.stop(timeout)
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._server.running
 
     def __enter__(self) -> "EmulatorServer":
         return self.start()
@@ -212,4 +126,4 @@ class EmulatorServer:
         self.stop()
 
     def __repr__(self) -> str:
-        return f"EmulatorServer({self.url if self._thread else 'stopped'})"
+        return f"EmulatorServer({self.url if self.running else 'stopped'})"
