@@ -10,6 +10,8 @@ A model the catalogue does not know is never priced at 0: its price is ``None`` 
 from __future__ import annotations
 
 import json
+import os
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -181,11 +183,27 @@ def _load(override: Path | None, mtime: float | None) -> Catalog:
         ) from exc
 
 
-def load_catalog() -> Catalog:
-    """The shipped catalogue with the user's ``catalog.json`` (config dir) applied, cached until that file changes."""
+_recent: tuple[float, str, Catalog] | None = None
+_RECHECK_SECONDS = 1.0
+
+
+def load_catalog(*, fresh: bool = False) -> Catalog:
+    """The shipped catalogue with the user's ``catalog.json`` (config dir) applied, cached until that file changes.
+
+    Called for every metered request: the override file is looked at no more than once a second, unless ``fresh``.
+    """
+    global _recent
     from ._paths import config_dir
 
+    now = time.monotonic()
+    home = os.environ.get("BAICAI_HOME", "")
+    recent = _recent
+    if not fresh and recent is not None and recent[1] == home and now - recent[0] < _RECHECK_SECONDS:
+        return recent[2]
     override = config_dir() / "catalog.json"
-    if override.is_file():
-        return _load(override, override.stat().st_mtime)
-    return _load(None, None)
+    try:
+        catalog = _load(override, override.stat().st_mtime)
+    except FileNotFoundError:
+        catalog = _load(None, None)
+    _recent = (now, home, catalog)
+    return catalog

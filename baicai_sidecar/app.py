@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -103,6 +104,10 @@ def create_app(config: SidecarConfig) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await proxy.start()
+        # Load the tokenizer now (≈0.3 s), not inside the first app request.
+        from baicai_sdk._tokens import get_encoding
+
+        await anyio.to_thread.run_sync(get_encoding, "cl100k_base")
         try:
             yield
         finally:

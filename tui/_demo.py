@@ -47,7 +47,7 @@ class SampleTraffic:
         from baicai_sdk import Baicai  # type: ignore[attr-defined]
 
         # quota="raise": refuse locally rather than sleep through a full window, so the demo keeps moving
-        tier = self.tier if self.tier in ("free", "paid") else None
+        tier: Any = self.tier if self.tier in ("free", "paid") else None
         return Baicai(api_key=self.key, base_url=self.base_url, max_retries=0, quota="raise", tier=tier)
 
     def send_one(self, client: object) -> None:

@@ -287,7 +287,8 @@ class Services:
         return store
 
     def change_token(self) -> tuple[int, int]:
-        return tuple(self._usage().change_token())  # type: ignore[return-value]
+        max_id, version = self._usage().change_token()
+        return int(max_id), int(version)
 
     def _local_midnight(self, now: float) -> float:
         day = dt.datetime.fromtimestamp(now, self.tz).replace(hour=0, minute=0, second=0, microsecond=0)

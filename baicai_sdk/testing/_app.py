@@ -131,7 +131,7 @@ class RelayEmulator:
         ``BAICAI_HOME`` — a relay that changed prices or added a model — applies to the shared emulator too.
         """
         with self._lock:
-            self.catalog = self._fixed_catalog or load_catalog()
+            self.catalog = self._fixed_catalog or load_catalog(fresh=True)
             if config is not None:
                 self.config = config
                 self.clock.reset(config.clock_offset)

@@ -30,7 +30,7 @@ class LedgerTable(DataTable[str]):
 
 
 class LedgerPageView(Page):
-    offset = 0
+    row_offset = 0
     page: LedgerPage | None = None
 
     def build(self) -> ComposeResult:
@@ -57,20 +57,20 @@ class LedgerPageView(Page):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.offset = 0
+        self.row_offset = 0
         self.load()
         self.focus_main()
 
     def turn(self, step: int) -> None:
         total = self.page.total if self.page else 0
-        new = self.offset + step * PAGE_SIZE
+        new = self.row_offset + step * PAGE_SIZE
         if 0 <= new < max(total, 1):
-            self.offset = new
+            self.row_offset = new
             self.load()
 
     def load(self) -> None:
         super().load()
-        offset, f = self.offset, self.filters()
+        offset, f = self.row_offset, self.filters()
         self.in_thread(lambda: self.services.ledger_page(offset, PAGE_SIZE, **f), self.show)
 
     def show(self, page: LedgerPage) -> None:

@@ -112,9 +112,9 @@ class FormModal(ModalScreen["dict[str, str] | None"]):
 
         values = {}
         for f in self.fields:
-            widget = self.query_one(f"#field-{f.name}")
-            values[f.name] = str(widget.value if not isinstance(widget, Select) or widget.value is not Select.BLANK
-                                 else "")
+            widget = self.query_one(f"#field-{f.name}", Input | Select)  # type: ignore[arg-type]
+            value = widget.value
+            values[f.name] = "" if value is Select.BLANK else str(value)
         return values
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -39,7 +39,9 @@ class OverviewPage(Page):
         yield Static("", id="month", classes="figure")
         yield Static(tr("本月按模型", "This month by model"), classes="section-title")
         table: DataTable[str] = DataTable(id="by-model", cursor_type="row", zebra_stripes=True)
-        table.add_columns(tr("模型", "Model"), tr("请求", "Requests"), "Tokens", tr("费用", "Cost"))
+        for label, width in ((tr("模型", "Model"), 24), (tr("请求", "Requests"), 16), ("Tokens", 12),
+                             (tr("费用", "Cost"), 14)):
+            table.add_column(label, width=width)  # fixed: no re-measuring on reload, stable snapshots
         yield table
 
     def load(self) -> None:

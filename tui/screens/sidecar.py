@@ -14,7 +14,7 @@ from .modals import ConfirmModal, Field, FormModal, NoticeModal
 
 class TokensTable(DataTable[str]):
     BINDINGS = [
-        Binding("s", "toggle", tr("启动/停止", "Start/stop")),
+        Binding("s", "start_stop", tr("启动/停止", "Start/stop")),
         Binding("i", "issue", tr("签发令牌", "Issue token")),
         Binding("v", "revoke", tr("吊销", "Revoke")),
     ]
@@ -23,7 +23,7 @@ class TokensTable(DataTable[str]):
     def page(self) -> SidecarPage:
         return self.query_ancestor(SidecarPage)
 
-    def action_toggle(self) -> None:
+    def action_start_stop(self) -> None:
         self.page.toggle()
 
     def action_issue(self) -> None:

@@ -102,7 +102,9 @@ class UsagePage(Page):
                                 for line in lines[:12]]) if not timeline else "")
         table = self.query_one("#usage-table", UsageTable)
         table.clear(columns=True)
-        table.add_columns(tr(*_GROUP_LABEL[self.by]), tr("请求", "Requests"), "Tokens", tr("费用", "Cost"))
+        for label, width in ((tr(*_GROUP_LABEL[self.by]), 28), (tr("请求", "Requests"), 16), ("Tokens", 12),
+                             (tr("费用", "Cost"), 14)):
+            table.add_column(label, width=width)  # fixed: no re-measuring on reload, stable snapshots
         for i, line in enumerate(lines):
             table.add_row(line.label, count(line.requests), count(line.tokens), cny(line.cost_cny), key=str(i))
 
