@@ -60,11 +60,38 @@ _LAZY: "dict[str, str]" = {
     "SystemBusy": "._errors",
     "TooFrequent": "._errors",
     "UnknownRelayError": "._errors",
-    # ---- LEAD: other parts' public names go here, one line each, e.g.
-    # "KeyStore": "._keys", "Profile": "._keys", "mask_key": "._keys", "resolve_credentials": "._keys",
-    # "UsageStore": "._usage", "count_tokens": "._tokens", "estimate": "._meter",
-    # "http_client": "._transport", "async_http_client": "._transport", "balance": "._billing",
-    # (tests/sdk/test_exported_members.py checks that every name here resolves and __all__ matches)
+    # relay codes, models and prices
+    "RELAY_CODES": "._codes",
+    "RelayCode": "._codes",
+    "Catalog": "._catalog",
+    "load_catalog": "._catalog",
+    # keys and profiles
+    "KeyStore": "._keys",
+    "Profile": "._keys",
+    "Credentials": "._keys",
+    "resolve_credentials": "._keys",
+    "mask_key": "._keys",
+    # offline token counting
+    "count_chat": "._tokens",
+    "count_text": "._tokens",
+    "StreamCounter": "._tokens",
+    # the pipeline: quota gate + ledger, for any httpx2-based client (AutoGen, LangChain…)
+    "http_client": "._transport",
+    "async_http_client": "._transport",
+    "MeteredTransport": "._transport",
+    "AsyncMeteredTransport": "._transport",
+    "Meter": "._meter",
+    "Decision": "._quota",
+    "RequestInfo": "._quota",
+    "describe_request": "._quota",
+    # reading the ledger; balance
+    "UsageStore": "._usage",
+    "Totals": "._usage",
+    "ReportRow": "._usage",
+    "LedgerRow": "._usage",
+    "WindowStatus": "._usage",
+    "balance": "._billing",
+    "Balance": "._billing",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -108,7 +135,16 @@ if _typing.TYPE_CHECKING:
         UnknownRelayError,
         parse_relay_error,
     )
+    from ._billing import Balance, balance
+    from ._catalog import Catalog, load_catalog
+    from ._codes import RELAY_CODES, RelayCode
+    from ._keys import Credentials, KeyStore, Profile, mask_key, resolve_credentials
+    from ._meter import Meter
+    from ._quota import Decision, RequestInfo, describe_request
     from ._retry import DEFAULT_RETRY_POLICY, RetryPolicy
+    from ._tokens import StreamCounter, count_chat, count_text
+    from ._transport import AsyncMeteredTransport, MeteredTransport, async_http_client, http_client
+    from ._usage import LedgerRow, ReportRow, Totals, UsageStore, WindowStatus
 
 
 def __getattr__(name: str) -> "_typing.Any":

@@ -8,7 +8,7 @@ language is one assignment plus a recompose.
 from __future__ import annotations
 
 import os
-from typing import Literal, cast
+from typing import Literal
 
 __all__ = ["Lang", "set_lang", "get_lang", "tr", "LANGS"]
 
@@ -20,7 +20,7 @@ _current: Lang = "both"
 
 def _from_env() -> Lang:
     value = os.environ.get("BAICAI_LANG", "").strip().lower()
-    return cast(Lang, value) if value in LANGS else "both"
+    return value if value in LANGS else "both"
 
 
 _current = _from_env()
@@ -29,7 +29,7 @@ _current = _from_env()
 def set_lang(lang: str | None) -> Lang:
     """Set the language for labels made from now on; unknown values mean both."""
     global _current
-    _current = cast(Lang, lang) if lang in LANGS else "both"
+    _current = lang if lang in LANGS else "both"
     return _current
 
 

@@ -114,7 +114,7 @@ class FormModal(ModalScreen["dict[str, str] | None"]):
         for f in self.fields:
             widget = self.query_one(f"#field-{f.name}", Input | Select)  # type: ignore[arg-type]
             value = widget.value
-            values[f.name] = "" if value is Select.BLANK else str(value)
+            values[f.name] = "" if isinstance(widget, Select) and widget.is_blank() else str(value)
         return values
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
