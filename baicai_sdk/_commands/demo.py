@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         home = args.keep or stack.enter_context(tempfile.TemporaryDirectory(prefix="baicai-demo-"))
         os.environ["BAICAI_HOME"] = home  # this process only: the demo's ledger and config live here
-        emu = stack.enter_context(EmulatorServer(EmulatorConfig(chunk_delay=0.02)))
+        emu = stack.enter_context(EmulatorServer(EmulatorConfig(chunk_delay=0.02, reply_tokens=48)))
         tui = None if args.no_tui or not sys.stdout.isatty() else _tui_demo()
         if tui is not None:
             return int(tui(emu.base_url, emu.free_key, tier="free") or 0)

@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
             for o in result.outcomes:
                 _out(f"{o.action:14} {o.path}  {o.detail}")
             return 0 if all(o.action != "error" for o in result.outcomes) else 1
-        target = build_target(args.target, app=args.app, profile=args.profile, port=args.port, model=args.model)
+        target = build_target(args.target, app=args.app, profile=args.profile, port=args.port, model=args.model,
+                              issue_token=not args.dry_run)
         p = plan(args.app, target, options=Options(file=args.file, shell=args.shell))
     except ApplyError as exc:
         print(f"错误 / error: {exc}", file=sys.stderr)

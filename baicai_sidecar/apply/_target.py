@@ -46,6 +46,9 @@ def _relay_credentials(profile: str | None) -> tuple[str, str, tuple[str, ...]]:
     return key, base_url, notes
 
 
+NEW_TOKEN_PLACEHOLDER = "sk-baicai-NEW-TOKEN"
+
+
 def build_target(
     kind: TargetKind = "relay",
     *,
@@ -53,11 +56,12 @@ def build_target(
     profile: str | None = None,
     port: int | None = None,
     model: str | None = None,
+    issue_token: bool = True,
 ) -> Target:
     """``relay``: the profile's base URL and real key. ``sidecar``: 127.0.0.1 and a local token for ``app`` only.
 
-    The sidecar token is issued here (idempotent: the same app gets the same token on every run), so a plan made
-    for ``--dry-run`` is the plan that would be applied.
+    The sidecar token is issued here (idempotent: the same app gets the same token on every run). With
+    ``issue_token=False`` (``--dry-run``) nothing is saved: an app without a token yet is shown a placeholder.
     """
     model = model or DEFAULT_MODEL
     if kind == "relay":
@@ -68,7 +72,13 @@ def build_target(
         from baicai_sidecar._tokens import TokenStore
 
         port = port or int(os.environ.get("BAICAI_SIDECAR_PORT", "") or DEFAULT_SIDECAR_PORT)
-        token = TokenStore().issue(app)
+        store = TokenStore()
+        token = store.issue(app) if issue_token else store.get(app)
+        notes: tuple[str, ...] = ()
+        if token is None:
+            token = NEW_TOKEN_PLACEHOLDER
+            notes = (f"将为 {app} 新建本地令牌 / a new local token will be issued for {app}",)
         base_url = f"http://127.0.0.1:{port}/v1"
-        return Target("sidecar", base_url, token, f"本地 sidecar / sidecar {base_url} ({mask_secret(token)})", model)
+        label = f"本地 sidecar / sidecar {base_url} ({mask_secret(token)})"
+        return Target("sidecar", base_url, token, label, model, notes)
     raise ApplyError(f"未知目标 {kind!r}，可选 relay 或 sidecar / unknown target {kind!r}: use relay or sidecar")

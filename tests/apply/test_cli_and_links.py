@@ -129,3 +129,17 @@ def test_build_target_relay_from_env_and_sidecar_token_is_stable(monkeypatch: py
     from baicai_sidecar._tokens import TokenStore
 
     assert TokenStore().verify(first.key) == "llm"
+
+
+def test_dry_run_to_the_sidecar_saves_no_token(tmp_path, monkeypatch) -> None:
+    """`--dry-run` writes nothing at all: not the app's file, and not a new sidecar token either."""
+    from baicai_sdk.cli import main
+    from baicai_sidecar._tokens import TokenStore
+
+    monkeypatch.setenv("LLM_USER_PATH", str(tmp_path / "llm"))
+    assert main(["apply", "llm", "--target", "sidecar", "--dry-run"]) == 0
+    assert TokenStore().get("llm") is None
+    assert not (tmp_path / "llm").exists() or not any((tmp_path / "llm").iterdir())
+    assert main(["apply", "llm", "--target", "sidecar"]) == 0
+    token = TokenStore().get("llm")
+    assert token is not None and token in (tmp_path / "llm" / "keys.json").read_text()
