@@ -126,7 +126,7 @@ class BaicaiApp(App[int]):
         self.run_worker(poll, thread=True, group="poll", exclusive=not force, exit_on_error=False, name="poll")
 
     def _apply_change(self, token: tuple[int, int] | None, error: BaseException | None, force: bool) -> None:
-        if self._stopping or not self.query("#tabs"):
+        if self._stopping or not self.query("#tabs") or not self.query("#overview"):
             return  # the answer came back after the app closed (or mid-recompose)
         if error is not None:
             self.set_status(f"{tr('账本不可读', 'ledger unreadable')}: {error}", error=True)
@@ -141,7 +141,13 @@ class BaicaiApp(App[int]):
                     page.load()
             self.set_status(f"{tr('更新于', 'updated')} {stamp(self.services.clock(), self.services.tz)}")
 
+    def _pages_mounted(self) -> bool:
+        """False for the moment the language switch recomposes the screen."""
+        return bool(self.query("#overview"))
+
     def _tick(self) -> None:
+        if not self._pages_mounted():
+            return
         self._check_changes()
         page = self.active_page
         if not page.built:
@@ -162,13 +168,15 @@ class BaicaiApp(App[int]):
         overview.load_balance()
 
     def set_status(self, text: str, *, error: bool = False) -> None:
-        status = self.query_one("#status", Static)
-        status.update(text)
-        status.set_class(error, "-error")
+        for status in self.query("#status").results(Static):  # none while the language switch recomposes
+            status.update(text)
+            status.set_class(error, "-error")
 
     # ---- navigation
     @on(TabbedContent.TabActivated)
     async def _on_tab(self, event: TabbedContent.TabActivated) -> None:
+        if not self._pages_mounted():
+            return
         page = self.active_page
         await page.ensure_built()
         if page.stale:

@@ -20,7 +20,9 @@ from typing import Any
 
 __all__ = ["Reply", "build_reply", "count_prompt", "count_completion_text"]
 
-_PAD = " ok"
+# Filler that reads like an answer (and mixes scripts, so counts exercise the tokenizer): repeated to length.
+_PAD = (" This is a deterministic answer from the baicai relay emulator, for offline development and tests."
+        " 这是白菜GPT模拟器的确定性回答，用于离线开发与测试。")
 
 
 @dataclass
@@ -147,7 +149,7 @@ def build_reply(body: dict[str, Any], model: str, reply_tokens: int) -> Reply:
     pad = enc.encode(_PAD)
     while len(tokens) < target:
         tokens += pad
-    tokens = tokens[:target]
+    tokens = tokens[:target]  # may cut a character in two: _pieces() drops the incomplete tail
     finish = "stop"
     if limit is not None and len(tokens) > limit:
         tokens = tokens[:limit]

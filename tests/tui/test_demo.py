@@ -17,7 +17,7 @@ async def test_demo_figures_move_with_nothing_configured(emulator) -> None:
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(pilot, balance=True)
         seen = set()
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline and len(seen) < 3:
             await pilot.pause(0.25)
             seen.add(text_of(app.query_one("#today")))
