@@ -178,6 +178,27 @@ def _open_error(path: Path, exc: Exception) -> str:
     )
 
 
+class ThreadConnections:
+    """One connection per thread to one ledger file (sqlite3 connections must not be shared across threads)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+
+    def get(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = connect(self.path)
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection (the others close when their thread ends)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
 def migrate(conn: sqlite3.Connection) -> int:
     """Apply pending migrations, each in its own ``BEGIN IMMEDIATE`` transaction; returns the new version."""
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])

@@ -110,7 +110,7 @@ class Meter:
         self._fixed_catalog = catalog
         self._catalog: Catalog | None = None
         self._catalog_at = 0.0
-        self._local = threading.local()
+        self._connections = _ledger.ThreadConnections(self.path)
         self._last_sweep = 0.0
 
     # ---- plumbing -------------------------------------------------------------------------------------------
@@ -126,18 +126,11 @@ class Meter:
         return self._catalog
 
     def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = _ledger.connect(self.path)
-            self._local.conn = conn
-        return conn
+        return self._connections.get()
 
     def close(self) -> None:
         """Close this thread's connection (others close when their thread ends)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._connections.close()
 
     def tier_for(self, api_key: str) -> tuple[Tier, TierSource]:
         if self.tier is not None:

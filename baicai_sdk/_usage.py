@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -160,20 +159,13 @@ class UsageStore:
             path = ledger_path()
         self.path = Path(path)
         self.clock = clock
-        self._local = threading.local()
+        self._connections = _ledger.ThreadConnections(self.path)
 
     def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = _ledger.connect(self.path)
-            self._local.conn = conn
-        return conn
+        return self._connections.get()
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._connections.close()
 
     @staticmethod
     def _range(since: float | None, until: float | None) -> tuple[str, list[Any]]:

@@ -18,9 +18,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 __all__ = [
     "Services",
@@ -40,6 +41,8 @@ __all__ = [
 ]
 
 Clock = Callable[[], float]
+T = TypeVar("T")
+_LEDGER_THREAD = "baicai-tui-ledger"
 GroupBy = Literal["day", "hour", "model", "key", "source"]
 GROUPS: tuple[GroupBy, ...] = ("day", "hour", "model", "key", "source")
 
@@ -269,25 +272,34 @@ class Services:
         self.clock: Clock = clock or time.time
         self.tz = tz or dt.datetime.now().astimezone().tzinfo or dt.timezone.utc
         self.sidecar_url = (sidecar_url or os.environ.get("BAICAI_SIDECAR_URL") or _default_sidecar_url()).rstrip("/")
-        self._local = threading.local()
+        self._store: Any = None
+        self._ledger_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=_LEDGER_THREAD)
         self._sidecar_proc: subprocess.Popen[bytes] | None = None
         self._demo = demo_credentials
         """(key, base_url, tier) for ``baicai demo``: used instead of the user's profiles, never stored."""
 
     # ---- ledger (read side)
-    def _usage(self) -> Any:
-        """One UsageStore per thread: workers and the UI thread never share a SQLite connection."""
-        store = getattr(self._local, "usage", None)
-        if store is None:
+    def _read(self, query: Callable[[Any], T]) -> T:
+        """Run ``query(usage_store)`` on the one ledger thread.
+
+        Why one thread: textual starts a new thread per worker, and a SQLite connection belongs to its thread —
+        per-worker connections would be reopened on every refresh, and ``PRAGMA data_version`` (the change
+        token) only means something when compared on the same connection.
+        """
+        if threading.current_thread().name.startswith(_LEDGER_THREAD):
+            return query(self._usage_store())
+        return self._ledger_thread.submit(lambda: query(self._usage_store())).result()
+
+    def _usage_store(self) -> Any:
+        if self._store is None:
             from baicai_sdk._paths import ledger_path
             from baicai_sdk._usage import UsageStore
 
-            store = UsageStore(ledger_path(), clock=self.clock)
-            self._local.usage = store
-        return store
+            self._store = UsageStore(ledger_path(), clock=self.clock)
+        return self._store
 
     def change_token(self) -> tuple[int, int]:
-        max_id, version = self._usage().change_token()
+        max_id, version = self._read(lambda u: u.change_token())
         return int(max_id), int(version)
 
     def _local_midnight(self, now: float) -> float:
@@ -300,12 +312,11 @@ class Services:
 
     def overview(self) -> OverviewView:
         now = self.clock()
-        usage = self._usage()
-        today = _totals(usage.summary(since=self._local_midnight(now)))
-        month_start = self._month_start(now)
-        month = _totals(usage.summary(since=month_start))
-        by_model = [_report_line(r) for r in usage.report("model", since=month_start, tz=self.tz)]
-        return OverviewView(today=today, month=month, by_model=by_model, profile=self.active_profile())
+        midnight, month_start = self._local_midnight(now), self._month_start(now)
+        today, month, models = self._read(lambda u: (u.summary(since=midnight), u.summary(since=month_start),
+                                                     u.report("model", since=month_start, tz=self.tz)))
+        return OverviewView(today=_totals(today), month=_totals(month), by_model=[_report_line(r) for r in models],
+                            profile=self.active_profile())
 
     def range_bounds(self, preset: str) -> tuple[float | None, float | None]:
         """``today`` / ``7d`` / ``30d`` / ``month`` / ``all`` as (since, until) in the local time zone."""
@@ -322,7 +333,8 @@ class Services:
         return None, None
 
     def report(self, by: GroupBy, since: float | None = None, until: float | None = None) -> list[ReportLine]:
-        return [_report_line(r) for r in self._usage().report(by, since=since, until=until, tz=self.tz)]
+        rows = self._read(lambda u: u.report(by, since=since, until=until, tz=self.tz))
+        return [_report_line(r) for r in rows]
 
     def export(self, lines: Iterable[ReportLine], fmt: Literal["csv", "json"], path: Path | None = None,
                *, by: str = "report") -> Path:
@@ -347,10 +359,8 @@ class Services:
 
     def ledger_page(self, offset: int = 0, limit: int = 50, *, model: str | None = None,
                     status: str | None = None, source: str | None = None) -> LedgerPage:
-        usage = self._usage()
-        rows = usage.rows(offset=offset, limit=limit, model=model or None, status=status or None,
-                          source=source or None)
-        total = _int(usage.count(model=model or None, status=status or None, source=source or None))
+        where = {"model": model or None, "status": status or None, "source": source or None}
+        rows, total = self._read(lambda u: (u.rows(offset=offset, limit=limit, **where), _int(u.count(**where))))
         lines = []
         for r in rows:
             code = _get(r, "relay_code")
@@ -377,8 +387,7 @@ class Services:
 
     def windows(self) -> list[WindowView]:
         now = self.clock()
-        usage = self._usage()
-        statuses = list(usage.windows(now=now))
+        statuses = self._read(lambda u: list(u.windows(now=now)))
         pace = self._pace_by_family(now) if statuses else {}
         views = []
         for w in statuses:
@@ -576,6 +585,7 @@ class Services:
 
     def close(self) -> None:
         self.stop_sidecar()
+        self._ledger_thread.shutdown(wait=False, cancel_futures=True)
 
 
 def _profile(p: Any, active: bool) -> ProfileView:
