@@ -117,6 +117,10 @@ class WindowStatus:
     """False when the tier may not use this family at all (free tier and DALL·E)."""
     exhausted_until: float | None = None
     """Set while the relay's "limit reached" answer keeps the predictor conservative."""
+    runs_out_at: float | None = None
+    """Burn-rate projection: when a budget of this window is used up if the last 10 minutes' pace goes on."""
+    runs_out_of: str = ""
+    """Which budget ``runs_out_at`` speaks of: ``requests`` or ``tokens`` ("" when there is no projection)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -295,6 +299,11 @@ class UsageStore:
                 "SELECT COUNT(*) FROM requests WHERE family = ? AND ts > ? AND status = 'pending'", (family, since)
             ).fetchone()[0]
             ex = conn.execute("SELECT MAX(ts) FROM exhaustions WHERE family = ? AND ts > ?", (family, since)).fetchone()[0]
+            recent_requests, recent_tokens = _ledger.window_totals(conn, family, now - PACE_SECONDS)
+            runs_out_at, runs_out_of = project_exhaustion(
+                now, recent_requests / PACE_SECONDS, recent_tokens / PACE_SECONDS, requests,
+                limits.requests_per_hour if limits else None, tokens, limits.tokens_per_hour if limits else None,
+            )
             out.append(
                 WindowStatus(
                     family=family, tier=tier, tier_source=tier_source,
@@ -303,6 +312,7 @@ class UsageStore:
                     next_free_at=None if oldest is None else float(oldest) + WINDOW_SECONDS,
                     pending=int(pending), allowed=limits is not None,
                     exhausted_until=None if ex is None else float(ex) + WINDOW_SECONDS,
+                    runs_out_at=runs_out_at, runs_out_of=runs_out_of,
                 )
             )
         return out
@@ -322,6 +332,29 @@ class UsageStore:
     def topups(self) -> list[tuple[float, float, str | None]]:
         """(time, CNY, note) of recorded top-ups, oldest first."""
         return [(float(r[1]), float(r[2]), r[4]) for r in _ledger.topups(self._conn())]
+
+
+PACE_SECONDS = 600.0
+"""The recent stretch whose pace the burn-rate projection extends."""
+
+
+def project_exhaustion(
+    now: float, requests_per_second: float, tokens_per_second: float,
+    requests_used: int, requests_limit: int | None, tokens_used: int, tokens_limit: int | None,
+) -> tuple[float | None, str]:
+    """When the window's first budget runs out if the recent pace goes on, and which one (None: no pace or cap).
+
+    Deliberately simple and pessimistic: it ignores what the sliding hour frees meanwhile, like the predictor.
+    """
+    candidates = []
+    if tokens_limit and tokens_per_second > 0:
+        candidates.append((now + max(0, tokens_limit - tokens_used) / tokens_per_second, "tokens"))
+    if requests_limit and requests_per_second > 0:
+        candidates.append((now + max(0, requests_limit - requests_used) / requests_per_second, "requests"))
+    if not candidates:
+        return None, ""
+    at, what = min(candidates)
+    return max(at, now), what
 
 
 def _local_tz() -> dt.tzinfo:

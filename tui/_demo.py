@@ -34,26 +34,30 @@ class SampleTraffic:
     """
 
     def __init__(self, base_url: str, key: str, *, tier: str = "free", interval: float = 2.0,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, paid_key: str | None = None) -> None:
         self.base_url = base_url
         self.key = key
         self.tier = tier
+        self.paid_key = paid_key
+        """When given, every other request uses this paid key: the free key's hour fills up (and is then refused
+        locally), while the paid traffic keeps the spend and usage figures moving."""
         self.interval = interval
         self.sent = 0
         self.failed = 0
         self._random = random.Random(seed)
 
-    def _client(self) -> object:
-        from baicai_sdk import Baicai  # type: ignore[attr-defined]
+    def _client(self, key: str, tier: str) -> object:
+        from baicai_sdk import Baicai
 
         # quota="raise": refuse locally rather than sleep through a full window, so the demo keeps moving
-        tier: Any = self.tier if self.tier in ("free", "paid") else None
-        return Baicai(api_key=self.key, base_url=self.base_url, max_retries=0, quota="raise", tier=tier)
+        chosen: Any = tier if tier in ("free", "paid") else None
+        return Baicai(api_key=key, base_url=self.base_url, max_retries=0, quota="raise", tier=chosen)
 
-    def send_one(self, client: object) -> None:
+    def send_one(self, client: object, *, paid: bool | None = None) -> None:
+        paid = self.tier == "paid" if paid is None else paid
         roll = self._random.random()
         model = "gpt-4-0125-preview" if roll < 0.1 else "gpt-3.5-turbo"
-        stream = self.tier == "paid" and roll > 0.8
+        stream = paid and roll > 0.8
         messages = [{"role": "user", "content": self._random.choice(_PROMPTS)}]
         try:
             completions = client.chat.completions  # type: ignore[attr-defined]
@@ -67,27 +71,34 @@ class SampleTraffic:
             self.failed += 1
 
     def run(self, should_stop: Callable[[], bool]) -> None:
-        client = self._client()
+        clients = [(self._client(self.key, self.tier), self.tier == "paid")]
+        if self.paid_key:
+            clients.append((self._client(self.paid_key, "paid"), True))
+        turn = 0
         while not should_stop():
-            self.send_one(client)
+            client, paid = clients[turn % len(clients)]
+            turn += 1
+            self.send_one(client, paid=paid)
             deadline = time.monotonic() + self.interval * (0.5 + self._random.random())
             while time.monotonic() < deadline and not should_stop():
                 time.sleep(0.05)
 
 
-def make_demo_app(base_url: str, key: str, *, tier: str, interval: float = 2.0, **kwargs: Any) -> BaicaiApp:
+def make_demo_app(base_url: str, key: str, *, tier: str, interval: float = 2.0, paid_key: str | None = None,
+                  **kwargs: Any) -> BaicaiApp:
     """The demo app without running it (tests drive it headless)."""
     from .app import make_app
     from .services import Services
 
     services = Services(demo_credentials=(key, base_url, tier), clock=kwargs.pop("clock", None),
                         tz=kwargs.pop("tz", None))
-    return make_app(services=services, demo=SampleTraffic(base_url, key, tier=tier, interval=interval), **kwargs)
+    traffic = SampleTraffic(base_url, key, tier=tier, interval=interval, paid_key=paid_key)
+    return make_app(services=services, demo=traffic, **kwargs)
 
 
-def run_demo(base_url: str, key: str, *, tier: str) -> int:
+def run_demo(base_url: str, key: str, *, tier: str, paid_key: str | None = None) -> int:
     """Open the TUI on the running emulator at ``base_url`` with sample traffic; returns the exit status."""
-    app = make_demo_app(base_url, key, tier=tier)
+    app = make_demo_app(base_url, key, tier=tier, paid_key=paid_key)
     app.run()
     return int(app.return_code or 0)
 

@@ -388,7 +388,6 @@ class Services:
     def windows(self) -> list[WindowView]:
         now = self.clock()
         statuses = self._read(lambda u: list(u.windows(now=now)))
-        pace = self._pace_by_family(now) if statuses else {}
         views = []
         for w in statuses:
             family = str(_get(w, "family", default=""))
@@ -396,8 +395,7 @@ class Services:
             tokens_limit = _get(w, "tokens_limit", "token_limit")
             requests_used = _int(_get(w, "requests_used", "requests"))
             requests_limit = _get(w, "requests_limit", "request_limit")
-            runs_out, what = _project(now, pace.get(family), tokens_used, tokens_limit, requests_used,
-                                      requests_limit)
+            runs_out, what = _get(w, "runs_out_at"), str(_get(w, "runs_out_of", default="") or "")
             next_free = _get(w, "next_free_at")
             exhausted = _get(w, "exhausted_until")
             views.append(WindowView(
@@ -410,19 +408,6 @@ class Services:
                 exhausted_until=None if exhausted is None or float(exhausted) <= now else float(exhausted),
             ))
         return views
-
-    def _pace_by_family(self, now: float, span: float = 600.0) -> dict[str, tuple[float, float]]:
-        """(requests, tokens) per second over the last ``span`` seconds, per family, from the SDK's report."""
-        from baicai_sdk._catalog import family_of
-
-        pace: dict[str, tuple[float, float]] = {}
-        for line in self.report("model", since=now - span, until=now):
-            family = family_of(line.label)
-            if family is None:
-                continue
-            r, t = pace.get(family, (0.0, 0.0))
-            pace[family] = (r + line.requests / span, t + line.tokens / span)
-        return pace
 
     # ---- balance (a relay call: run in a worker)
     def balance(self) -> BalanceView:
@@ -591,26 +576,6 @@ class Services:
 def _profile(p: Any, active: bool) -> ProfileView:
     return ProfileView(name=str(_get(p, "name")), tier=str(_get(p, "tier", default="unknown")),
                        masked=str(_get(p, "masked", default="")), base_url=_get(p, "base_url"), active=active)
-
-
-def _project(now: float, pace: tuple[float, float] | None, tokens_used: int, tokens_limit: Any,
-             requests_used: int, requests_limit: Any) -> tuple[float | None, str]:
-    """When the window's first budget runs out if the recent pace goes on, and which one (None: no pace or cap).
-
-    Deliberately simple and pessimistic: it ignores what the sliding hour frees meanwhile, like the predictor.
-    """
-    if pace is None:
-        return None, ""
-    req_rate, tok_rate = pace
-    candidates = []
-    if tokens_limit and tok_rate > 0:
-        candidates.append((now + max(0, int(tokens_limit) - tokens_used) / tok_rate, "tokens"))
-    if requests_limit and req_rate > 0:
-        candidates.append((now + max(0, int(requests_limit) - requests_used) / req_rate, "requests"))
-    if not candidates:
-        return None, ""
-    at, what = min(candidates)
-    return max(at, now), what
 
 
 def tr_both(zh: str, en: str) -> str:

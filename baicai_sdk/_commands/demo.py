@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         emu = stack.enter_context(EmulatorServer(EmulatorConfig(chunk_delay=0.02, reply_tokens=48)))
         tui = None if args.no_tui or not sys.stdout.isatty() else _tui_demo()
         if tui is not None:
-            return int(tui(emu.base_url, emu.free_key, tier="free") or 0)
+            return int(tui(emu.base_url, emu.free_key, tier="free", paid_key=emu.paid_key) or 0)
         return _scripted_tour(emu, home, kept=bool(args.keep))
 
 

@@ -43,8 +43,9 @@ class ApplyPage(Page):
                         "Pick an app, press Enter to preview the change; nothing is written until you confirm "
                         "(a backup is kept)."), classes="section-title")
         table = AppsTable(id="apps-table", cursor_type="row", zebra_stripes=True)
-        table.add_columns(tr("应用", "App"), tr("已检测到", "Detected"), tr("位置", "Where"),
-                          tr("将改动", "Will change"))
+        for label, width in ((tr("应用", "App"), 14), (tr("已检测到", "Detected"), 10), (tr("位置", "Where"), 40),
+                             (tr("将改动", "Will change"), 80)):
+            table.add_column(label, width=width)
         yield table
         yield Static("", id="apply-target")
         yield Static("", id="apply-status")
