@@ -232,9 +232,9 @@ class UsageStore:
         if status:
             clauses.append("status = ?")
             args.append(status)
-        if source:
-            clauses.append("source = ?")
-            args.append(source)
+        if source:  # where a request came from: "sdk", "sidecar", "autogen"… or the app behind a sidecar token
+            clauses.append("(source = ? OR app = ?)")
+            args += [source, source]
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
     def rows(

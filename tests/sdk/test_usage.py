@@ -89,6 +89,7 @@ def test_rows_pages_newest_first_with_filters(filled: tuple[UsageStore, Clock, P
     assert [r.id for r in store.rows(offset=2, limit=2)] == [first[1].id - 1, first[1].id - 2]
     assert [r.id for r in store.rows(before_id=first[-1].id, limit=2)] == [first[1].id - 1, first[1].id - 2]
     assert store.count(source="sidecar") == 2 and store.count(status="error") == 1
+    assert store.count(source="NextChat") == 2 and store.rows(source="NextChat")[0].app == "NextChat"
     row = store.rows(model="gpt-4")[0]
     assert row.cost_cny == pytest.approx(0.15) and row.key_hint == "baicai-…1111" and len(row.key_fingerprint) == 16
     assert store.rows(model="some-new-model")[0].cost_cny is None
