@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -247,8 +247,11 @@ def window_totals(
 
 def window_entries(
     conn: sqlite3.Connection, family: str, since: float, key_fp: str | None = None
-) -> list[tuple[float, int]]:
-    """(time, tokens) of the counted rows in the window, oldest first (for "when does room free up")."""
+) -> Iterator[tuple[float, int]]:
+    """(time, tokens) of the counted rows in the window, oldest first (for "when does room free up").
+
+    Lazy: the caller stops as soon as enough has left the window, so a full window of 1,000 rows costs a few reads.
+    """
     if key_fp is None:
         cur = conn.execute(
             "SELECT ts, win_tokens FROM requests WHERE family = ? AND ts > ? AND counted = 1 ORDER BY ts",
@@ -260,7 +263,7 @@ def window_entries(
             "ORDER BY ts",
             (key_fp, family, since),
         )
-    return [(float(ts), int(tokens)) for ts, tokens in cur]
+    return ((float(ts), int(tokens)) for ts, tokens in cur)
 
 
 def recent_exhaustions(conn: sqlite3.Connection, family: str, since: float) -> list[tuple[Any, ...]]:

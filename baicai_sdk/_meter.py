@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -156,7 +156,7 @@ class Meter:
             for ts, kind, lr, lt, code in _ledger.recent_exhaustions(conn, family, since)
         ]
 
-        def entries(scope: str) -> list[tuple[float, int]]:
+        def entries(scope: str) -> Iterator[tuple[float, int]]:
             return _ledger.window_entries(conn, family, since, key_fp if scope == "key" else None)
 
         def run(key_window: Window) -> Decision:

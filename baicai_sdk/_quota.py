@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -261,7 +261,7 @@ def format_duration(seconds: float) -> tuple[str, str]:
     return f"{sec} 秒", f"{sec} s"
 
 
-def _free_after(entries: Sequence[tuple[float, int]], excess: float, weight_tokens: bool, now: float) -> float | None:
+def _free_after(entries: Iterable[tuple[float, int]], excess: float, weight_tokens: bool, now: float) -> float | None:
     """When enough of the oldest entries have left the sliding window to free ``excess`` requests or tokens."""
     freed = 0
     for ts, tokens in entries:
