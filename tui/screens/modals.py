@@ -48,7 +48,20 @@ class HelpScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
-class ConfirmModal(ModalScreen[bool]):
+class _YesNoModal(ModalScreen[bool]):
+    """A question answered with y/n, the buttons ``#yes`` / ``#no``, or escape (no)."""
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_yes(self) -> None:
+        self.dismiss(True)
+
+    def action_no(self) -> None:
+        self.dismiss(False)
+
+
+class ConfirmModal(_YesNoModal):
     BINDINGS = [Binding("escape,n", "no", tr("取消", "Cancel")), Binding("y", "yes", tr("确认", "Confirm"))]
 
     def __init__(self, question: str) -> None:
@@ -61,15 +74,6 @@ class ConfirmModal(ModalScreen[bool]):
             with Horizontal(classes="modal-buttons"):
                 yield Button(tr("确认 (y)", "Yes (y)"), id="yes", variant="error")
                 yield Button(tr("取消 (n)", "No (n)"), id="no")
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
-
-    def action_yes(self) -> None:
-        self.dismiss(True)
-
-    def action_no(self) -> None:
-        self.dismiss(False)
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,7 @@ class FormModal(ModalScreen["dict[str, str] | None"]):
         self.dismiss(None)
 
 
-class DiffModal(ModalScreen[bool]):
+class DiffModal(_YesNoModal):
     """The change ``apply`` would make, shown before anything is written."""
 
     BINDINGS = [Binding("escape,n", "no", tr("取消", "Cancel")), Binding("y", "yes", tr("写入", "Write"))]
@@ -148,15 +152,6 @@ class DiffModal(ModalScreen[bool]):
             with Horizontal(classes="modal-buttons"):
                 yield Button(tr("写入 (y)", "Write (y)"), id="yes", variant="warning")
                 yield Button(tr("取消 (n)", "Cancel (n)"), id="no")
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
-
-    def action_yes(self) -> None:
-        self.dismiss(True)
-
-    def action_no(self) -> None:
-        self.dismiss(False)
 
 
 class NoticeModal(ModalScreen[None]):
