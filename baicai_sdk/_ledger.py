@@ -115,20 +115,15 @@ class LedgerError(RuntimeError):
 
 def fingerprint(api_key: str) -> str:
     """What the ledger stores instead of a key (the same function as ``_keys.key_fingerprint``)."""
-    try:
-        from ._keys import key_fingerprint
-    except ImportError:  # pragma: no cover - _keys is part of the SDK; kept for partial checkouts
-        import hashlib
+    from ._keys import key_fingerprint
 
-        return hashlib.sha256(api_key.strip().encode("utf-8")).hexdigest()[:16]
     return key_fingerprint(api_key)
 
 
 def key_hint(api_key: str) -> str:
-    try:
-        from ._keys import mask_key
-    except ImportError:  # pragma: no cover
-        return "…"
+    """``baicai-…abcd``: enough for a person to tell keys apart, never enough to use one."""
+    from ._keys import mask_key
+
     return mask_key(api_key)
 
 

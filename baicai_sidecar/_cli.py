@@ -154,6 +154,3 @@ def _run(args: argparse.Namespace) -> int:
     serve(config)
     return 0
 
-
-# The installed egg-info of this checkout may predate pyproject's entry point name; keep both working.
-register_sidecar = register

@@ -344,11 +344,9 @@ def _probe(base_url: str, key: str, timeout: float, proxies: dict[str, str], *, 
 
 
 def _relay_error(body: Any) -> Any:
-    """The relay code in ``body`` (via the SDK's classifier when present), else None."""
-    try:
-        from .._errors import parse_relay_error
-    except ImportError:  # pragma: no cover - _errors is part of the SDK; kept for partial checkouts
-        return None
+    """The relay's error in ``body``, in any of its envelopes, else None."""
+    from .._errors import parse_relay_error
+
     return parse_relay_error(body)
 
 

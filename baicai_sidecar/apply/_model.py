@@ -50,17 +50,9 @@ class UnparseableFile(ApplyError):
 
 def mask_secret(secret: str) -> str:
     """``baicai-…abcd`` / ``sk-baicai-…abcd``: which key it is, never enough to use it."""
-    try:
-        from baicai_sdk._keys import mask_key
+    from baicai_sdk._keys import mask_key
 
-        masked: str = mask_key(secret)
-        return masked
-    except ImportError:  # TODO(dev): drop once baicai_sdk._keys exists everywhere
-        pass
-    for prefix in ("sk-baicai-", "baicai-", "sk-"):
-        if secret.startswith(prefix) and len(secret) > len(prefix) + 8:
-            return f"{prefix}…{secret[-4:]}"
-    return "…" + secret[-4:] if len(secret) > 8 else "…"
+    return mask_key(secret)
 
 
 @dataclass(frozen=True)

@@ -18,21 +18,16 @@ DEFAULT_SIDECAR_PORT = 8765
 def _relay_credentials(profile: str | None) -> tuple[str, str, tuple[str, ...]]:
     import warnings
 
-    notes: tuple[str, ...] = ()
+    from baicai_sdk._keys import resolve_credentials
+
     try:
-        from baicai_sdk._keys import resolve_credentials
-    except ImportError:  # an older SDK without profiles: the environment only
-        key = os.environ.get("BAICAI_API_KEY", "").strip()
-        base = os.environ.get("BAICAI_BASE_URL", "").strip()
-    else:
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                creds = resolve_credentials(profile=profile)
-        except Exception as exc:  # the SDK's own bilingual message says what to do
-            raise ApplyError(str(exc)) from exc
-        key, base = creds.key or "", creds.base_url or ""
-        notes = tuple(str(w.message) for w in caught)  # e.g. a corrected base URL: shown with the plan
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            creds = resolve_credentials(profile=profile)
+    except Exception as exc:  # the SDK's own bilingual message says what to do
+        raise ApplyError(str(exc)) from exc
+    key, base = creds.key or "", creds.base_url or ""
+    notes = tuple(str(w.message) for w in caught)  # e.g. a corrected base URL: shown with the plan
     if not key:
         raise ApplyError(
             "没有找到白菜GPT 密钥：先运行 `baicai key add NAME`（或设置 BAICAI_API_KEY），"
@@ -74,11 +69,11 @@ def build_target(
         port = port or int(os.environ.get("BAICAI_SIDECAR_PORT", "") or DEFAULT_SIDECAR_PORT)
         store = TokenStore()
         token = store.issue(app) if issue_token else store.get(app)
-        notes: tuple[str, ...] = ()
+        new_token_note: tuple[str, ...] = ()
         if token is None:
             token = NEW_TOKEN_PLACEHOLDER
-            notes = (f"将为 {app} 新建本地令牌 / a new local token will be issued for {app}",)
+            new_token_note = (f"将为 {app} 新建本地令牌 / a new local token will be issued for {app}",)
         base_url = f"http://127.0.0.1:{port}/v1"
         label = f"本地 sidecar / sidecar {base_url} ({mask_secret(token)})"
-        return Target("sidecar", base_url, token, label, model, notes)
+        return Target("sidecar", base_url, token, label, model, new_token_note)
     raise ApplyError(f"未知目标 {kind!r}，可选 relay 或 sidecar / unknown target {kind!r}: use relay or sidecar")
