@@ -531,7 +531,11 @@ def _local_quota_error(response: httpx2.Response, body: object) -> QuotaExceeded
         retry_at=retry_at,
     )
     error.code = LOCAL_QUOTA_TYPE
-    error.hint = "等待一小时窗口释放后再试，或升级为付费会员 / wait for the hourly window, or top up to a paid key"
+    if retry_at is not None:
+        error.hint = "等待一小时窗口释放后再试，或升级为付费会员 / wait for the hourly window, or top up to a paid key"
+    else:  # no time helps: the model is not on this tier, or the request alone exceeds the hourly budget
+        error.hint = ("等待无济于事：换用本等级可用的模型、缩小请求（max_tokens），或充值升级 / waiting will not help: use a "
+                      "model this tier allows, make the request smaller (max_tokens), or top up")
     family, tier = inner.get("family"), inner.get("tier")
     error.family = family if isinstance(family, str) else None
     error.tier = tier if tier in ("free", "paid") else None

@@ -46,6 +46,7 @@ def test_sixty_first_gpt35_request_is_refused_locally(emulator) -> None:
         _ask(client, max_tokens=5)
     error = caught.value
     assert error.retry_at is not None and error.retry_at > time.time() + 3000
+    assert "wait for the hourly window" in error.hint
     assert "60/60" in str(error) and "gpt-3.5" in str(error)
     assert len(_relay_requests(emulator, "gpt-3.5")) == 60  # the 61st never left this machine
     assert not any(r.relay_code for r in _relay_requests(emulator))
@@ -84,6 +85,7 @@ def test_request_bigger_than_the_hourly_token_budget_is_refused_as_never(emulato
         _ask(client, model="gpt-4-0125-preview", text="word " * 1400, max_tokens=10)
     assert time.monotonic() - started < 5, "a request that can never fit is refused at once, not waited for"
     assert caught.value.retry_at is None
+    assert "waiting will not help" in caught.value.hint
     assert _relay_requests(emulator, "gpt-4") == []
 
 
