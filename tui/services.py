@@ -332,6 +332,27 @@ class Services:
             return self._month_start(now), None
         return None, None
 
+    def date_bounds(self, first: str, last: str) -> tuple[float | None, float | None]:
+        """``YYYY-MM-DD`` days (inclusive, local time zone; either may be empty) as (since, until).
+
+        Raises ``ValueError`` with a bilingual message for a date it cannot read or a range that runs backwards.
+        """
+        def day_start(text: str) -> dt.datetime | None:
+            text = text.strip()
+            if not text:
+                return None
+            try:
+                return dt.datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=self.tz)
+            except ValueError:
+                raise ValueError(f"日期应为 YYYY-MM-DD，而不是 {text!r} / a date reads YYYY-MM-DD, not {text!r}") from None
+
+        start, end = day_start(first), day_start(last)
+        if start is not None and end is not None and end < start:
+            raise ValueError("结束日期早于开始日期 / the end date is before the start date")
+        since = start.timestamp() if start is not None else None
+        until = (end + dt.timedelta(days=1)).timestamp() if end is not None else None
+        return since, until
+
     def report(self, by: GroupBy, since: float | None = None, until: float | None = None) -> list[ReportLine]:
         rows = self._read(lambda u: u.report(by, since=since, until=until, tz=self.tz))
         return [_report_line(r) for r in rows]

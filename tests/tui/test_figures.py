@@ -167,3 +167,35 @@ async def test_figures_follow_another_process_writing(sdk_ledger) -> None:
         assert text_of(app.query_one("#today")).startswith(f"今日 / Today: {cny(after.cost_cny)} · "
                                                            f"{count(after.requests)} ")
         assert app.reloads == reloads + 1
+
+
+async def test_usage_custom_date_range(sdk_ledger) -> None:
+    """`r` asks for from/to days: the table then equals the SDK's report for exactly those days (local time)."""
+    now = time.time() + 1
+    store = UsageStore()
+    app = make_app(clock=lambda: now, tz=TZ)
+    today = dt.datetime.fromtimestamp(now, TZ).date()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("3")
+        await settle(pilot)
+        await pilot.press("m", "r")
+        await settle(pilot)
+        first = app.screen.query_one("#field-first")
+        first.value = "20x6-01-01"  # a typo: an error, and the range stays as it was
+        await pilot.click("#ok")
+        await settle(pilot)
+        assert app.page("usage").range_name == "30d"
+
+        await pilot.press("r")
+        await settle(pilot)
+        app.screen.query_one("#field-first").value = (today - dt.timedelta(days=1)).isoformat()
+        app.screen.query_one("#field-last").value = today.isoformat()
+        await pilot.click("#ok")
+        await settle(pilot)
+        assert f"{today - dt.timedelta(days=1)} – {today}" in text_of(app.query_one("#usage-title"))
+        since = dt.datetime.combine(today - dt.timedelta(days=1), dt.time(), TZ).timestamp()
+        until = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), TZ).timestamp()
+        expected = store.report("model", since=since, until=until, tz=TZ)
+        assert expected, "the SDK traffic of this test falls in the range"
+        assert table_rows(app.query_one("#usage-table")) == [
+            [r.key, count(r.requests), count(r.total_tokens), cny(r.cost_cny)] for r in expected]

@@ -28,6 +28,7 @@ class UsageTable(DataTable[str]):
         Binding("k", "group('key')", tr("按密钥", "Key")),
         Binding("s", "group('source')", tr("按来源", "Source")),
         Binding("g", "next_range", tr("日期范围", "Range")),
+        Binding("r", "custom_range", tr("自定日期", "From–to")),
         Binding("e", "export('csv')", tr("导出CSV", "CSV")),
         Binding("j", "export('json')", tr("导出JSON", "JSON")),
     ]
@@ -37,6 +38,9 @@ class UsageTable(DataTable[str]):
 
     def action_next_range(self) -> None:
         self.page.next_range()
+
+    def action_custom_range(self) -> None:
+        self.page.ask_custom_range()
 
     def action_export(self, fmt: str) -> None:
         self.page.export(fmt)
@@ -49,6 +53,8 @@ class UsageTable(DataTable[str]):
 class UsagePage(Page):
     by: GroupBy = "day"
     range_name: str = "30d"
+    custom: tuple[str, str] = ("", "")
+    """The from/to days (``YYYY-MM-DD``, inclusive) when ``range_name`` is ``custom``."""
     lines: list[ReportLine] = []
 
     def build(self) -> ComposeResult:
@@ -66,8 +72,13 @@ class UsagePage(Page):
         self.query_one("#usage-table").focus()
 
     def _title(self) -> None:
-        g, r = _GROUP_LABEL[self.by], _RANGE_LABEL[self.range_name]
-        self.query_one("#usage-title", Static).update(f"{tr(*g)} · {tr(*r)}")
+        g = _GROUP_LABEL[self.by]
+        if self.range_name == "custom":
+            first, last = self.custom
+            r = f"{first or '…'} – {last or '…'}"
+        else:
+            r = tr(*_RANGE_LABEL[self.range_name])
+        self.query_one("#usage-title", Static).update(f"{tr(*g)} · {r}")
 
     def set_group(self, by: GroupBy) -> None:
         if by in GROUPS:
@@ -75,14 +86,40 @@ class UsagePage(Page):
             self.load()
 
     def next_range(self) -> None:
-        self.range_name = RANGES[(RANGES.index(self.range_name) + 1) % len(RANGES)]
+        current = RANGES.index(self.range_name) if self.range_name in RANGES else -1
+        self.range_name = RANGES[(current + 1) % len(RANGES)]
         self.load()
+
+    def ask_custom_range(self) -> None:
+        from .modals import Field, FormModal
+
+        fields = [Field("first", tr("开始日期 (YYYY-MM-DD，可空)", "From (YYYY-MM-DD, may be empty)"), value=self.custom[0]),
+                  Field("last", tr("结束日期（含当天，可空）", "To (inclusive, may be empty)"), value=self.custom[1])]
+
+        def done(values: dict[str, str] | None) -> None:
+            if values is None:
+                return
+            first, last = values.get("first", "").strip(), values.get("last", "").strip()
+            try:
+                self.services.date_bounds(first, last)
+            except ValueError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self.custom, self.range_name = (first, last), "custom"
+            self.load()
+
+        self.app.push_screen(FormModal(tr("自定日期范围", "Date range"), fields), done)
+
+    def bounds(self) -> tuple[float | None, float | None]:
+        if self.range_name == "custom":
+            return self.services.date_bounds(*self.custom)
+        return self.services.range_bounds(self.range_name)
 
     def load(self) -> None:
         super().load()
         self._title()
         by = self.by
-        since, until = self.services.range_bounds(self.range_name)
+        since, until = self.bounds()
         self.in_thread(lambda: (by, self.services.report(by, since, until)), self._show_pair)
 
     def _show_pair(self, pair: tuple[GroupBy, list[ReportLine]]) -> None:
