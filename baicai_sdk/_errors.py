@@ -111,7 +111,9 @@ LOCAL_QUOTA_TYPE = "baicai_local_quota"
 # ---------------------------------------------------------------------------------------------------------------
 # Keys never leave this module in full.
 
-_SECRET_RE = re.compile(r"\b(sk-baicai-|baicai-|sk-proj-|sk-)([A-Za-z0-9_\-]{4,})")
+# No \b before "baicai-": Python counts CJK characters as word characters, and relays write "无效的令牌baicai-…".
+# "sk-" needs an ASCII boundary, so that ordinary words ("disk-space") are left alone.
+_SECRET_RE = re.compile(r"(sk-baicai-|baicai-|(?<![A-Za-z0-9])sk-proj-|(?<![A-Za-z0-9])sk-)([A-Za-z0-9_\-]{4,})")
 
 
 def _mask(prefix: str, rest: str) -> str:

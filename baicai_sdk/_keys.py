@@ -162,6 +162,13 @@ def _clean_key(key: str) -> str:
 
 
 def _check_name(name: str) -> str:
+    if name.lower().startswith(("baicai-", "sk-")) and len(name) > 16:
+        # Almost certainly the key itself, typed where the name goes: never echo it, never store it as a name.
+        raise KeyStoreError(
+            f"配置名 {mask_key(name)} 看起来是密钥本身：名称请用 main、work 这类词，密钥会在提示时输入。 / "
+            f"the profile name {mask_key(name)} looks like the key itself: use a name such as main or work; "
+            "the key is asked for at the prompt."
+        )
     if not _NAME_RE.match(name):
         raise KeyStoreError(
             f"配置名 {name!r} 无效：请用字母、数字、. _ -，最长 64 个字符。 / "

@@ -170,3 +170,14 @@ def test_real_subprocess_with_stdin(baicai_home: Path) -> None:
     refused = _baicai(["key", "add", "other", FREE], "", env)
     assert refused.returncode == 2 and FREE not in refused.stdout + refused.stderr
     assert KeyStore().get("main").secret() == PAID
+
+
+def test_a_key_typed_as_the_profile_name_is_refused_and_never_echoed(capsys) -> None:
+    from baicai_sdk.cli import main
+
+    key = "baicai-TYPEDASNAME000000000000000wxyz"
+    assert main(["key", "add", key]) != 0
+    out = capsys.readouterr()
+    assert key not in out.out + out.err and "baicai-…wxyz" in out.out + out.err
+    assert main(["key", "list"]) == 0
+    assert key not in capsys.readouterr().out

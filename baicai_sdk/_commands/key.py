@@ -102,7 +102,7 @@ def _describe_store(profile: Any, store: Any) -> str:
 
 
 def _add(args: argparse.Namespace) -> int:
-    from .._keys import KeyStoreError, NoKeyringBackend, key_warnings, mask_key
+    from .._keys import KeyStoreError, NoKeyringBackend, _check_name, key_warnings, mask_key
     from .._urls import format_changes, normalise_base_url
 
     if args.stray or args.key_arg:
@@ -113,6 +113,7 @@ def _add(args: argparse.Namespace) -> int:
         # Before asking for the secret, so nobody pastes a key only to be told the config is damaged.
         store.list()
         store.ensure_usable()
+        _check_name(args.name)
         if args.base_url is not None:
             fixed, changes = normalise_base_url(args.base_url)
             if changes:

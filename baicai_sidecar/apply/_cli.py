@@ -87,7 +87,13 @@ def run(args: argparse.Namespace) -> int:
         _out("已是目标配置，无需改动。 / already configured; nothing changed.")
     elif record.changed:
         _out(f"可用 `baicai apply {args.app} --undo` 撤销。 / undo with `baicai apply {args.app} --undo`.")
-    if p.links and not args.no_open:
+    if p.links and not args.no_open and target.kind != "sidecar":
+        # A link to the relay carries the real key, and a command line is readable by every local user
+        # (/proc/PID/cmdline): hand it to the desktop only when it carries a sidecar token.
+        _out("链接含真实密钥，未自动打开：用 --reveal 打印后手动打开，或改用 --target sidecar（只含本地令牌）。 / "
+             "the link carries your real key, so it was not opened for you: print it with --reveal and open it "
+             "yourself, or use --target sidecar (a local token only).")
+    elif p.links and not args.no_open:
         for link in p.links:
             if open_link(link.url):
                 _out("已在应用中打开，请在应用内确认导入。 / opened in the app: confirm the import there.")

@@ -25,6 +25,14 @@ def _ours(item: Any) -> bool:
     return isinstance(item, dict) and item.get("name") == CLIENT_NAME
 
 
+def _entry_in(text: str | None, path: Path) -> Any:
+    """The client named ``baicai`` in ``text`` (the file as it was before we applied), if there was one."""
+    if not text:
+        return None
+    clients = YamlDoc(text, path).mapping().get("clients")
+    return next((item for item in clients if _ours(item)), None) if isinstance(clients, list) else None
+
+
 class AichatAdapter(Adapter):
     name = "aichat"
     title = "aichat"
@@ -57,6 +65,13 @@ class AichatAdapter(Adapter):
         def remove(current: str, original: str | None, ours: OursLine) -> str:
             doc = YamlDoc(current, path)
             clients = doc.mapping().get("clients")
+            theirs = _entry_in(original, path)
+            if theirs is not None and isinstance(clients, list):
+                # A client named "baicai" was the user's own before we applied: put it back as it was.
+                for index, item in enumerate(clients):
+                    if _ours(item):
+                        clients[index] = theirs
+                return doc.dump()
             cut = doc.without(clients, _ours) if isinstance(clients, list) else None
             return current if cut is None else cut
 

@@ -397,3 +397,26 @@ def test_codex_auth_undo_keeps_a_key_the_user_set_after_us(env: Env, target: Tar
     apply_api.undo("codex")
     assert json.loads((codex / "auth.json").read_text())["OPENAI_API_KEY"] == "sk-user-rotated"
     assert not (codex / "config.toml").exists()  # untouched since apply: removed byte for byte (it was new)
+
+
+def test_undo_after_other_edits_restores_a_users_own_baicai_client(app_env: Env, target: Target) -> None:
+    """The user already had an aichat client named "baicai": undo (with a later edit in the file) puts it back."""
+    mine = (
+        "model: openai:gpt-4o\n"
+        "clients:\n"
+        "  - type: openai-compatible\n"
+        "    name: baicai\n"
+        "    api_base: https://api.baicaigpt.com/v1\n"
+        "    api_key: USER-MANUAL-KEY-0000\n"
+    )
+    paths = _layout(app_env, {"aichat/config.yaml": mine})
+    apply_api.apply(apply_api.plan("aichat", target, env=app_env))
+    path = paths["aichat/config.yaml"]
+    assert "USER-MANUAL-KEY-0000" not in path.read_text()
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("save: true\n")  # someone else's later edit: no byte-for-byte restore possible
+    result = apply_api.undo("aichat")
+    assert not result.exact
+    after = _yaml.load(path.read_text())
+    assert after["save"] is True
+    assert [dict(c) for c in after["clients"]] == [dict(_yaml.load(mine)["clients"][0])]

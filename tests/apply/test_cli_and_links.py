@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -143,3 +144,30 @@ def test_dry_run_to_the_sidecar_saves_no_token(tmp_path, monkeypatch) -> None:
     assert main(["apply", "llm", "--target", "sidecar"]) == 0
     token = TokenStore().get("llm")
     assert token is not None and token in (tmp_path / "llm" / "keys.json").read_text()
+
+
+def test_deep_links_with_the_real_key_are_never_put_on_a_command_line(tmp_path: Path, monkeypatch) -> None:
+    """Any local user can read /proc/PID/cmdline: only a link with a sidecar token is handed to xdg-open."""
+    from baicai_sdk.cli import main
+
+    calls = tmp_path / "calls.txt"
+    opener = tmp_path / "bin" / "xdg-open"
+    opener.parent.mkdir()
+    opener.write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\n")
+    opener.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{opener.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("DISPLAY", ":0")
+    real_key = "baicai-REALKEY0000000000000000000wxyz"
+    monkeypatch.setenv("BAICAI_API_KEY", real_key)
+
+    assert main(["apply", "chatbox", "--target", "relay"]) == 0
+    assert not calls.exists()
+    assert main(["apply", "chatbox", "--target", "sidecar"]) == 0
+    for _ in range(100):  # the opener runs detached
+        if calls.exists() and calls.read_text().strip():
+            break
+        time.sleep(0.05)
+    opened = calls.read_text().strip()
+    assert opened.startswith("chatbox://")
+    config = json.dumps(_decode(parse_qs(urlsplit(opened).query)["config"][0]))
+    assert real_key not in config and "sk-baicai-" in config  # the app gets a local token only

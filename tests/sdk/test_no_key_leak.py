@@ -66,7 +66,8 @@ def test_relay_quoting_the_key_is_redacted(everything_logged: pytest.LogCaptureF
     def handler(request: httpx2.Request) -> httpx2.Response:
         if request.url.path.endswith("/models"):
             return httpx2.Response(401, json=quoted)  # OpenAI's own wording, passed through
-        return httpx2.Response(200, json={"errcode": 40001, "errmsg": f"key {SECRET} is wrong"})
+        # Quoted right after Chinese text (no space): CJK characters are "word" characters to a regex \b.
+        return httpx2.Response(200, json={"errcode": 40001, "errmsg": f"无效的令牌{SECRET}，请检查"})
 
     client = Baicai(api_key=SECRET, base_url="http://relay.test/v1", max_retries=0,
                     http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
@@ -80,6 +81,13 @@ def test_relay_quoting_the_key_is_redacted(everything_logged: pytest.LogCaptureF
         texts += [str(exc), repr(exc), str(exc.body), str(exc.args)]
     assert "baicai-…ghij" in str(relay.value)
     assert_clean(*texts, *(r.getMessage() for r in everything_logged.records))
+
+
+def test_redact_leaves_ordinary_words_alone() -> None:
+    from baicai_sdk._errors import redact
+
+    assert redact("disk-space and task-abcdef stay") == "disk-space and task-abcdef stay"
+    assert redact("example: baicai-xxxxxxxx") == "example: baicai-xxxxxxxx"
 
 
 async def test_async_errors_are_clean(emulator: Any) -> None:
