@@ -141,7 +141,10 @@ class Meter:
         return "unknown", "unknown"
 
     # ---- deciding -------------------------------------------------------------------------------------------
-    def _decide(self, conn: sqlite3.Connection, api_key: str, info: RequestInfo, now: float) -> Decision:
+    def _decide(
+        self, conn: sqlite3.Connection, api_key: str, info: RequestInfo, now: float, *, when: bool = True
+    ) -> Decision:
+        """``when=False``: the decision without its "room frees at" time (which reads the window's rows)."""
         key_fp = _ledger.fingerprint(api_key)
         tier, tier_source = self.tier_for(api_key)
         family = info.family
@@ -162,7 +165,8 @@ class Meter:
         def run(key_window: Window) -> Decision:
             return decide(
                 info, tier=tier, tier_source=tier_source, ip_window=Window(*ip), key_window=key_window, now=now,
-                catalog=catalog, exhaustions=exhaustions, max_wait=self.max_wait, entries_loader=entries,
+                catalog=catalog, exhaustions=exhaustions, max_wait=self.max_wait,
+                entries_loader=entries if when else None,
             )
 
         # The per-key budget equals the IP's and a key's rows are a subset of the IP's, so the key window can only
@@ -194,7 +198,8 @@ class Meter:
         key_fp = _ledger.fingerprint(api_key)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            decision = self._decide(conn, api_key, request, now)
+            # Not enforced (quota="off"): recorded whatever the decision, so its wait time is never needed.
+            decision = self._decide(conn, api_key, request, now, when=enforce)
             if enforce and decision.kind != "allow":
                 conn.execute("COMMIT")
                 return decision

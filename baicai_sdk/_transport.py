@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx2
 
 from ._codes import RELAY_CODES
+from ._errors import _ENVELOPES, parse_relay_error
 from ._quota import Decision
 
 if TYPE_CHECKING:
@@ -57,6 +59,8 @@ APP_HEADER = "x-baicai-app"
 LOCAL_QUOTA_HEADER = "x-baicai-local-quota"
 ORIGINAL_STATUS_HEADER = "x-baicai-original-status"
 
+_ERROR_KEYS = frozenset({"error", *(code_key for code_key, _ in _ENVELOPES)})
+"""Keys without which a decoded SSE event is no relay error envelope: the common chunk skips the full check."""
 _METERED_SUFFIXES = ("/chat/completions", "/completions", "/images/generations", "/embeddings")
 _LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)  # openai's defaults
 DEFAULT_MAX_WAIT = 120.0
@@ -67,13 +71,36 @@ def env_proxy_for(url: httpx2.URL | str) -> str | None:
     """The proxy the environment names for ``url`` (``HTTP(S)_PROXY``/``ALL_PROXY``, honouring ``NO_PROXY``).
 
     httpx2 applies these itself, but not once a transport is given — and ours always is. Users in China often
-    need a proxy, so the default inner transports route by it, as httpx2 would.
+    need a proxy, so the default inner transports route by it, as httpx2 would. Asked per request; urllib's reading
+    of the environment (≈0.2 ms) is redone only when a proxy variable has changed since the last request.
     """
-    parsed = httpx2.URL(str(url))
-    if urllib.request.proxy_bypass_environment(parsed.host):  # type: ignore[attr-defined]
+    parsed = url if isinstance(url, httpx2.URL) else httpx2.URL(str(url))
+    proxies, bypass = _environment_proxies()
+    host = parsed.host
+    bypassed = bypass.get(host)
+    if bypassed is None:
+        if len(bypass) > 256:
+            bypass.clear()
+        bypassed = bypass[host] = bool(urllib.request.proxy_bypass_environment(host, proxies))  # type: ignore[attr-defined]
+    if bypassed:
         return None
-    proxies = urllib.request.getproxies_environment()
     return proxies.get(parsed.scheme) or proxies.get("all")
+
+
+_PROXY_VARIABLES = tuple(v for name in ("http", "https", "all", "no") for v in (f"{name}_proxy", f"{name.upper()}_PROXY"))
+_proxy_cache: tuple[tuple[str | None, ...] | None, dict[str, str], dict[str, bool]] = (None, {}, {})
+
+
+def _environment_proxies() -> tuple[dict[str, str], dict[str, bool]]:
+    """``urllib.request.getproxies_environment()`` and a per-host NO_PROXY verdict cache, read again only when one
+    of the proxy variables changed (a user may export HTTPS_PROXY in a long-running process)."""
+    global _proxy_cache
+    current = tuple(os.environ.get(name) for name in _PROXY_VARIABLES)
+    seen, proxies, bypass = _proxy_cache
+    if current != seen:
+        proxies, bypass = urllib.request.getproxies_environment(), {}
+        _proxy_cache = (current, proxies, bypass)
+    return proxies, bypass
 
 
 class _EnvProxyTransport(httpx2.BaseTransport):
@@ -163,9 +190,9 @@ class _StreamTally:
     relay_code: int | None = None
 
     def feed(self, chunk: bytes) -> None:
-        from ._errors import parse_relay_error
-
         self.buffer += chunk
+        if b"\n" not in chunk:
+            return  # no complete line yet
         *lines, self.buffer = self.buffer.split(b"\n")
         for raw in lines:
             line = raw.strip()
@@ -178,7 +205,9 @@ class _StreamTally:
             event = _json_or_none(data)
             if not isinstance(event, dict):
                 continue
-            answer = parse_relay_error(event)
+            # A chunk without any of the envelope keys is no relay error (parse_relay_error would say None):
+            # the common case skips the full check.
+            answer = parse_relay_error(event) if not _ERROR_KEYS.isdisjoint(event) else None
             if answer is not None:
                 self.relay_code = answer.code
             else:
@@ -279,8 +308,6 @@ class _Pipeline:
     # -- after the answer ----------------------------------------------------------------------------------------
     def annotate(self, request: httpx2.Request, response: httpx2.Response, body: bytes, attempt: _Attempt | None) -> httpx2.Response:
         """Classify a complete (non-streamed) answer, settle, and return the response the caller should see."""
-        from ._errors import parse_relay_error
-
         parsed = _json_or_none(body) if body else None
         answer = parse_relay_error(parsed) if parsed is not None else None
         status = response.status_code
