@@ -81,6 +81,8 @@ def route_allowed(path: str, method: str) -> bool | None:
     if path == STATUS_PATH:
         return method == "GET"
     tail = path[3:] if path == "/v1" or path.startswith("/v1/") else path
+    if any(segment in (".", "..") for segment in tail.split("/")):
+        return None  # "/v1/models/..%2f..%2fadmin" arrives decoded: the upstream URL would climb out of /v1
     for pattern, methods in _ROUTES:
         if pattern.fullmatch(tail):
             return method in methods

@@ -28,6 +28,7 @@ from typing import Any
 import httpx2
 
 from baicai_sdk._codes import RELAY_CODES
+from baicai_sdk._errors import redact
 
 from ._guard import openai_error_body
 
@@ -59,7 +60,7 @@ _DROP_RESPONSE = frozenset({
 class ProxyConfig:
     upstream: str
     """The relay base URL including ``/v1`` (already normalised)."""
-    api_key: str
+    api_key: str = field(repr=False)
     connect_timeout: float = 10.0
     read_timeout: float = 300.0
     """Long on purpose: a slow model may take minutes before its first token, and between chunks."""
@@ -155,7 +156,7 @@ class ProxyStats:
 
     def error(self, *, status: int, path: str, app: str | None, code: str | int | None, message: str) -> None:
         self.recent_errors.append({"at": time.time(), "status": status, "path": path, "app": app,
-                                   "code": code, "message": message[:300]})
+                                   "code": code, "message": redact(message)[:300]})
 
 
 class _Disconnected(Exception):
@@ -314,6 +315,9 @@ class Proxy:
                 headers = [(k, v) for k, v in headers if k != b"content-type"]
                 headers.append((b"content-type", b"application/json; charset=utf-8"))
         if status >= 400:
+            # Relays, like OpenAI, may quote the key they rejected ("Incorrect API key provided: baicai-…"):
+            # the app holds only a local token and must never see the real key.
+            body = redact(body.decode("utf-8", "replace")).encode("utf-8")
             self._record(status, path, app, body)
             # The sidecar already retried whatever was safe to retry; an app retrying on top would multiply
             # attempts (and, after a timeout, could bill twice).

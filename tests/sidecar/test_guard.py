@@ -185,3 +185,12 @@ def test_route_table() -> None:
     assert route_allowed("/sidecar/status", "GET")
     assert route_allowed("/v1/chat/completions", "GET") is False
     assert route_allowed("/v1/files", "GET") is None
+
+
+def test_dot_segments_never_climb_out_of_v1() -> None:
+    """`/v1/models/..%2f..%2fadmin` reaches the app decoded: with the real key attached it must not be forwarded."""
+    from baicai_sidecar._guard import route_allowed
+
+    for path in ("/v1/models/../../_emulator/state", "/v1/models/x/../../../x", "/models/./gpt-4", "/v1/models/.."):
+        assert route_allowed(path, "GET") is None, path
+    assert route_allowed("/v1/models/ft:gpt-3.5-turbo:org/custom:id", "GET") is True

@@ -359,3 +359,32 @@ def _try_chat(base_url: str, token: str) -> Any:
         return openai.OpenAI(base_url=base_url, api_key=token, max_retries=0).chat.completions.create(**CHAT)
     except openai.APIConnectionError:
         return None
+
+
+def test_an_upstream_error_quoting_the_real_key_reaches_the_app_masked(sidecar_factory: Any, app_token: str) -> None:
+    """Relays (like OpenAI) may echo the key they rejected: the app, which holds only a local token, and the
+    status page must never see it."""
+    import httpx2
+
+    from baicai_sdk._transport import AsyncMeteredTransport
+
+    real_key = "baicai-ECHOEDKEY000000000000000000wxyz"
+
+    async def upstream(request: httpx2.Request) -> httpx2.Response:
+        quoted = request.headers["authorization"][7:]
+        if request.url.path.endswith("/models"):
+            return httpx2.Response(401, json={"error": {"message": f"Incorrect API key provided: {quoted}",
+                                                        "type": "invalid_request_error", "code": "invalid_api_key"}})
+        return httpx2.Response(200, json={"code": 40001, "msg": f"无效的令牌{quoted}"})
+
+    server = sidecar_factory(api_key=real_key,
+                             transport=AsyncMeteredTransport(httpx2.MockTransport(upstream), source="sidecar"))
+    with httpx2.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {app_token}"}) as client:
+        models = client.get("/models")
+        chat = client.post("/chat/completions", json={"model": "gpt-3.5-turbo",
+                                                      "messages": [{"role": "user", "content": "hi"}]})
+        status = client.get(server.url + "/sidecar/status")
+    assert models.status_code == 401 and chat.status_code == 401
+    for text in (models.text, chat.text, status.text):
+        assert real_key not in text
+    assert "baicai-…wxyz" in models.text and "baicai-…wxyz" in chat.text
