@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx2
 import openai
 from openai._base_client import AsyncHttpxClientWrapper, SyncHttpxClientWrapper
-from openai._constants import DEFAULT_CONNECTION_LIMITS, DEFAULT_TIMEOUT
+from openai._constants import DEFAULT_TIMEOUT
 from openai._types import NOT_GIVEN, NotGiven
 from httpx2 import Timeout
 from typing_extensions import Self, override
@@ -476,18 +476,13 @@ class Baicai(_BaicaiOptions, openai.OpenAI):
         self,
         base_url: str,
         timeout: float | Timeout | None | NotGiven,
-    ) -> httpx2.Client | None:
-        """The default client: openai's, with the metering transport around a plain HTTP transport.
-
-        Environment proxies are applied to the inner transport here, because httpx2 ignores them once a
-        transport is given.
-        """
-        module = _transport
-        inner = httpx2.HTTPTransport(limits=DEFAULT_CONNECTION_LIMITS, proxy=module.env_proxy_for(base_url))
+    ) -> httpx2.Client:
+        """The default client: openai's, with the metering transport (whose default inner transport routes each
+        request through the proxy the environment names, as httpx2 itself would)."""
         return SyncHttpxClientWrapper(
             base_url=base_url,
             timeout=DEFAULT_TIMEOUT if isinstance(timeout, NotGiven) else timeout,
-            transport=module.MeteredTransport(inner, **self._transport_options()),
+            transport=_transport.MeteredTransport(**self._transport_options()),
         )
 
     @override
@@ -623,14 +618,12 @@ class AsyncBaicai(_BaicaiOptions, openai.AsyncOpenAI):
         self,
         base_url: str,
         timeout: float | Timeout | None | NotGiven,
-    ) -> httpx2.AsyncClient | None:
+    ) -> httpx2.AsyncClient:
         """The async twin of :meth:`Baicai._build_http_client`."""
-        module = _transport
-        inner = httpx2.AsyncHTTPTransport(limits=DEFAULT_CONNECTION_LIMITS, proxy=module.env_proxy_for(base_url))
         return AsyncHttpxClientWrapper(
             base_url=base_url,
             timeout=DEFAULT_TIMEOUT if isinstance(timeout, NotGiven) else timeout,
-            transport=module.AsyncMeteredTransport(inner, **self._transport_options()),
+            transport=_transport.AsyncMeteredTransport(**self._transport_options()),
         )
 
     @override
