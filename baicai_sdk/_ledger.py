@@ -222,21 +222,18 @@ def _split(script: str) -> list[str]:
 # ---- window queries (all index-only: (family, ts, counted, win_tokens) covers them) ----------------------------
 
 def window_totals(
-    conn: sqlite3.Connection, family: str, since: float, key_fp: str | None = None
+    conn: sqlite3.Connection, family: str, since: float, key_fp: str | None = None, *, until: float | None = None
 ) -> tuple[int, int]:
-    """(requests, tokens) counted in ``family``'s window after ``since``, over all keys or one key."""
-    if key_fp is None:
-        row = conn.execute(
-            "SELECT COUNT(*), COALESCE(SUM(win_tokens), 0) FROM requests "
-            "WHERE family = ? AND ts > ? AND counted = 1",
-            (family, since),
-        ).fetchone()
-    else:
-        row = conn.execute(
-            "SELECT COUNT(*), COALESCE(SUM(win_tokens), 0) FROM requests "
-            "WHERE key_fp = ? AND family = ? AND ts > ? AND counted = 1",
-            (key_fp, family, since),
-        ).fetchone()
+    """(requests, tokens) counted in ``family``'s window after ``since`` (up to ``until``), over all keys or one."""
+    where = "family = ? AND ts > ? AND counted = 1"
+    args: list[Any] = [family, since]
+    if key_fp is not None:
+        where = "key_fp = ? AND " + where
+        args.insert(0, key_fp)
+    if until is not None:
+        where += " AND ts <= ?"
+        args.append(until)
+    row = conn.execute(f"SELECT COUNT(*), COALESCE(SUM(win_tokens), 0) FROM requests WHERE {where}", args).fetchone()
     return int(row[0]), int(row[1])
 
 

@@ -54,8 +54,10 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 def _server(app: Any, options: dict[str, Any]) -> Any:
     uvicorn = import_uvicorn()
+    # proxy_headers off: both servers listen for local apps, and no local app may rewrite the client's address
+    # with an X-Forwarded-For header.
     settings: dict[str, Any] = {"log_level": "warning", "access_log": False, "ws": "none", "server_header": False,
-                                "date_header": False, "timeout_graceful_shutdown": 1}
+                                "date_header": False, "timeout_graceful_shutdown": 1, "proxy_headers": False}
     settings.update(options)
     return uvicorn.Server(uvicorn.Config(app, **settings))
 

@@ -96,7 +96,25 @@ def openai_error_from_relay(status: int, body: bytes) -> tuple[int, bytes] | Non
         parsed = json.loads(body) if body else None
     except ValueError:
         return None
-    found = parse_relay_envelope(parsed)
+    return _openai_error(status, parse_relay_envelope(parsed))
+
+
+def _relay_error(response: httpx2.Response) -> tuple[int, str] | None:
+    """(code, message) of a read response's relay error envelope; parsed once per response (retry, then rewrite)."""
+    if _PARSED not in response.extensions:
+        try:
+            parsed = json.loads(response.content) if response.content else None
+        except ValueError:
+            parsed = None
+        response.extensions[_PARSED] = parse_relay_envelope(parsed)
+    found: tuple[int, str] | None = response.extensions[_PARSED]
+    return found
+
+
+_PARSED = "baicai.relay_error"
+
+
+def _openai_error(status: int, found: tuple[int, str] | None) -> tuple[int, bytes] | None:
     if found is None:
         return None
     code, relay_message = found
@@ -217,8 +235,10 @@ class Proxy:
         if self.client is None:
             await self.start()
         assert self.client is not None
-        request = self.client.build_request(scope["method"], self._url(scope), headers=self._headers(scope, app),
-                                            content=body)
+        # A Request of our own rather than client.build_request: the headers are complete already, and merging
+        # them with the client's defaults costs more than the rest of the request's preparation.
+        request = httpx2.Request(scope["method"], self._url(scope), headers=self._headers(scope, app), content=body,
+                                 extensions={"timeout": self.client.timeout.as_dict()})
         response: httpx2.Response | None = None
         status = 0
         try:
@@ -285,8 +305,8 @@ class Proxy:
                 return response
             # A complete answer: small, so read it to decide on a retry before the app sees anything.
             await response.aread()
-            found = self._relay_code(response)
-            if found is not None and self.policy.should_retry(relay_code=found, status=response.status_code):
+            found = _relay_error(response)
+            if found is not None and self.policy.should_retry(relay_code=found[0], status=response.status_code):
                 retry_after = _retry_after(response)
                 await response.aclose()
                 await asyncio.sleep(self.policy.delay(attempt, retry_after))
@@ -295,21 +315,12 @@ class Proxy:
                 continue
             return response
 
-    @staticmethod
-    def _relay_code(response: httpx2.Response) -> int | None:
-        try:
-            parsed = json.loads(response.content) if response.content else None
-        except ValueError:
-            return None
-        found = parse_relay_envelope(parsed)
-        return found[0] if found else None
-
     async def _relay_body(self, response: httpx2.Response, send: Send, path: str, app: str | None) -> None:
         body = await response.aread()
         status = response.status_code
         headers = _response_headers(response)
         if response.headers.get("x-baicai-local-quota") != "1":
-            rewritten = openai_error_from_relay(status, body)
+            rewritten = _openai_error(status, _relay_error(response))
             if rewritten is not None:
                 status, body = rewritten
                 headers = [(k, v) for k, v in headers if k != b"content-type"]

@@ -59,6 +59,41 @@ serve(SidecarConfig(upstream=upstream, api_key=key, tier="paid", port=port, quot
 """
 
 
+_FLOOR = """
+import sys, httpx2
+from baicai_sdk._serving import bind_socket, serve_forever
+upstream, port = sys.argv[1], int(sys.argv[3])
+transport = httpx2.AsyncHTTPTransport(limits=httpx2.Limits(max_connections=200, max_keepalive_connections=200))
+DROP = {b"host", b"content-length", b"authorization", b"transfer-encoding", b"connection"}
+KEY = sys.argv[2]
+
+async def app(scope, receive, send):  # the least a forwarder on this stack can do: no checks, no metering
+    if scope["type"] != "http":
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    if scope["path"] == "/sidecar/status":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+        return
+    headers = [(k, v) for k, v in scope["headers"] if k not in DROP] + [(b"authorization", b"Bearer " + KEY.encode())]
+    request = httpx2.Request(scope["method"], upstream + scope["path"][3:], headers=headers, content=body)
+    response = await transport.handle_async_request(request)
+    await send({"type": "http.response.start", "status": response.status_code, "headers": [
+        (k, v) for k, v in response.headers.raw if k.lower() not in (b"content-length", b"transfer-encoding")]})
+    async for chunk in response.stream:
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await response.stream.aclose()
+    await send({"type": "http.response.body", "body": b""})
+
+serve_forever(app, bind_socket("127.0.0.1", port), log_level="warning")
+"""
+
+
 def _free_port() -> int:
     import socket
 
@@ -96,8 +131,8 @@ class Bench:
         self.emu_origin = f"http://127.0.0.1:{port}"
         self.direct = self.emu_origin + "/v1"
         sc_port = _free_port()
-        self.sidecar = subprocess.Popen([sys.executable, "-c", _SIDECAR, self.direct, self.key, str(sc_port),
-                                         "plain" if self.args.plain else "metered"],
+        self.sidecar = subprocess.Popen([sys.executable, "-c", _FLOOR if self.args.floor else _SIDECAR, self.direct,
+                                         self.key, str(sc_port), "plain" if self.args.plain else "metered"],
                                         env=self.env, text=True)
         self.procs.append(self.sidecar)
         self.via = f"http://127.0.0.1:{sc_port}/v1"
@@ -225,6 +260,9 @@ def main() -> int:
     parser.add_argument("--chunk-delay", type=float, default=0.02, help="emulator pause between chunks (s)")
     parser.add_argument("--plain", action="store_true",
                         help="sidecar without the SDK's metering transport (isolates the forwarding cost)")
+    parser.add_argument("--floor", action="store_true",
+                        help="instead of the sidecar, the least a forwarder on the same stack (uvicorn, httptools, "
+                             "uvloop, httpx2) can do: no checks, no metering — what any sidecar built on it pays")
     parser.add_argument("--repeat", type=int, default=1,
                         help="run everything this many times (fresh processes and ledger each) and report medians")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

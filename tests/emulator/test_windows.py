@@ -43,6 +43,19 @@ def test_one_key_on_several_ips_has_one_budget(emulator_factory) -> None:  # typ
     assert emu.state.requests[-1].client_ip == "10.9.9.9"
 
 
+def test_a_forwarded_for_header_is_ignored_unless_trusted(emulator_factory) -> None:  # type: ignore[no-untyped-def]
+    """Only ``trust_forwarded_for`` lets a header choose the client IP: the server underneath must not rewrite
+    the address either (uvicorn does for loopback peers unless told not to), or any local client could claim a
+    fresh IP budget per request."""
+    emu = emulator_factory(keys={KEY_A: "free", KEY_B: "free"})
+    emu.clock.freeze()
+    a, b = client_for(emu, KEY_A), client_for(emu, KEY_B)
+    assert [_post(a, **{"x-forwarded-for": f"10.0.0.{i}"}) for i in range(30)] == [200] * 30
+    assert [_post(b, **{"x-forwarded-for": f"10.1.0.{i}"}) for i in range(30)] == [200] * 30
+    assert _post(b, **{"x-forwarded-for": "10.9.9.9"}) == 40020
+    assert {r.client_ip for r in emu.state.requests} == {"127.0.0.1"}
+
+
 def test_window_slides(emulator: EmulatorServer) -> None:
     emulator.clock.freeze()
     free = client_for(emulator, emulator.free_key)

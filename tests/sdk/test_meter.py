@@ -211,3 +211,46 @@ def test_four_processes_never_overspend_the_window(tmp_path: Path) -> None:
         budget = 10_000 if model.startswith("gpt-3.5") else 1_000
         assert sum(r["win_tokens"] for r in recorded) <= budget
         assert len(recorded) <= (60 if model.startswith("gpt-3.5") else 1)
+
+
+def test_remembered_windows_always_equal_a_fresh_count(tmp_path: Path, clock: Clock) -> None:
+    """Each Meter keeps its window figures between requests and only reads what changed (the rows that left the
+    window; everything after another connection's commit). Whatever the mix of our writes, another process's
+    writes, relay codes, sweeps, settles after the row left the window and clocks going back, what the Meter
+    decides on must equal a count made from scratch."""
+    import random
+
+    from baicai_sdk import _ledger
+
+    path = tmp_path / "ledger.sqlite3"
+    ours = Meter(ledger_path=path, clock=clock, tier="paid", quota="off")
+    theirs = Meter(ledger_path=path, clock=clock, tier="paid", quota="off")  # another connection: "a process"
+    fresh = sqlite3.connect(path)
+    rng = random.Random(5)
+    open_rows: list[Reservation] = []
+    for step in range(600):
+        roll = rng.random()
+        meter = theirs if roll < 0.15 else ours
+        model = rng.choice(["gpt-3.5-turbo", "gpt-4"])
+        if roll < 0.55:
+            r = meter.reserve(FREE_KEY, chat(model, max_tokens=rng.randint(1, 500)))
+            assert isinstance(r, Reservation)
+            open_rows.append(r)
+        elif roll < 0.85 and open_rows:
+            r = open_rows.pop(rng.randrange(len(open_rows)))
+            r.settle(status=rng.choice(["ok", "ok", "error", "failed", "dropped"]),
+                     relay_code=rng.choice([None, None, None, 40022]), prompt_tokens=rng.randint(0, 50),
+                     completion_tokens=rng.randint(0, 300))
+        elif roll < 0.90:
+            ours.observe(FREE_KEY, model, 40022)
+        elif roll < 0.97:
+            clock.t += rng.choice([1, 30, 600, 1800])
+        else:
+            clock.t -= rng.choice([1, 120])  # a clock set back: the window reaches further than last time
+        since = clock.t - 3600
+        for family in ("gpt-3.5", "gpt-4"):
+            expected = _ledger.window_totals(fresh, family, since)
+            view = ours._view(ours._conn())
+            view.sync()
+            assert view.window(family, since) == expected, (step, family)
+    fresh.close()
