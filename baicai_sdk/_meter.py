@@ -32,6 +32,9 @@ QuotaMode = Literal["wait", "raise", "off"]
 SettleStatus = Literal["ok", "error", "cancelled", "dropped", "failed"]
 
 _SWEEP_EVERY = 60.0
+_MODEL_CHARS = 100
+"""A model name as stored: real ones are far shorter, and a megabyte "model" sent to the sidecar must not land in
+every report."""
 _CATALOG_TTL = 5.0
 
 
@@ -295,7 +298,8 @@ class Meter:
                 "prompt_est, completion_est, images, cost_est, status, counted, win_tokens, pid) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 1, ?, ?)",
                 (
-                    now, key_fp, _ledger.key_hint(api_key), self.source, app, request.model, request.family,
+                    now, key_fp, _ledger.key_hint(api_key), self.source, app, request.model[:_MODEL_CHARS],
+                    request.family,
                     request.endpoint, decision.tier, int(request.stream), request.prompt_tokens,
                     request.max_completion_tokens, request.images, request.estimated_cost(self.catalog),
                     window_tokens, os.getpid(),

@@ -159,6 +159,12 @@ class SidecarGuard:
         origin = headers.get("origin")
         cors: list[tuple[bytes, bytes]] = []
         if origin is not None:
+            if _count(scope, b"origin") != 1:
+                # Browsers send one Origin; two mean a crafted request, and judging either one alone could be wrong.
+                await _reply(send, 400, openai_error_body(
+                    "请求带有多个 Origin 请求头，已拒绝", "the request carries more than one Origin header: refused",
+                    type="baicai_sidecar_forbidden", code="origin_not_allowed"))
+                return
             if not self.config.origin_allowed(origin):
                 await _reply(send, 403, openai_error_body(
                     f"来源 {origin[:80]} 未被允许：在 baicai sidecar 上用 --allow-origin 添加该网页应用的地址",

@@ -254,3 +254,12 @@ def test_remembered_windows_always_equal_a_fresh_count(tmp_path: Path, clock: Cl
             view.sync()
             assert view.window(family, since) == expected, (step, family)
     fresh.close()
+
+
+def test_a_huge_model_name_is_stored_cut_short(meter: Meter) -> None:
+    info = chat(model="gpt-3.5-turbo-" + "x" * 100_000)
+    r = meter.reserve(FREE_KEY, info)
+    assert isinstance(r, Reservation)
+    r.settle(status="error", relay_code=40001)
+    (row,) = rows(meter.path)
+    assert row["model"] == info.model[:100]

@@ -91,6 +91,29 @@ async def test_empty_or_duplicated_host_is_refused() -> None:
     assert probe.calls == []
 
 
+async def test_two_origin_headers_are_refused_whichever_comes_last() -> None:
+    probe = Probe()
+    guard = SidecarGuard(probe, GuardConfig(verify_token=lambda t: "x", allowed_origins=["http://localhost:3210"]))
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    good, evil = (b"origin", b"http://localhost:3210"), (b"origin", b"https://evil.example")
+    for origins in ([evil, good], [good, evil], [good, good]):
+        sent.clear()
+        scope = {"type": "http", "method": "GET", "path": "/v1/models", "server": ("127.0.0.1", 8765),
+                 "headers": [(b"host", b"127.0.0.1:8765"), (b"authorization", b"Bearer t"), *origins]}
+        await guard(scope, receive, send)
+        assert sent[0]["status"] == 400
+        assert json.loads(sent[1]["body"])["error"]["code"] == "origin_not_allowed"
+        assert not any(k == b"access-control-allow-origin" for k, _ in sent[0]["headers"])
+    assert probe.calls == []
+
+
 async def test_foreign_origin_never_runs_the_endpoint() -> None:
     client, probe = make()
     r = await client.post("/v1/chat/completions", json=CHAT, headers={**AUTH, "origin": "https://evil.example"})
