@@ -21,7 +21,11 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+if TYPE_CHECKING:
+    from baicai_sdk._keys import KeyStore, Profile
+    from baicai_sdk._usage import ReportRow, Totals, UsageStore
 
 __all__ = [
     "Services",
@@ -185,16 +189,6 @@ class PlanView:
 # --------------------------------------------------------------------------- adapters
 
 
-def _get(obj: Any, *names: str, default: Any = None) -> Any:
-    """The first of ``names`` that ``obj`` has, as attribute or key: SDK types are read defensively."""
-    for name in names:
-        if isinstance(obj, dict) and name in obj:
-            return obj[name]
-        if hasattr(obj, name):
-            return getattr(obj, name)
-    return default
-
-
 def _int(value: Any) -> int:
     try:
         return int(value or 0)
@@ -202,31 +196,13 @@ def _int(value: Any) -> int:
         return 0
 
 
-def _float(value: Any) -> float:
-    try:
-        return float(value or 0.0)
-    except (TypeError, ValueError):
-        return 0.0
+def _totals(t: Totals) -> TotalsView:
+    return TotalsView(requests=t.requests, prompt_tokens=t.prompt_tokens, completion_tokens=t.completion_tokens,
+                      tokens=t.total_tokens, cost_cny=t.cost_cny)
 
 
-def _totals(obj: Any) -> TotalsView:
-    prompt = _int(_get(obj, "prompt_tokens"))
-    completion = _int(_get(obj, "completion_tokens"))
-    tokens = _int(_get(obj, "total_tokens", "tokens", default=prompt + completion))
-    return TotalsView(
-        requests=_int(_get(obj, "requests", "count")),
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        tokens=tokens,
-        cost_cny=_float(_get(obj, "cost_cny", "cost")),
-    )
-
-
-def _report_line(obj: Any) -> ReportLine:
-    t = _totals(obj)
-    label = _get(obj, "key", "label", "group", "value", "name", default="")
-    return ReportLine(label=str(label if label is not None else "—"), requests=t.requests, tokens=t.tokens,
-                      cost_cny=t.cost_cny)
+def _report_line(r: ReportRow) -> ReportLine:
+    return ReportLine(label=r.key, requests=r.requests, tokens=r.total_tokens, cost_cny=r.cost_cny)
 
 
 def _meaning(code: int | None) -> str:
@@ -272,14 +248,14 @@ class Services:
         self.clock: Clock = clock or time.time
         self.tz = tz or dt.datetime.now().astimezone().tzinfo or dt.timezone.utc
         self.sidecar_url = (sidecar_url or os.environ.get("BAICAI_SIDECAR_URL") or _default_sidecar_url()).rstrip("/")
-        self._store: Any = None
+        self._store: UsageStore | None = None
         self._ledger_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=_LEDGER_THREAD)
         self._sidecar_proc: subprocess.Popen[bytes] | None = None
         self._demo = demo_credentials
         """(key, base_url, tier) for ``baicai demo``: used instead of the user's profiles, never stored."""
 
     # ---- ledger (read side)
-    def _read(self, query: Callable[[Any], T]) -> T:
+    def _read(self, query: Callable[[UsageStore], T]) -> T:
         """Run ``query(usage_store)`` on the one ledger thread.
 
         Why one thread: textual starts a new thread per worker, and a SQLite connection belongs to its thread —
@@ -290,7 +266,7 @@ class Services:
             return query(self._usage_store())
         return self._ledger_thread.submit(lambda: query(self._usage_store())).result()
 
-    def _usage_store(self) -> Any:
+    def _usage_store(self) -> UsageStore:
         if self._store is None:
             from baicai_sdk._paths import ledger_path
             from baicai_sdk._usage import UsageStore
@@ -380,55 +356,31 @@ class Services:
 
     def ledger_page(self, offset: int = 0, limit: int = 50, *, model: str | None = None,
                     status: str | None = None, source: str | None = None) -> LedgerPage:
-        where = {"model": model or None, "status": status or None, "source": source or None}
-        rows, total = self._read(lambda u: (u.rows(offset=offset, limit=limit, **where), _int(u.count(**where))))
-        lines = []
-        for r in rows:
-            code = _get(r, "relay_code")
-            cost = _get(r, "cost_cny", "cost")
-            latency = _get(r, "latency_ms")
-            if latency is None and _get(r, "latency") is not None:
-                latency = _float(_get(r, "latency")) * 1000
-            lines.append(LedgerLine(
-                id=_int(_get(r, "id")),
-                time=_float(_get(r, "ts", "time", "created", "started_at")),
-                model=str(_get(r, "model", default="") or ""),
-                source=str(_get(r, "source", default="") or ""),
-                app=str(_get(r, "app", default="") or ""),
-                status=str(_get(r, "status", default="") or ""),
-                prompt_tokens=_int(_get(r, "prompt_tokens")),
-                completion_tokens=_int(_get(r, "completion_tokens")),
-                cost_cny=None if cost is None else float(cost),
-                latency_ms=None if latency is None else float(latency),
-                relay_code=None if code is None else int(code),
-                meaning=_meaning(None if code is None else int(code)),
-                key=str(_get(r, "key_hint", "masked", default="") or _masked_key(_get(r, "key_fp", "key_fingerprint"))),
-            ))
+        rows, total = self._read(lambda u: (u.rows(offset, limit, model=model, status=status, source=source),
+                                            u.count(model=model, status=status, source=source)))
+        lines = [
+            LedgerLine(
+                id=r.id, time=r.time, model=r.model, source=r.source, app=r.app or "", status=r.status,
+                prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens, cost_cny=r.cost_cny,
+                latency_ms=None if r.latency_ms is None else float(r.latency_ms), relay_code=r.relay_code,
+                meaning=_meaning(r.relay_code), key=r.key_hint or _masked_key(r.key_fingerprint),
+            )
+            for r in rows
+        ]
         return LedgerPage(lines=lines, total=total, offset=offset, limit=limit)
 
     def windows(self) -> list[WindowView]:
         now = self.clock()
-        statuses = self._read(lambda u: list(u.windows(now=now)))
-        views = []
-        for w in statuses:
-            family = str(_get(w, "family", default=""))
-            tokens_used = _int(_get(w, "tokens_used", "tokens"))
-            tokens_limit = _get(w, "tokens_limit", "token_limit")
-            requests_used = _int(_get(w, "requests_used", "requests"))
-            requests_limit = _get(w, "requests_limit", "request_limit")
-            runs_out, what = _get(w, "runs_out_at"), str(_get(w, "runs_out_of", default="") or "")
-            next_free = _get(w, "next_free_at")
-            exhausted = _get(w, "exhausted_until")
-            views.append(WindowView(
-                family=family, tier=str(_get(w, "tier", default="unknown")),
-                requests_used=requests_used, requests_limit=None if requests_limit is None else int(requests_limit),
-                tokens_used=tokens_used, tokens_limit=None if tokens_limit is None else int(tokens_limit),
-                next_free_at=None if next_free is None else float(next_free),
-                runs_out_at=runs_out, runs_out_of=what,
-                allowed=bool(_get(w, "allowed", default=True)),
-                exhausted_until=None if exhausted is None or float(exhausted) <= now else float(exhausted),
-            ))
-        return views
+        statuses = self._read(lambda u: u.windows(now=now))
+        return [
+            WindowView(
+                family=w.family, tier=w.tier, requests_used=w.requests_used, requests_limit=w.requests_limit,
+                tokens_used=w.tokens_used, tokens_limit=w.tokens_limit, next_free_at=w.next_free_at,
+                runs_out_at=w.runs_out_at, runs_out_of=w.runs_out_of, allowed=w.allowed,
+                exhausted_until=w.exhausted_until if (w.exhausted_until or 0.0) > now else None,
+            )
+            for w in statuses
+        ]
 
     # ---- balance (a relay call: run in a worker)
     def balance(self) -> BalanceView:
@@ -440,17 +392,11 @@ class Services:
             b = balance(target, clock=self.clock)
         except Exception as exc:  # an unreachable relay or a broken config is a status, not a crash
             return BalanceView(amount_cny=None, measured=False, source="error", error=_short_error(exc))
-        amount = _get(b, "amount_cny", "amount")
-        return BalanceView(
-            amount_cny=None if amount is None else float(amount),
-            measured=bool(_get(b, "measured", default=False)),
-            source=str(_get(b, "source", default="")),
-            as_of=_get(b, "as_of"),
-            detail=str(_get(b, "detail", default="") or ""),
-        )
+        return BalanceView(amount_cny=b.amount_cny, measured=b.measured, source=b.source, as_of=b.as_of,
+                           detail=b.detail)
 
     # ---- keys
-    def _keys(self) -> Any:
+    def _keys(self) -> KeyStore:
         from baicai_sdk._keys import KeyStore
 
         return KeyStore()
@@ -458,8 +404,8 @@ class Services:
     def profiles(self) -> list[ProfileView]:
         store = self._keys()
         active = store.active()
-        active_name = _get(active, "name") if active is not None else None
-        return [_profile(p, _get(p, "name") == active_name) for p in store.list()]
+        active_name = active.name if active is not None else None
+        return [_profile(p, p.name == active_name) for p in store.list()]
 
     def active_profile(self) -> ProfileView | None:
         if self._demo is not None:
@@ -487,11 +433,7 @@ class Services:
 
     def key_backend(self) -> str:
         """Where new secrets go: the OS keyring or the 0600 file (``BAICAI_SECRET_STORE``)."""
-        store = self._keys()
-        kind = str(_get(store, "backend_description", "secret_store", default=""))
-        if kind == "file":
-            return f"file · {_get(store, 'secrets_path', default='')}"
-        return kind
+        return self._keys().backend_description
 
     # ---- sidecar
     def _token_store(self) -> Any:
@@ -514,15 +456,16 @@ class Services:
             with httpx2.Client(timeout=1.5, trust_env=False) as client:
                 resp = client.get(f"{self.sidecar_url}/sidecar/status", headers=headers)
             data = resp.json() if resp.status_code == 200 else {}
+            if not isinstance(data, dict):
+                data = {}
         except Exception as exc:
             return SidecarView(up=False, url=self.sidecar_url, port=port, detail=_short_error(exc), tokens=tokens,
                                started_here=started_here)
         if resp.status_code != 200:
             return SidecarView(up=False, url=self.sidecar_url, port=port, detail=f"HTTP {resp.status_code}",
                                tokens=tokens, started_here=started_here)
-        errors = [_error_line(e, self.tz) for e in (_get(data, "recent_errors", default=[]) or [])]
-        detail = f"{_get(data, 'upstream', default='')} · {_get(data, 'key', default='')} · " \
-                 f"{_int(_get(data, 'requests'))} req"
+        errors = [_error_line(e, self.tz) for e in data.get("recent_errors") or []]
+        detail = f"{data.get('upstream', '')} · {data.get('key', '')} · {_int(data.get('requests'))} req"
         return SidecarView(up=True, url=self.sidecar_url, port=port, detail=detail, recent_errors=errors,
                            tokens=tokens, started_here=started_here)
 
@@ -594,9 +537,8 @@ class Services:
         self._ledger_thread.shutdown(wait=False, cancel_futures=True)
 
 
-def _profile(p: Any, active: bool) -> ProfileView:
-    return ProfileView(name=str(_get(p, "name")), tier=str(_get(p, "tier", default="unknown")),
-                       masked=str(_get(p, "masked", default="")), base_url=_get(p, "base_url"), active=active)
+def _profile(p: Profile, active: bool) -> ProfileView:
+    return ProfileView(name=p.name, tier=p.tier, masked=p.masked, base_url=p.base_url, active=active)
 
 
 def tr_both(zh: str, en: str) -> str:
@@ -612,14 +554,14 @@ def _short_error(exc: BaseException) -> str:
 
 def _error_line(e: Any, tz: dt.tzinfo | None) -> str:
     """``21:07:03 429 lobechat 40020 message`` from one of the sidecar's recent errors."""
-    if isinstance(e, str):
-        return e
+    if not isinstance(e, dict):
+        return str(e)
     parts = []
-    at = _get(e, "at")
+    at = e.get("at")
     if at is not None:
         parts.append(dt.datetime.fromtimestamp(float(at), tz).strftime("%H:%M:%S"))
     for name in ("status", "app", "code", "message"):
-        value = _get(e, name)
+        value = e.get(name)
         if value not in (None, ""):
             parts.append(str(value))
     return " ".join(parts)
