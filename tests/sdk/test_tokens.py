@@ -280,3 +280,34 @@ def test_stream_counter_reads_chunks_and_prefers_reported_usage() -> None:
     assert counter.tokens == expected
     counter.feed_chunk({"choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 99, "total_tokens": 119}})
     assert counter.tokens == 99 and counter.counted_tokens == expected and counter.prompt_tokens_reported == 20
+
+
+def _event(content: str) -> bytes:
+    import json
+
+    chunk = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": content}}]}
+    return b"data: " + json.dumps(chunk, ensure_ascii=False).encode() + b"\n\n"
+
+
+@pytest.mark.parametrize("split", [1, 7, 10_000])
+def test_the_transports_stream_copy_reads_events_however_the_bytes_were_cut(split: int) -> None:
+    """The metered transport keeps a copy of the stream's bytes and decodes it once the stream ends: events split
+    across chunks, CRLF lines, pings, a relay error inside the stream and a cut last event are all read as when
+    they came one per chunk."""
+    from baicai_sdk._transport import _StreamTally
+
+    stream = (b": PING\r\n\r\n" + _event("白菜是") + _event(" a cabbage.").replace(b"\n", b"\r\n")
+              + b'data: {"error": {"code": 40022, "message": "limit"}}\n\n' + b'data: {"choices": [{"ind')
+    tally = _StreamTally(counter=StreamCounter("gpt-3.5-turbo"))
+    for i in range(0, len(stream), split):
+        tally.feed(stream[i:i + split])
+    tally.finish()
+    expected = StreamCounter("gpt-3.5-turbo")
+    expected.feed("白菜是 a cabbage.")
+    assert tally.counter.tokens == expected.tokens > 0
+    assert tally.relay_code == 40022 and not tally.done
+
+    ended = _StreamTally(counter=StreamCounter("gpt-3.5-turbo"))
+    ended.feed(_event("hi") + b"data: [DONE]\n\n")
+    ended.finish()
+    assert ended.done and ended.relay_code is None and ended.counter.tokens == 1
