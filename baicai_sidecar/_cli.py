@@ -136,6 +136,16 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     token = TokenStore().default_token()
     shown_host = args.host if ":" not in args.host else f"[{args.host}]"
+    from baicai_sdk._serving import bind_socket
+
+    try:
+        sock = bind_socket(args.host, args.port)  # before the banner: a busy port must not look like a start
+    except OSError as exc:
+        print(f"错误：无法监听 {shown_host}:{args.port}（{exc.strerror}）。端口被占用？可能已有 baicai sidecar 在运行"
+              f"（查看：curl http://{shown_host}:{args.port}/sidecar/status），或换用 --port / error: cannot listen "
+              f"on {shown_host}:{args.port} ({exc.strerror}): is a sidecar already running? Check, or pick "
+              "another --port", file=sys.stderr)
+        return 1
     print("白菜GPT 本地代理 / BaicaiGPT sidecar")
     print(f"  接口地址 / Base URL : http://{shown_host}:{args.port}/v1")
     if args.open_access:
@@ -151,6 +161,6 @@ def _run(args: argparse.Namespace) -> int:
         print(f"  警告：代理监听在 {args.host}，局域网内的设备可访问（仍需令牌） / WARNING: listening on {args.host}; "
               "other machines can reach it (a token is still required)", file=sys.stderr)
     print("  按 Ctrl-C 停止 / Ctrl-C to stop", flush=True)
-    serve(config)
+    serve(config, sock=sock)
     return 0
 

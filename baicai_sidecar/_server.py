@@ -6,6 +6,7 @@ latency) is written by the proxy without headers or query strings, so no key can
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from baicai_sdk._serving import BackgroundServer, bind_socket, serve_forever
@@ -18,9 +19,10 @@ __all__ = ["SidecarServer", "serve"]
 _UVICORN: dict[str, Any] = {"lifespan": "on", "timeout_graceful_shutdown": 3}
 
 
-def serve(config: SidecarConfig, *, log_level: str = "info") -> None:
-    """Run until Ctrl-C (the CLI)."""
-    serve_forever(create_app(config), bind_socket(config.host, config.port), log_level=log_level, **_UVICORN)
+def serve(config: SidecarConfig, *, log_level: str = "info", sock: socket.socket | None = None) -> None:
+    """Run until Ctrl-C (the CLI), on ``sock`` when the caller bound it already."""
+    sock = sock or bind_socket(config.host, config.port)
+    serve_forever(create_app(config), sock, log_level=log_level, **_UVICORN)
 
 
 class SidecarServer(BackgroundServer):

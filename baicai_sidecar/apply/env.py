@@ -62,4 +62,30 @@ class EnvAdapter(Adapter):
     def extras(self, target: Target, env: Env, options: Options) -> Extras:
         if options.shell:
             return Extras(instructions=shell_lines(target, options.shell))
-        return Extras(notes=["python-dotenv、openai 等会读取这些变量 / read by python-dotenv, openai and most SDKs"])
+        notes = ["python-dotenv、openai 等会读取这些变量 / read by python-dotenv, openai and most SDKs"]
+        path = self._path(env, options)
+        if committable(path):
+            notes.insert(0, f"⚠ {path} 位于 git 仓库中且未被 .gitignore 忽略，密钥可能随提交泄露：请把 .env 加入 "
+                            f".gitignore / {path} is in a git repository and not ignored: the key could be committed; "
+                            "add .env to .gitignore")
+        return Extras(notes=notes)
+
+
+def committable(path: Path) -> bool:
+    """True when ``path`` lies in a git work tree and git would not ignore it (so a secret in it could be
+    committed). Without git installed, any file under a ``.git`` folder's parent counts."""
+    import shutil
+    import subprocess
+
+    path = path.absolute()
+    if not any((parent / ".git").exists() for parent in path.parents):
+        return False
+    git = shutil.which("git")
+    if git is None:
+        return True
+    try:
+        done = subprocess.run([git, "check-ignore", "-q", str(path)], cwd=path.parent, capture_output=True,
+                              timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return True
+    return done.returncode != 0  # 0: ignored; 1: not ignored; 128: not a work tree after all (say so anyway)

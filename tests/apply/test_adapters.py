@@ -420,3 +420,22 @@ def test_undo_after_other_edits_restores_a_users_own_baicai_client(app_env: Env,
     after = _yaml.load(path.read_text())
     assert after["save"] is True
     assert [dict(c) for c in after["clients"]] == [dict(_yaml.load(mine)["clients"][0])]
+
+
+def test_env_warns_when_the_dotenv_could_be_committed(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    from baicai_sidecar.apply.env import committable
+
+    plain = tmp_path / "plain" / ".env"
+    plain.parent.mkdir()
+    assert not committable(plain)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    assert committable(repo / ".env")
+    (repo / ".gitignore").write_text(".env\n")
+    assert not committable(repo / ".env")

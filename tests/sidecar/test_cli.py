@@ -41,6 +41,22 @@ def test_remote_bind_refused_on_the_command_line(capsys: pytest.CaptureFixture[s
     assert "--allow-remote" in err and "k" * 20 not in err
 
 
+def test_a_busy_port_is_said_before_any_banner(capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    monkeypatch.setenv("BAICAI_API_KEY", "baicai-" + "k" * 40)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert main(["sidecar", "--port", str(port)]) == 1
+    out, err = capsys.readouterr()
+    assert "Base URL" not in out and "Ctrl-C" not in out  # nothing that looks like a start
+    assert f"127.0.0.1:{port}" in err and "--port" in err and "端口" in err
+    assert "k" * 20 not in out + err
+
+
 def test_sidecar_command_imports_no_server_until_run() -> None:
     import subprocess
     import sys
