@@ -361,6 +361,10 @@ class Meter:
         view.wrote(before, family=info.family, at=reservation.at, requests=counted - 1,
                    tokens=win_tokens - reservation.window_tokens)
 
+    def forget_failed(self, row_id: int) -> None:
+        """Drop a ``failed`` row (a send that raised, never answered) whose request is being sent again."""
+        self._conn().execute("DELETE FROM requests WHERE id = ? AND status = 'failed'", (row_id,))
+
     def _learn_tier(self, conn: sqlite3.Connection, key_fp: str, tier: str, code: int | None) -> None:
         """Remember what the relay revealed: a code (40020 → free), or a paid-only model that worked (→ paid)."""
         conn.execute(

@@ -61,6 +61,7 @@ ORIGINAL_STATUS_HEADER = "x-baicai-original-status"
 
 _ERROR_KEYS = frozenset({"error", *(code_key for code_key, _ in _ENVELOPES)})
 """Keys without which a decoded SSE event is no relay error envelope: the common chunk skips the full check."""
+_FAILED_ROW = "baicai.failed_row"
 _METERED_SUFFIXES = ("/chat/completions", "/completions", "/images/generations", "/embeddings")
 _LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)  # openai's defaults
 DEFAULT_MAX_WAIT = 120.0
@@ -282,7 +283,9 @@ class _Pipeline:
     # -- before sending ------------------------------------------------------------------------------------------
     def prepare(self, request: httpx2.Request) -> tuple[str | None, RequestInfo | None]:
         """Strip our own header, ask for an unencoded answer (we parse it), describe the body if metered."""
-        app = request.headers.pop(APP_HEADER, None)
+        # Kept on the request too: a retry resends this same Request, and its attempt belongs to the same app.
+        app = request.headers.pop(APP_HEADER, None) or request.extensions.get(APP_HEADER)
+        request.extensions[APP_HEADER] = app
         if not _is_metered(request):
             return app, None
         request.headers["accept-encoding"] = "identity"
@@ -297,10 +300,19 @@ class _Pipeline:
         """Reserve: an attempt to send, a refusal to answer with, or seconds to sleep before asking again."""
         outcome = self.meter.reserve(_bearer(request), info, app=app, enforce=self.quota != "off")
         if not isinstance(outcome, Decision):
+            failed_before = request.extensions.pop(_FAILED_ROW, None)
+            if failed_before is not None:
+                self.meter.forget_failed(failed_before)  # this attempt speaks for the request now
             return _Attempt(self, outcome, info, _bearer(request))
         if outcome.kind == "wait" and self.quota == "wait" and outcome.wait_seconds <= self.max_wait:
             return max(0.05, outcome.wait_seconds)
         return _refusal_response(request, outcome)
+
+    def failed(self, request: httpx2.Request, attempt: _Attempt) -> None:
+        """The send raised: nothing came back. Remembered on the request, so that if the caller resends this same
+        Request (the sidecar's retries), the ledger keeps one row for it rather than one per attempt."""
+        attempt.settle(status="failed", prompt_tokens=0, completion_tokens=0, images=0)
+        request.extensions[_FAILED_ROW] = attempt.reservation.id
 
     def metered_stream_response(
         self, request: httpx2.Request, response: httpx2.Response, attempt: _Attempt | None
@@ -490,7 +502,7 @@ class MeteredTransport(httpx2.BaseTransport):
             response = self._inner.handle_request(request)
         except BaseException:
             if attempt is not None:
-                attempt.settle(status="failed", prompt_tokens=0, completion_tokens=0, images=0)
+                pipeline.failed(request, attempt)
             raise
         streamed = pipeline.metered_stream_response(request, response, attempt)
         if streamed is not None:
@@ -539,7 +551,7 @@ class AsyncMeteredTransport(httpx2.AsyncBaseTransport):
             response = await self._inner.handle_async_request(request)
         except BaseException:
             if attempt is not None:
-                attempt.settle(status="failed", prompt_tokens=0, completion_tokens=0, images=0)
+                pipeline.failed(request, attempt)
             raise
         streamed = pipeline.metered_stream_response(request, response, attempt)
         if streamed is not None:
