@@ -234,6 +234,9 @@ class Decision:
     request_tokens: int = 0
     scope: Literal["ip", "key", ""] = ""
     notes: tuple[str, ...] = field(default=())
+    status: int = 429
+    """The HTTP status a refusal is answered with: 429 for a full window, otherwise what the relay itself would
+    answer (apps show a 429 as "slow down", which is wrong when waiting cannot help)."""
 
     @property
     def allowed(self) -> bool:
@@ -297,7 +300,7 @@ def decide(
 
     if info.model in catalog.unsupported:
         return Decision(
-            "refuse", **base,  # type: ignore[arg-type]
+            "refuse", **base, status=404,  # type: ignore[arg-type]  # the relay's 48001
             reason_zh=f"白菜GPT 不支持模型 {info.model}",
             reason_en=f"the relay does not support {info.model}",
         )
@@ -312,7 +315,7 @@ def decide(
         # Only when the user said so: a *learned* free tier may be out of date (a top-up upgrades the key), and
         # the relay's 40050 costs nothing, so the request goes and the answer tells us.
         return Decision(
-            "refuse", **base,  # type: ignore[arg-type]
+            "refuse", **base, status=403,  # type: ignore[arg-type]  # the relay's 40050
             reason_zh=f"免费会员不能使用 {info.model}，请换用免费模型（如 gpt-3.5-turbo）或充值升级",
             reason_en=f"the free tier cannot use {info.model}; use a free model (e.g. gpt-3.5-turbo) or top up",
         )
@@ -326,7 +329,7 @@ def decide(
     limits = catalog.limits_for(family, effective_tier)
     if limits is None:
         return Decision(
-            "refuse", **base,  # type: ignore[arg-type]
+            "refuse", **base, status=403,  # type: ignore[arg-type]
             reason_zh=f"{tier_zh}不能使用 {family}", reason_en=f"{tier_en} cannot use {family}",
         )
 
@@ -336,7 +339,7 @@ def decide(
     if tph is not None:
         if info.prompt_tokens + (info.max_completion_tokens if info.max_tokens_given else 0) > tph:
             return Decision(
-                "refuse", **base, limits=limits, request_tokens=request_tokens,  # type: ignore[arg-type]
+                "refuse", **base, limits=limits, request_tokens=request_tokens, status=400,  # type: ignore[arg-type]
                 reason_zh=f"{tier_zh}：这个请求约 {request_tokens} tokens，超过每小时上限 {tph}，永远无法发送；请缩短对话或减小 max_tokens",
                 reason_en=f"{tier_en}: this request needs about {request_tokens} tokens, over the hourly limit of {tph}, so it can never be sent; shorten it or lower max_tokens",
             )

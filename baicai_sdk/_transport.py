@@ -177,7 +177,7 @@ def _refusal_response(request: httpx2.Request, decision: Decision) -> httpx2.Res
     headers = {"content-type": "application/json", "x-should-retry": "false", LOCAL_QUOTA_HEADER: "1"}
     if retry_after is not None:
         headers["retry-after"] = str(retry_after)
-    return httpx2.Response(429, headers=headers, json=body, request=request)
+    return httpx2.Response(decision.status, headers=headers, json=body, request=request)
 
 
 @dataclass

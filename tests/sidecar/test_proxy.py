@@ -230,6 +230,19 @@ def test_local_quota_refusal_reaches_the_app_readably(emulator: Any, sidecar_fac
     assert len(emulator.state.requests) == 1  # refused here, the relay never saw it
 
 
+def test_a_model_the_tier_may_not_use_is_refused_as_the_relay_would(emulator: Any, sidecar_factory: Any,
+                                                                     app_token: str) -> None:
+    """403 like the relay's 40050, not a 429: apps show 429 as "slow down", and waiting would not help."""
+    sc = sidecar_factory(api_key=emulator.free_key, tier="free")
+    with pytest.raises(openai.PermissionDeniedError) as info:
+        client(sc, app_token).images.generate(model="dall-e-3", prompt="白菜", size="1024x1024")
+    response = info.value.response
+    assert response.headers["x-baicai-local-quota"] == "1" and "retry-after" not in response.headers
+    bilingual(info.value.body["message"])  # type: ignore[index]
+    assert "dall-e-3" in info.value.body["message"]  # type: ignore[index]
+    assert emulator.state.requests == []
+
+
 def test_revoked_token_is_cut_off_at_once(sidecar: Any, app_token: str) -> None:
     c = client(sidecar, app_token)
     assert c.models.list().data
