@@ -57,7 +57,7 @@ class SidecarConfig:
     quota: str = "raise"
     """"raise": refuse over-quota requests with a readable 429; "off": record only (the bench)."""
     windows: Callable[[], Any] | None = None
-    """Quota windows for the status page; default: the SDK's ``UsageStore().windows()``."""
+    """Quota windows for the status page; default: the SDK's ``UsageStore().windows(tier=tier)``."""
 
     def __post_init__(self) -> None:
         if not is_loopback_host(self.host):
@@ -73,10 +73,10 @@ class SidecarConfig:
                 )
 
 
-def _windows_default() -> Any:
+def _windows_default(tier: str | None) -> Any:
     from baicai_sdk._usage import UsageStore
 
-    return UsageStore().windows()
+    return UsageStore().windows(tier=tier if tier in ("free", "paid") else None)  # type: ignore[arg-type]
 
 
 def _jsonable(value: Any) -> Any:
@@ -119,7 +119,8 @@ def create_app(config: SidecarConfig) -> Starlette:
         windows: Any = None
         windows_error = None
         try:
-            windows = _jsonable((config.windows or _windows_default)())
+            # The limits of the tier this sidecar gates with, so the page agrees with its refusals.
+            windows = _jsonable(config.windows() if config.windows else _windows_default(config.tier))
         except Exception as exc:  # the status page must answer even when the ledger is unreadable
             windows_error = f"{type(exc).__name__}: {exc}"[:200]
         stats = proxy.stats

@@ -261,7 +261,9 @@ def test_status_for_the_tui(emulator: Any, sidecar: Any, app_token: str) -> None
     assert status["upstream"] == emulator.base_url and status["tier"] == "paid"
     assert status["uptime_s"] > 0 and status["requests"] == 2
     assert status["recent_errors"][-1]["status"] == 404
-    assert isinstance(status["windows"], list) and status["windows_error"] is None  # the SDK's quota windows
+    assert status["windows_error"] is None  # the SDK's quota windows, with the limits of the sidecar's tier
+    (gpt35,) = [w for w in status["windows"] if w["family"] == "gpt-3.5"]
+    assert gpt35["tier"] == "paid" and gpt35["requests_used"] == 1 and gpt35["requests_limit"] == 1000
     assert emulator.paid_key not in r.text
     assert httpx2.get(sidecar.origin + "/sidecar/status").status_code == 401
 
