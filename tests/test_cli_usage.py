@@ -59,6 +59,14 @@ def test_usage_log_windows_topup_balance(monkeypatch: pytest.MonkeyPatch, capsys
     code, out, _ = run(monkeypatch, capsys, ["usage", "windows", "--tier", "paid", "--json"])
     gpt4 = next(w for w in json.loads(out) if w["family"] == "gpt-4")
     assert gpt4["requests_used"] == 1 and gpt4["requests_limit"] == 200
+    # Without --tier: the configured key's tier (here BAICAI_TIER), not whatever some other key taught the ledger.
+    monkeypatch.setenv("BAICAI_API_KEY", KEY)
+    monkeypatch.setenv("BAICAI_TIER", "free")
+    code, out, _ = run(monkeypatch, capsys, ["usage", "windows", "--json"])
+    gpt35 = next(w for w in json.loads(out) if w["family"] == "gpt-3.5")
+    assert gpt35["tier"] == "free" and gpt35["requests_limit"] == 60
+    monkeypatch.delenv("BAICAI_API_KEY")
+    monkeypatch.delenv("BAICAI_TIER")
     code, out, _ = run(monkeypatch, capsys, ["usage", "topup", "50", "--note", "支付宝"])
     assert code == 0 and "¥50.0000" in out
     code, out, _ = run(monkeypatch, capsys, ["usage", "balance", "--json"])

@@ -371,7 +371,9 @@ class Services:
 
     def windows(self) -> list[WindowView]:
         now = self.clock()
-        statuses = self._read(lambda u: u.windows(now=now))
+        active = self.active_profile()
+        tier = active.tier if active is not None and active.tier in ("free", "paid") else None
+        statuses = self._read(lambda u: u.windows(now=now, tier=tier))  # type: ignore[arg-type]
         return [
             WindowView(
                 family=w.family, tier=w.tier, requests_used=w.requests_used, requests_limit=w.requests_limit,

@@ -17,7 +17,10 @@ import json
 import re
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .._catalog import Tier
 
 __all__ = ["register", "parse_when"]
 
@@ -74,7 +77,8 @@ def register(subparsers: Any) -> None:
 
     windows = sub.add_parser("windows", help="每小时额度窗口 / the hourly quota windows")
     windows.add_argument("--tier", choices=("free", "paid"), default=None,
-                         help="按此等级显示上限 / show this tier's limits (default: learned, else free)")
+                         help="按此等级显示上限 / show this tier's limits (default: the active key's tier, "
+                              "else learned, else free)")
     windows.add_argument("--json", action="store_true")
     windows.set_defaults(func=_windows)
 
@@ -147,9 +151,20 @@ def _log(args: argparse.Namespace) -> int:
     return 0
 
 
+def configured_tier() -> Tier | None:
+    """The tier of the key ``Baicai()`` would use (profile, else ``BAICAI_TIER``); None when not configured."""
+    from .._keys import resolve_credentials
+
+    try:
+        tier = resolve_credentials(warn=False).tier
+    except Exception:  # no key configured, an unreadable store: fall back to what the ledger learned
+        return None
+    return tier if tier in ("free", "paid") else None
+
+
 def _windows(args: argparse.Namespace) -> int:
     store = _store()
-    windows = store.windows(tier=args.tier)
+    windows = store.windows(tier=args.tier or configured_tier())
     if args.json:
         print(json.dumps([w.as_dict() for w in windows], ensure_ascii=False, indent=2))
         return 0

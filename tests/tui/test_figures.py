@@ -47,6 +47,7 @@ async def test_quota_windows_equal_usage_store_and_count_down(sdk_ledger) -> Non
     now = [time.time() + 1]
     app = make_app(clock=lambda: now[0], tz=TZ)
     async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)  # started: a key pressed while the overview is still being built can stall the pilot
         await pilot.press("2")
         await settle(pilot)
         windows = UsageStore().windows(now=now[0])
@@ -166,7 +167,8 @@ async def test_figures_follow_another_process_writing(sdk_ledger) -> None:
         after = UsageStore().summary(since=_midnight(clock[0]))
         assert text_of(app.query_one("#today")).startswith(f"今日 / Today: {cny(after.cost_cny)} · "
                                                            f"{count(after.requests)} ")
-        assert app.reloads == reloads + 1
+        # Reserve and settle are two commits: a check that falls between them reloads once for each.
+        assert reloads + 1 <= app.reloads <= reloads + 2
 
 
 async def test_usage_custom_date_range(sdk_ledger) -> None:
