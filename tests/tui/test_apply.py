@@ -19,6 +19,7 @@ async def test_diff_first_then_write_then_undo(tmp_path, monkeypatch) -> None:
 
     app = make_app(clock=lambda: FIXED_NOW, tz=TZ)
     async with app.run_test(size=(130, 40)) as pilot:
+        await settle(pilot)
         await pilot.press("7")
         await settle(pilot)
         rows = table_rows(app.query_one("#apps-table"))

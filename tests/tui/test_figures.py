@@ -75,6 +75,7 @@ async def test_usage_groups_ranges_and_export(sdk_ledger, baicai_home) -> None:
     store = UsageStore()
     app = make_app(clock=lambda: now, tz=TZ)
     async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
         await pilot.press("3")
         await settle(pilot)
         since = (dt.datetime.fromtimestamp(_midnight(now), TZ) - dt.timedelta(days=29)).timestamp()
@@ -115,6 +116,7 @@ async def test_expense_log_pages_and_filters(sdk_ledger) -> None:
     store = UsageStore()
     app = make_app(clock=lambda: now, tz=TZ)
     async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
         await pilot.press("4")
         await settle(pilot)
         total = store.count()
@@ -178,6 +180,7 @@ async def test_usage_custom_date_range(sdk_ledger) -> None:
     app = make_app(clock=lambda: now, tz=TZ)
     today = dt.datetime.fromtimestamp(now, TZ).date()
     async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
         await pilot.press("3")
         await settle(pilot)
         await pilot.press("m", "r")

@@ -24,6 +24,7 @@ async def test_down_sidecar_is_a_status() -> None:
     services = Services(clock=lambda: FIXED_NOW, tz=TZ, sidecar_url=f"http://127.0.0.1:{_free_port()}")
     app = make_app(services=services)
     async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
         await pilot.press("6")
         await settle(pilot)
         status = text_of(app.query_one("#sidecar-status"))
@@ -45,6 +46,7 @@ async def test_up_sidecar_tokens_issue_and_revoke(emulator) -> None:
         services = Services(clock=lambda: FIXED_NOW, tz=TZ, sidecar_url=sc.origin)
         app = make_app(services=services)
         async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot)
             await pilot.press("6")
             await settle(pilot)
             status = text_of(app.query_one("#sidecar-status"))
@@ -86,6 +88,7 @@ async def test_start_and_stop_from_the_tui(emulator) -> None:
     app = make_app(services=services)
     try:
         async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot)
             await pilot.press("6")
             await settle(pilot)
             assert text_of(app.query_one("#sidecar-status")).startswith("○")
