@@ -101,6 +101,19 @@ def _token_revoke(args: argparse.Namespace) -> int:
     return 1
 
 
+def _console_log() -> None:
+    """Each request, and why one was refused, on the console: an app often shows only "401" or "CORS error".
+    (The lines never hold a key: the proxy logs method, path, status, app and time; refusals our own message.)"""
+    import logging
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    logger = logging.getLogger("baicai.sidecar")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         import starlette  # noqa: F401
@@ -161,6 +174,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"  警告：代理监听在 {args.host}，局域网内的设备可访问（仍需令牌） / WARNING: listening on {args.host}; "
               "other machines can reach it (a token is still required)", file=sys.stderr)
     print("  按 Ctrl-C 停止 / Ctrl-C to stop", flush=True)
+    _console_log()
     serve(config, sock=sock)
     return 0
 

@@ -20,6 +20,7 @@ Order of checks (each one answers with an OpenAI-shaped error an app can show):
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ __all__ = [
     "is_loopback_host",
     "route_allowed",
 ]
+
+log = logging.getLogger("baicai.sidecar")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -129,6 +132,12 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
+def _bearer(headers: dict[str, str]) -> str:
+    """The token an app sent: ``Authorization: Bearer …``, or Azure-style ``api-key``."""
+    auth = headers.get("authorization", "")
+    return auth[7:].strip() if auth[:7].lower() == "bearer " else headers.get("api-key", "").strip()
+
+
 def _count(scope: Scope, name: bytes) -> int:
     return sum(1 for k, _ in scope.get("headers", []) if k.lower() == name)
 
@@ -148,8 +157,13 @@ class SidecarGuard:
         method = scope["method"].upper()
         path = scope["path"]
 
+        async def reply(status: int, body: bytes, **options: Any) -> None:
+            if status >= 400:
+                _log_refusal(method, path, status, body)
+            await _reply(send, status, body, **options)
+
         if not self._host_ok(scope, headers.get("host", "")):
-            await _reply(send, 421 if headers.get("host") else 400, openai_error_body(
+            await reply(421 if headers.get("host") else 400, openai_error_body(
                 "Host 请求头不被接受：请用 http://127.0.0.1:端口 访问本地代理",
                 "the Host header is not accepted: reach the sidecar as http://127.0.0.1:PORT "
                 "(this blocks DNS-rebinding attacks from web pages)",
@@ -161,12 +175,12 @@ class SidecarGuard:
         if origin is not None:
             if _count(scope, b"origin") != 1:
                 # Browsers send one Origin; two mean a crafted request, and judging either one alone could be wrong.
-                await _reply(send, 400, openai_error_body(
+                await reply(400, openai_error_body(
                     "请求带有多个 Origin 请求头，已拒绝", "the request carries more than one Origin header: refused",
                     type="baicai_sidecar_forbidden", code="origin_not_allowed"))
                 return
             if not self.config.origin_allowed(origin):
-                await _reply(send, 403, openai_error_body(
+                await reply(403, openai_error_body(
                     f"来源 {origin[:80]} 未被允许：在 baicai sidecar 上用 --allow-origin 添加该网页应用的地址",
                     f"origin {origin[:80]} is not allowed: add the web app's address with "
                     "`baicai sidecar --allow-origin URL`",
@@ -175,7 +189,7 @@ class SidecarGuard:
             cors = [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin"),
                     (b"access-control-expose-headers", b"x-request-id, retry-after, x-baicai-local-quota")]
             if method == "OPTIONS" and "access-control-request-method" in headers:
-                await _reply(send, 204, b"", extra=cors + [
+                await reply(204, b"", extra=cors + [
                     (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
                     (b"access-control-allow-headers",
                      headers.get("access-control-request-headers", "authorization, content-type").encode("latin-1")),
@@ -185,20 +199,29 @@ class SidecarGuard:
 
         allowed = route_allowed(path, method)
         if allowed is None:
-            await _reply(send, 404, openai_error_body(
+            await reply(404, openai_error_body(
                 f"本地代理不转发此路径：{path[:100]}",
                 f"the sidecar does not forward this path: {path[:100]} (OpenAI API routes only)",
                 type="invalid_request_error", code="unknown_url"), extra=cors)
             return
         if not allowed:
-            await _reply(send, 405, openai_error_body(
+            await reply(405, openai_error_body(
                 f"此路径不支持 {method} 方法", f"method {method} is not allowed on {path[:100]}",
                 type="invalid_request_error", code="method_not_allowed"), extra=cors)
             return
 
         app_name = self._authorise(headers)
+        if app_name is None and _bearer(headers).startswith("baicai-"):
+            await reply(401, openai_error_body(
+                "这里填的是你的白菜GPT 真实密钥：本地代理不接受它（应用里不应保存真实密钥）。请改填 `baicai sidecar` "
+                "启动时显示的本地令牌（sk-baicai-…），或用 `baicai sidecar token add 应用名` 生成一个",
+                "that is your real BaicaiGPT key: the sidecar does not take it (apps should not hold it). Paste the "
+                "local token `baicai sidecar` printed at start (sk-baicai-…), or make one with "
+                "`baicai sidecar token add APP`",
+                type="invalid_request_error", code="invalid_api_key"), extra=cors)
+            return
         if app_name is None:
-            await _reply(send, 401, openai_error_body(
+            await reply(401, openai_error_body(
                 "本地令牌无效：请在应用中填入 `baicai sidecar` 启动时显示的令牌（sk-baicai-…），"
                 "或用 `baicai sidecar token add 应用名` 生成一个",
                 "invalid local token: paste the token `baicai sidecar` printed at start (sk-baicai-…), "
@@ -210,24 +233,24 @@ class SidecarGuard:
         if method in ("POST", "PUT", "PATCH"):
             problem = self._content_type_problem(path, headers.get("content-type", ""))
             if problem is not None:
-                await _reply(send, 415, problem, extra=cors)
+                await reply(415, problem, extra=cors)
                 return
             declared = headers.get("content-length")
             if declared is not None and (not declared.isdigit() or int(declared) > self.config.max_body):
-                await _reply(send, 413, self._too_large(), extra=cors)
+                await reply(413, self._too_large(), extra=cors)
                 return
             try:
                 body = await self._read_body(receive)
             except ConnectionAbortedError:
                 return  # the app left while uploading: nothing to answer
             except _BodyTooLarge:
-                await _reply(send, 413, self._too_large(), extra=cors)
+                await reply(413, self._too_large(), extra=cors)
                 return
             if headers.get("content-type", "").lower().startswith("application/json"):
                 try:
                     json.loads(body)
                 except ValueError as exc:
-                    await _reply(send, 400, openai_error_body(
+                    await reply(400, openai_error_body(
                         f"请求体不是合法的 JSON（{exc.__class__.__name__}）",
                         f"the request body is not valid JSON ({exc})",
                         type="invalid_request_error", code="invalid_json"), extra=cors)
@@ -249,8 +272,7 @@ class SidecarGuard:
         return False
 
     def _authorise(self, headers: dict[str, str]) -> str | None:
-        auth = headers.get("authorization", "")
-        token = auth[7:].strip() if auth[:7].lower() == "bearer " else headers.get("api-key", "").strip()
+        token = _bearer(headers)
         app = self.config.verify_token(token) if token else None
         if app is not None:
             return app
@@ -312,6 +334,17 @@ def _with_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
         await send(message)
 
     return wrapped
+
+
+def _log_refusal(method: str, path: str, status: int, body: bytes) -> None:
+    """One line on the sidecar's console per refused request: an app shows "CORS error" or "401", this says why.
+    The body is our own bilingual answer (never a key); its English half is logged."""
+    try:
+        error = json.loads(body)["error"]
+        code, message = error.get("code"), str(error.get("message", "")).rpartition(" / ")[2]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        code, message = None, ""
+    log.warning("refused %s %s -> %d %s: %s", method, path[:100], status, code, message[:200])
 
 
 async def _reply(send: Send, status: int, body: bytes, *, extra: list[tuple[bytes, bytes]] | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import httpx2
@@ -89,6 +90,21 @@ async def test_empty_or_duplicated_host_is_refused() -> None:
         assert sent[0]["status"] in (400, 421)
         assert json.loads(sent[1]["body"])["error"]["code"] == "host_not_allowed"
     assert probe.calls == []
+
+
+async def test_the_real_key_pasted_into_an_app_is_named_as_such_and_never_echoed(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="baicai.sidecar")
+    client, probe = make()
+    real = "baicai-" + "r" * 40
+    r = await client.post("/v1/chat/completions", json=CHAT, headers={"authorization": f"Bearer {real}"})
+    assert r.status_code == 401 and error_of(r)["code"] == "invalid_api_key"
+    assert "真实密钥" in r.text and "real BaicaiGPT key" in r.text and real not in r.text and "r" * 20 not in r.text
+    assert probe.calls == []
+    # the console says why, in one line, without the key
+    (line,) = [rec.getMessage() for rec in caplog.records if rec.name == "baicai.sidecar"]
+    assert "POST /v1/chat/completions -> 401 invalid_api_key: that is your real BaicaiGPT key" in line
+    assert "r" * 20 not in line
 
 
 async def test_two_origin_headers_are_refused_whichever_comes_last() -> None:
