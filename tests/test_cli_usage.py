@@ -51,6 +51,15 @@ def test_usage_json_by_model_and_source(monkeypatch: pytest.MonkeyPatch, capsys:
     assert "baicai-…7777" in out
 
 
+def test_usage_log_says_when_there_is_more(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    for _ in range(3):
+        _send("gpt-3.5-turbo", 10, 10)
+    code, out, _ = run(monkeypatch, capsys, ["usage", "log", "--limit", "2"])
+    assert code == 0 and out.count("gpt-3.5-turbo") == 2 and "rows 1–2 of 3; more with --offset 2" in out
+    code, out, _ = run(monkeypatch, capsys, ["usage", "log", "--offset", "2"])
+    assert out.count("gpt-3.5-turbo") == 1 and "of 3" not in out
+
+
 def test_usage_log_windows_topup_balance(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     _send("gpt-4", 100, 100)
     code, out, _ = run(monkeypatch, capsys, ["usage", "log", "--json"])

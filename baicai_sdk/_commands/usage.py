@@ -67,11 +67,12 @@ def register(subparsers: Any) -> None:
     sub = parser.add_subparsers(dest="usage_command", metavar="ACTION")
 
     log = sub.add_parser("log", help="消费明细（最新在前） / the expense log, newest first")
-    log.add_argument("--limit", type=int, default=20)
-    log.add_argument("--offset", type=int, default=0)
-    log.add_argument("--model")
-    log.add_argument("--status", choices=("pending", "expired", "ok", "error", "cancelled", "dropped", "failed"))
-    log.add_argument("--source")
+    log.add_argument("--limit", type=int, default=20, help="显示多少条（默认 20） / rows to show (default 20)")
+    log.add_argument("--offset", type=int, default=0, help="跳过最新的多少条 / skip this many newest rows")
+    log.add_argument("--model", help="只看此模型 / only this model")
+    log.add_argument("--status", choices=("pending", "expired", "ok", "error", "cancelled", "dropped", "failed"),
+                     help="只看此状态 / only this status")
+    log.add_argument("--source", help="只看此来源（sdk、sidecar 或应用名） / only this source (sdk, sidecar or an app)")
     log.add_argument("--json", action="store_true", help="JSON 输出 / machine-readable output")
     log.set_defaults(func=_log)
 
@@ -148,6 +149,12 @@ def _log(args: argparse.Namespace) -> int:
               f"{_cny(r.cost_cny):>10}  {source}  {r.key_hint or r.key_fingerprint}{code}")
     if not rows:
         print("没有记录。 / No rows.")
+        return 0
+    total = store.count(model=args.model, status=args.status, source=args.source)
+    shown = args.offset + len(rows)
+    if shown < total:
+        print(f"（第 {args.offset + 1}–{shown} 条，共 {total} 条；更多：--offset {shown} 或 --limit N） / "
+              f"(rows {args.offset + 1}–{shown} of {total}; more with --offset {shown} or --limit N)")
     return 0
 
 
