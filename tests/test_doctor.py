@@ -71,6 +71,15 @@ def test_healthy_setup(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
     assert emulator.free_key not in json.dumps(report) + text
 
 
+def test_profiles_kept_in_the_file_store_need_no_keyring(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str], emulator: Any) -> None:
+    """`key add --store file` without BAICAI_SECRET_STORE: the keyring is never used, so it is nothing to fix."""
+    KeyStore().add("main", emulator.free_key, tier="free", base_url=emulator.base_url, store="file")
+    monkeypatch.delenv("BAICAI_SECRET_STORE", raising=False)
+    code, report, _ = doctor(monkeypatch, capsys)
+    assert code == 0 and "keyring" not in checks(report)
+
+
 def test_no_key_offline_explains_demo_and_key_add(monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     code, report, text = doctor(monkeypatch, capsys, "--offline")

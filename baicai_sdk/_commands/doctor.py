@@ -119,7 +119,9 @@ def run_checks(*, offline: bool = False, timeout: float = 5.0, profile: str | No
 
     chosen_store = os.environ.get(SECRET_STORE_ENV, "").strip().lower() or "keyring"
     uses_keyring = any(p.store == "keyring" for p in profiles)
-    if chosen_store == "keyring" or uses_keyring:
+    # The keyring matters when a profile keeps its key there, or when the next `key add` would (no profile yet and
+    # no file store chosen); profiles kept with --store file never touch it.
+    if uses_keyring or (chosen_store == "keyring" and not profiles):
         usable, description = keyring_status()
         config["keyring"] = {"usable": usable, "backend": description}
         if usable:

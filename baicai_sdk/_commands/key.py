@@ -132,10 +132,13 @@ def _add(args: argparse.Namespace) -> int:
         return _fail(exc)
     for warning in key_warnings(key, profile.base_url):
         print(f"警告 / warning: {warning}", file=sys.stderr)
-    active = "，已设为当前配置 / now active" if profile.active else f"（切换：baicai key use {profile.name}） / (switch with `baicai key use {profile.name}`)"
+    if profile.active:
+        active_zh, active_en = "，已设为当前配置", ", now active"
+    else:
+        active_zh, active_en = f"（切换：baicai key use {profile.name}）", f" (switch with `baicai key use {profile.name}`)"
     print(
-        f"已保存配置 {profile.name}：{mask_key(key)}，等级 {profile.tier}，存于 {_describe_store(profile, store)}{active} / "
-        f"saved profile {profile.name}: {profile.masked}, tier {profile.tier}"
+        f"已保存配置 {profile.name}：{mask_key(key)}，等级 {profile.tier}，存于 {_describe_store(profile, store)}{active_zh} / "
+        f"saved profile {profile.name}: {profile.masked}, tier {profile.tier}{active_en}"
     )
     return 0
 
