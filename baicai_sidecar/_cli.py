@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from typing import Any
 
 __all__ = ["register"]
@@ -101,6 +102,15 @@ def _token_revoke(args: argparse.Namespace) -> int:
     return 1
 
 
+def _check_relay(base_url: str, key: str) -> None:
+    """Warn on the console when the relay cannot be used, before an app finds out with a failed request."""
+    from baicai_sdk._commands.doctor import probe_relay
+
+    check = probe_relay(base_url, key)
+    if check.status != "ok":
+        print(f"注意 / note: {check.summary}\n  {check.fix}", file=sys.stderr, flush=True)
+
+
 def _console_log() -> None:
     """Each request, and why one was refused, on the console: an app often shows only "401" or "CORS error".
     (The lines never hold a key: the proxy logs method, path, status, app and time; refusals our own message.)"""
@@ -175,6 +185,7 @@ def _run(args: argparse.Namespace) -> int:
               "other machines can reach it (a token is still required)", file=sys.stderr)
     print("  按 Ctrl-C 停止 / Ctrl-C to stop", flush=True)
     _console_log()
+    threading.Thread(target=_check_relay, args=(creds.base_url, creds.key), daemon=True, name="relay-check").start()
     serve(config, sock=sock)
     return 0
 

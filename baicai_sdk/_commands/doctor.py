@@ -284,6 +284,11 @@ def _relay_checks(creds: Any, timeout: float, proxies: dict[str, str]) -> list[C
     return checks
 
 
+def probe_relay(base_url: str, key: str, timeout: float = 5.0) -> Check:
+    """The doctor's relay check alone (``baicai sidecar`` runs it at start, so a dead relay is said at once)."""
+    return _probe(base_url, key, timeout, _proxy_env(), label="relay")
+
+
 def _probe(base_url: str, key: str, timeout: float, proxies: dict[str, str], *, label: str) -> Check:
     """``GET {base}/models`` with the key; every outcome becomes a Check, never a traceback."""
     import httpx2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -76,3 +77,18 @@ def test_package_exports_load_lazily() -> None:
             "print('starlette' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "True"
+
+
+def test_a_relay_that_cannot_be_used_is_said_at_start(capsys: pytest.CaptureFixture[str], emulator: Any) -> None:
+    import socket
+
+    from baicai_sidecar._cli import _check_relay
+
+    _check_relay(emulator.base_url, emulator.paid_key)
+    assert capsys.readouterr().err == ""  # a usable relay: nothing to say
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    _check_relay(f"http://127.0.0.1:{dead}/v1", emulator.paid_key)
+    err = capsys.readouterr().err
+    assert "无法连接中转站" in err and "cannot reach the relay" in err and emulator.paid_key not in err
