@@ -144,8 +144,8 @@ class _LedgerView:
         if self.changes != changes_before:
             return
         cached = self.totals.get(family) if family is not None else None
-        if cached is not None and at > cached[0]:
-            self.totals[family] = (cached[0], cached[1] + requests, cached[2] + tokens)  # type: ignore[index]
+        if family is not None and cached is not None and at > cached[0]:
+            self.totals[family] = (cached[0], cached[1] + requests, cached[2] + tokens)
         self.changes = self.conn.total_changes
 
 

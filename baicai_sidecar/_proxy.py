@@ -99,6 +99,9 @@ def openai_error_from_relay(status: int, body: bytes) -> tuple[int, bytes] | Non
     return _openai_error(status, parse_relay_envelope(parsed))
 
 
+_PARSED = "baicai.relay_error"
+
+
 def _relay_error(response: httpx2.Response) -> tuple[int, str] | None:
     """(code, message) of a read response's relay error envelope; parsed once per response (retry, then rewrite)."""
     if _PARSED not in response.extensions:
@@ -109,9 +112,6 @@ def _relay_error(response: httpx2.Response) -> tuple[int, str] | None:
         response.extensions[_PARSED] = parse_relay_envelope(parsed)
     found: tuple[int, str] | None = response.extensions[_PARSED]
     return found
-
-
-_PARSED = "baicai.relay_error"
 
 
 def _openai_error(status: int, found: tuple[int, str] | None) -> tuple[int, bytes] | None:
