@@ -294,7 +294,7 @@ def test_the_transports_stream_copy_reads_events_however_the_bytes_were_cut(spli
     """The metered transport keeps a copy of the stream's bytes and decodes it once the stream ends: events split
     across chunks, CRLF lines, pings, a relay error inside the stream and a cut last event are all read as when
     they came one per chunk."""
-    from baicai_sdk._transport import _StreamTally
+    from baicai_sdk._transport._metered import _StreamTally
 
     stream = (b": PING\r\n\r\n" + _event("白菜是") + _event(" a cabbage.").replace(b"\n", b"\r\n")
               + b'data: {"error": {"code": 40022, "message": "limit"}}\n\n' + b'data: {"choices": [{"ind')

@@ -24,30 +24,28 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx2
 
-from ._codes import RELAY_CODES
-from ._errors import _ENVELOPES, parse_relay_error
-from ._quota import Decision
+from .._codes import RELAY_CODES
+from .._errors import _ENVELOPES, parse_relay_error
+from .._quota import Decision
+from ._proxies import _AsyncEnvProxyTransport, _EnvProxyTransport
 
 if TYPE_CHECKING:
-    from ._meter import Meter, Reservation, RequestInfo
-    from ._retry import RetryPolicy
-    from ._tokens import StreamCounter
+    from .._meter import Meter, Reservation, RequestInfo
+    from .._retry import RetryPolicy
+    from .._tokens import StreamCounter
 
 __all__ = [
     "MeteredTransport",
     "AsyncMeteredTransport",
     "http_client",
     "async_http_client",
-    "env_proxy_for",
     "APP_HEADER",
     "DEFAULT_MAX_WAIT",
 ]
@@ -66,80 +64,6 @@ _METERED_SUFFIXES = ("/chat/completions", "/completions", "/images/generations",
 _LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)  # openai's defaults
 DEFAULT_MAX_WAIT = 120.0
 """How long ``quota="wait"`` sleeps for a window to free before refusing (openai's own cap on Retry-After)."""
-
-
-def env_proxy_for(url: httpx2.URL | str) -> str | None:
-    """The proxy the environment names for ``url`` (``HTTP(S)_PROXY``/``ALL_PROXY``, honouring ``NO_PROXY``).
-
-    httpx2 applies these itself, but not once a transport is given — and ours always is. Users in China often
-    need a proxy, so the default inner transports route by it, as httpx2 would. Asked per request; urllib's reading
-    of the environment (≈0.2 ms) is redone only when a proxy variable has changed since the last request.
-    """
-    parsed = url if isinstance(url, httpx2.URL) else httpx2.URL(str(url))
-    proxies, bypass = _environment_proxies()
-    host = parsed.host
-    bypassed = bypass.get(host)
-    if bypassed is None:
-        if len(bypass) > 256:
-            bypass.clear()
-        bypassed = bypass[host] = bool(urllib.request.proxy_bypass_environment(host, proxies))  # type: ignore[attr-defined]
-    if bypassed:
-        return None
-    return proxies.get(parsed.scheme) or proxies.get("all")
-
-
-_PROXY_VARIABLES = tuple(v for name in ("http", "https", "all", "no") for v in (f"{name}_proxy", f"{name.upper()}_PROXY"))
-_proxy_cache: tuple[tuple[str | None, ...] | None, dict[str, str], dict[str, bool]] = (None, {}, {})
-
-
-def _environment_proxies() -> tuple[dict[str, str], dict[str, bool]]:
-    """``urllib.request.getproxies_environment()`` and a per-host NO_PROXY verdict cache, read again only when one
-    of the proxy variables changed (a user may export HTTPS_PROXY in a long-running process)."""
-    global _proxy_cache
-    current = tuple(os.environ.get(name) for name in _PROXY_VARIABLES)
-    seen, proxies, bypass = _proxy_cache
-    if current != seen:
-        proxies, bypass = urllib.request.getproxies_environment(), {}
-        _proxy_cache = (current, proxies, bypass)
-    return proxies, bypass
-
-
-class _EnvProxyTransport(httpx2.BaseTransport):
-    """httpx2's default transport, one per proxy the environment names for a request's URL."""
-
-    def __init__(self, **options: Any) -> None:
-        self._options = options
-        self._by_proxy: dict[str | None, httpx2.HTTPTransport] = {}
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        proxy = env_proxy_for(request.url)
-        transport = self._by_proxy.get(proxy)
-        if transport is None:
-            transport = self._by_proxy[proxy] = httpx2.HTTPTransport(proxy=proxy, **self._options)
-        return transport.handle_request(request)
-
-    def close(self) -> None:
-        for transport in self._by_proxy.values():
-            transport.close()
-
-
-class _AsyncEnvProxyTransport(httpx2.AsyncBaseTransport):
-    """The async twin of :class:`_EnvProxyTransport`."""
-
-    def __init__(self, **options: Any) -> None:
-        self._options = options
-        self._by_proxy: dict[str | None, httpx2.AsyncHTTPTransport] = {}
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        proxy = env_proxy_for(request.url)
-        transport = self._by_proxy.get(proxy)
-        if transport is None:
-            transport = self._by_proxy[proxy] = httpx2.AsyncHTTPTransport(proxy=proxy, **self._options)
-        return await transport.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        for transport in self._by_proxy.values():
-            await transport.aclose()
 
 
 def _is_metered(request: httpx2.Request) -> bool:
@@ -267,7 +191,7 @@ class _Pipeline:
     @property
     def meter(self) -> Meter:
         if self._meter is None:
-            from ._meter import Meter
+            from .._meter import Meter
 
             self._meter = Meter(source=self.source, tier=self.tier)  # type: ignore[arg-type]
         return self._meter
@@ -275,7 +199,7 @@ class _Pipeline:
     @property
     def retry_policy(self) -> RetryPolicy:
         if self._retry_policy is None:
-            from ._retry import DEFAULT_RETRY_POLICY
+            from .._retry import DEFAULT_RETRY_POLICY
 
             self._retry_policy = DEFAULT_RETRY_POLICY
         return self._retry_policy
@@ -289,7 +213,7 @@ class _Pipeline:
         if not _is_metered(request):
             return app, None
         request.headers["accept-encoding"] = "identity"
-        from ._meter import describe_request
+        from .._meter import describe_request
 
         body = _json_or_none(request.read())
         if not isinstance(body, dict):
@@ -367,7 +291,7 @@ class _Pipeline:
             headers["retry-after-ms"] = str(int(policy.delay(attempt_no, retry_after) * 1000))
 
     def stream_tally(self, info: RequestInfo) -> _StreamTally:
-        from ._tokens import StreamCounter
+        from .._tokens import StreamCounter
 
         return _StreamTally(counter=StreamCounter(info.model))
 
@@ -407,7 +331,7 @@ def _usage_outcome(body: Any, info: RequestInfo) -> dict[str, Any]:
     if isinstance(usage, dict) and "prompt_tokens" in usage:
         return {"prompt_tokens": int(usage.get("prompt_tokens") or 0),
                 "completion_tokens": int(usage.get("completion_tokens") or 0)}
-    from ._tokens import StreamCounter
+    from .._tokens import StreamCounter
 
     counter = StreamCounter(info.model)
     for choice in (body.get("choices") or ()) if isinstance(body, dict) else ():
