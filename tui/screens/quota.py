@@ -72,15 +72,27 @@ class QuotaPage(Page):
         self.in_thread(self.services.windows, self.show)
 
     def show(self, views: list[WindowView]) -> None:
+        """Update the window cards in place; mount only the cards that are missing, never remove one.
+
+        A refresh arrives after every ledger write. Removing children and mounting their replacements in the same
+        call collided with the removal still in flight ("a widget with ID 'window-0' already exists"), so cards
+        are reused by position and surplus ones are hidden rather than removed.
+        """
         self.views = views
         box = self.query_one("#windows", VerticalScroll)
-        box.remove_children()
-        if not views:
-            box.mount(Static(tr("还没有请求记录。", "No requests recorded yet."), classes="empty"))
-            return
-        now = self.services.clock()
-        box.mount_all(Static(window_text(w, now, self.services.tz), id=f"window-{i}",
-                             classes=f"window -{_level(w)}") for i, w in enumerate(views))
+        empty = box.query(".empty")
+        if not empty:
+            note = Static(tr("还没有请求记录。", "No requests recorded yet."), classes="empty")
+            note.display = not views
+            box.mount(note)
+        else:
+            empty.first(Static).display = not views
+        cards = list(box.query(".window").results(Static))
+        for card in cards[len(views):]:
+            card.display = False
+        if len(views) > len(cards):
+            box.mount_all(Static(id=f"window-{i}", classes="window") for i in range(len(cards), len(views)))
+        self.tick()
 
     def tick(self) -> None:
         now = self.services.clock()
@@ -89,6 +101,7 @@ class QuotaPage(Page):
             if not widgets:
                 return
             widget = widgets.first(Static)
+            widget.display = True
             widget.update(window_text(w, now, self.services.tz))
             for name in ("ok", "warn", "danger"):
                 widget.set_class(_level(w) == name, f"-{name}")
