@@ -27,15 +27,14 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from . import _paths
+from . import _files, _paths
 from ._catalog import Tier
 from ._urls import DEFAULT_BASE_URL, format_changes, is_openai_url, normalise_base_url
 
@@ -185,45 +184,21 @@ def _check_tier(tier: str) -> Tier:
     return tier
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An advisory lock beside ``path`` so two processes editing profiles do not lose each other's change."""
-    lock_path = path.with_name(f".{path.name}.lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        if sys.platform != "win32":
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the flock
+def _locked(path: Path) -> contextlib.AbstractContextManager[None]:
+    """A cross-process lock beside ``path`` so two processes editing profiles do not lose each other's change."""
+    return _files.file_lock(path)
 
 
 def _atomic_write_json(path: Path, data: Any) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix.
 
-    ``mkstemp`` creates the temp file with mode 0600, which ``os.replace`` keeps: right for secrets, harmless for
-    profiles (they hold nothing secret, but nobody else needs them either).
+    Mode 0600 (``secret``): right for secrets, harmless for profiles (they hold nothing secret, but nobody else
+    needs them either). Callers hold ``_locked(path)``, so temp files a killed writer left are removed here.
     """
+    for stale in _files.stale_temps(path):
+        stale.unlink(missing_ok=True)
     text = json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if sys.platform != "win32":
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    _files.atomic_write(path, text.encode("utf-8"), secret=True)
 
 
 def _read_json(path: Path, what_zh: str, what_en: str) -> dict[str, Any] | None:

@@ -12,18 +12,21 @@ this machine, through the sidecar, and can be revoked.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import os
 import re
 import secrets
 import string
-import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from baicai_sdk._files import FileWatch, atomic_write, file_lock, stale_temps
 
 __all__ = ["TokenStore", "LocalToken", "DEFAULT_APP", "mask_token", "InvalidAppName"]
 
@@ -77,9 +80,10 @@ def _check_app(app: str) -> str:
 class TokenStore:
     """The sidecar's local tokens, one per app, in ``<config>/sidecar-tokens.json``.
 
-    Safe to use from several processes (the CLI adds a token while the sidecar runs): every write replaces the
-    file atomically, and ``verify`` reloads it when its mtime changes, so a revoked token stops working on the
-    next request without a restart.
+    Safe to use from several processes (the CLI adds a token while the sidecar runs): every change is made under
+    a cross-process file lock and replaces the file atomically, and ``verify`` reloads it whenever it changed
+    (``FileWatch``: identity, size and times, and the content while the mtime is too recent to trust), so a
+    revoked or rotated token stops working on the next request without a restart.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
@@ -89,57 +93,55 @@ class TokenStore:
             path = config_dir() / "sidecar-tokens.json"
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._watch = FileWatch(self.path)
         self._cached: dict[str, LocalToken] = {}
-        self._cached_stamp: tuple[int, int] | None = None
 
     # -- file ------------------------------------------------------------------------------------
-    def _stamp(self) -> tuple[int, int] | None:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
-
     def _load(self) -> dict[str, LocalToken]:
-        stamp = self._stamp()
-        if stamp is not None and stamp == self._cached_stamp:
-            return self._cached
-        tokens: dict[str, LocalToken] = {}
-        if stamp is not None:
+        """The tokens as the file holds them now; re-read only when ``FileWatch`` says it changed (one stat,
+        plus a hash while the file's mtime is too recent to trust), so a rotation in another process is
+        seen on the next request even where mtimes are coarse."""
+        with self._lock:
+            if not self._watch.changed():
+                return self._cached
             try:
-                raw: Any = json.loads(self.path.read_text(encoding="utf-8") or "{}")
-            except (OSError, ValueError) as exc:
+                data = self._watch.read()
+                raw: Any = json.loads(data.decode("utf-8") or "{}") if data is not None else {}
+                entries = raw.get("tokens") or {}
+                if not isinstance(entries, dict):
+                    raise ValueError("tokens is not an object")
+            except (OSError, ValueError, AttributeError) as exc:
+                self._watch = FileWatch(self.path)  # damaged: check again next time, do not cache
                 raise RuntimeError(
                     f"本地令牌文件损坏，请删除后重新生成：{self.path} / "
                     f"the local token file is damaged; delete it and issue tokens again: {self.path}"
                 ) from exc
-            for app, entry in (raw.get("tokens") or {}).items():
+            tokens: dict[str, LocalToken] = {}
+            for app, entry in entries.items():
                 if isinstance(entry, dict) and isinstance(entry.get("token"), str):
                     tokens[app] = LocalToken(app, entry["token"], float(entry.get("created") or 0.0))
-        self._cached, self._cached_stamp = tokens, stamp
-        return tokens
+            self._cached = tokens
+            return tokens
 
     def _save(self, tokens: dict[str, LocalToken]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Called under ``file_lock(self.path)``, so stale temp files (they may hold tokens) can be removed."""
         payload = {
             "version": 1,
             "tokens": {t.app: {"token": t.token, "created": t.created} for t in tokens.values()},
         }
-        # mkstemp creates the file 0600, and os.replace keeps that mode
-        fd, tmp = tempfile.mkstemp(prefix=".sidecar-tokens.", dir=str(self.path.parent))
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(payload, fh, indent=2, ensure_ascii=False)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        self._cached_stamp = None  # force a re-read (mtime resolution may hide our own write)
+        for stale in stale_temps(self.path):
+            stale.unlink(missing_ok=True)
+        atomic_write(self.path, (json.dumps(payload, indent=2, ensure_ascii=False) + "\n").encode("utf-8"), secret=True)
+
+    @contextlib.contextmanager
+    def _editing(self) -> Iterator[dict[str, LocalToken]]:
+        """The current tokens to change, under the cross-process lock; saved when the block returns normally."""
+        with file_lock(self.path):
+            tokens = dict(self._load())
+            before = dict(tokens)
+            yield tokens
+            if tokens != before:
+                self._save(tokens)
 
     # -- API -------------------------------------------------------------------------------------
     def issue(self, app: str, *, rotate: bool = False) -> str:
@@ -150,15 +152,13 @@ class TokenStore:
         replaces it.
         """
         _check_app(app)
-        with self._lock:
-            tokens = dict(self._load())
+        with self._editing() as tokens:
             existing = tokens.get(app)
             if existing is not None and not rotate:
                 return existing.token
             token = _new_token()
             tokens[app] = LocalToken(app, token, time.time())
-            self._save(tokens)
-            return token
+        return token
 
     def default_token(self) -> str:
         """The per-install token printed by ``baicai sidecar`` (made on first start)."""
@@ -174,12 +174,8 @@ class TokenStore:
 
     def revoke(self, app: str) -> bool:
         """Cut ``app`` off; True when it had a token. Takes effect on the sidecar's next request."""
-        with self._lock:
-            tokens = dict(self._load())
-            if tokens.pop(app, None) is None:
-                return False
-            self._save(tokens)
-            return True
+        with self._editing() as tokens:
+            return tokens.pop(app, None) is not None
 
     def verify(self, token: str | None) -> str | None:
         """The app ``token`` belongs to, or None. Compares every entry in constant time."""

@@ -19,11 +19,12 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from baicai_sdk import _files
 
 from ._model import (
     ApplyError,
@@ -47,7 +48,6 @@ __all__ = [
     "apply_root",
 ]
 
-_TMP_SUFFIX = ".baicai-tmp"
 _RECORD_VERSION = 1
 
 
@@ -141,49 +141,12 @@ def make_change(edit: FileEdit, mask: Callable[[str], str]) -> FileChange:
 # -- atomic write ------------------------------------------------------------------------------------------------
 
 
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write(path: Path, data: bytes, *, mode: int | None = None, secret: bool = False) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file.
+    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file (``baicai_sdk._files``).
 
     ``mode``: the permission bits to give the file (the original's, by default); ``secret`` caps them at 0600.
     """
-    target = _real(path)
-    folder = target.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    if mode is None:
-        try:
-            mode = stat.S_IMODE(target.stat().st_mode)
-        except FileNotFoundError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-    if secret:
-        mode &= 0o600
-        mode |= 0o600
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=_TMP_SUFFIX, dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp_name, mode)
-        os.replace(tmp_name, target)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(folder)
+    _files.atomic_write(path, data, mode=mode, secret=secret)
 
 
 def _encode(text: str) -> bytes:
@@ -231,20 +194,9 @@ def _backup(app: str, path: Path, data: bytes) -> Path:
     return backup
 
 
-@contextlib.contextmanager
-def _locked() -> Iterator[None]:
-    """One apply/undo at a time on this machine (the CLI and the TUI may run together)."""
-    with open(apply_root() / ".lock", "a+b") as fh:
-        try:
-            import fcntl
-        except ImportError:  # Windows: no advisory lock; the atomic writes still hold
-            yield
-            return
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+def _locked() -> contextlib.AbstractContextManager[None]:
+    """One apply/undo at a time on this machine (the CLI and the TUI may run together), on every OS."""
+    return _files.file_lock(apply_root() / "apply")
 
 
 def write_plan(plan: Plan) -> Record:
@@ -405,4 +357,4 @@ def _undo_record(app: str, removers: Mapping[str, Callable[[str, str | None, Cal
 
 def stale_temp_files(folder: Path) -> Sequence[Path]:
     """Temp files a killed writer left behind next to its target (the target itself is always intact)."""
-    return sorted(folder.glob(f".*{_TMP_SUFFIX}"))
+    return sorted(folder.glob(f".*{_files.TEMP_SUFFIX}"))
