@@ -18,6 +18,31 @@ __all__ = ["main", "build_parser"]
 
 _CORE = ("demo", "emulator", "doctor", "key", "usage", "estimate")
 
+# Which extra brings each optional import: a base install (`pip install baicai`) still lists every command, and a
+# command that needs an extra says so in one line instead of a traceback.
+_EXTRA_OF = {
+    "starlette": "sidecar", "uvicorn": "sidecar", "httptools": "sidecar", "uvloop": "sidecar",
+    "tomlkit": "sidecar", "ruamel": "sidecar", "textual": "tui", "rich": "tui",
+    "autogen_agentchat": "examples", "autogen_ext": "examples", "PIL": "examples",
+}
+
+
+def missing_extra(exc: BaseException) -> str | None:
+    """The one-line bilingual advice when ``exc`` is an optional dependency's ``ModuleNotFoundError``, else None."""
+    from ._serving import UvicornMissing
+
+    if isinstance(exc, UvicornMissing):
+        exc = exc.__cause__ or exc
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    module = exc.name.split(".")[0]
+    extra = _EXTRA_OF.get(module)
+    if extra is None:
+        return None
+    install = f'pip install "baicai[{extra}]"'
+    return (f"这个命令需要可选组件 [{extra}]（缺少 {module}）：{install} / "
+            f"this command needs the [{extra}] extra ({module} is not installed): {install}")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -51,6 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\n已中断 / interrupted", file=sys.stderr)
         return 130
+    except (ModuleNotFoundError, RuntimeError) as exc:
+        advice = missing_extra(exc)
+        if advice is None:
+            raise
+        print(f"baicai {args.command}: {advice}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover
