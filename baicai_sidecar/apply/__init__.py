@@ -61,24 +61,35 @@ __all__ = [
 
 def _adapters() -> dict[str, Adapter]:
     from .aichat import AichatAdapter
+    from .anythingllm import AnythingLlmAdapter
     from .autogen import AutogenAdapter
     from .cc_switch import CcSwitchAdapter
     from .chatbox import ChatboxAdapter
+    from .chatwise import ChatWiseAdapter
     from .cherry_studio import CherryStudioAdapter
+    from .cline import ClineAdapter
     from .codex import CodexAdapter
     from .continue_dev import ContinueAdapter
+    from .cursor import CursorAdapter
     from .dify import DifyAdapter
     from .env import EnvAdapter
     from .fastgpt import FastGptAdapter
+    from .immersive_translate import ImmersiveTranslateAdapter
+    from .jan import JanAdapter
     from .llm import LlmAdapter
     from .lobechat import LobeChatAdapter
     from .nextchat import NextChatAdapter
     from .open_webui import OpenWebUiAdapter
+    from .opencat import OpenCatAdapter
 
     classes: list[type[Adapter]] = [
+        # files
         EnvAdapter, LlmAdapter, AichatAdapter, ContinueAdapter, CodexAdapter, AutogenAdapter,
-        ChatboxAdapter, CherryStudioAdapter, CcSwitchAdapter,
-        LobeChatAdapter, NextChatAdapter, FastGptAdapter, OpenWebUiAdapter, DifyAdapter,
+        # import links
+        ChatboxAdapter, CherryStudioAdapter, CcSwitchAdapter, LobeChatAdapter, NextChatAdapter, OpenCatAdapter,
+        # printed steps
+        ClineAdapter, CursorAdapter, JanAdapter, ChatWiseAdapter, ImmersiveTranslateAdapter,
+        AnythingLlmAdapter, FastGptAdapter, OpenWebUiAdapter, DifyAdapter,
     ]  # fmt: skip
     return {cls.name: cls() for cls in classes}
 
@@ -126,20 +137,61 @@ def apply(p: Plan) -> Record:
 
 
 def undo(app: str) -> UndoResult:
-    """Undo the last apply for ``app`` (see ``_safety.undo_record``)."""
+    """Undo the last apply for ``app`` (see ``_safety.undo_record``), then revoke the app's sidecar token.
+
+    The token goes too because the app's config no longer names it: left active, a copy of the old config (a
+    backup, a synced settings file) would still spend the real key through the sidecar. Link and instructions
+    apps leave no file record; for them undo revokes the token only, and says so. When a file could not be put
+    back, the token stays (the app may still be pointed at the sidecar) and the note says why.
+    """
     a = adapter(app)
 
     from pathlib import Path
 
     from ._safety import load_record
 
-    record = load_record(app) or {}
-    removers = {}
-    for entry in record.get("files", []):
-        remove = a.remover(entry.get("part", ""), Path(entry["path"]))
-        if remove is not None:
-            removers[entry["part"]] = remove
-    return undo_record(app, removers)
+    record = load_record(app)
+    if record is None:
+        if _sidecar_token(app) is None:
+            undo_record(app, {})  # raises the bilingual "nothing to undo"
+        result = UndoResult(app)
+    else:
+        removers = {}
+        for entry in record.get("files", []):
+            remove = a.remover(entry.get("part", ""), Path(entry["path"]))
+            if remove is not None:
+                removers[entry["part"]] = remove
+        result = undo_record(app, removers)
+    result.notes.extend(_revoke_token(app, failed=any(o.action == "error" for o in result.outcomes)))
+    return result
+
+
+def _sidecar_token(app: str) -> str | None:
+    from baicai_sidecar._tokens import TokenStore
+
+    try:
+        return TokenStore().get(app)
+    except Exception:  # a damaged token file is reported by the sidecar itself; undo still restores files
+        return None
+
+
+def _revoke_token(app: str, *, failed: bool) -> list[str]:
+    if _sidecar_token(app) is None:
+        return []
+    if failed:
+        return [
+            f"{app} 的 sidecar 本地令牌仍然有效：有文件未能恢复，应用可能仍指向 sidecar；修复后再运行 "
+            f"`baicai apply {app} --undo`。 / the sidecar token for {app} is still active: a file could not be "
+            f"restored, so the app may still point at the sidecar; fix it and run `baicai apply {app} --undo` again."
+        ]
+    from baicai_sidecar._tokens import TokenStore
+
+    TokenStore().revoke(app)
+    return [
+        f"已吊销 {app} 的 sidecar 本地令牌：旧配置的副本不能再通过 sidecar 使用你的密钥。 / "
+        f"revoked the sidecar token for {app}: a leftover copy of its old config can no longer use your key "
+        "through the sidecar."
+    ]
 
 
 def open_link(url: str, env: Env | None = None) -> bool:

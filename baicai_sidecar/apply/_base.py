@@ -69,4 +69,4 @@ class Adapter:
         if hits:
             return True, ", ".join(hits)
         looked = [f"`{c}`" for c in commands] + [str(p) for p in paths]
-        return False, "未找到 / not found: " + ", ".join(looked)
+        return (False, "未找到 / not found: " + ", ".join(looked)) if looked else (False, "")

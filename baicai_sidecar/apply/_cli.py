@@ -41,6 +41,16 @@ def _out(text: str = "") -> None:
     print(text)
 
 
+def _err(text: str = "") -> None:
+    print(text, file=sys.stderr)
+
+
+REVEAL_HINT = (
+    "密钥已隐藏（显示为 …末四位）：加 --reveal 打印可直接使用的完整密钥。 / "
+    "the key is masked (…last four): add --reveal to print the full, usable key."
+)
+
+
 def run(args: argparse.Namespace) -> int:
     from . import ApplyError, Options, adapter, apply, build_target, list_apps, open_link, plan, undo
 
@@ -52,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
             result = undo(args.app)
             for o in result.outcomes:
                 _out(f"{o.action:14} {o.path}  {o.detail}")
+            for note in result.notes:
+                _out(f"注意 / note: {note}")
             return 0 if all(o.action != "error" for o in result.outcomes) else 1
         target = build_target(args.target, app=args.app, profile=args.profile, port=args.port, model=args.model,
                               issue_token=not args.dry_run)
@@ -59,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     except ApplyError as exc:
         print(f"错误 / error: {exc}", file=sys.stderr)
         return 2
+    if args.shell:
+        return _shell(args, a.title, target.label, p)
     show = (lambda s: s) if args.reveal else p.mask
     _out(f"{a.title} → {target.label}")
     for change in p.changes:
@@ -72,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         _out(show(line))
     for note in p.notes:
         _out(f"注意 / note: {note}")
+    if not args.reveal and any(p.mask(line) != line for line in p.instructions):
+        _out(f"注意 / note: {REVEAL_HINT}")
     if args.dry_run:
         _out("（--dry-run：未写入任何文件 / nothing written）")
         return 0
@@ -94,23 +110,55 @@ def run(args: argparse.Namespace) -> int:
              "the link carries your real key, so it was not opened for you: print it with --reveal and open it "
              "yourself, or use --target sidecar (a local token only).")
     elif p.links and not args.no_open:
-        for link in p.links:
-            if open_link(link.url):
-                _out("已在应用中打开，请在应用内确认导入。 / opened in the app: confirm the import there.")
-            else:
-                _out("没有桌面会话：加 --reveal 打印完整链接后手动打开。 / no desktop session: print it with --reveal and open it by hand.")
+        # One link at a time: an app shows one import dialog, and a second link would replace the first.
+        if open_link(p.links[0].url):
+            _out("已在应用中打开，请在应用内确认导入。 / opened in the app: confirm the import there.")
+            if len(p.links) > 1:
+                _out("其余链接请用 --reveal 打印后逐个打开。 / print the other links with --reveal and open them one by one.")
+        else:
+            _out("没有桌面会话：加 --reveal 打印完整链接后手动打开。 / no desktop session: print it with --reveal and open it by hand.")
     return 0
+
+
+def _shell(args: argparse.Namespace, title: str, label: str, p: Any) -> int:
+    """``--shell``: stdout carries shell lines only, so ``eval "$(baicai apply env --shell bash --reveal)"`` works.
+
+    Everything for humans goes to stderr. Without ``--reveal`` the lines are printed as comments: a masked key
+    exported into the environment would only fail later, far from here, and setting the base URL without the
+    key would send whatever OPENAI_API_KEY the shell already has to the relay.
+    """
+    _err(f"{title} → {label}")
+    for note in p.notes:
+        _err(f"注意 / note: {note}")
+    if args.reveal:
+        for line in p.instructions:
+            _out(line)
+        return 0
+    for line in p.instructions:
+        _out(f"# {p.mask(line)}")
+    _err(f"注意 / note: {REVEAL_HINT}")
+    _err("以上各行已注释掉，eval 不会设置任何变量。 / the lines above are commented out: eval sets nothing.")
+    return 0
+
+
+KIND_LABELS = {
+    "file": "写入文件 / writes a file",
+    "link": "打开链接 / opens a link",
+    "instructions": "打印步骤 / prints steps",
+}
 
 
 def _list(apps: list[Any]) -> int:
     found = [a for a in apps if a.detected]
     width = max(len(a.name) for a in apps)
+    kind_width = max(len(label) for label in KIND_LABELS.values())
     for a in apps:
-        mark = "✓" if a.detected else ("·" if a.kind != "instructions" else "-")
-        _out(f"{mark} {a.name:<{width}}  {a.changes}")
+        mark = "✓" if a.detected else "·"
+        _out(f"{mark} {a.name:<{width}}  {KIND_LABELS[a.kind]:<{kind_width}}  {a.changes}")
         if a.where:
             _out(f"  {'':<{width}}  {a.where}")
     _out()
+    _out(f"共 {len(apps)} 个应用 / {len(apps)} apps")
     if found:
         _out(f"本机检测到 {len(found)} 个应用：{', '.join(a.name for a in found)} / detected here: {', '.join(a.name for a in found)}")
     else:

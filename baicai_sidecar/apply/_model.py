@@ -219,6 +219,7 @@ class Record:
 class UndoResult:
     app: str
     outcomes: list[FileOutcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. the app's sidecar token was revoked (or why not)
 
     @property
     def exact(self) -> bool:

@@ -1,7 +1,9 @@
 """``aichat``: an ``openai-compatible`` client named ``baicai`` in aichat's ``config.yaml``.
 
-The config dir is the one aichat itself uses: ``AICHAT_CONFIG_DIR`` first, else ``<OS config dir>/aichat``
-(Rust's ``dirs::config_dir``). The key lives in that file, so it is written 0600.
+Written for aichat 0.30 from its ``src/config/mod.rs`` (``Config::config_file`` / ``config_dir``) and its wiki
+"Environment Variables": the file is ``AICHAT_CONFIG_FILE`` when set; else ``config.yaml`` in
+``AICHAT_CONFIG_DIR``; else ``$XDG_CONFIG_HOME/aichat`` when that is set (on every OS, macOS and Windows too);
+else ``<OS config dir>/aichat`` (Rust's ``dirs::config_dir``). The key lives in that file, so it is written 0600.
 """
 
 from __future__ import annotations
@@ -17,8 +19,15 @@ CLIENT_NAME = "baicai"
 
 
 def config_path(env: Env) -> Path:
+    file = env.environ.get("AICHAT_CONFIG_FILE", "").strip()
+    if file:
+        return Path(file).expanduser()
     folder = env.environ.get("AICHAT_CONFIG_DIR", "").strip()
-    return (Path(folder).expanduser() if folder else env.config_home() / "aichat") / "config.yaml"
+    if folder:
+        return Path(folder).expanduser() / "config.yaml"
+    xdg = env.environ.get("XDG_CONFIG_HOME", "").strip()
+    base = Path(xdg).expanduser() if xdg else env.config_home()
+    return base / "aichat" / "config.yaml"
 
 
 def _ours(item: Any) -> bool:

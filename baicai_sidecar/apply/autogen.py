@@ -1,9 +1,12 @@
 """``autogen``: an entry in ``OAI_CONFIG_LIST`` (other entries kept) and, for autogen-agentchat, a snippet.
 
-Our entry carries ``"tags": ["baicai"]`` so ``config_list_from_json(filter_dict={"tags": ["baicai"]})`` selects
-it, and so we find it again. The file is ``--file``, else ``$OAI_CONFIG_LIST`` when that names a file, else
-``./OAI_CONFIG_LIST``. agentchat's ``OpenAIChatCompletionClient`` needs ``model_info`` for a non-OpenAI base URL
-with an unfamiliar model; we fill it from our catalogue.
+Written for autogen-agentchat / autogen-ext 0.7 (``autogen_core.models.ModelFamily``, ``ModelInfo``; checked by
+constructing the client in tests) and ag2 0.14 (ag2ai/ag2 ``autogen/llm_config/config.py``:
+``LLMConfig.from_json(path=…, filter_dict=…)``; the old module-level ``config_list_from_json`` is gone).
+Our entry carries ``"tags": ["baicai"]`` so ``filter_dict={"tags": ["baicai"]}`` selects it, and so we find it
+again. The file is ``--file``, else ``$OAI_CONFIG_LIST`` when that names a file, else ``./OAI_CONFIG_LIST``.
+agentchat's ``OpenAIChatCompletionClient`` needs ``model_info`` for a non-OpenAI base URL; ``model_info`` below
+gives each model its own family and capabilities.
 """
 
 from __future__ import annotations
@@ -31,14 +34,38 @@ def _ours(item: Any) -> bool:
     return isinstance(item, dict) and isinstance(item.get("tags"), list) and TAG in item["tags"]
 
 
+# (prefix, family, vision, structured_output): longest prefix first; families are autogen_core's ModelFamily values
+_FAMILIES: tuple[tuple[str, str, bool, bool], ...] = (
+    ("gpt-5", "gpt-5", True, True),
+    ("gpt-4.1", "gpt-41", True, True),
+    ("gpt-4.5", "gpt-45", True, True),
+    ("gpt-4o", "gpt-4o", True, True),
+    ("o4", "o4", True, True),
+    ("o3", "o3", True, True),
+    ("o1-mini", "o1", False, False),
+    ("o1", "o1", True, True),
+    ("gpt-4-turbo-preview", "gpt-4", False, False),
+    ("gpt-4-turbo", "gpt-4", True, False),
+    ("gpt-4", "gpt-4", False, False),
+    ("gpt-3.5", "gpt-35", False, False),
+)
+
+
 def model_info(model: str) -> dict[str, Any]:
-    family = "gpt-4" if model.startswith("gpt-4") else "gpt-35"
+    """``ModelInfo`` for ``model``: its real family, and vision only where the model takes images."""
+    family, vision, structured = "unknown", False, False
+    for prefix, fam, vis, struct in _FAMILIES:
+        if model.startswith(prefix):
+            family, vision, structured = fam, vis, struct
+            break
+    if "vision" in model:
+        vision = True
     return {
-        "vision": "vision" in model,
+        "vision": vision,
         "function_calling": True,
-        "json_output": model not in ("gpt-3.5-turbo-0613", "gpt-3.5-turbo-16k-0613"),
+        "json_output": model not in ("gpt-3.5-turbo-0613", "gpt-3.5-turbo-16k-0613", "gpt-4-0613", "gpt-4"),
         "family": family,
-        "structured_output": False,
+        "structured_output": structured,
     }
 
 
@@ -77,7 +104,10 @@ class AutogenAdapter(Adapter):
             f"    model_info={info!r},\n"
             ")"
         )
+        path = config_list_path(env, options)
         return Extras(
             instructions=[snippet],
-            notes=['autogen 0.2: config_list_from_json("OAI_CONFIG_LIST", filter_dict={"tags": ["baicai"]})'],
+            notes=[
+                f'ag2: LLMConfig.from_json(path="{path}", filter_dict={{"tags": ["{TAG}"]}})',
+            ],
         )

@@ -1,7 +1,12 @@
 """``chatbox``: Chatbox's provider import link, ``chatbox://provider/import?config=<base64 JSON>``.
 
-Chatbox splits the address into ``apiHost`` (scheme and host, plus any path prefix) and ``apiPath``
-(``/v1/chat/completions``). The app shows the provider and asks before saving it.
+Written from Chatbox v1.20.0 (chatboxai/chatbox @ 0d3139e): ``src/main/deeplinks.ts`` (the link),
+``src/renderer/utils/provider-config.ts`` (the zod schema of a custom provider: ``{isCustom, id, name, type,
+urls, settings: {apiHost, apiPath, apiKey, models}}``), ``src/shared/utils/llm_utils.ts``
+(``normalizeOpenAIApiHostAndPath``: defaults ``/chat/completions`` after a host that ends in ``/v1``) and
+``src/shared/models/openai-compatible.ts`` (the model list is ``{apiHost}/models``). So ``apiHost`` carries
+``/v1`` and ``apiPath`` is ``/chat/completions``: without ``/v1`` the model list would go to ``/models``.
+The relay and the sidecar get different provider ids, so importing one never overwrites the other.
 """
 
 from __future__ import annotations
@@ -10,17 +15,20 @@ from ._base import Adapter, Extras, Options
 from ._model import Env, Link, Target
 from ._printed import b64_json
 
+PROVIDER_IDS = {"relay": "baicaigpt", "sidecar": "baicaigpt-sidecar"}
+API_PATH = "/chat/completions"
+
 
 def import_link(target: Target) -> str:
     config = {
-        "id": "baicaigpt",
-        "name": "BaicaiGPT",
+        "id": PROVIDER_IDS[target.kind],
+        "name": "BaicaiGPT" if target.kind == "relay" else "BaicaiGPT sidecar",
         "type": "openai",
         "isCustom": True,
         "urls": {"website": "https://baicaigpt.com"},
         "settings": {
-            "apiHost": target.root_url,
-            "apiPath": "/v1/chat/completions",
+            "apiHost": target.base_url,
+            "apiPath": API_PATH,
             "apiKey": target.key,
             "models": [{"modelId": target.model, "type": "chat"}],
         },
@@ -43,8 +51,8 @@ class ChatboxAdapter(Adapter):
             links=[Link(self.name, import_link(target))],
             instructions=[
                 "或手动：设置 → 模型提供方 → 添加 → OpenAI API 兼容；"
-                f"API 域名 {target.root_url}，API 路径 /v1/chat/completions，API 密钥 {target.key} / "
-                f"or by hand: Settings → Model Provider → Add (OpenAI API compatible): host {target.root_url}, "
-                f"path /v1/chat/completions, key {target.key}"
+                f"API 域名 {target.base_url}，API 路径 {API_PATH}，API 密钥 {target.key}，然后点“获取”拉取模型列表 / "
+                f"or by hand: Settings → Model Provider → Add (OpenAI API compatible): API host {target.base_url}, "
+                f"API path {API_PATH}, key {target.key}; then Fetch to load the model list"
             ],
         )

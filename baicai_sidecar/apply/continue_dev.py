@@ -1,5 +1,11 @@
 """``continue`` (Continue.dev): a model in ``~/.continue/config.yaml``, its key in Continue's secrets ``.env``.
 
+Written for Continue 1.x against ``@continuedev/config-yaml`` 1.42.0 (the schema Continue parses ``config.yaml``
+with; tests run every file we write through its ``parseConfigYaml`` where node is installed). Continue sends
+gpt-5 and o-series models to ``/v1/responses``, which the relay lacks: for those models and the relay target the
+entry carries ``useResponsesApi: false`` (honoured by the IDE extension, not by the ``cn`` CLI), and the note
+points to the sidecar, which serves ``/v1/responses``.
+
 The model's ``apiKey`` is ``${{ secrets.BAICAI_API_KEY }}``, which Continue resolves from ``~/.continue/.env``,
 so the key is never in the YAML file (that file is often shared or synced). ``CONTINUE_GLOBAL_DIR`` moves the
 folder. A folder that still uses the old ``config.json`` is left alone: creating ``config.yaml`` next to it would
@@ -45,13 +51,16 @@ class ContinueAdapter(Adapter):
                 f"Continue still uses {folder / 'config.json'}: migrate to config.yaml in Continue first, then run again."
             )
         name = f"{MODEL_PREFIX}{target.model}"
-        entry = {
+        entry: dict[str, object] = {
             "name": name,
             "provider": "openai",
             "model": target.model,
             "apiBase": target.base_url,
             "apiKey": "${{ secrets.%s }}" % SECRET_NAME,
         }
+
+        if target.kind == "relay" and responses_model(target.model):
+            entry["useResponsesApi"] = False
 
         def add_model(old: str | None) -> str:
             doc = YamlDoc(old, config)
@@ -93,4 +102,16 @@ class ContinueAdapter(Adapter):
         return None
 
     def extras(self, target: Target, env: Env, options: Options) -> Extras:
-        return Extras(notes=[f"在 Continue 的模型列表中选择 “{MODEL_PREFIX}{target.model}” / pick it in Continue's model list"])
+        notes = [f"在 Continue 的模型列表中选择 “{MODEL_PREFIX}{target.model}” / pick it in Continue's model list"]
+        if target.kind == "relay" and responses_model(target.model):
+            notes.append(
+                f"{target.model} 在 Continue 中走 /v1/responses：已写入 useResponsesApi: false（IDE 插件有效，cn 命令行无效）；"
+                "cn 请改用 --target sidecar。 / Continue sends this model to /v1/responses: the entry sets "
+                "useResponsesApi: false (the IDE extension honours it, the cn CLI does not); for cn use --target sidecar."
+            )
+        return Extras(notes=notes)
+
+
+def responses_model(model: str) -> bool:
+    """Models Continue sends to the Responses API by default (gpt-5 and the o-series)."""
+    return model.startswith(("gpt-5", "o1", "o3", "o4"))

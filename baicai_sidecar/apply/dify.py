@@ -1,4 +1,11 @@
-"""``dify``: UI steps for Dify's "OpenAI-API-compatible" model provider (endpoint *with* ``/v1``)."""
+"""``dify``: UI steps for Dify's "OpenAI-API-compatible" model provider (a plugin; base URL *with* ``/v1``).
+
+Written from the plugin's form, langgenius/dify-official-plugins @ 1c2615c
+``models/openai_api_compatible/provider/openai_api_compatible.yaml``: the labels below are the form's own
+(``Model Name``, ``API Key``, ``API Base URL`` e.g. ``https://api.openai.com/v1``, ``Completion mode``,
+``Model context size``, ``Upper bound for max tokens``, ``Function Call Type`` → ``Tool Call``,
+``Stream function calling``, ``API Type`` → ``Chat Completions API``).
+"""
 
 from __future__ import annotations
 
@@ -16,12 +23,14 @@ class DifyAdapter(Adapter):
     def extras(self, target: Target, env: Env, options: Options) -> Extras:
         return Extras(
             instructions=[
-                "1. 设置 → 模型供应商 → 安装并选择 “OpenAI-API-compatible” / "
-                "Settings → Model Provider → install and pick “OpenAI-API-compatible”",
-                f"2. 添加模型：模型名称 {target.model}，类型 LLM / add model: name {target.model}, type LLM",
-                f"3. API Key：{target.key}",
-                f"4. API endpoint URL：{target.base_url}（带 /v1 / with /v1）",
-                "5. 模型上下文长度 4096，Function calling 支持 / context 4096, function calling supported",
+                "1. 设置 → 模型供应商 → 安装 “OpenAI-API-compatible” 插件 → 添加模型 / "
+                "Settings → Model Provider → install “OpenAI-API-compatible” → Add Model",
+                f"2. 模型类型 LLM；模型名称 / Model Name: {target.model}",
+                f"3. API Key: {target.key}",
+                f"4. API Base URL: {target.base_url}（带 /v1 / with /v1）",
+                "5. 对话类型 / Completion mode: 对话 / Chat；API 类型 / API Type: Chat Completions API (/chat/completions)",
+                "6. 模型上下文长度 / Model context size: 4096；最大 token 上限 / Upper bound for max tokens: 4096",
+                "7. 函数调用类型 / Function Call Type: 工具调用 / Tool Call；流式函数调用 / Stream function calling: 支持 / Support",
             ],
             notes=docker_sidecar_note(target),
         )

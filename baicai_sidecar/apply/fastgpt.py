@@ -1,4 +1,11 @@
-"""``fastgpt``: FastGPT's ``OPENAI_BASE_URL`` (*with* ``/v1``) and ``CHAT_API_KEY`` in its docker-compose env."""
+"""``fastgpt``: a channel in FastGPT's AI Proxy (FastGPT ≥ 4.9), then the model switched on.
+
+Written from FastGPT's docs "通过 AI Proxy 接入模型" (doc.fastgpt.cn ``docs/development/modelconfig/ai-proxy``,
+FastGPT 4.8.23+; the default deployment since 4.9): 账号 → 模型提供商 → 模型渠道 → 新增渠道 (channel name,
+provider, models, model mapping, 代理地址 = the proxy address, API key). From 4.9 the AI Proxy answers every model
+call, so the old ``OPENAI_BASE_URL`` / ``CHAT_API_KEY`` compose variables have no effect; they only matter on a
+deployment without AI Proxy (noted below). AI Proxy's OpenAI-type channel takes the base URL with ``/v1``.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +16,25 @@ from ._printed import docker_sidecar_note
 
 class FastGptAdapter(Adapter):
     name = "fastgpt"
-    title = "FastGPT"
+    title = "FastGPT (≥ 4.9, AI Proxy)"
     kind = "instructions"
-    summary = "打印 docker-compose 环境变量（OPENAI_BASE_URL 带 /v1）/ prints compose env (OPENAI_BASE_URL with /v1)"
+    summary = "打印 AI Proxy 渠道的界面步骤（代理地址带 /v1）/ prints UI steps for an AI Proxy channel (address with /v1)"
 
     def extras(self, target: Target, env: Env, options: Options) -> Extras:
         return Extras(
             instructions=[
-                f"OPENAI_BASE_URL={target.base_url}",
-                f"CHAT_API_KEY={target.key}",
-                f"然后在 模型配置 中启用 {target.model} / then enable {target.model} in the model configuration",
+                "1. 账号 → 模型提供商 → 模型渠道 → 右上角“新增渠道” / Account → Model Providers → Model Channels → Add Channel",
+                "2. 渠道名 BaicaiGPT；厂商 OpenAI / channel name BaicaiGPT; provider OpenAI",
+                f"3. 模型：选择或“新增模型” {target.model} / models: pick or add {target.model}",
+                f"4. 代理地址 / proxy address: {target.base_url}（带 /v1 / with /v1）",
+                f"5. API 密钥 / API key: {target.key}",
+                f"6. 保存后在 模型配置 中启用 {target.model}，并用渠道的“测试”确认 / save, enable {target.model} under "
+                "Model Configuration, and run the channel's Test",
             ],
-            notes=docker_sidecar_note(target),
+            notes=[
+                "FastGPT 4.9 起由 AI Proxy 转发所有模型请求，docker-compose 里的 OPENAI_BASE_URL / CHAT_API_KEY 不再生效；"
+                "只有未部署 AI Proxy 的旧版本才需要它们。 / from 4.9 the AI Proxy carries every model call, so the compose "
+                "variables OPENAI_BASE_URL / CHAT_API_KEY have no effect; only a deployment without AI Proxy uses them.",
+                *docker_sidecar_note(target),
+            ],
         )

@@ -40,34 +40,73 @@ def _decode(value: str) -> dict[str, object]:
     return json.loads(base64.b64decode(unquote(value)))  # type: ignore[no-any-return]
 
 
-def test_chatbox_link_splits_host_and_path(env: Env, sidecar_target: Target) -> None:
+def test_chatbox_link_keeps_v1_in_the_host_and_ids_differ_per_target(env: Env, target: Target, sidecar_target: Target) -> None:
+    """Chatbox lists models at ``{apiHost}/models``: without /v1 in the host that would be /models."""
     plan = apply_api.plan("chatbox", sidecar_target, env=env)
     url = urlsplit(plan.links[0].url)
     assert (url.scheme, url.netloc, url.path) == ("chatbox", "provider", "/import")
-    config = _decode(parse_qs(url.query)["config"][0] if "+" not in url.query else url.query.split("=", 1)[1])
+    config = _decode(parse_qs(url.query)["config"][0])
+    assert config["isCustom"] is True and config["type"] == "openai"
     assert config["settings"] == {  # type: ignore[comparison-overlap]
-        "apiHost": "http://127.0.0.1:8765", "apiPath": "/v1/chat/completions",
+        "apiHost": "http://127.0.0.1:8765/v1", "apiPath": "/chat/completions",
         "apiKey": sidecar_target.key, "models": [{"modelId": "gpt-3.5-turbo", "type": "chat"}],
     }  # fmt: skip
     assert sidecar_target.key not in plan.masked_link(plan.links[0])
+    relay = _decode(parse_qs(urlsplit(apply_api.plan("chatbox", target, env=env).links[0].url).query)["config"][0])
+    assert relay["id"] != config["id"]  # importing one never overwrites the other
 
 
-def test_cherry_studio_link_has_no_v1_and_nothing_its_parser_strips(env: Env, target: Target) -> None:
+def _cherry_decode(url: str) -> dict[str, object]:
+    """What Cherry Studio does: its main process maps + → _ and / → - before URLSearchParams; the renderer maps back."""
+    raw = url.split("data=", 1)[1]
+    assert "+" not in raw and "/" not in raw and "%" not in raw
+    return json.loads(base64.b64decode(raw.replace("_", "+").replace("-", "/")))  # type: ignore[no-any-return]
+
+
+def test_cherry_studio_link_has_no_v1_and_a_distinct_id_per_target(env: Env, target: Target, sidecar_target: Target) -> None:
+    relay = _cherry_decode(apply_api.plan("cherry-studio", target, env=env).links[0].url)
+    assert relay["baseUrl"] == "https://api.baicaigpt.com" and relay["apiKey"] == target.key
+    assert not any(c in json.dumps(relay) for c in "'()")
+    sidecar = _cherry_decode(apply_api.plan("cherry-studio", sidecar_target, env=env).links[0].url)
+    assert sidecar["baseUrl"] == "http://127.0.0.1:8765" and sidecar["apiKey"] == sidecar_target.key
+    # one id for both would make Cherry rotate the real key and the local token on every other request
+    assert relay["id"] != sidecar["id"]
     plan = apply_api.plan("cherry-studio", target, env=env)
-    query = urlsplit(plan.links[0].url).query
-    assert "+" not in query  # URLSearchParams would turn it into a space
-    data = _decode(parse_qs(query)["data"][0])
-    assert data["baseUrl"] == "https://api.baicaigpt.com" and data["apiKey"] == target.key
-    assert not any(c in json.dumps(data) for c in "'()")
+    assert any("Manage" in step and "管理" in step for step in plan.instructions)  # how to fetch the model list
 
 
-def test_cc_switch_link_targets_codex(env: Env, target: Target) -> None:
+def test_cc_switch_links_for_opencode_and_codex_with_its_own_routing_steps(env: Env, target: Target, sidecar_target: Target) -> None:
     plan = apply_api.plan("cc-switch", target, env=env)
-    url = urlsplit(plan.links[0].url)
-    params = {k: v[0] for k, v in parse_qs(url.query).items()}
-    assert (url.scheme, url.netloc, url.path) == ("ccswitch", "v1", "/import")
-    assert params["resource"] == "provider" and params["app"] == "codex" and params["endpoint"] == target.base_url
-    assert any("wire_api" in n for n in plan.notes)
+    apps = []
+    for link in plan.links:
+        url = urlsplit(link.url)
+        params = {k: v[0] for k, v in parse_qs(url.query).items()}
+        assert (url.scheme, url.netloc, url.path) == ("ccswitch", "v1", "/import")
+        assert params["resource"] == "provider" and params["endpoint"] == target.base_url
+        assert params["apiKey"] == target.key and params["name"] and params["model"] == "gpt-3.5-turbo"
+        apps.append(params["app"])
+    assert apps == ["opencode", "codex"]  # the one that works as is comes first (the CLI opens the first)
+    text = "\n".join(plan.instructions + plan.notes)
+    assert "wire_api" not in text  # current codex refuses wire_api = "chat"
+    assert "Needs Local Routing" in text and "需要本地路由映射" in text
+    sidecar_text = "\n".join(apply_api.plan("cc-switch", sidecar_target, env=env).instructions)
+    assert "Needs Local Routing is not needed" in sidecar_text
+
+
+def _query_json(url: str, marker: str) -> dict[str, object]:
+    return json.loads(unquote(url.split(marker, 1)[1]))  # type: ignore[no-any-return]
+
+
+def test_web_app_settings_links_decode_to_each_apps_format(env: Env, target: Target) -> None:
+    lobe = apply_api.plan("lobechat", target, env=env).links[0].url
+    assert lobe.startswith("https://") and "?settings=" in lobe
+    assert _query_json(lobe, "?settings=") == {"keyVaults": {"openai": {"apiKey": target.key, "baseURL": target.base_url}}}
+    nextchat = apply_api.plan("nextchat", target, env=env).links[0].url
+    assert "#/?settings=" in nextchat
+    assert _query_json(nextchat, "#/?settings=") == {"key": target.key, "url": "https://api.baicaigpt.com"}
+    opencat = urlsplit(apply_api.plan("opencat", target, env=env).links[0].url)
+    assert (opencat.scheme, opencat.netloc, opencat.path) == ("opencat", "team", "/join")
+    assert {k: v[0] for k, v in parse_qs(opencat.query).items()} == {"domain": "https://api.baicaigpt.com", "token": target.key}
 
 
 @pytest.mark.parametrize(
@@ -75,15 +114,29 @@ def test_cc_switch_link_targets_codex(env: Env, target: Target) -> None:
     [
         ("lobechat", "OPENAI_PROXY_URL=https://api.baicaigpt.com/v1"),
         ("nextchat", "BASE_URL=https://api.baicaigpt.com"),
-        ("fastgpt", "OPENAI_BASE_URL=https://api.baicaigpt.com/v1"),
         ("open-webui", "OPENAI_API_BASE_URL=https://api.baicaigpt.com/v1"),
+        ("anythingllm", "GENERIC_OPEN_AI_BASE_PATH='https://api.baicaigpt.com/v1'"),
+        ("cline", "2. Base URL: https://api.baicaigpt.com/v1"),
+        ("jan", "2. Base URL: https://api.baicaigpt.com/v1"),
+        ("chatwise", "2. Base URL: https://api.baicaigpt.com/v1"),
+        ("dify", "4. API Base URL: https://api.baicaigpt.com/v1（带 /v1 / with /v1）"),
+        ("fastgpt", "4. 代理地址 / proxy address: https://api.baicaigpt.com/v1（带 /v1 / with /v1）"),
+        ("immersive-translate", "4. 自定义 API 接口地址 / custom API endpoint: https://api.baicaigpt.com/v1/chat/completions"),
     ],
 )
-def test_each_web_app_gets_its_own_url_rule(app: str, line: str, env: Env, target: Target) -> None:
+def test_each_app_gets_its_own_url_rule_and_the_key_is_masked(app: str, line: str, env: Env, target: Target) -> None:
     plan = apply_api.plan(app, target, env=env)
     assert line in plan.instructions
     assert plan.changes == []
+    assert any(target.key in i for i in plan.instructions)
     assert all(target.key not in plan.mask(i) for i in plan.instructions)
+
+
+def test_fastgpt_open_webui_and_cursor_say_what_the_old_advice_missed(env: Env, target: Target, sidecar_target: Target) -> None:
+    assert any("no effect" in n for n in apply_api.plan("fastgpt", target, env=env).notes)
+    assert any("PersistentConfig" in n for n in apply_api.plan("open-webui", target, env=env).notes)
+    assert any("Function Call Type" in i and "Tool Call" in i for i in apply_api.plan("dify", target, env=env).instructions)
+    assert any("127.0.0.1" in n for n in apply_api.plan("cursor", sidecar_target, env=env).notes)
 
 
 def test_dify_steps_use_v1_and_sidecar_warns_about_docker(env: Env, sidecar_target: Target) -> None:
@@ -92,11 +145,31 @@ def test_dify_steps_use_v1_and_sidecar_warns_about_docker(env: Env, sidecar_targ
     assert any("Docker" in note for note in plan.notes)
 
 
-def test_autogen_agentchat_snippet_is_valid_python_with_model_info(env: Env, target: Target) -> None:
-    plan = apply_api.plan("autogen", target, env=env)
+@pytest.mark.parametrize(
+    ("model", "family", "vision"),
+    [("gpt-3.5-turbo", "gpt-35", False), ("gpt-4", "gpt-4", False), ("gpt-4-vision-preview", "gpt-4", True),
+     ("gpt-4o-mini", "gpt-4o", True), ("gpt-4.1", "gpt-41", True), ("gpt-5", "gpt-5", True), ("o3-mini", "o3", True),
+     ("o1-mini", "o1", False), ("deepseek-chat", "unknown", False)],
+)  # fmt: skip
+def test_autogen_model_info_is_accepted_by_autogen_itself(model: str, family: str, vision: bool, env: Env, target: Target) -> None:
+    from baicai_sidecar.apply.autogen import model_info
+
+    info = model_info(model)
+    assert (info["family"], info["vision"]) == (family, vision)
+    plan = apply_api.plan("autogen", Target("relay", target.base_url, target.key, "t", model), env=env)
     snippet = plan.instructions[0]
     compile(snippet, "<snippet>", "exec")
-    assert "model_info=" in snippet and "'family': 'gpt-35'" in snippet
+    assert "config_list_from_json" not in "\n".join(plan.notes)  # gone in ag2 0.14
+    assert any("LLMConfig.from_json" in n for n in plan.notes)
+    pytest.importorskip("autogen_ext.models.openai", reason="autogen-ext is not installed")
+    from autogen_core.models import ModelFamily
+    from autogen_ext.models.openai import OpenAIChatCompletionClient
+
+    assert family in ModelFamily.ANY.__args__  # type: ignore[attr-defined]
+    namespace: dict[str, object] = {"OpenAIChatCompletionClient": OpenAIChatCompletionClient}
+    exec(snippet.replace("from autogen_ext.models.openai import OpenAIChatCompletionClient", ""), namespace)
+    client = namespace["client"]
+    assert client.model_info["family"] == family  # type: ignore[attr-defined]
 
 
 def test_cli_dry_run_writes_nothing_and_masks_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -171,3 +244,112 @@ def test_deep_links_with_the_real_key_are_never_put_on_a_command_line(tmp_path: 
     assert opened.startswith("chatbox://")
     config = json.dumps(_decode(parse_qs(urlsplit(opened).query)["config"][0]))
     assert real_key not in config and "sk-baicai-" in config  # the app gets a local token only
+
+
+def test_list_shows_at_least_twenty_apps_each_saying_what_it_does(capsys: pytest.CaptureFixture[str]) -> None:
+    from baicai_sidecar.apply._cli import KIND_LABELS, main
+
+    apps = apply_api.list_apps()
+    assert len(apps) >= 20
+    assert {a.kind for a in apps} == {"file", "link", "instructions"}
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for a in apps:
+        line = next(line for line in out.splitlines() if line[2:].split(" ", 1)[0] == a.name)
+        assert KIND_LABELS[a.kind] in line
+
+
+def _bash() -> str:
+    import shutil
+
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("bash is not installed")
+    return bash
+
+
+def test_env_shell_output_is_evaluable_by_bash(tmp_path: Path) -> None:
+    """`eval "$(baicai apply env --shell bash --reveal)"` sets the variables; without --reveal it sets nothing."""
+    bash = _bash()
+    key = "baicai-evalkey000000000000000wxyz"
+    env = {**os.environ, "BAICAI_API_KEY": key, "BAICAI_HOME": str(tmp_path / "bh"), "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("OPENAI_API_KEY", None)
+    cli = f"{sys.executable} -m baicai_sidecar.apply._cli env --shell bash"
+    script = f'eval "$({cli} --reveal)"; printf "%s|%s" "$OPENAI_API_KEY" "$OPENAI_BASE_URL"'
+    done = subprocess.run([bash, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{key}|https://api.baicaigpt.com/v1"
+    assert "→" in done.stderr  # the header went to stderr, not into eval
+
+    masked = subprocess.run([bash, "-c", f'eval "$({cli})"; printf "[%s]" "$OPENAI_API_KEY"'], env=env,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert masked.returncode == 0 and masked.stdout == "[]"  # nothing half-set
+    assert "--reveal" in masked.stderr and key not in masked.stderr + masked.stdout
+
+
+def test_printed_steps_with_a_masked_key_say_how_to_reveal_it(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from baicai_sidecar.apply._cli import main
+
+    key = "baicai-hintkey000000000000000wxyz"
+    monkeypatch.setenv("BAICAI_API_KEY", key)
+    assert main(["cline"]) == 0
+    out = capsys.readouterr().out
+    assert key not in out and "…wxyz" in out and "--reveal" in out
+    assert main(["cline", "--reveal"]) == 0
+    out = capsys.readouterr().out
+    assert key in out and "masked" not in out
+
+
+def test_undo_revokes_the_apps_sidecar_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from baicai_sdk.cli import main
+    from baicai_sidecar._tokens import TokenStore
+
+    monkeypatch.setenv("LLM_USER_PATH", str(tmp_path / "llm"))
+    assert main(["apply", "llm", "--target", "sidecar"]) == 0
+    token = TokenStore().get("llm")
+    assert token is not None and TokenStore().verify(token) == "llm"
+    capsys.readouterr()
+    assert main(["apply", "llm", "--undo"]) == 0
+    assert "revoked the sidecar token for llm" in capsys.readouterr().out
+    assert TokenStore().verify(token) is None and TokenStore().get("llm") is None
+
+    # a link app writes no file: undo still takes its token away, and says so
+    assert main(["apply", "chatbox", "--target", "sidecar", "--no-open"]) == 0
+    assert TokenStore().get("chatbox") is not None
+    result = apply_api.undo("chatbox")
+    assert result.outcomes == [] and any("revoked" in n for n in result.notes)
+    assert TokenStore().get("chatbox") is None
+    with pytest.raises(apply_api.ApplyError, match="nothing to undo"):
+        apply_api.undo("chatbox")
+
+
+def test_undo_keeps_the_token_when_a_file_could_not_be_restored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from baicai_sidecar._tokens import TokenStore
+
+    monkeypatch.setenv("LLM_USER_PATH", str(tmp_path / "llm"))
+    target = apply_api.build_target("sidecar", app="llm")
+    apply_api.apply(apply_api.plan("llm", target))
+    keys = tmp_path / "llm" / "keys.json"
+    keys.write_text("{ not json")  # someone broke the file after us: undo cannot take our entry out
+    result = apply_api.undo("llm")
+    assert any(o.action == "error" for o in result.outcomes)
+    assert TokenStore().get("llm") == target.key
+    assert any("still active" in n for n in result.notes)
+
+
+@pytest.mark.parametrize(
+    ("environ", "platform", "expected"),
+    [
+        ({"AICHAT_CONFIG_FILE": "/x/my.yaml", "AICHAT_CONFIG_DIR": "/d"}, "linux", "/x/my.yaml"),
+        ({"AICHAT_CONFIG_DIR": "/d", "XDG_CONFIG_HOME": "/xdg"}, "darwin", "/d/config.yaml"),
+        ({"XDG_CONFIG_HOME": "/xdg"}, "darwin", "/xdg/aichat/config.yaml"),
+        ({"XDG_CONFIG_HOME": "/xdg", "APPDATA": "/appdata"}, "win32", "/xdg/aichat/config.yaml"),
+        ({}, "darwin", "HOME/Library/Application Support/aichat/config.yaml"),
+        ({"APPDATA": "/appdata"}, "win32", "/appdata/aichat/config.yaml"),
+    ],
+)
+def test_aichat_config_path_follows_aichat(environ: dict[str, str], platform: str, expected: str, tmp_path: Path) -> None:
+    from baicai_sidecar.apply.aichat import config_path
+
+    env = Env(tmp_path, tmp_path, environ, platform, lambda name: None)
+    assert config_path(env) == Path(expected.replace("HOME", str(tmp_path)))

@@ -1,0 +1,28 @@
+"""``cline``: Cline (VS Code extension, 3.x) — API Provider "OpenAI Compatible".
+
+Written from Cline's docs (docs.cline.bot ``provider-config/openai-compatible``): API Provider → OpenAI Compatible,
+fields Base URL (with ``/v1``), API Key, Model ID; the key is kept in VS Code's secret storage, so we print steps.
+"""
+
+from __future__ import annotations
+
+from ._model import Env, Target
+from ._steps import StepsAdapter
+
+
+class ClineAdapter(StepsAdapter):
+    name = "cline"
+    title = "Cline (VS Code)"
+    summary = "打印设置步骤（OpenAI Compatible，Base URL 带 /v1）/ prints settings steps (OpenAI Compatible, Base URL with /v1)"
+
+    def detect(self, env: Env) -> tuple[bool, str]:
+        return self._found(env, paths=(env.home / ".vscode" / "extensions",))
+
+    def steps(self, target: Target) -> list[str]:
+        return [
+            "1. Cline 面板 → 设置（齿轮）→ API Provider：OpenAI Compatible / Cline panel → Settings (gear) → API Provider: OpenAI Compatible",
+            f"2. Base URL: {target.base_url}",
+            f"3. API Key: {target.key}",
+            f"4. Model ID: {target.model}",
+            "5. Done / 保存",
+        ]

@@ -1,0 +1,27 @@
+"""``immersive-translate``: Immersive Translate (browser extension) — an OpenAI translation service.
+
+Written from Immersive Translate's docs (immersivetranslate.com/docs ``services/openai``): Settings → Translation
+Services → OpenAI (or "Add custom AI service"): API key, model, and the custom API endpoint, which is the *full*
+chat URL (``…/v1/chat/completions``), not the base URL. The extension calls it from the browser, so with the
+sidecar the browser must reach 127.0.0.1 on this machine.
+"""
+
+from __future__ import annotations
+
+from ._model import Target
+from ._steps import StepsAdapter
+
+
+class ImmersiveTranslateAdapter(StepsAdapter):
+    name = "immersive-translate"
+    title = "沉浸式翻译 / Immersive Translate"
+    summary = "打印设置步骤（接口地址为完整的 /v1/chat/completions）/ prints settings steps (the endpoint is the full /v1/chat/completions)"
+
+    def steps(self, target: Target) -> list[str]:
+        return [
+            "1. 扩展设置 → 翻译服务 → OpenAI → 去修改 / extension Settings → Translation Services → OpenAI → Edit",
+            f"2. APIKEY: {target.key}",
+            f"3. 模型 / Model: {target.model}（选“自定义模型”填入 / choose a custom model and type it）",
+            f"4. 自定义 API 接口地址 / custom API endpoint: {target.base_url}/chat/completions",
+            "5. 点“测试服务”，然后把 OpenAI 设为当前翻译服务 / click Test, then make OpenAI the active service",
+        ]
