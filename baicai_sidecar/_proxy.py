@@ -70,6 +70,8 @@ class ProxyConfig:
     """Tests and the bench may replace the whole upstream transport; normally the SDK's metered one."""
     meter: Any = None
     tier: str | None = None
+    http_client: str = "auto"
+    """The upstream HTTP client: "auto" (aiohttp when installed, else httpx2), "aiohttp" or "httpx2"."""
     quota: str = "raise"
     """The transport's quota mode: "raise" (an app cannot be told to wait: it gets the 429 with Retry-After), or
     "off" (meter and record, never refuse — the bench)."""
@@ -152,9 +154,24 @@ def build_upstream_client(config: ProxyConfig) -> httpx2.AsyncClient:
 def _metered(config: ProxyConfig) -> httpx2.AsyncBaseTransport:
     from baicai_sdk._transport import AsyncMeteredTransport
 
-    # inner=None: the SDK's default inner transport, which honours HTTPS_PROXY / NO_PROXY per request
-    return AsyncMeteredTransport(None, source="sidecar", quota=config.quota,  # type: ignore[arg-type]
+    return AsyncMeteredTransport(upstream_transport(config.http_client), source="sidecar",
+                                 quota=config.quota,  # type: ignore[arg-type]
                                  tier=config.tier, meter=config.meter, retry_policy=config.retry_policy)
+
+
+def upstream_transport(kind: str) -> httpx2.AsyncBaseTransport | None:
+    """The bytes-on-the-wire client under the metered pipeline: aiohttp where installed (it costs a fraction of
+    httpx2's CPU per forwarded request, see ``_upstream``), else None — the SDK's own httpx2 transport. Both route
+    by ``HTTPS_PROXY`` / ``NO_PROXY`` per request."""
+    if kind == "httpx2":
+        return None
+    try:
+        from ._upstream import AiohttpTransport
+    except ImportError:
+        if kind == "aiohttp":
+            raise
+        return None
+    return AiohttpTransport()
 
 
 def _default_policy() -> Any:

@@ -54,6 +54,8 @@ class SidecarConfig:
     transport: Any = None
     """An ``httpx2.AsyncBaseTransport`` replacing the SDK's metered one (tests, bench); normally None."""
     meter: Any = None
+    http_client: str = "auto"
+    """The upstream HTTP client under the metered pipeline: "auto" (aiohttp when installed), "aiohttp", "httpx2"."""
     quota: str = "raise"
     """"raise": refuse over-quota requests with a readable 429; "off": record only (the bench)."""
     windows: Callable[[], Any] | None = None
@@ -97,7 +99,7 @@ def create_app(config: SidecarConfig) -> Starlette:
     proxy = Proxy(ProxyConfig(
         upstream=config.upstream, api_key=config.api_key, connect_timeout=config.connect_timeout,
         read_timeout=config.read_timeout, retry_policy=config.retry_policy, transport=config.transport,
-        meter=config.meter, tier=config.tier, quota=config.quota,
+        meter=config.meter, tier=config.tier, quota=config.quota, http_client=config.http_client,
     ))
     started = time.time()
 

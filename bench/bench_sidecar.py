@@ -1,27 +1,27 @@
-"""What the sidecar costs: direct-to-emulator vs through the sidecar, in one run.
+"""What the sidecar costs over a direct request, next to the floor, in one run with interleaved rounds.
 
-    python bench/bench_sidecar.py [--requests 300] [--streams 50] [--rounds 6] [--chunk-delay 0.02] [--repeat N]
-    python bench/bench_sidecar.py --plain    # the sidecar without metering: what the metering costs
-    python bench/bench_sidecar.py --floor    # a bare forwarder on the same stack: what any sidecar on it pays
+    python bench/bench_sidecar.py [--rounds 4] [--requests 200] [--streams 50] [--per-worker 4] [--chunk-delay 0.02]
+    python bench/bench_sidecar.py --quick          # 2 rounds of fewer requests: a smoke run
 
-The emulator and the sidecar each run in their own process (as they would for a user), so the bench client, the
-relay stand-in and the proxy do not share one GIL. The sidecar runs the real pipeline: the SDK's metered transport,
-the SQLite ledger (in a temporary BAICAI_HOME) and token counting of streams; only its quota gate is off, so that
-thousands of requests in a minute are recorded but never refused. The emulator's clock is moved an hour on before
-each phase so its own hourly limits never trigger.
+Processes (each its own, as for a user, so no two share a GIL):
+* ``upstream`` — an instant relay stand-in replaying the emulator's own bytes (``bench/_replay.py``): the emulator
+  itself costs more CPU per request than the proxy under test and would drown the figures on two cores;
+* ``sidecar`` — the real sidecar: token check, Host/Origin guard, the SDK's metered pipeline with the quota gate ON
+  ("raise", paid tier, limits raised by a catalogue override in the bench's own BAICAI_HOME so that a run's
+  thousands of requests are counted but never refused), the SQLite ledger, token counting, and aiohttp upstream;
+* ``sidecar-httpx2`` — the same with the SDK's httpx2 transport upstream (what shipped before issue 17);
+* ``floor`` — a raw asyncio forwarder (uvloop + httptools, pooled upstream sockets, no framework, no checks, no
+  metering): what forwarding alone costs here;
+* ``sidecar+writer`` — the sidecar again while a second process writes the same ledger 50 times a second (a script
+  using ``Baicai`` next to the sidecar): the window count must stay incremental.
 
-Figures:
-* added latency, non-streamed chat: p50 / p99 of (via − direct), from interleaved sequential requests on
-  keep-alive connections;
-* added time to first chunk, streamed chat;
-* throughput with N concurrent streams (streams/s, both ways, and the ratio), with the emulator pacing chunks as a
-  real relay does (``--chunk-delay``) and, separately, unpaced (CPU-bound worst case);
-* the sidecar's peak RSS (VmHWM).
-Targets (issue 5): p50 added < 1 ms, p99 added < 5 ms, throughput ≥ 90 % of direct.
-
-Measured on the 2-core CI machine (medians of 2–3 runs, 2026-11-27): the sidecar adds p50 +2.9 ms, p99 +3.6 ms
-and keeps 73 % of paced throughput; ``--plain`` +2.4 ms / 81 %; ``--floor`` +1.4 ms / 83 %. The floor misses the
-p50 and throughput targets on its own: on this machine they are below what uvicorn + httpx2 cost per hop.
+Figures, per variant, as the median over rounds with [min–max]:
+* added latency p50 / p99 of a non-streamed chat (variant − direct, requests interleaved one by one);
+* added time to the first chunk of a stream (p50);
+* the proxy's CPU per request (utime + stime from ``/proc/PID/stat`` over the batch, / requests);
+* 50 concurrent streams, paced (chunks ``--chunk-delay`` apart, as a model writes) and unpaced, as % of direct;
+* peak RSS (VmHWM) of each proxy process.
+The machine is shared and noisy: compare variants within a run, never across runs.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -40,64 +41,24 @@ from typing import Any
 
 import httpx2
 
+HERE = Path(__file__).resolve().parent
 CHAT = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "你好，介绍一下白菜。"}]}
-
-_EMULATOR = """
-import sys, time
-from baicai_sdk.testing import EmulatorServer, EmulatorConfig
-emu = EmulatorServer(EmulatorConfig(paid_balance=1e6)).start()
-print(emu.port, emu.paid_key, flush=True)
-while True:
-    time.sleep(3600)
-"""
+KEY = "baicai-bench-paid-key-0000000000000001"
+TICK = os.sysconf("SC_CLK_TCK")
 
 _SIDECAR = """
-import sys, json
+import sys
 from baicai_sidecar.app import SidecarConfig
 from baicai_sidecar._server import serve
-upstream, key, port, plain = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "plain"
-transport = None
-if plain:  # forwarding alone, without the SDK's metering pipeline: tells the two costs apart
-    import httpx2
-    transport = httpx2.AsyncHTTPTransport(limits=httpx2.Limits(max_connections=200, max_keepalive_connections=200))
-serve(SidecarConfig(upstream=upstream, api_key=key, tier="paid", port=port, quota="off", transport=transport),
+upstream, key, port, client = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+serve(SidecarConfig(upstream=upstream, api_key=key, tier="paid", port=port, quota="raise", http_client=client),
       log_level="warning")
 """
 
-
-_FLOOR = """
-import sys, httpx2
-from baicai_sdk._serving import bind_socket, serve_forever
-upstream, port = sys.argv[1], int(sys.argv[3])
-transport = httpx2.AsyncHTTPTransport(limits=httpx2.Limits(max_connections=200, max_keepalive_connections=200))
-DROP = {b"host", b"content-length", b"authorization", b"transfer-encoding", b"connection"}
-KEY = sys.argv[2]
-
-async def app(scope, receive, send):  # the least a forwarder on this stack can do: no checks, no metering
-    if scope["type"] != "http":
-        return
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
-    if scope["path"] == "/sidecar/status":
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"{}"})
-        return
-    headers = [(k, v) for k, v in scope["headers"] if k not in DROP] + [(b"authorization", b"Bearer " + KEY.encode())]
-    request = httpx2.Request(scope["method"], upstream + scope["path"][3:], headers=headers, content=body)
-    response = await transport.handle_async_request(request)
-    await send({"type": "http.response.start", "status": response.status_code, "headers": [
-        (k, v) for k, v in response.headers.raw if k.lower() not in (b"content-length", b"transfer-encoding")]})
-    async for chunk in response.stream:
-        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    await response.stream.aclose()
-    await send({"type": "http.response.body", "body": b""})
-
-serve_forever(app, bind_socket("127.0.0.1", port), log_level="warning")
-"""
+# Counted, never refused: the bench sends far more than an hour's paid budget.
+_CATALOG = {"families": {"gpt-3.5": {"limits": {
+    "free": {"requests_per_hour": 60, "tokens_per_hour": 10000},
+    "paid": {"requests_per_hour": 100_000_000, "tokens_per_hour": None}}}}}
 
 
 def _free_port() -> int:
@@ -113,9 +74,14 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def _peak_rss_mb(pid: int) -> float:
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (fields 14, 15 of the whole line)
+
+
+def _status(pid: int, field: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -123,198 +89,216 @@ def _peak_rss_mb(pid: int) -> float:
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.home = tempfile.mkdtemp(prefix="baicai-bench-")
-        self.env = {**os.environ, "BAICAI_HOME": self.home, "NO_PROXY": "127.0.0.1,localhost"}
+        self.home = Path(tempfile.mkdtemp(prefix="baicai-bench-"))
+        (self.home / "config").mkdir()
+        (self.home / "config" / "catalog.json").write_text(json.dumps(_CATALOG))
+        self.env = {**os.environ, "BAICAI_HOME": str(self.home), "NO_PROXY": "127.0.0.1,localhost",
+                    "BAICAI_SECRET_STORE": "file"}
         for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
             self.env.pop(name, None)
-        self.procs: list[subprocess.Popen[str]] = []
+        os.environ.update({"BAICAI_HOME": str(self.home), "NO_PROXY": "127.0.0.1,localhost"})
+        self.procs: dict[str, subprocess.Popen[str]] = {}
+        self.urls: dict[str, str] = {}
+
+    def _spawn(self, name: str, argv: list[str], *, port: int | None = None) -> subprocess.Popen[str]:
+        proc = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, text=True, env=self.env)
+        self.procs[name] = proc
+        return proc
 
     def start(self) -> None:
-        emu = subprocess.Popen([sys.executable, "-c", _EMULATOR], stdout=subprocess.PIPE, text=True, env=self.env)
-        self.procs.append(emu)
-        assert emu.stdout is not None
-        port, self.key = emu.stdout.readline().split()
-        self.emu_origin = f"http://127.0.0.1:{port}"
-        self.direct = self.emu_origin + "/v1"
-        sc_port = _free_port()
-        self.sidecar = subprocess.Popen([sys.executable, "-c", _FLOOR if self.args.floor else _SIDECAR, self.direct,
-                                         self.key, str(sc_port), "plain" if self.args.plain else "metered"],
-                                        env=self.env, text=True)
-        self.procs.append(self.sidecar)
-        self.via = f"http://127.0.0.1:{sc_port}/v1"
-        os.environ["BAICAI_HOME"] = self.home
+        upstream = self._spawn("upstream", [str(HERE / "_replay.py"), "upstream"])
+        assert upstream.stdout is not None
+        self.upstream_origin = f"http://127.0.0.1:{upstream.stdout.readline().strip()}"
+        self.urls["direct"] = self.upstream_origin + "/v1"
+        floor = self._spawn("floor", [str(HERE / "_replay.py"), "floor", self.upstream_origin.rsplit(":", 1)[1], KEY])
+        assert floor.stdout is not None
+        self.urls["floor"] = f"http://127.0.0.1:{floor.stdout.readline().strip()}/v1"
+        for name, client in (("sidecar", "aiohttp"), ("sidecar-httpx2", "httpx2")):
+            port = _free_port()
+            self._spawn(name, ["-c", _SIDECAR, self.urls["direct"], KEY, str(port), client])
+            self.urls[name] = f"http://127.0.0.1:{port}/v1"
         from baicai_sidecar._tokens import TokenStore
 
         self.token = TokenStore().issue("bench")
-        deadline = time.monotonic() + 20
-        while True:
+        for name in ("sidecar", "sidecar-httpx2"):
+            self._wait_ready(self.urls[name])
+
+    def _wait_ready(self, base: str) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
             try:
-                if httpx2.get(f"http://127.0.0.1:{sc_port}/sidecar/status",
-                              headers={"authorization": f"Bearer {self.token}"}).status_code == 200:
-                    break
+                if httpx2.get(base[:-3] + "/sidecar/status", headers=self.auth("sidecar")).status_code == 200:
+                    return
             except httpx2.TransportError:
                 pass
-            if time.monotonic() > deadline:
-                raise SystemExit("sidecar did not start")
             time.sleep(0.05)
+        raise SystemExit(f"{base} did not start")
 
     def stop(self) -> None:
-        for proc in self.procs:
+        for proc in self.procs.values():
             proc.terminate()
-        for proc in self.procs:
+        for proc in self.procs.values():
             proc.wait(timeout=10)
 
-    def emulator(self, **config: Any) -> None:
-        """Fresh hour on the emulator's clock (its limits never trigger) and the given settings."""
-        httpx2.post(self.emu_origin + "/_emulator/clock", json={"advance": 3700})
-        if config:
-            httpx2.post(self.emu_origin + "/_emulator/config", json=config).raise_for_status()
+    def pid(self, variant: str) -> int | None:
+        proc = self.procs.get(variant.split("+")[0])
+        return None if variant == "direct" or proc is None else proc.pid
 
-    def auth(self, via: bool) -> dict[str, str]:
-        return {"authorization": f"Bearer {self.token if via else self.key}"}
+    def auth(self, variant: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {KEY if variant in ('direct', 'floor') else self.token}"}
+
+    def url(self, variant: str) -> str:
+        return self.urls[variant.split("+")[0]] + "/chat/completions"
+
+    def set_delay(self, seconds: float) -> None:
+        httpx2.post(self.upstream_origin + "/_replay/delay", content=str(seconds)).raise_for_status()
 
     # -- phases --------------------------------------------------------------------------------------------------
-    def latency(self) -> dict[str, float]:
-        self.emulator(chunk_delay=0.0, faults="")
-        n = self.args.requests
-        timings: dict[bool, list[float]] = {False: [], True: []}
-        with httpx2.Client(timeout=30) as direct, httpx2.Client(timeout=30) as via:
-            clients = {False: direct, True: via}
-            for warm in range(20):
-                for is_via in (False, True):
-                    clients[is_via].post((self.via if is_via else self.direct) + "/chat/completions",
-                                         json=CHAT, headers=self.auth(is_via)).raise_for_status()
-            self.emulator()
+    def latency(self, variants: list[str], n: int, *, stream: bool = False) -> dict[str, dict[str, float]]:
+        """One request per variant in turn, n times: every variant sees the same moments of machine noise."""
+        timings: dict[str, list[float]] = {v: [] for v in variants}
+        clients = {v: httpx2.Client(timeout=30) for v in variants}
+        body = {**CHAT, "stream": True} if stream else CHAT
+        try:
+            for v in variants:  # warm the connections and the sidecar's caches
+                for _ in range(5):
+                    clients[v].post(self.url(v), json=body, headers=self.auth(v)).raise_for_status()
+            cpu0 = {v: _cpu_seconds(p) for v in variants if (p := self.pid(v))}
             for i in range(n):
-                order = (False, True) if i % 2 else (True, False)
-                for is_via in order:
+                order = variants[i % len(variants):] + variants[:i % len(variants)]
+                for v in order:
                     t0 = time.perf_counter()
-                    r = clients[is_via].post((self.via if is_via else self.direct) + "/chat/completions",
-                                             json=CHAT, headers=self.auth(is_via))
-                    timings[is_via].append(time.perf_counter() - t0)
-                    r.raise_for_status()
-                if i % 400 == 399:
-                    self.emulator()
-        d, v = timings[False], timings[True]
-        return {"direct_p50_ms": _pct(d, .5) * 1e3, "via_p50_ms": _pct(v, .5) * 1e3,
-                "direct_p99_ms": _pct(d, .99) * 1e3, "via_p99_ms": _pct(v, .99) * 1e3,
-                "added_p50_ms": (_pct(v, .5) - _pct(d, .5)) * 1e3, "added_p99_ms": (_pct(v, .99) - _pct(d, .99)) * 1e3}
+                    if stream:
+                        with clients[v].stream("POST", self.url(v), json=body, headers=self.auth(v)) as r:
+                            first = None
+                            for _chunk in r.iter_raw():
+                                if first is None:
+                                    first = time.perf_counter() - t0
+                        timings[v].append(first or 0.0)
+                    else:
+                        r = clients[v].post(self.url(v), json=body, headers=self.auth(v))
+                        timings[v].append(time.perf_counter() - t0)
+                        r.raise_for_status()
+            cpu1 = {v: _cpu_seconds(p) for v in variants if (p := self.pid(v))}
+        finally:
+            for c in clients.values():
+                c.close()
+        d = timings["direct"]
+        out: dict[str, dict[str, float]] = {}
+        for v in variants:
+            t = timings[v]
+            out[v] = {"p50_ms": _pct(t, .5) * 1e3, "p99_ms": _pct(t, .99) * 1e3,
+                      "added_p50_ms": (_pct(t, .5) - _pct(d, .5)) * 1e3,
+                      "added_p99_ms": (_pct(t, .99) - _pct(d, .99)) * 1e3}
+            if v in cpu0:
+                out[v]["cpu_ms_per_request"] = (cpu1[v] - cpu0[v]) / n * 1e3
+        return out
 
-    def first_chunk(self) -> dict[str, float]:
-        self.emulator(chunk_delay=0.0, faults="")
-        n = max(50, self.args.requests // 3)
-        ttfc: dict[bool, list[float]] = {False: [], True: []}
-        with httpx2.Client(timeout=30) as direct, httpx2.Client(timeout=30) as via:
-            clients = {False: direct, True: via}
-            for i in range(n):
-                for is_via in ((False, True) if i % 2 else (True, False)):
-                    t0 = time.perf_counter()
-                    with clients[is_via].stream("POST", (self.via if is_via else self.direct) + "/chat/completions",
-                                                json={**CHAT, "stream": True}, headers=self.auth(is_via)) as r:
-                        first = None
-                        for chunk in r.iter_raw():
-                            if first is None:
-                                first = time.perf_counter() - t0
-                    ttfc[is_via].append(first or 0.0)
-        d, v = ttfc[False], ttfc[True]
-        return {"direct_ttfc_p50_ms": _pct(d, .5) * 1e3, "via_ttfc_p50_ms": _pct(v, .5) * 1e3,
-                "added_ttfc_p50_ms": (_pct(v, .5) - _pct(d, .5)) * 1e3,
-                "added_ttfc_p99_ms": (_pct(v, .99) - _pct(d, .99)) * 1e3}
-
-    async def _streams(self, is_via: bool) -> tuple[float, int]:
-        """N workers, each running ``rounds`` streams back to back: streams per second and chunks seen."""
-        url = (self.via if is_via else self.direct) + "/chat/completions"
+    async def _streams(self, variant: str) -> float:
         limits = httpx2.Limits(max_connections=self.args.streams + 5)
-        chunks = 0
         async with httpx2.AsyncClient(timeout=60, limits=limits) as client:
             async def worker() -> None:
-                nonlocal chunks
-                for _ in range(self.args.rounds):
-                    async with client.stream("POST", url, json={**CHAT, "stream": True},
-                                             headers=self.auth(is_via)) as r:
+                for _ in range(self.args.per_worker):
+                    async with client.stream("POST", self.url(variant), json={**CHAT, "stream": True},
+                                             headers=self.auth(variant)) as r:
                         r.raise_for_status()
-                        async for chunk in r.aiter_raw():
-                            chunks += chunk.count(b"data:")
+                        async for _chunk in r.aiter_raw():
+                            pass
 
             t0 = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(self.args.streams)))
-            elapsed = time.perf_counter() - t0
-        return self.args.streams * self.args.rounds / elapsed, chunks
+            return self.args.streams * self.args.per_worker / (time.perf_counter() - t0)
 
-    def throughput(self, chunk_delay: float) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for is_via in (False, True):
-            self.emulator(chunk_delay=chunk_delay, faults="")
-            rate, chunks = asyncio.run(self._streams(is_via))
-            out["via_streams_per_s" if is_via else "direct_streams_per_s"] = rate
-        out["ratio"] = out["via_streams_per_s"] / out["direct_streams_per_s"]
-        return out
+    def throughput(self, variants: list[str], delay: float) -> dict[str, float]:
+        self.set_delay(delay)
+        try:
+            rates = {v: asyncio.run(self._streams(v)) for v in random.sample(variants, len(variants))}
+        finally:
+            self.set_delay(0.0)
+        return {v: rates[v] / rates["direct"] for v in variants}
+
+    def with_writer(self, n: int) -> dict[str, dict[str, float]]:
+        writer = subprocess.Popen([sys.executable, str(HERE / "_replay.py"), "writer"], stdout=subprocess.PIPE,
+                                  text=True, env=self.env)
+        try:
+            assert writer.stdout is not None
+            writer.stdout.readline()
+            result = self.latency(["direct", "sidecar"], n)
+        finally:
+            writer.terminate()
+            writer.wait(timeout=10)
+        return {"direct": result["direct"], "sidecar+writer": result["sidecar"]}
 
 
-def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each figure's median over the runs (each ratio is the median of the runs' ratios)."""
-    first = runs[0]
-    return {key: (_median([run[key] for run in runs]) if isinstance(first[key], dict)
-                  else statistics.median(run[key] for run in runs)) for key in first}  # type: ignore[misc]
+def _summary(rounds: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, tuple[float, float, float]]]:
+    """Per variant and figure: (median, min, max) over the rounds."""
+    out: dict[str, dict[str, tuple[float, float, float]]] = {}
+    for variant in rounds[0]:
+        for figure in rounds[0][variant]:
+            values = [r[variant][figure] for r in rounds if figure in r.get(variant, {})]
+            out.setdefault(variant, {})[figure] = (statistics.median(values), min(values), max(values))
+    return out
+
+
+def _fmt(triple: tuple[float, float, float] | None, spec: str = "+.2f", scale: float = 1.0) -> str:
+    if triple is None:
+        return "-"
+    m, lo, hi = (x * scale for x in triple)
+    return f"{m:{spec}} [{lo:{spec[1:] if spec.startswith('+') else spec}}–{hi:{spec[1:] if spec.startswith('+') else spec}}]"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=300, help="non-streamed requests each way")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--requests", type=int, default=200, help="non-streamed requests per variant per round")
     parser.add_argument("--streams", type=int, default=50, help="concurrent streams")
-    parser.add_argument("--rounds", type=int, default=6, help="streams per concurrent worker")
-    parser.add_argument("--chunk-delay", type=float, default=0.02, help="emulator pause between chunks (s)")
-    parser.add_argument("--plain", action="store_true",
-                        help="sidecar without the SDK's metering transport (isolates the forwarding cost)")
-    parser.add_argument("--floor", action="store_true",
-                        help="instead of the sidecar, the least a forwarder on the same stack (uvicorn, httptools, "
-                             "uvloop, httpx2) can do: no checks, no metering — what any sidecar built on it pays")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="run everything this many times (fresh processes and ledger each) and report medians")
+    parser.add_argument("--per-worker", type=int, default=4, help="streams each concurrent worker runs in turn")
+    parser.add_argument("--chunk-delay", type=float, default=0.02, help="pause between chunks, paced runs (s)")
+    parser.add_argument("--quick", action="store_true", help="2 rounds, 60 requests, 20 streams")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.requests, args.streams, args.per_worker = 2, 60, 20, 2
+    variants = ["direct", "floor", "sidecar", "sidecar-httpx2"]
     load_before = os.getloadavg()[0]
-    runs: list[dict[str, Any]] = []
-    for _ in range(max(1, args.repeat)):
-        # A fresh emulator, sidecar and ledger each time: runs are independent, and the sidecar's ledger never
-        # grows past one run's worth of rows (its quota bookkeeping gets slower as an hour's window fills).
-        bench = Bench(args)
-        bench.start()
-        try:
-            runs.append({
-                "latency": bench.latency(),
-                "first_chunk": bench.first_chunk(),
-                f"throughput_{args.streams}_streams_paced_{args.chunk_delay}s": bench.throughput(args.chunk_delay),
-                f"throughput_{args.streams}_streams_unpaced": bench.throughput(0.0),
-                "sidecar_peak_rss_mb": _peak_rss_mb(bench.sidecar.pid),
-            })
-        finally:
-            bench.stop()
-    results = _median(runs)
-    results["runs"] = len(runs)
-    results["cpu_count"] = os.cpu_count()
-    results["loadavg_before_after"] = [load_before, os.getloadavg()[0]]
+    bench = Bench(args)
+    bench.start()
+    lat: list[dict[str, dict[str, float]]] = []
+    ttfc: list[dict[str, dict[str, float]]] = []
+    paced: list[dict[str, dict[str, float]]] = []
+    unpaced: list[dict[str, dict[str, float]]] = []
+    try:
+        for _ in range(args.rounds):
+            lat.append({**bench.latency(variants, args.requests), **bench.with_writer(args.requests // 2)})
+            ttfc.append(bench.latency(variants, max(20, args.requests // 4), stream=True))
+            paced.append({v: {"ratio": r} for v, r in bench.throughput(variants, args.chunk_delay).items()})
+            unpaced.append({v: {"ratio": r} for v, r in bench.throughput(variants, 0.0).items()})
+        rss = {v: {"peak_rss_mb": _status(bench.procs[v].pid, "VmHWM")} for v in variants[1:]}
+    finally:
+        bench.stop()
+    result = {"latency": _summary(lat), "first_chunk": _summary(ttfc), "paced": _summary(paced),
+              "unpaced": _summary(unpaced), "rss": rss, "rounds": args.rounds,
+              "load_before_after": [load_before, os.getloadavg()[0]], "cpus": os.cpu_count()}
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps(result, indent=2))
         return 0
-    lat, ttfc = results["latency"], results["first_chunk"]
-    paced = results[f"throughput_{args.streams}_streams_paced_{args.chunk_delay}s"]
-    unpaced = results[f"throughput_{args.streams}_streams_unpaced"]
-    print(f"non-streamed, {args.requests} each way: direct p50 {lat['direct_p50_ms']:.2f} ms, "
-          f"via p50 {lat['via_p50_ms']:.2f} ms")
-    print(f"  added latency  p50 {lat['added_p50_ms']:+.2f} ms (target < 1)   "
-          f"p99 {lat['added_p99_ms']:+.2f} ms (target < 5)")
-    print(f"  added time to first chunk p50 {ttfc['added_ttfc_p50_ms']:+.2f} ms, p99 {ttfc['added_ttfc_p99_ms']:+.2f} ms")
-    print(f"  {args.streams} concurrent streams, chunks every {args.chunk_delay}s: direct "
-          f"{paced['direct_streams_per_s']:.1f}/s, via {paced['via_streams_per_s']:.1f}/s = {paced['ratio']:.0%} "
-          "(target >= 90%)")
-    print(f"  {args.streams} concurrent streams, unpaced (CPU-bound): direct {unpaced['direct_streams_per_s']:.1f}/s, "
-          f"via {unpaced['via_streams_per_s']:.1f}/s = {unpaced['ratio']:.0%}")
-    print(f"  sidecar peak RSS {results['sidecar_peak_rss_mb']:.1f} MB"
-          + (f"   (medians of {results['runs']} runs)" if results["runs"] > 1 else ""))
-    before, after = results["loadavg_before_after"]
-    print(f"  (machine: {os.cpu_count()} CPUs, load average {before:.1f} before, {after:.1f} after — "
-          "figures from a busy machine overstate the added latency)")
+    print(f"{args.rounds} rounds, {args.requests} non-streamed requests per variant per round, interleaved; "
+          f"{args.streams} concurrent streams × {args.per_worker}. Median [min–max] over rounds.")
+    print(f"{'variant':<16}{'added p50 ms':>22}{'added p99 ms':>22}{'CPU ms/request':>22}{'added TTFC p50':>22}"
+          f"{'paced % direct':>20}{'unpaced % direct':>20}{'peak RSS MB':>13}")
+    for v in ["direct", "floor", "sidecar", "sidecar+writer", "sidecar-httpx2"]:
+        L = result["latency"].get(v, {})
+        T = result["first_chunk"].get(v, {})
+        P = result["paced"].get(v, {})
+        U = result["unpaced"].get(v, {})
+        print(f"{v:<16}{_fmt(L.get('added_p50_ms')):>22}{_fmt(L.get('added_p99_ms')):>22}"
+              f"{_fmt(L.get('cpu_ms_per_request'), '.2f'):>22}{_fmt(T.get('added_p50_ms')):>22}"
+              f"{_fmt(P.get('ratio'), '.0f', 100):>20}{_fmt(U.get('ratio'), '.0f', 100):>20}"
+              f"{rss.get(v.split('+')[0], {}).get('peak_rss_mb', float('nan')):>13.0f}")
+    print(f"direct p50 {result['latency']['direct']['p50_ms'][0]:.2f} ms. Targets (issue 17): added p50 ≤ 1.0 ms, "
+          "p99 ≤ 3 ms, CPU ≤ 1 ms/request, paced ≥ 98 %, unpaced ≥ 90 %, RSS ≤ 60 MB.")
+    before, after = result["load_before_after"]
+    print(f"(machine: {os.cpu_count()} CPUs, load average {before:.1f} before, {after:.1f} after)")
     return 0
 
 
