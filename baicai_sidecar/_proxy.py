@@ -1,8 +1,8 @@
 """Forwarding: one shared upstream client, key injection, byte-exact pass-through, SSE as it arrives.
 
 The metering (quota gate, ledger, stream token counting, 200-status error rewrite, retry annotations) is not here:
-it lives in the SDK's ``AsyncMeteredTransport``, which the upstream client built by :func:`build_upstream_client`
-sends through — the same pipeline as ``Baicai``. What is here is what only a proxy has to care about:
+it lives in the SDK's ``AsyncMeteredTransport``, which the upstream transport built by :func:`build_upstream`
+is — the same pipeline as ``Baicai``. What is here is what only a proxy has to care about:
 
 * the app's ``Authorization`` is replaced by the profile's key (the relay never sees a local token);
 * retries happen only before the first byte reaches the app, and only where the relay cannot have billed
@@ -32,7 +32,7 @@ from baicai_sdk._errors import redact
 
 from ._guard import openai_error_body
 
-__all__ = ["ProxyConfig", "Proxy", "build_upstream_client", "openai_error_from_relay", "parse_relay_envelope"]
+__all__ = ["ProxyConfig", "Proxy", "build_upstream", "openai_error_from_relay", "parse_relay_envelope"]
 
 log = logging.getLogger("baicai.sidecar")
 
@@ -135,20 +135,18 @@ def _openai_error(status: int, found: tuple[int, str] | None) -> tuple[int, byte
 
 
 # -- the upstream client -------------------------------------------------------------------------------------------
-def build_upstream_client(config: ProxyConfig) -> httpx2.AsyncClient:
-    """The ONE upstream client: pooled keep-alive, through the SDK's metered transport.
+def build_upstream(config: ProxyConfig) -> tuple[httpx2.AsyncBaseTransport, dict[str, float]]:
+    """The ONE upstream transport (pooled keep-alive, through the SDK's metered pipeline) and the timeouts every
+    forwarded request carries.
 
-    The metered transport's own inner transport honours ``HTTPS_PROXY`` / ``NO_PROXY`` per request (users in China
-    often need a proxy to reach the relay). Timeouts: connect fails fast (the relay is down, or a proxy is needed);
-    read is long (slow first tokens).
+    The proxy calls the transport directly: ``httpx2.AsyncClient`` around it would only merge headers, follow no
+    redirects and wrap the stream once more — per request, on the hot path. Proxies: the inner transport honours
+    ``HTTPS_PROXY`` / ``NO_PROXY`` per request (users in China often need one to reach the relay). Timeouts: connect
+    fails fast (the relay is down, or a proxy is needed); read is long (slow first tokens).
     """
     transport = config.transport if config.transport is not None else _metered(config)
-    return httpx2.AsyncClient(
-        transport=transport,
-        timeout=httpx2.Timeout(connect=config.connect_timeout, read=config.read_timeout, write=60.0, pool=30.0),
-        follow_redirects=False,
-        headers={"accept-encoding": "identity"},
-    )
+    timeouts = httpx2.Timeout(connect=config.connect_timeout, read=config.read_timeout, write=60.0, pool=30.0)
+    return transport, timeouts.as_dict()
 
 
 def _metered(config: ProxyConfig) -> httpx2.AsyncBaseTransport:
@@ -206,17 +204,18 @@ class Proxy:
         self.config = config
         self.policy = config.retry_policy or _default_policy()
         self.base = config.upstream.rstrip("/")
-        self.client: httpx2.AsyncClient | None = None
+        self.transport: httpx2.AsyncBaseTransport | None = None
+        self.timeouts: dict[str, float] = {}
         self.stats = ProxyStats()
 
     async def start(self) -> None:
-        if self.client is None:
-            self.client = build_upstream_client(self.config)
+        if self.transport is None:
+            self.transport, self.timeouts = build_upstream(self.config)
 
     async def aclose(self) -> None:
-        if self.client is not None:
-            await self.client.aclose()
-            self.client = None
+        if self.transport is not None:
+            transport, self.transport = self.transport, None
+            await transport.aclose()
 
     def _url(self, scope: Scope) -> str:
         path: str = scope["path"]
@@ -249,13 +248,12 @@ class Proxy:
                 if not message.get("more_body"):
                     break
             body = b"".join(chunks)
-        if self.client is None:
+        if self.transport is None:
             await self.start()
-        assert self.client is not None
         # A Request of our own rather than client.build_request: the headers are complete already, and merging
         # them with the client's defaults costs more than the rest of the request's preparation.
         request = httpx2.Request(scope["method"], self._url(scope), headers=self._headers(scope, app), content=body,
-                                 extensions={"timeout": self.client.timeout.as_dict()})
+                                 extensions={"timeout": self.timeouts})
         response: httpx2.Response | None = None
         status = 0
         try:
@@ -278,11 +276,11 @@ class Proxy:
 
     async def _send_with_retries(self, request: httpx2.Request, scope: Scope, send: Send, path: str,
                                  app: str | None) -> httpx2.Response | None:
-        assert self.client is not None
+        assert self.transport is not None
         attempt = 0
         while True:
             try:
-                response = await self.client.send(request, stream=True)
+                response = await self.transport.handle_async_request(request)
             except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:
                 # Nothing reached the relay: a retry cannot bill twice.
                 if attempt < self.policy.max_retries and self.policy.should_retry(connect_error=True):
