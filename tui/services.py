@@ -404,7 +404,12 @@ class Services:
         return KeyStore()
 
     def profiles(self) -> list[ProfileView]:
+        """The stored profiles; in the demo the demo's own key comes first and is the active one, as the
+        overview says (profiles added during the demo live in its temporary folder and are never active)."""
         store = self._keys()
+        if self._demo is not None:
+            demo = self.active_profile()
+            return [p for p in [demo] if p is not None] + [_profile(p, False) for p in store.list()]
         active = store.active()
         active_name = active.name if active is not None else None
         return [_profile(p, p.name == active_name) for p in store.list()]
@@ -435,7 +440,10 @@ class Services:
 
     def key_backend(self) -> str:
         """Where new secrets go: the OS keyring or the 0600 file (``BAICAI_SECRET_STORE``)."""
-        return self._keys().backend_description
+        backend = str(self._keys().backend_description)
+        if self._demo is not None:
+            backend += " · " + tr_both("演示密钥只用于本次演示，不保存", "the demo's key is for this demo only, never stored")
+        return backend
 
     # ---- sidecar
     def _token_store(self) -> Any:
@@ -500,11 +508,36 @@ class Services:
         return bool(self._token_store().revoke(app))
 
     # ---- apply
+    def apply_env(self) -> Any | None:
+        """Where ``apply`` looks for and writes app configs: the real machine, or in the demo a throw-away home.
+
+        The demo's tokens and profiles vanish at exit, so configs written with them must vanish too: the demo
+        never detects or edits the user's real ``~/.codex`` or ``~/.config/...``.
+        """
+        if self._demo is None:
+            return None
+        from baicai_sdk._paths import data_dir
+        from baicai_sidecar.apply import Env
+
+        root = data_dir() / "demo-home"
+        (root / "project").mkdir(parents=True, exist_ok=True)
+        environ = {"XDG_CONFIG_HOME": str(root / ".config"), "APPDATA": str(root / "AppData" / "Roaming")}
+        return Env(home=root, cwd=root / "project", environ=environ, platform=sys.platform, which=lambda name: None)
+
+    def apply_note(self) -> str | None:
+        """What the Apply tab says about where it writes, when that is not the real machine."""
+        env = self.apply_env()
+        if env is None:
+            return None
+        return tr_both(f"演示模式：应用配置写入演示的临时主目录 {env.home}，不会改动你真实的应用配置",
+                       f"demo: app configs are written to the demo's temporary home {env.home}; "
+                       "your real app configs are left alone")
+
     def apply_apps(self) -> list[ApplyAppView]:
         from baicai_sidecar import apply as apply_api
 
         return [ApplyAppView(name=a.name, detected=bool(a.detected), target=str(a.where), status=str(a.changes),
-                             title=str(a.title)) for a in apply_api.list_apps()]
+                             title=str(a.title)) for a in apply_api.list_apps(self.apply_env())]
 
     def plan(self, app: str, target: str = "sidecar") -> PlanView:
         """What ``apply`` would write for ``app`` (masked diffs, links, instructions); writes nothing.
@@ -514,7 +547,8 @@ class Services:
         from baicai_sidecar import apply as apply_api
 
         port = _port_of(self.sidecar_url) if target == "sidecar" else None
-        p = apply_api.plan(app, apply_api.build_target(target, app=app, port=port))  # type: ignore[arg-type]
+        p = apply_api.plan(app, apply_api.build_target(target, app=app, port=port),  # type: ignore[arg-type]
+                           env=self.apply_env())
         parts = [c.diff for c in p.changes if c.changed]
         parts += [f"# {tr_both('链接', 'link')}: {p.masked_link(link)}" for link in p.links]
         parts += [f"# {line}" for line in [*p.instructions, *p.notes]]

@@ -30,3 +30,58 @@ async def test_demo_figures_move_with_nothing_configured(emulator) -> None:
     senders = {r.authorization for r in emulator.state.requests}
     assert senders == {f"Bearer {emulator.free_key}", f"Bearer {emulator.paid_key}"}, "free and paid traffic alternate"
     assert KeyStore().list() == [], "the demo stores no profile"
+
+
+async def test_demo_apply_tab_writes_only_into_the_demos_own_home(emulator, baicai_home, tmp_path, monkeypatch) -> None:
+    """The demo's tokens vanish at exit, so what it writes must too: the user's real app configs stay untouched."""
+    from conftest import table_rows
+
+    home = tmp_path / "user"
+    real_llm = home / ".config" / "io.datasette.llm"
+    real_llm.mkdir(parents=True)
+    (home / ".codex").mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("CODEX_HOME", str(home / ".codex"))
+    before = sorted(p.relative_to(home) for p in home.rglob("*"))
+
+    app = make_demo_app(emulator.base_url, emulator.free_key, tier="free", interval=60, tz=TZ)
+    async with app.run_test(size=(130, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("7")
+        await settle(pilot)
+        note = text_of(app.query_one("#apply-sandbox"))
+        assert "demo-home" in note and "your real app configs are left alone" in note
+        rows = table_rows(app.query_one("#apps-table"))
+        names = [r[0] for r in rows]
+        assert all(r[1] == "否 / no" for r in rows), "nothing of the real machine is detected in the demo"
+        assert not any(str(home) in r[2] for r in rows)
+        app.query_one("#apps-table").move_cursor(row=names.index("llm"))
+        await pilot.press("enter")
+        await settle(pilot)
+        assert type(app.screen).__name__ == "DiffModal", text_of(app.query_one("#status"))
+        await pilot.press("y")
+        await settle(pilot)
+        written = text_of(app.query_one("#apply-status"))
+        assert written.startswith("已写入 / Written") and "demo-home" in written
+        assert list((baicai_home / "data" / "demo-home").rglob("extra-openai-models.yaml"))
+
+        await pilot.press("z", "y")  # undo in the demo finds the demo's own record
+        await settle(pilot)
+        assert text_of(app.query_one("#apply-status")).startswith("已撤销 / Undone")
+    assert sorted(p.relative_to(home) for p in home.rglob("*")) == before
+
+
+async def test_demo_keys_tab_agrees_with_the_overview(emulator, baicai_home) -> None:
+    from conftest import table_rows
+
+    app = make_demo_app(emulator.base_url, emulator.free_key, tier="free", interval=60, tz=TZ)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        assert "demo · free · baicai-…" in text_of(app.query_one("#profile"))
+        await pilot.press("5")
+        await settle(pilot)
+        rows = table_rows(app.query_one("#keys-table"))
+        assert [r[:2] for r in rows] == [["●", "demo"]]
+        assert emulator.free_key not in app.export_screenshot()
+        assert "never stored" in text_of(app.query_one("#keys-backend"))

@@ -47,6 +47,9 @@ class ApplyPage(Page):
                              (tr("将改动", "Will change"), 80)):
             table.add_column(label, width=width)
         yield table
+        note = self.services.apply_note()
+        if note:
+            yield Static(note, id="apply-sandbox", markup=False)
         yield Static("", id="apply-target")
         yield Static("", id="apply-status")
 
