@@ -140,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
     from .app import SidecarConfig
 
     try:
-        creds = resolve_credentials(base_url=args.upstream, profile=args.profile)
+        creds = resolve_credentials(base_url=args.upstream, profile=args.profile, warn=False)  # printed below
     except (KeyStoreError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -341,3 +341,35 @@ def test_with_options_profile_switches_key_and_url(emulator: Any, emulator_facto
     assert str(work.base_url).rstrip("/") == other.base_url
     assert work.chat.completions.create(model="gpt-4", messages=MESSAGES).choices  # paid-only model on "work"
     assert work.quota == "off"
+
+
+def test_config_warnings_point_at_the_users_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        client = Baicai(api_key="baicai-offline-00000000000000000000", base_url="http://127.0.0.1:9/v1/v1")
+        client.with_options(timeout=1).copy(base_url="http://127.0.0.1:9")
+    assert [w.filename for w in caught] == [__file__, __file__]
+    assert all("\n" not in str(w.message) for w in caught)
+
+
+def test_each_config_warning_is_said_once_per_process(tmp_path: Any) -> None:
+    """Three clients with the same odd key and URL: one line each, pointing at the script, not at baicai."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "user_script.py"
+    script.write_text(
+        "from baicai_sdk import Baicai\n"
+        "for _ in range(3):\n"
+        "    Baicai(api_key='sk-proj-0000000000000000000000000', base_url='http://127.0.0.1:9/v1/v1')\n"
+        "Baicai(api_key='sk-proj-0000000000000000000000000', base_url='http://127.0.0.1:9/v1/v1')\n",
+        "utf-8",
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("BAICAI_", "OPENAI_"))}
+    env["BAICAI_HOME"] = str(tmp_path / "home")
+    err = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, check=True,
+                         cwd=tmp_path).stderr
+    headers = [line for line in err.splitlines() if "BaicaiConfigWarning" in line]
+    assert len(headers) == 2, err  # the URL repair and the sk- key, once each
+    assert all(line.startswith(f"{script}:3: ") for line in headers), err
+    assert "baicai_sdk" not in err
