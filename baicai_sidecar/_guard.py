@@ -67,6 +67,7 @@ _ROUTES: tuple[tuple[re.Pattern[str], frozenset[str]], ...] = tuple(
         (r"/models/[A-Za-z0-9._:@/-]+", {"GET"}),
         (r"/chat/completions", {"POST"}),
         (r"/completions", {"POST"}),
+        (r"/responses", {"POST"}),  # translated to chat completions (_responses.py)
         (r"/embeddings", {"POST"}),
         (r"/moderations", {"POST"}),
         (r"/images/(generations|edits|variations)", {"POST"}),

@@ -2,7 +2,8 @@
 
 Layers, outermost first: Starlette's error handling → :class:`~baicai_sidecar._guard.SidecarGuard` (Host, Origin,
 path, token, body checks — nothing below runs for a refused request) → routes: ``GET /sidecar/status`` for the TUI,
-and everything else to the forwarding :class:`~baicai_sidecar._proxy.Proxy`. The lifespan owns the one upstream
+``POST /v1/responses`` to :class:`~baicai_sidecar._responses.ResponsesEndpoint` (translated to a chat request
+for the same proxy), and everything else to the forwarding :class:`~baicai_sidecar._proxy.Proxy`. The lifespan owns the one upstream
 client. Tests pass an explicit upstream URL and key, so they need no keyring.
 """
 
@@ -26,6 +27,7 @@ from baicai_sdk import __version__
 
 from ._guard import DEFAULT_ALLOWED_ORIGINS, DEFAULT_MAX_BODY, STATUS_PATH, GuardConfig, SidecarGuard, is_loopback_host
 from ._proxy import Proxy, ProxyConfig
+from ._responses import ResponsesEndpoint
 from ._tokens import TokenStore
 
 __all__ = ["SidecarConfig", "create_app"]
@@ -146,8 +148,12 @@ def create_app(config: SidecarConfig) -> Starlette:
     guard = GuardConfig(verify_token=verify, open_access=config.open_access,
                         allowed_origins=config.allowed_origins, extra_hosts=config.extra_hosts,
                         max_body=config.max_body)
+    responses = ResponsesEndpoint(proxy)
     app = Starlette(
-        routes=[Route(STATUS_PATH, status, methods=["GET"]), Route("/{path:path}", endpoint=proxy)],
+        routes=[Route(STATUS_PATH, status, methods=["GET"]),
+                Route("/v1/responses", endpoint=responses, methods=["POST"]),
+                Route("/responses", endpoint=responses, methods=["POST"]),
+                Route("/{path:path}", endpoint=proxy)],
         middleware=[Middleware(SidecarGuard, config=guard)],
         lifespan=lifespan,
     )
