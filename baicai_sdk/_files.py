@@ -46,6 +46,7 @@ __all__ = [
     "fsync_dir",
     "real_path",
     "stale_temps",
+    "temp_path",
     "write_temp",
 ]
 
@@ -92,19 +93,31 @@ def _final_mode(target: Path, mode: int | None, secret: bool) -> int:
     return mode
 
 
+def temp_path(path: str | os.PathLike[str], tag: str) -> Path:
+    """The temp file ``write_temp(path, …, tag=tag)`` uses: known in advance, so a journal can name it first."""
+    target = real_path(path)
+    return target.with_name(f".{target.name}.{tag}{TEMP_SUFFIX}")
+
+
 def write_temp(
-    path: str | os.PathLike[str], data: bytes, *, mode: int | None = None, secret: bool = False
+    path: str | os.PathLike[str], data: bytes, *, mode: int | None = None, secret: bool = False, tag: str | None = None
 ) -> tuple[Path, Path]:
     """Write ``data`` to a new fsync'd temp file beside ``path``'s real target: ``(temp, target)``.
 
     ``mode``: the permission bits the file ends with (default: the target's current ones, else the umask's);
     ``secret`` caps them at 0600. The temp file is 0600 while the data is written and only then gets ``mode``.
+    ``tag`` gives the temp file a name chosen in advance (``temp_path``) instead of a random one.
     """
     target = real_path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     final = _final_mode(target, mode, secret)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
-    temp = Path(name)
+    if tag is None:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
+        temp = Path(name)
+    else:
+        temp = temp_path(target, tag)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+        fd = os.open(temp, flags, 0o600)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

@@ -29,7 +29,7 @@ from ._model import (
     UnparseableFile,
     mask_secret,
 )
-from ._safety import make_change, undo_record, write_plan
+from ._safety import make_change, recover_interrupted, undo_record, write_plan
 from ._target import DEFAULT_MODEL, DEFAULT_SIDECAR_PORT, build_target
 
 __all__ = [
@@ -117,12 +117,16 @@ def list_apps(env: Env | None = None) -> list[AppInfo]:
 def plan(app: str, target: Target, *, options: Options | None = None, env: Env | None = None) -> Plan:
     """What applying ``app`` would do, computed from the files as they are now. Writes nothing.
 
-    Raises ``UnparseableFile`` (a file we cannot read safely; it stays untouched) or ``ApplyError``.
+    Raises ``UnparseableFile`` (a file we cannot read safely; it stays untouched) or ``ApplyError``. The one
+    exception to "writes nothing": an earlier apply a kill interrupted is rolled back first (its files get their
+    bytes from before it back), so the plan is made from files as the user left them, never from half an apply.
     """
     a = adapter(app)
     env = env or Env.current()
     options = options or Options()
     result = Plan(app, target)
+    for outcome in recover_interrupted():
+        result.notes.append(f"{outcome.path}: {outcome.detail}")
     for edit in a.edits(target, env, options):
         result.changes.append(make_change(edit, result.mask))
     extras = a.extras(target, env, options)
@@ -146,22 +150,16 @@ def undo(app: str) -> UndoResult:
     """
     a = adapter(app)
 
-    from pathlib import Path
-
     from ._safety import load_record
 
-    record = load_record(app)
-    if record is None:
-        if _sidecar_token(app) is None:
-            undo_record(app, {})  # raises the bilingual "nothing to undo"
-        result = UndoResult(app)
+    recovered = recover_interrupted()  # an apply a kill interrupted is rolled back first
+    if load_record(app) is None:
+        if not recovered and _sidecar_token(app) is None:
+            undo_record(app, a.remover)  # raises the bilingual "nothing to undo"
+        result = UndoResult(app, recovered)
     else:
-        removers = {}
-        for entry in record.get("files", []):
-            remove = a.remover(entry.get("part", ""), Path(entry["path"]))
-            if remove is not None:
-                removers[entry["part"]] = remove
-        result = undo_record(app, removers)
+        result = undo_record(app, a.remover)
+        result.outcomes[:0] = recovered
     result.notes.extend(_revoke_token(app, failed=any(o.action == "error" for o in result.outcomes)))
     return result
 

@@ -26,6 +26,8 @@ from typing import Any
 
 from baicai_sdk import _files
 
+from . import _journal
+
 from ._model import (
     ApplyError,
     FileChange,
@@ -79,14 +81,16 @@ def read_bytes(path: Path) -> bytes | None:
 
 def read_text(path: Path) -> str | None:
     """The file as text, None when absent. Not UTF-8 → unparseable (we never rewrite what we cannot read)."""
-    data = read_bytes(path)
+    return _decode(path, read_bytes(path))
+
+
+def _decode(path: Path, data: bytes | None) -> str | None:
     if data is None:
         return None
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UnparseableFile(path, "不是 UTF-8 文本 / not UTF-8 text") from exc
-    return text
 
 
 def unified_diff(path: Path, old: str | None, new: str, mask: Callable[[str], str]) -> str:
@@ -177,7 +181,9 @@ def load_record(app: str) -> dict[str, Any] | None:
 
 
 def _save_record(app: str, record: dict[str, Any]) -> None:
-    atomic_write(_record_path(app), _encode(json.dumps(record, indent=2, ensure_ascii=False) + "\n"), secret=True)
+    _journal.durable_write(
+        _record_path(app), _encode(json.dumps(record, indent=2, ensure_ascii=False) + "\n"), secret=True
+    )
 
 
 def _backup(app: str, path: Path, data: bytes) -> Path:
@@ -190,7 +196,7 @@ def _backup(app: str, path: Path, data: bytes) -> Path:
     while backup.exists():
         n += 1
         backup = folder / f"{stamp}-{n}-{path.name}"
-    atomic_write(backup, data, secret=True)
+    _journal.durable_write(backup, data, secret=True)
     return backup
 
 
@@ -199,100 +205,120 @@ def _locked() -> contextlib.AbstractContextManager[None]:
     return _files.file_lock(apply_root() / "apply")
 
 
+def recover_interrupted() -> list[FileOutcome]:
+    """Roll back an apply a kill interrupted (see ``_journal``); what was restored, ``[]`` when nothing was."""
+    with _locked():
+        return _journal.recover(apply_root())
+
+
 def write_plan(plan: Plan) -> Record:
     with _locked():
         return _write_plan(plan)
 
 
 def _write_plan(plan: Plan) -> Record:
-    """Carry out ``plan``: back up, write every changed file, record it. All-or-nothing across files.
+    """Carry out ``plan``: back up, write every changed file, record it — one transaction (``_journal``).
 
-    The files are re-read first: if one changed since the plan was made, nothing is written (the diff the user
-    saw would be a lie). If the second file of a pair fails to write, the first is put back.
+    An apply a kill interrupted earlier is rolled back first. The files are re-read: if one changed since the
+    plan was made, nothing is written (the diff the user saw would be a lie). Any failure part-way (a full disk,
+    a concurrent writer caught by the compare-and-swap) puts every file and the record back as they were.
     """
+    _journal.reset_steps()
+    recovered = _journal.recover(apply_root())
     record = Record(plan.app, plan.target.kind, plan.target.label)
+    record.outcomes.extend(recovered)
+    before: dict[Path, bytes | None] = {}
     for change in plan.changes:
-        if read_text(change.path) != change.old:
+        data = read_bytes(change.path)
+        if _decode(change.path, data) != change.old:
             raise ApplyError(
                 f"{change.path} 在预览之后被修改，未写入任何文件；请重新运行。 / "
                 f"{change.path} changed after the preview; nothing was written — run the command again."
             )
+        before[change.path] = data
     if not plan.changed:
-        record.outcomes = [FileOutcome(c.path, "unchanged", "已是目标配置 / already configured") for c in plan.changes]
+        record.outcomes += [FileOutcome(c.path, "unchanged", "已是目标配置 / already configured") for c in plan.changes]
         return record
 
     previous = load_record(plan.app) or {}
     known = {entry["path"]: entry for entry in previous.get("files", []) if isinstance(entry, dict)}
     entries: list[dict[str, Any]] = []
-    written: list[tuple[Path, bytes | None, int | None]] = []
-    try:
-        for change in plan.changes:
-            key = str(change.path)
-            entry = dict(known.get(key) or {})
-            old_bytes = read_bytes(change.path)
-            if not entry:  # first time we touch this file: back up the true original, once
-                entry = {
-                    "path": key,
-                    "part": change.part,
-                    "existed": old_bytes is not None,
-                    "backup": str(_backup(plan.app, change.path, old_bytes)) if old_bytes is not None else None,
-                    "mode": stat.S_IMODE(_real(change.path).stat().st_mode) if old_bytes is not None else None,
-                }
-            entry["secret"] = change.secret
-            if change.changed:
-                old_mode = stat.S_IMODE(_real(change.path).stat().st_mode) if old_bytes is not None else None
-                new_bytes = _encode(change.new)
-                atomic_write(change.path, new_bytes, secret=change.secret)
-                written.append((change.path, old_bytes, old_mode))
-                entry["written_sha256"] = _sha256(new_bytes)
-                entry["line_sha256"] = sorted(set(entry.get("line_sha256", [])) | set(line_prints(change.old, change.new)))
-                record.outcomes.append(FileOutcome(change.path, "written"))
-            else:
-                entry.setdefault("written_sha256", _sha256(old_bytes))
-                record.outcomes.append(FileOutcome(change.path, "unchanged"))
-            entries.append(entry)
-    except BaseException:
-        for path, old_bytes, old_mode in reversed(written):  # put the pair back as it was
-            if old_bytes is None:
-                _real(path).unlink(missing_ok=True)
-            else:
-                atomic_write(path, old_bytes, mode=old_mode)
-        raise
+    tx = _journal.Transaction(apply_root(), plan.app, _record_path(plan.app))
+    for change in plan.changes:
+        key = str(change.path)
+        entry = dict(known.get(key) or {})
+        old_bytes = before[change.path]
+        if not entry:  # first time we touch this file: back up the true original, once
+            entry = {
+                "path": key,
+                "part": change.part,
+                "existed": old_bytes is not None,
+                "backup": str(_backup(plan.app, change.path, old_bytes)) if old_bytes is not None else None,
+                "mode": stat.S_IMODE(_real(change.path).stat().st_mode) if old_bytes is not None else None,
+            }
+        entry["secret"] = change.secret
+        if change.changed:
+            new_bytes = _encode(change.new)
+            tx.add(change.path, old_bytes, new_bytes, mode=None, secret=change.secret)
+            entry["written_sha256"] = _sha256(new_bytes)
+            entry["line_sha256"] = sorted(set(entry.get("line_sha256", [])) | set(line_prints(change.old, change.new)))
+            record.outcomes.append(FileOutcome(change.path, "written"))
+        else:
+            entry.setdefault("written_sha256", _sha256(old_bytes))
+            record.outcomes.append(FileOutcome(change.path, "unchanged"))
+        entries.append(entry)
     # files recorded earlier but not in this plan stay recorded, so undo still covers them
     paths = {e["path"] for e in entries}
     entries.extend(e for p, e in known.items() if p not in paths)
-    _save_record(
-        plan.app,
-        {
-            "version": _RECORD_VERSION,
-            "app": plan.app,
-            "target_kind": plan.target.kind,
-            "target_label": plan.target.label,
-            "applied_at": time.time(),
-            "files": entries,
-        },
-    )
+    try:
+        tx.prepare()
+        tx.write_files()
+        _save_record(
+            plan.app,
+            {
+                "version": _RECORD_VERSION,
+                "app": plan.app,
+                "target_kind": plan.target.kind,
+                "target_label": plan.target.label,
+                "applied_at": time.time(),
+                "files": entries,
+            },
+        )
+    except BaseException:
+        tx.rollback()
+        raise
+    tx.finish()
     return record
 
 
-def undo_record(app: str, removers: Mapping[str, Callable[[str, str | None, Callable[[str], bool]], str]]) -> UndoResult:
+RemoverFor = Callable[[str, Path], "Callable[[str, str | None, Callable[[str], bool]], str] | None"]
+
+
+def undo_record(app: str, remover_for: RemoverFor) -> UndoResult:
     with _locked():
-        return _undo_record(app, removers)
+        return _undo_record(app, remover_for)
 
 
-def _undo_record(app: str, removers: Mapping[str, Callable[[str, str | None, Callable[[str], bool]], str]]) -> UndoResult:
+def _undo_record(app: str, remover_for: RemoverFor) -> UndoResult:
     """Undo what ``apply`` recorded for ``app``.
 
-    Byte-for-byte restore when the file is exactly what we wrote; otherwise ``removers[part]`` takes out only our
-    entry, and the outcome says so. A file that cannot be parsed any more is left alone (outcome ``error``).
+    An apply a kill interrupted is rolled back first (its outcomes come first). Then: byte-for-byte restore when
+    the file is exactly what we wrote; otherwise ``remover_for(part, path)`` takes out only our entry, and the
+    outcome says so. A file that cannot be parsed any more is left alone (outcome ``error``).
     """
+    recovered = _journal.recover(apply_root())
     record = load_record(app)
     if record is None:
+        if recovered:
+            return UndoResult(app, recovered)
         raise ApplyError(
             f"没有 {app} 的应用记录，无需撤销。 / nothing was applied for {app}; there is nothing to undo."
         )
-    result = UndoResult(app)
-    failed = False
+    result = UndoResult(app, recovered)
+    failed = any(o.action == "error" for o in recovered)
+    for entry in record.get("files", []):
+        for stale in _files.stale_temps(entry["path"]):  # a killed undo's temp file (it may hold a key)
+            stale.unlink(missing_ok=True)
     for entry in reversed(record.get("files", [])):
         path = Path(entry["path"])
         original: bytes | None = None
@@ -325,7 +351,7 @@ def _undo_record(app: str, removers: Mapping[str, Callable[[str, str | None, Cal
         if current == original:
             result.outcomes.append(FileOutcome(path, "nothing-to-do", "已是原样 / already as it was"))
             continue
-        remover = removers.get(entry.get("part", ""))
+        remover = remover_for(entry.get("part", ""), path)
         try:
             if remover is None:
                 raise ApplyError(f"未知的文件类型 {entry.get('part')} / unknown file part {entry.get('part')}")

@@ -65,20 +65,20 @@ def test_second_file_failing_puts_the_first_back(env: Env, target: Target, monke
     codex.mkdir()
     (codex / "config.toml").write_text('model = "o3"\n')
     plan = apply_api.plan("codex", target, env=env)
-    real_write = _safety.atomic_write
-    calls = []
+    real_replace = os.replace
 
-    def failing(path: Path, data: bytes, **kw: object) -> None:
-        calls.append(path)
-        if path.name == "auth.json":
+    def failing(src: str, dst: str) -> None:  # config.toml is already renamed into place when auth.json fails
+        if Path(dst).name == "auth.json":
             raise OSError(28, "No space left on device")
-        real_write(path, data, **kw)  # type: ignore[arg-type]
+        real_replace(src, dst)
 
-    monkeypatch.setattr(_safety, "atomic_write", failing)
+    monkeypatch.setattr(os, "replace", failing)
     with pytest.raises(OSError):
         apply_api.apply(plan)
     assert (codex / "config.toml").read_text() == 'model = "o3"\n'
     assert not (codex / "auth.json").exists()
+    assert not _safety.stale_temp_files(codex) and not list(_safety.apply_root().rglob("*.baicai-tmp"))
+    assert not (_safety.apply_root() / "journal" / "intent.json").exists()
 
 
 def test_a_file_changed_after_the_preview_is_not_written(env: Env, target: Target) -> None:
