@@ -61,6 +61,7 @@ __all__ = [
 
 def _adapters() -> dict[str, Adapter]:
     from .aichat import AichatAdapter
+    from .aider import AiderAdapter
     from .anythingllm import AnythingLlmAdapter
     from .autogen import AutogenAdapter
     from .cc_switch import CcSwitchAdapter
@@ -76,15 +77,19 @@ def _adapters() -> dict[str, Adapter]:
     from .fastgpt import FastGptAdapter
     from .immersive_translate import ImmersiveTranslateAdapter
     from .jan import JanAdapter
+    from .librechat import LibreChatAdapter
     from .llm import LlmAdapter
     from .lobechat import LobeChatAdapter
     from .nextchat import NextChatAdapter
     from .open_webui import OpenWebUiAdapter
     from .opencat import OpenCatAdapter
+    from .opencode import OpenCodeAdapter
+    from .roo_code import RooCodeAdapter
 
     classes: list[type[Adapter]] = [
         # files
         EnvAdapter, LlmAdapter, AichatAdapter, ContinueAdapter, CodexAdapter, AutogenAdapter,
+        OpenCodeAdapter, AiderAdapter, LibreChatAdapter, RooCodeAdapter,
         # import links
         ChatboxAdapter, CherryStudioAdapter, CcSwitchAdapter, LobeChatAdapter, NextChatAdapter, OpenCatAdapter,
         # printed steps

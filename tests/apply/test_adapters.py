@@ -105,6 +105,55 @@ DATABASE_URL='postgres://u:p@localhost/db'
 """
 
 
+OPENCODE_CONFIG = """{
+  "$schema": "https://opencode.ai/config.json",
+  "model": "anthropic/claude-sonnet-4-5",
+  "provider": {
+    "ollama": {
+      "npm": "@ai-sdk/openai-compatible",
+      "options": { "baseURL": "http://localhost:11434/v1" },
+      "models": { "llama3": {} }
+    }
+  },
+  "autoupdate": true
+}
+"""
+
+AIDER_CONFIG = """\
+# aider settings
+model: gpt-4o   # my default
+dark-mode: true
+openai-api-key: sk-user-openai
+"""
+
+LIBRECHAT_CONFIG = """\
+version: 1.2.8
+cache: true
+# my endpoints
+endpoints:
+  custom:
+    - name: "Ollama"
+      apiKey: "ollama"
+      baseURL: "http://host.docker.internal:11434/v1/"
+      models:
+        default: ["llama3"]
+        fetch: false
+"""
+LIBRECHAT_ENV = "MONGO_URI=mongodb://127.0.0.1:27017/LibreChat\nOPENAI_API_KEY=user_provided\n"
+
+ROO_SETTINGS = """{
+  "providerProfiles": {
+    "currentApiConfigName": "default",
+    "apiConfigs": {
+      "default": {"apiProvider": "anthropic", "id": "abc123"}
+    },
+    "modeApiConfigs": {}
+  },
+  "globalSettings": {"mode": "code"}
+}
+"""
+
+
 @dataclass
 class Case:
     app: str
@@ -201,6 +250,55 @@ def _env_ours(new: dict[str, str], t: Target) -> None:
     assert f"OPENAI_BASE_URL={t.base_url}\n" in new[".env"] and f"OPENAI_API_BASE={t.base_url}\n" in new[".env"]
 
 
+def _opencode_kept(new: dict[str, str]) -> None:
+    data = json.loads(new[".config/opencode/opencode.json"])
+    assert data["model"] == "anthropic/claude-sonnet-4-5" and data["autoupdate"] is True
+    assert data["provider"]["ollama"]["options"]["baseURL"] == "http://localhost:11434/v1"
+    assert '      "options": { "baseURL": "http://localhost:11434/v1" },' in new[".config/opencode/opencode.json"]
+
+
+def _opencode_ours(new: dict[str, str], t: Target) -> None:
+    provider = json.loads(new[".config/opencode/opencode.json"])["provider"]["baicai"]
+    assert provider == {"npm": "@ai-sdk/openai-compatible", "name": "BaicaiGPT",
+                        "options": {"baseURL": t.base_url, "apiKey": t.key}, "models": {"gpt-3.5-turbo": {"name": "gpt-3.5-turbo"}}}  # fmt: skip
+
+
+def _aider_kept(new: dict[str, str]) -> None:
+    assert _yaml.load(new[".aider.conf.yml"])["dark-mode"] is True
+    assert new[".aider.conf.yml"].startswith("# aider settings\n")
+
+
+def _aider_ours(new: dict[str, str], t: Target) -> None:
+    data = _yaml.load(new[".aider.conf.yml"])
+    assert (data["openai-api-base"], data["openai-api-key"], data["model"]) == (t.base_url, t.key, "openai/gpt-3.5-turbo")
+
+
+def _librechat_kept(new: dict[str, str]) -> None:
+    data = _yaml.load(new["librechat.yaml"])
+    assert data["version"] == "1.2.8" and data["endpoints"]["custom"][0]["name"] == "Ollama"
+    assert "# my endpoints" in new["librechat.yaml"]
+    assert new["project-env"].startswith(LIBRECHAT_ENV)
+    assert KEY not in new["librechat.yaml"]
+
+
+def _librechat_ours(new: dict[str, str], t: Target) -> None:
+    custom = _yaml.load(new["librechat.yaml"])["endpoints"]["custom"][-1]
+    assert custom["name"] == "BaicaiGPT" and custom["baseURL"] == t.base_url and custom["apiKey"] == "${BAICAI_API_KEY}"
+    assert f"BAICAI_API_KEY={t.key}\n" in new["project-env"]
+
+
+def _roo_kept(new: dict[str, str]) -> None:
+    data = json.loads(new["roo-code-baicai-settings.json"])
+    assert data["providerProfiles"]["apiConfigs"]["default"] == {"apiProvider": "anthropic", "id": "abc123"}
+    assert data["globalSettings"] == {"mode": "code"} and data["providerProfiles"]["currentApiConfigName"] == "default"
+
+
+def _roo_ours(new: dict[str, str], t: Target) -> None:
+    profile = json.loads(new["roo-code-baicai-settings.json"])["providerProfiles"]["apiConfigs"]["BaicaiGPT"]
+    assert profile == {"id": "baicaigpt", "apiProvider": "openai", "openAiBaseUrl": t.base_url,
+                       "openAiApiKey": t.key, "openAiModelId": "gpt-3.5-turbo"}  # fmt: skip
+
+
 CASES = [
     Case("llm", {"llm/extra-openai-models.yaml": LLM_MODELS, "llm/keys.json": LLM_KEYS}, _llm_kept, _llm_ours,
          ("llm/extra-openai-models.yaml", "- model_id: x\n  bad: [unclosed\n"), frozenset({'  "openrouter":"sk-or-1"'})),
@@ -216,6 +314,15 @@ CASES = [
          frozenset({'    {"model": "llama3", "base_url": "http://localhost:11434/v1", "api_key": "ollama"}'})),
     Case("env", {".env": DOTENV}, _env_kept, _env_ours, (".env", "DEBUG=1\nthis is not an assignment\n"),
          frozenset({'export OPENAI_API_KEY="sk-user-openai"   '})),
+    Case("opencode", {".config/opencode/opencode.json": OPENCODE_CONFIG}, _opencode_kept, _opencode_ours,
+         (".config/opencode/opencode.json", '{"provider": {"x": 1,}}\n'), frozenset({"    }"})),
+    Case("aider", {".aider.conf.yml": AIDER_CONFIG}, _aider_kept, _aider_ours, (".aider.conf.yml", "model: [gpt\n"),
+         frozenset({"model: gpt-4o   # my default", "openai-api-key: sk-user-openai"})),
+    Case("librechat", {"librechat.yaml": LIBRECHAT_CONFIG, "project-env": LIBRECHAT_ENV}, _librechat_kept,
+         _librechat_ours, ("librechat.yaml", "endpoints:\n  custom: [\n")),
+    Case("roo-code", {"roo-code-baicai-settings.json": ROO_SETTINGS}, _roo_kept, _roo_ours,
+         ("roo-code-baicai-settings.json", "{\"providerProfiles\": \n"),
+         frozenset({'      "default": {"apiProvider": "anthropic", "id": "abc123"}'})),
 ]
 
 
@@ -224,8 +331,10 @@ def _where(env: Env, rel: str) -> Path:
         return Path(env.environ["LLM_USER_PATH"]) / rel[4:]
     if rel.startswith("aichat/"):
         return Path(env.environ["AICHAT_CONFIG_DIR"]) / rel[7:]
-    if rel in ("OAI_CONFIG_LIST", ".env"):
+    if rel in ("OAI_CONFIG_LIST", ".env", "librechat.yaml"):
         return env.cwd / rel
+    if rel == "project-env":
+        return env.cwd / ".env"
     return env.home / rel
 
 
@@ -306,7 +415,7 @@ def test_undo_after_someone_else_edited_removes_only_our_entry(case: Case, app_e
     rel, path = next(iter(paths.items()))
     suffix = {".toml": '\n[profiles.mine]\nmodel = "o4-mini"\n', ".json": None, "": None}.get(path.suffix)
     text = path.read_text(encoding="utf-8")
-    if rel.endswith(".yaml"):
+    if rel.endswith((".yaml", ".yml")):
         edited = text + "# edited later by hand\n"
     elif rel.endswith(".env") or rel == ".env":
         edited = text + "LATER=1\n"
@@ -322,7 +431,7 @@ def test_undo_after_someone_else_edited_removes_only_our_entry(case: Case, app_e
     actions = {o.path: o.action for o in result.outcomes}
     assert actions[path] == "entry-removed"
     after = _texts(paths)
-    case.check_kept(after) if rel not in ("llm/keys.json", "OAI_CONFIG_LIST") else None
+    case.check_kept(after) if not rel.endswith(".json") and rel != "OAI_CONFIG_LIST" else None  # JSON was reformatted
     assert KEY not in after[rel]
     for marker in ("# edited later by hand", "LATER=1", "[profiles.mine]", '"later"'):
         if marker in edited:

@@ -14,7 +14,7 @@ so a file we do not understand is never rewritten.
 from __future__ import annotations
 
 from .env import ENV_MARKER, env_remove, env_set, env_values
-from .json import json_remove_item, json_remove_member, json_set_member, json_upsert_item
+from .json import json_remove_in, json_remove_item, json_remove_member, json_set_in, json_set_member, json_upsert_item
 from .toml import toml_load
 from .yaml import YamlDoc, remove_items, upsert, yaml_list_in
 
@@ -27,6 +27,8 @@ __all__ = [
     "json_remove_member",
     "json_upsert_item",
     "json_remove_item",
+    "json_set_in",
+    "json_remove_in",
     "YamlDoc",
     "yaml_list_in",
     "upsert",

@@ -171,3 +171,100 @@ def json_remove_item(current: str, is_ours: Callable[[Any], bool], path: Path) -
             current = _delete(current, open_at, close_at, spans, index)
             _, open_at, close_at, spans = _scan(current, path, list)
     return current
+
+
+
+def _nest(keys: tuple[str, ...], value: Any) -> Any:
+    for key in reversed(keys):
+        value = {key: value}
+    return value
+
+
+def json_set_in(old: str | None, keys: tuple[str, ...], value: Any, path: Path) -> str:
+    """Set a member nested in objects (``("provider", "baicai")``); only that member's bytes change.
+
+    Missing (or empty) parent objects are created. A parent that is not an object is unparseable for us. The
+    new member is indented in the file's own unit, one level deeper than its siblings.
+    """
+    if len(keys) == 1 or old is None or not old.strip():
+        return json_set_member(old, keys[0], _nest(keys[1:], value), path)
+    _, open_at, close_at, spans = _scan(old, path, dict)
+    unit, _, _ = _layout(old, open_at, close_at, spans)
+    return _set_in(old, 0, len(old), keys, value, path, unit)
+
+
+def _set_in(text: str, lo: int, hi: int, keys: tuple[str, ...], value: Any, path: Path, unit: str | None) -> str:
+    """``json_set_in`` on the object ``text[lo:hi]``, splicing the result back into ``text``."""
+    inner = text[lo:hi]
+    _, open_at, close_at, spans = _scan(inner, path, dict)
+    head, rest = keys[0], keys[1:]
+    span = next((s for s in spans if s.key == head), None)
+    if rest and span is not None and span.value != {}:
+        if not isinstance(span.value, dict):
+            raise UnparseableFile(path, f"“{head}” 不是对象 / “{head}” is not an object")
+        return _set_in(text, lo + span.value_start, lo + span.value_end, rest, value, path, unit)
+    value = _nest(rest, value)
+    _, indent, _ = _layout(inner, open_at, close_at, spans)
+    if spans and "\n" in inner:
+        indent = _line_indent(text, lo + spans[0].start)
+    elif unit is not None:
+        indent = _line_indent(text, lo) + unit
+    if span is not None:
+        if span.value == value:
+            return text
+        new_inner = inner[: span.value_start] + _dump(value, indent, unit) + inner[span.value_end :]
+    else:
+        member = json.dumps(head, ensure_ascii=False) + ": " + _dump(value, indent, unit)
+        new_inner = _insert(inner, open_at, close_at, spans, member)
+        if not spans and unit is not None:  # an empty object: put its close brace back under its opening line
+            outer = _line_indent(text, lo)
+            nl = "\r\n" if "\r\n" in text else "\n"
+            new_inner = "{" + nl + indent + member + nl + outer + "}"
+    return text[:lo] + new_inner + text[hi:]
+
+
+def json_remove_in(
+    current: str, original: str | None, keys: tuple[str, ...], path: Path, ours: Callable[[str], bool] = _always
+) -> str:
+    """Take our nested member out (the original's value comes back); a parent we created goes too.
+
+    ``ours`` judges the member's own lines, leaving out bare braces and lines the original file already had:
+    a ``}`` or a ``"npm": …`` line shared with another entry has no fingerprint of ours, yet says nothing about
+    who wrote the member. A member the user changed after us stays.
+    """
+    before: Any = json.loads(original) if original and original.strip() else None
+    seen = {line.strip().rstrip(",") for line in (original or "").splitlines()}
+
+    def judge(text: str) -> bool:
+        lines = [line for line in text.splitlines() if line.strip().rstrip(",") not in seen | _BRACES]
+        return True if not lines else ours("\n".join(lines))
+
+    return _remove_in(current, before, keys, path, judge)
+
+
+_BRACES = {"{", "}", "[", "]", "{}", "[]", ""}
+
+
+def _remove_in(current: str, before: Any, keys: tuple[str, ...], path: Path, judge: Callable[[str], bool]) -> str:
+    head, rest = keys[0], keys[1:]
+    _, open_at, close_at, spans = _scan(current, path, dict)
+    index, span = next(((i, s) for i, s in enumerate(spans) if s.key == head), (-1, None))
+    if span is None:
+        return current
+    had = isinstance(before, dict) and head in before
+    if not rest:
+        if not judge(current[span.start : span.value_end]):
+            return current
+        if had:
+            unit, indent, _ = _layout(current, open_at, close_at, spans)
+            return current[: span.value_start] + _dump(before[head], indent, unit) + current[span.value_end :]
+        return _delete(current, open_at, close_at, spans, index)
+    if not isinstance(span.value, dict):
+        return current
+    inner = current[span.value_start : span.value_end]
+    cut = _remove_in(inner, before[head] if had else None, rest, path, judge)
+    if cut == inner:
+        return current
+    if not had and json.loads(cut) == {}:
+        return _delete(current, open_at, close_at, spans, index)  # the parent was ours alone
+    return current[: span.value_start] + cut + current[span.value_end :]
