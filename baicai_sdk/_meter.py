@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from . import _ledger
+from ._ledger_health import FallbackConnections, degrades
 from ._catalog import Catalog, Tier, load_catalog
 from ._quota import WINDOW_SECONDS, Decision, Exhaustion, RequestInfo, TierSource, Window, decide, describe_request
 
@@ -181,7 +182,9 @@ class Meter:
         self._fixed_catalog = catalog
         self._catalog: Catalog | None = None
         self._catalog_at = 0.0
-        self._connections = _ledger.ThreadConnections(self.path)
+        # A ledger that cannot be opened or written degrades to memory for this process (one warning), never
+        # stopping a request: see _ledger_health.
+        self._connections = FallbackConnections(self.path, clock=clock)
         self._views = threading.local()
         self._last_sweep = 0.0
 
@@ -211,6 +214,7 @@ class Meter:
         """Close this thread's connection (others close when their thread ends)."""
         self._connections.close()
 
+    @degrades
     def tier_for(self, api_key: str) -> tuple[Tier, TierSource]:
         conn = self._conn()
         view = self._view(conn)
@@ -261,10 +265,12 @@ class Meter:
             decision = run(Window(*_ledger.window_totals(conn, family, since, key_fp)))
         return decision
 
+    @degrades
     def decide(self, api_key: str, request: RequestInfo) -> Decision:
         """The decision for ``request`` now, without reserving anything (``baicai estimate``, status pages)."""
         return self._decide(self._conn(), api_key, request, self.clock())
 
+    @degrades
     def reserve(
         self, api_key: str, request: RequestInfo, *, app: str | None = None, enforce: bool | None = None
     ) -> Reservation | Decision:
@@ -314,6 +320,7 @@ class Meter:
                            window_tokens=window_tokens)
 
     # ---- after the answer -----------------------------------------------------------------------------------
+    @degrades
     def _settle(
         self,
         reservation: Reservation,
@@ -361,6 +368,7 @@ class Meter:
         view.wrote(before, family=info.family, at=reservation.at, requests=counted - 1,
                    tokens=win_tokens - reservation.window_tokens)
 
+    @degrades
     def forget_failed(self, row_id: int) -> None:
         """Drop a ``failed`` row (a send that raised, never answered) whose request is being sent again."""
         self._conn().execute("DELETE FROM requests WHERE id = ? AND status = 'failed'", (row_id,))
@@ -382,6 +390,7 @@ class Meter:
         chat = self.catalog.chat(info.model)
         return chat.cost(prompt, completion) if chat else None
 
+    @degrades
     def observe(self, api_key: str, model: str, relay_code: int | None) -> None:
         """Learn from a relay code: the tier it reveals, and a window the relay says is full."""
         if relay_code is None:
@@ -413,6 +422,7 @@ class Meter:
             conn.execute("ROLLBACK")
             raise
 
+    @degrades
     def record_topup(self, amount_cny: float, *, api_key: str | None = None, note: str | None = None) -> int:
         """Remember money paid in (for the estimated balance when the relay's billing endpoints do not answer)."""
         return _ledger.add_topup(

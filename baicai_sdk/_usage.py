@@ -163,7 +163,11 @@ class UsageStore:
             path = ledger_path()
         self.path = Path(path)
         self.clock = clock
-        self._connections = _ledger.ThreadConnections(self.path)
+        # Reads the in-memory ledger only when a writer in this process has degraded to it; otherwise a damaged file
+        # raises, and the CLI names the damage (see _ledger_health).
+        from ._ledger_health import FallbackConnections
+
+        self._connections = FallbackConnections(self.path, degrade_on_error=False, clock=clock)
 
     def _conn(self) -> sqlite3.Connection:
         return self._connections.get()

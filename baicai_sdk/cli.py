@@ -13,6 +13,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
+from typing import Any
 
 __all__ = ["main", "build_parser"]
 
@@ -71,17 +72,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 0
+    _plain_warnings()
     try:
         return int(func(args) or 0)
     except KeyboardInterrupt:
         print("\n已中断 / interrupted", file=sys.stderr)
         return 130
-    except (ModuleNotFoundError, RuntimeError) as exc:
-        advice = missing_extra(exc)
+    except Exception as exc:
+        line = _ledger_problem(exc)
+        if line is not None:
+            # A damaged ledger is the user's to fix, not a bug: one line that says what and how, never a traceback.
+            print(line, file=sys.stderr)
+            return 1
+        advice = missing_extra(exc) if isinstance(exc, (ModuleNotFoundError, RuntimeError)) else None
         if advice is None:
             raise
         print(f"baicai {args.command}: {advice}", file=sys.stderr)
         return 2
+
+
+def _plain_warnings() -> None:
+    """baicai's own warnings print as one line ("注意 / note: …") on a terminal, not as Python's file:line form."""
+    import warnings
+
+    if getattr(warnings.showwarning, "_baicai", False):
+        return
+    original = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:
+        if category.__module__.startswith("baicai_sdk"):
+            print(f"注意 / note: {message}", file=file or sys.stderr)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    show._baicai = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
+
+
+def _ledger_problem(exc: BaseException) -> str | None:
+    """The bilingual one-liner for an error that comes from the ledger file (the only SQLite file baicai has)."""
+    from ._ledger_health import is_ledger_failure, problem_line
+
+    if not is_ledger_failure(exc):
+        return None
+    from ._paths import ledger_path
+
+    return problem_line(ledger_path(), exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -45,6 +45,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--offline", action="store_true", help="不连接中转站 / do not contact the relay")
     parser.add_argument("--timeout", type=float, default=5.0, help="连接超时秒数 / relay timeout in seconds (5)")
     parser.add_argument("--profile", default=None, help="检查指定配置 / check this profile instead of the active one")
+    parser.add_argument("--repair", action="store_true",
+                        help="修复损坏的用量账本：原文件改名保留，能读出的记录搬到新账本 / repair a damaged usage "
+                        "ledger: the file is renamed and kept, readable rows move to a fresh one")
     parser.set_defaults(func=_run)
 
 
@@ -94,10 +97,7 @@ def run_checks(*, offline: bool = False, timeout: float = 5.0, profile: str | No
     where = f"（BAICAI_HOME={home}）" if home else ""
     checks.append(Check("config_dir", "info", f"配置目录 / config dir: {config_dir} {where}".rstrip()))
     checks.append(Check("data_dir", "info", f"数据目录 / data dir: {data_dir}"))
-    if ledger.exists():
-        checks.append(Check("ledger", "ok", f"账本 / ledger: {ledger} ({ledger.stat().st_size} bytes)"))
-    else:
-        checks.append(Check("ledger", "info", f"账本 / ledger: {ledger}（尚未创建 / not created yet: no request made)"))
+    checks.append(_ledger_check(ledger))
     config.update(config_dir=str(config_dir), data_dir=str(data_dir), ledger=str(ledger), ledger_exists=ledger.exists())
 
     # -- profiles and the secret store
@@ -228,6 +228,38 @@ def run_checks(*, offline: bool = False, timeout: float = 5.0, profile: str | No
         checks.extend(_relay_checks(creds, timeout, proxies))
     config["ok"] = not any(c.status == "problem" for c in checks)
     return checks, config
+
+
+def _ledger_check(ledger: Any) -> Check:
+    """Integrity (``PRAGMA quick_check``), schema and a real write to the folder: a ledger that fails any of them
+    makes requests run on an in-memory ledger whose usage is lost, so it is a problem, with its fix."""
+    from .._ledger_health import advice, check
+
+    found = check(ledger)
+    if found.status == "missing":
+        return Check("ledger", "info", f"账本 / ledger: {ledger}（尚未创建 / not created yet: no request made)")
+    if found.status == "ok":
+        rows = f", {found.rows} rows" if found.rows is not None else ""
+        return Check("ledger", "ok", f"账本 / ledger: {ledger} ({found.size} bytes{rows}; 完整 / intact)")
+    what = "账本已损坏 / the ledger is damaged" if found.status == "damaged" else \
+        "账本无法写入 / the ledger cannot be written"
+    fix, fix_en = advice(found.kind or "other", ledger)
+    return Check("ledger", "problem", f"{what}: {ledger} ({found.detail[:120]})", f"{fix}。 / To fix: {fix_en}.")
+
+
+def _repair(ledger: Any) -> int:
+    from .._ledger_health import check, repair
+
+    found = check(ledger)
+    if found.status != "damaged":
+        state = "完整 / intact" if found.ok else "无法写入，移走也无济于事 / not writable: moving it would not help"
+        print(f"账本无需修复（{state}）：{ledger} / nothing to repair")
+        return 0 if found.ok else 1
+    result = repair(ledger)
+    print(f"已把损坏的账本移到 / moved the damaged ledger to: {result.moved_to}（未删除 / kept, not deleted）")
+    print(f"新账本 / fresh ledger: {ledger}；救回记录 / rows salvaged: {result.rows}"
+          + (f"（requests {result.salvaged.get('requests', 0)}）" if result.salvaged else ""))
+    return 0
 
 
 def _key_checks(key: str, base_url: str) -> list[Check]:
@@ -378,6 +410,13 @@ def _print_report(checks: list[Check]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.repair:
+        from .. import _paths
+
+        status = _repair(_paths.ledger_path())
+        print()
+        if status:
+            return status
     checks, config = run_checks(offline=args.offline, timeout=args.timeout, profile=args.profile)
     if args.json:
         print(json.dumps({"ok": config["ok"], "checks": [asdict(c) for c in checks], "config": config},
