@@ -15,16 +15,37 @@ from typing import Any
 __all__ = ["register"]
 
 
+def _clean_errors(func: Any) -> Any:
+    """A damaged token file is one line with its fix, never a traceback, whichever sidecar command meets it."""
+
+    def run(args: argparse.Namespace) -> int:
+        from ._tokens import TokenFileDamaged
+
+        try:
+            return int(func(args) or 0)
+        except TokenFileDamaged as exc:
+            print(f"错误 / error: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
 def register(subparsers: Any) -> None:
+    from ._state import DEFAULT_PORT
+
     parser = subparsers.add_parser(
         "sidecar",
+        # Written out: argparse would show the optional `token` subcommand as a required-looking ACTION.
+        usage="baicai sidecar [--host HOST] [--port PORT] [--profile PROFILE] [--upstream URL] [--open] ...\n"
+              "       baicai sidecar token {add,list,revoke} ...",
         help="本地代理：让桌面聊天应用使用白菜GPT / local proxy for desktop chat apps",
         description="在本机启动 OpenAI 兼容代理：应用填本地地址和本地令牌，真实密钥只留在本机。 / "
         "Run an OpenAI-compatible proxy on this machine: apps get a local URL and a local token; the real key "
         "never leaves baicai.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="监听地址 / listen address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="端口 / port (default 8765)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help=f"端口，0 为任选空闲端口 / port, 0 for any free one (default {DEFAULT_PORT})")
     parser.add_argument("--profile", default=None, help="使用的密钥配置 / key profile to use (default: active)")
     parser.add_argument("--upstream", default=None, help="中转地址 / relay base URL (default: the profile's)")
     parser.add_argument("--open", dest="open_access", action="store_true",
@@ -37,8 +58,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                         help="额外允许的 Host 名 / extra Host name to accept (with --allow-remote)")
     parser.add_argument("--max-body-mb", type=float, default=25.0, help="请求体上限 / body size limit in MB")
-    parser.set_defaults(func=_run)
-    sub = parser.add_subparsers(dest="sidecar_command", metavar="ACTION")
+    parser.set_defaults(func=_clean_errors(_run))
+    sub = parser.add_subparsers(dest="sidecar_command", metavar="{token}", title="令牌 / tokens")
 
     token = sub.add_parser("token", help="本地令牌（每个应用一个） / local tokens, one per app")
     token.set_defaults(func=lambda args: (token.print_help(), 0)[1])
@@ -46,13 +67,13 @@ def register(subparsers: Any) -> None:
     add = tsub.add_parser("add", help="为应用生成令牌 / make a token for an app")
     add.add_argument("app", help="应用名 / app name, e.g. lobechat")
     add.add_argument("--rotate", action="store_true", help="换一个新令牌 / replace an existing token")
-    add.set_defaults(func=_token_add)
+    add.set_defaults(func=_clean_errors(_token_add))
     lst = tsub.add_parser("list", aliases=["ls"], help="列出令牌（已遮蔽） / list tokens (masked)")
     lst.add_argument("--json", action="store_true")
-    lst.set_defaults(func=_token_list)
+    lst.set_defaults(func=_clean_errors(_token_list))
     rev = tsub.add_parser("revoke", aliases=["rm"], help="吊销应用的令牌 / cut an app off")
     rev.add_argument("app")
-    rev.set_defaults(func=_token_revoke)
+    rev.set_defaults(func=_clean_errors(_token_revoke))
 
 
 def _token_add(args: argparse.Namespace) -> int:
@@ -169,8 +190,11 @@ def _run(args: argparse.Namespace) -> int:
               f"on {shown_host}:{args.port} ({exc.strerror}): is a sidecar already running? Check, or pick "
               "another --port", file=sys.stderr)
         return 1
+    port = sock.getsockname()[1]  # the real one, also for --port 0
+    from ._state import clear_state, write_state
+
     print("白菜GPT 本地代理 / BaicaiGPT sidecar")
-    print(f"  接口地址 / Base URL : http://{shown_host}:{args.port}/v1")
+    print(f"  接口地址 / Base URL : http://{shown_host}:{port}/v1")
     if args.open_access:
         print("  API Key           : 任意值 / anything (--open)")
         print("  警告：--open 模式下本机任何程序都可使用你的余额 / WARNING: with --open any local program can spend "
@@ -183,9 +207,13 @@ def _run(args: argparse.Namespace) -> int:
     if not is_loopback_host(args.host):
         print(f"  警告：代理监听在 {args.host}，局域网内的设备可访问（仍需令牌） / WARNING: listening on {args.host}; "
               "other machines can reach it (a token is still required)", file=sys.stderr)
-    print("  按 Ctrl-C 停止 / Ctrl-C to stop", flush=True)
-    _console_log()
-    threading.Thread(target=_check_relay, args=(creds.base_url, creds.key), daemon=True, name="relay-check").start()
-    serve(config, sock=sock)
+    write_state(port, args.host)  # `apply --target sidecar` and the TUI read the port from here
+    try:
+        print("  按 Ctrl-C 停止 / Ctrl-C to stop", flush=True)
+        _console_log()
+        threading.Thread(target=_check_relay, args=(creds.base_url, creds.key), daemon=True, name="relay-check").start()
+        serve(config, sock=sock, log_level="warning")  # uvicorn's INFO lines would mix into the banner
+    finally:
+        clear_state()
     return 0
 

@@ -16,6 +16,7 @@ is — the same pipeline as ``Baicai``. What is here is what only a proxy has to
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import math
@@ -35,6 +36,22 @@ from ._guard import openai_error_body
 __all__ = ["ProxyConfig", "Proxy", "build_upstream", "openai_error_from_relay", "parse_relay_envelope"]
 
 log = logging.getLogger("baicai.sidecar")
+
+_REASON: contextvars.ContextVar[tuple[int, str] | None] = contextvars.ContextVar("baicai_sidecar_reason",
+                                                                                default=None)
+"""(status, why) of the request being answered, set where an error is recorded and read by its console line:
+every refused or failed request says why on the console, not just ``-> 429`` or ``-> -``."""
+
+
+def _console_reason(code: Any, message: str, err: dict[str, Any] | None = None) -> str:
+    """One line for the console: the code, and for a local refusal the window that is full."""
+    text = " ".join(redact(message).split())
+    if len(text) > 240:
+        text = text[:239] + "…"
+    if err is not None and err.get("type") == "baicai_local_quota":
+        window = " ".join(str(x) for x in (err.get("family"), err.get("tier")) if x)
+        return f"本地额度 / local quota [{window}]: {text}"
+    return f"{code}: {text}" if code not in (None, "") else text
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -187,9 +204,11 @@ class ProxyStats:
     retries: int = 0
     recent_errors: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=20))
 
-    def error(self, *, status: int, path: str, app: str | None, code: str | int | None, message: str) -> None:
+    def error(self, *, status: int, path: str, app: str | None, code: str | int | None, message: str,
+              reason: str | None = None) -> None:
         self.recent_errors.append({"at": time.time(), "status": status, "path": path, "app": app,
                                    "code": code, "message": redact(message)[:300]})
+        _REASON.set((status, reason or _console_reason(code, message)))
 
 
 class _Disconnected(Exception):
@@ -256,6 +275,7 @@ class Proxy:
                                  extensions={"timeout": self.timeouts})
         response: httpx2.Response | None = None
         status = 0
+        _REASON.set(None)
         try:
             response = await self._send_with_retries(request, scope, send, path, app)
             if response is None:
@@ -271,8 +291,11 @@ class Proxy:
             # the stream did not finish) and returns the connection to the pool.
             if response is not None:
                 await _shielded_close(response)
-            log.info("%s %s -> %s app=%s %.1f ms", scope["method"], path, status or "-", app,
-                     (time.perf_counter() - started) * 1000)
+            reason = _REASON.get()
+            if reason is not None:
+                status = status if status >= 400 else reason[0]
+            log.info("%s %s -> %s app=%s %.1f ms%s", scope["method"], path, status or "-", app,
+                     (time.perf_counter() - started) * 1000, f" · {reason[1]}" if reason is not None else "")
 
     async def _send_with_retries(self, request: httpx2.Request, scope: Scope, send: Send, path: str,
                                  app: str | None) -> httpx2.Response | None:
@@ -356,12 +379,14 @@ class Proxy:
     def _record(self, status: int, path: str, app: str | None, body: bytes) -> None:
         code: Any = None
         message = ""
+        err: dict[str, Any] | None = None
         try:
             err = json.loads(body).get("error") or {}
-            code, message = err.get("code"), str(err.get("message") or "")
+            code, message = err.get("code"), str(err.get("message") or "")  # type: ignore[union-attr]
         except (ValueError, AttributeError):
-            message = body[:200].decode("utf-8", "replace")
-        self.stats.error(status=status, path=path, app=app, code=code, message=message)
+            err, message = None, body[:200].decode("utf-8", "replace")
+        self.stats.error(status=status, path=path, app=app, code=code, message=message,
+                         reason=_console_reason(code, message, err if isinstance(err, dict) else None))
 
     async def _answer_error(self, send: Send, status: int, path: str, app: str | None, code: str,
                             zh: str, en: str, *, retry: bool = False) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 from baicai_sdk._files import FileWatch, atomic_write, file_lock, stale_temps
 
-__all__ = ["TokenStore", "LocalToken", "DEFAULT_APP", "mask_token", "InvalidAppName"]
+__all__ = ["TokenStore", "LocalToken", "DEFAULT_APP", "mask_token", "InvalidAppName", "TokenFileDamaged"]
 
 DEFAULT_APP = "default"
 """The per-install token printed by ``baicai sidecar``; apps without their own token use it."""
@@ -41,6 +41,19 @@ _APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
 
 class InvalidAppName(ValueError):
     """An app name that could not be shown safely in a ledger row or a table."""
+
+
+class TokenFileDamaged(RuntimeError):
+    """``sidecar-tokens.json`` cannot be read as tokens. The message is one bilingual line with the fix."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(
+            f"sidecar 的本地令牌文件已损坏：{path}。请把它移走（里面没有你的真实密钥），再运行 `baicai sidecar` "
+            "生成新的默认令牌，并对每个应用重新运行 `baicai apply 应用名 --target sidecar`。 / "
+            f"the sidecar's local token file is damaged: {path}. Move it aside (your real key is not in it), run "
+            "`baicai sidecar` to make a new default token, then `baicai apply APP --target sidecar` for each app."
+        )
 
 
 def mask_token(token: str) -> str:
@@ -112,10 +125,7 @@ class TokenStore:
                     raise ValueError("tokens is not an object")
             except (OSError, ValueError, AttributeError) as exc:
                 self._watch = FileWatch(self.path)  # damaged: check again next time, do not cache
-                raise RuntimeError(
-                    f"本地令牌文件损坏，请删除后重新生成：{self.path} / "
-                    f"the local token file is damaged; delete it and issue tokens again: {self.path}"
-                ) from exc
+                raise TokenFileDamaged(self.path) from exc
             tokens: dict[str, LocalToken] = {}
             for app, entry in entries.items():
                 if isinstance(entry, dict) and isinstance(entry.get("token"), str):

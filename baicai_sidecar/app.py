@@ -28,6 +28,7 @@ from baicai_sdk import __version__
 from ._guard import DEFAULT_ALLOWED_ORIGINS, DEFAULT_MAX_BODY, STATUS_PATH, GuardConfig, SidecarGuard, is_loopback_host
 from ._proxy import Proxy, ProxyConfig
 from ._responses import ResponsesEndpoint
+from ._state import DEFAULT_PORT
 from ._tokens import TokenStore
 
 __all__ = ["SidecarConfig", "create_app"]
@@ -41,7 +42,7 @@ class SidecarConfig:
     profile: str | None = None
     tier: str | None = None
     host: str = "127.0.0.1"
-    port: int = 8765
+    port: int = DEFAULT_PORT
     open_access: bool = False
     allow_remote: bool = False
     allowed_origins: Iterable[str] = DEFAULT_ALLOWED_ORIGINS

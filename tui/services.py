@@ -247,12 +247,22 @@ class Services:
             os.environ["BAICAI_HOME"] = str(Path(home).expanduser())
         self.clock: Clock = clock or time.time
         self.tz = tz or dt.datetime.now().astimezone().tzinfo or dt.timezone.utc
-        self.sidecar_url = (sidecar_url or os.environ.get("BAICAI_SIDECAR_URL") or _default_sidecar_url()).rstrip("/")
+        self._sidecar_url = sidecar_url or os.environ.get("BAICAI_SIDECAR_URL") or None
         self._store: UsageStore | None = None
         self._ledger_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=_LEDGER_THREAD)
         self._sidecar_proc: subprocess.Popen[bytes] | None = None
         self._demo = demo_credentials
         """(key, base_url, tier) for ``baicai demo``: used instead of the user's profiles, never stored."""
+
+    @property
+    def sidecar_url(self) -> str:
+        """The one asked for (``--sidecar-url``, ``BAICAI_SIDECAR_URL``), else where the running sidecar says it
+        listens (its state file), else the default port — read each time, so a sidecar started later is found."""
+        if self._sidecar_url:
+            return self._sidecar_url.rstrip("/")
+        from baicai_sidecar._state import current_url
+
+        return current_url()
 
     # ---- ledger (read side)
     def _read(self, query: Callable[[UsageStore], T]) -> T:
@@ -483,7 +493,9 @@ class Services:
         """Start ``baicai sidecar`` as a child process (stopped with the TUI, or with :meth:`stop_sidecar`)."""
         if self._sidecar_proc is not None and self._sidecar_proc.poll() is None:
             return
-        port = _port_of(self.sidecar_url) or 8765
+        from baicai_sidecar._state import DEFAULT_PORT
+
+        port = _port_of(self.sidecar_url) or DEFAULT_PORT
         self._sidecar_proc = subprocess.Popen(
             [sys.executable, "-m", "baicai_sdk.cli", "sidecar", "--port", str(port)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -610,8 +622,3 @@ def _port_of(url: str) -> int | None:
         return urlsplit(url).port
     except ValueError:
         return None
-
-
-def _default_sidecar_url() -> str:
-    """The sidecar's own default port (``SidecarConfig.port``), without importing starlette for it."""
-    return "http://127.0.0.1:8765"

@@ -25,7 +25,7 @@ def register(subparsers: Any) -> None:
                         help="relay：真实密钥直连；sidecar：本地令牌 / relay: the real key; sidecar: a local token")
     parser.add_argument("--profile", help="使用的密钥档案 / key profile to use")
     parser.add_argument("--model", help="默认模型 / model (default gpt-3.5-turbo)")
-    parser.add_argument("--port", type=int, help="sidecar 端口 / sidecar port (default 8765)")
+    parser.add_argument("--port", type=int, help="sidecar 端口 / sidecar port (default: the running sidecar's)")
     parser.add_argument("--file", type=Path, help="env/autogen：要修改的文件 / env/autogen: the file to edit")
     parser.add_argument("--shell", choices=("bash", "zsh", "fish", "powershell"),
                         help="env：打印 shell 命令而不改文件 / env: print shell lines instead of editing a file")

@@ -12,7 +12,7 @@ from ._model import ApplyError, Target, TargetKind, mask_secret
 __all__ = ["build_target", "DEFAULT_MODEL", "DEFAULT_SIDECAR_PORT"]
 
 DEFAULT_MODEL = "gpt-3.5-turbo"
-DEFAULT_SIDECAR_PORT = 8765
+from .._state import DEFAULT_PORT as DEFAULT_SIDECAR_PORT  # noqa: E402 - the one place the port is written
 
 
 def _relay_credentials(profile: str | None) -> tuple[str, str, tuple[str, ...]]:
@@ -66,13 +66,24 @@ def build_target(
     if kind == "sidecar":
         from baicai_sidecar._tokens import TokenStore
 
-        port = port or int(os.environ.get("BAICAI_SIDECAR_PORT", "") or DEFAULT_SIDECAR_PORT)
-        store = TokenStore()
-        token = store.issue(app) if issue_token else store.get(app)
+        from .._state import current_port, read_state
+
         new_token_note: tuple[str, ...] = ()
+        if not port:
+            port = current_port()  # BAICAI_SIDECAR_PORT, else the running sidecar's own port, else the default
+            if read_state() is None and not os.environ.get("BAICAI_SIDECAR_PORT", "").strip():
+                new_token_note = (f"没有检测到运行中的 sidecar，使用默认端口 {port}；换端口请用 --port / "
+                                  f"no running sidecar found: using the default port {port} (--port to choose)",)
+        from baicai_sidecar._tokens import TokenFileDamaged
+
+        store = TokenStore()
+        try:
+            token = store.issue(app) if issue_token else store.get(app)
+        except TokenFileDamaged as exc:
+            raise ApplyError(str(exc)) from None
         if token is None:
             token = NEW_TOKEN_PLACEHOLDER
-            new_token_note = (f"将为 {app} 新建本地令牌 / a new local token will be issued for {app}",)
+            new_token_note += (f"将为 {app} 新建本地令牌 / a new local token will be issued for {app}",)
         base_url = f"http://127.0.0.1:{port}/v1"
         label = f"本地 sidecar / sidecar {base_url} ({mask_secret(token)})"
         return Target("sidecar", base_url, token, label, model, new_token_note)

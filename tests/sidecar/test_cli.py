@@ -92,3 +92,22 @@ def test_a_relay_that_cannot_be_used_is_said_at_start(capsys: pytest.CaptureFixt
     _check_relay(f"http://127.0.0.1:{dead}/v1", emulator.paid_key)
     err = capsys.readouterr().err
     assert "无法连接中转站" in err and "cannot reach the relay" in err and emulator.paid_key not in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["sidecar", "token", "list"], ["sidecar", "token", "add", "lobechat"], ["sidecar", "--port", "0"],
+    ["apply", "llm", "--target", "sidecar", "--dry-run"],
+])
+def test_a_damaged_token_file_is_one_line_with_the_fix(argv: list[str], capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    monkeypatch.setenv("BAICAI_API_KEY", "baicai-" + "k" * 40)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / ".config"))
+    store = TokenStore()
+    store.issue("default")
+    store.path.write_text('{"version": 1, "tokens": {"default": {"tok', "utf-8")  # cut off mid-write
+    assert main(argv) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1, err
+    assert "sidecar-tokens.json" in err[0] and "damaged" in err[0] and "已损坏" in err[0]
+    assert "baicai sidecar" in err[0] and "Traceback" not in err[0]

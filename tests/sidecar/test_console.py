@@ -1,0 +1,180 @@
+"""`baicai sidecar` as a person runs it: the banner, the port it really took, and a reason on every console line."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from baicai_sidecar._state import DEFAULT_PORT, current_port, current_url, read_state, state_path
+
+pytestmark = pytest.mark.slow
+
+
+class Console:
+    """A `baicai sidecar` child process; every line it prints (stdout and stderr) lands in ``lines``."""
+
+    def __init__(self, *args: str, env: dict[str, str]) -> None:
+        code = "import sys; from baicai_sdk.cli import main; sys.exit(main(sys.argv[1:]))"
+        self.proc = subprocess.Popen([sys.executable, "-c", code, "sidecar", *args], env=env, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        self.lines: list[str] = []
+        self._new: queue.Queue[str] = queue.Queue()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            self.lines.append(line.rstrip("\n"))
+            self._new.put(line)
+
+    def wait_for(self, text: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if text in line:
+                    return line
+            try:
+                self._new.get(timeout=0.1)
+            except queue.Empty:
+                if self.proc.poll() is not None and not any(text in line for line in self.lines):
+                    break
+        raise AssertionError(f"{text!r} never printed:\n" + "\n".join(self.lines))
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        time.sleep(0.2)  # the reader threads drain the pipes
+        return self.proc.returncode
+
+
+@pytest.fixture
+def child_env(baicai_home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BAICAI_", "OPENAI_"))}
+    env.update(BAICAI_HOME=str(baicai_home), BAICAI_SECRET_STORE="file", NO_PROXY="127.0.0.1,localhost")
+    return env
+
+
+@pytest.fixture
+def console(child_env: dict[str, str]) -> Iterator[Any]:
+    started: list[Console] = []
+
+    def start(*args: str, **env: str) -> Console:
+        c = Console(*args, env={**child_env, **env})
+        started.append(c)
+        return c
+
+    yield start
+    for c in started:
+        c.stop()
+
+
+def _port_from(banner_line: str) -> int:
+    return int(banner_line.rsplit(":", 1)[1].split("/")[0])
+
+
+@pytest.mark.skipif(sys.platform.startswith("win"), reason="SIGINT to a child")
+def test_the_sidecar_says_its_real_port_and_apply_and_the_tui_find_it(console: Any, emulator: Any) -> None:
+    assert current_port() == DEFAULT_PORT  # nothing running: the default
+    sc = console("--port", "0", "--upstream", emulator.base_url, BAICAI_API_KEY=emulator.paid_key)
+    port = _port_from(sc.wait_for("Base URL"))
+    sc.wait_for("Ctrl-C")
+    assert port not in (0, DEFAULT_PORT)
+    state = read_state()
+    assert state is not None and state.port == port and state.pid == sc.proc.pid
+    assert current_port() == port and current_url() == f"http://127.0.0.1:{port}"
+
+    from baicai_sidecar.apply import build_target
+
+    target = build_target("sidecar", app="llm", issue_token=False)
+    assert target.base_url == f"http://127.0.0.1:{port}/v1"
+    from baicai_tui.services import Services
+
+    assert Services().sidecar_url == f"http://127.0.0.1:{port}"
+
+    assert sc.stop() in (0, 130)  # 130: the interrupt came before uvicorn took over Ctrl-C
+    assert not state_path().exists(), "the state file goes when the sidecar stops"
+    assert not any(line.startswith("INFO:") for line in sc.lines), sc.lines
+
+
+def test_a_dead_sidecars_state_file_is_ignored(baicai_home: Path) -> None:
+    from baicai_sidecar._state import write_state
+
+    write_state(45678)
+    assert current_port() == 45678
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    text = state_path().read_text("utf-8").replace(f'"pid": {os.getpid()}', f'"pid": {dead}')
+    state_path().write_text(text, "utf-8")
+    assert read_state() is None and current_port() == DEFAULT_PORT
+
+
+@pytest.mark.skipif(sys.platform.startswith("win"), reason="SIGINT to a child")
+def test_every_console_line_says_why(console: Any, emulator: Any) -> None:
+    sc = console("--port", "0", "--upstream", emulator.base_url, BAICAI_API_KEY=emulator.free_key,
+                 BAICAI_TIER="free")
+    port = _port_from(sc.wait_for("Base URL"))
+    token = sc.wait_for("API Key").split(":", 1)[1].strip()
+    sc.wait_for("Ctrl-C")
+    body = {"model": "gpt-4-0125-preview", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+    with httpx2.Client(base_url=f"http://127.0.0.1:{port}/v1", headers={"Authorization": f"Bearer {token}"},
+                       trust_env=False, timeout=10) as client:
+        assert client.post("/chat/completions", json=body).status_code == 200
+        assert client.post("/chat/completions", json=body).status_code == 429  # the free hour holds one gpt-4
+    line = sc.wait_for("-> 429")
+    assert "local quota" in line and "gpt-4" in line and "free" in line, line
+    assert sc.stop() in (0, 130)  # 130: the interrupt came before uvicorn took over Ctrl-C
+
+    with socket_closed() as dead:
+        down = console("--port", "0", "--upstream", f"http://127.0.0.1:{dead}/v1", BAICAI_API_KEY=emulator.free_key)
+        port = _port_from(down.wait_for("Base URL"))
+        token = down.wait_for("API Key").split(":", 1)[1].strip()
+        down.wait_for("Ctrl-C")
+        cheap = {**body, "model": "gpt-3.5-turbo"}
+        with httpx2.Client(trust_env=False, timeout=30) as client:
+            answer = client.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=cheap,
+                                 headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 502
+        line = down.wait_for("/v1/chat/completions ->")
+        assert "-> 502" in line and "upstream_unreachable" in line and "cannot reach the relay" in line, line
+        assert "-> -" not in "\n".join(down.lines)
+        assert emulator.free_key not in "\n".join(down.lines)
+
+
+@pytest.mark.skipif(sys.platform.startswith("win"), reason="SIGINT to a child")
+def test_a_key_warning_is_printed_once_as_a_note(console: Any, emulator: Any) -> None:
+    sc = console("--port", "0", "--upstream", emulator.base_url, BAICAI_API_KEY="sk-proj-00000000000000000000000000")
+    sc.wait_for("Ctrl-C")
+    sc.stop()
+    said = [line for line in sc.lines if "OpenAI sk- key" in line]
+    assert len(said) == 1 and said[0].startswith("注意 / note:"), sc.lines
+    assert not any("Warning" in line for line in sc.lines), sc.lines
+
+
+def socket_closed() -> Any:
+    import contextlib
+    import socket
+
+    @contextlib.contextmanager
+    def closed() -> Iterator[int]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        yield port
+
+    return closed()
