@@ -2,14 +2,16 @@
 
 Written from CC Switch v3.20.0 (farion1231/cc-switch @ 5ca9459): ``src-tauri/src/deeplink/parser.rs`` (the query
 parameters and the accepted ``app`` values), ``deeplink/provider.rs`` (``build_opencode_settings``: an
-``@ai-sdk/openai-compatible`` provider with ``options.baseURL``/``apiKey`` and the model), and the user manual
-``docs/user-manual/*/2-providers/2.1-add.md`` ("Codex Local Routing and Model Mapping").
+``@ai-sdk/openai-compatible`` provider with ``options.baseURL``/``apiKey`` and the model), the UI labels in
+``src/i18n/locales/{zh,en}.json`` (``codexConfig.upstreamFormatLabel`` 上游格式 / Upstream Format →
+``upstreamFormatChat`` "Chat Completions（需开启路由）", ``advancedOptionsToggle`` 高级选项, ``proxy.takeover``)
+and the user manual ``docs/user-manual/*/2-providers/2.1-add.md`` ("Codex Local Routing and Model Mapping").
 
 - ``app=opencode`` works with the chat-only relay as it is: OpenCode's openai-compatible provider speaks Chat
   Completions.
-- ``app=codex``: current Codex speaks only the Responses API. CC Switch's documented answer for a chat-only
-  upstream is its **Needs Local Routing** toggle (需要本地路由映射) with a model mapping, while its local routing
-  runs with Codex takeover: CC Switch then turns Codex's Responses requests into Chat Completions. The sidecar
+- ``app=codex``: current Codex speaks only the Responses API. CC Switch's answer for a chat-only upstream is the
+  provider's **Upstream Format = Chat Completions** (上游格式) with a model mapping, while its local routing runs
+  with Codex takeover: CC Switch then turns Codex's Responses requests into Chat Completions. The sidecar
   serves ``/v1/responses`` itself, so with ``--target sidecar`` the toggle is not needed. We never suggest
   ``wire_api = "chat"``: current Codex refuses it.
 """
@@ -43,19 +45,21 @@ def import_link(target: Target, app: str = "opencode") -> str:
 def codex_steps(target: Target) -> list[str]:
     if target.kind == "sidecar":
         return [
-            "Codex 链接：sidecar 自己提供 /v1/responses，导入后直接在 CC Switch 中启用该供应商即可，不需要“需要本地路由映射”。 / "
-            "Codex link: the sidecar serves /v1/responses itself, so after the import just enable the provider in "
-            "CC Switch; Needs Local Routing is not needed."
+            "Codex 链接：sidecar 自己提供 /v1/responses，导入后直接启用该供应商，上游格式保持 Responses（原生），不需要路由接管。 / "
+            "Codex link: the sidecar serves /v1/responses itself, so after the import just enable the provider; keep "
+            "Upstream Format = Responses (native) — routing takeover is not needed."
         ]
     return [
-        "Codex 链接导入后（白菜GPT 只提供 Chat Completions，而 Codex 只说 Responses）：",
-        "  1. 编辑该 Codex 供应商 → 打开“需要本地路由映射”，在“模型映射”中添加 "
-        f"{target.model} / edit the Codex provider → turn on Needs Local Routing and add {target.model} to Model Mapping",
-        "  2. 代理（本地路由）→ 启动，并开启 Codex 接管；使用期间保持运行 / "
-        "Proxy (local routing) → start it with Codex takeover on, and keep it running",
+        "Codex 链接导入后（白菜GPT 只提供 Chat Completions，而 Codex 只说 Responses）/ after importing the Codex link "
+        "(the relay speaks Chat Completions only, Codex only Responses):",
+        "  1. 编辑该 Codex 供应商 → 高级选项 → 上游格式：Chat Completions（需开启路由）；在 模型映射 中添加 "
+        f"{target.model} / edit the Codex provider → Advanced Options → Upstream Format: Chat Completions (routing "
+        f"required); add {target.model} under Model Mapping",
+        "  2. 启动本地路由，并为 Codex 开启路由接管；使用期间保持运行 / start local routing and turn on routing "
+        "takeover for Codex; keep it running",
         "  3. 重启 Codex 以刷新模型列表 / restart Codex to refresh its model list",
-        "  或者用 --target sidecar 生成链接（sidecar 自带 Responses 接口） / "
-        "or make the link with --target sidecar (the sidecar speaks the Responses API)",
+        "  或者用 --target sidecar 生成链接（sidecar 自带 Responses 接口，上游格式保持 Responses）/ "
+        "or make the link with --target sidecar (the sidecar speaks the Responses API; keep Upstream Format = Responses)",
     ]
 
 

@@ -1,6 +1,6 @@
 """``chatwise``: ChatWise — Settings → Providers → "+" → OpenAI Compatible.
 
-Written from ChatWise's docs (docs.chatwise.app ``providers``): a custom provider of type OpenAI Compatible with
+Written from ChatWise's docs (docs.chatwise.app ``providers``; labels not re-checked against the app here): a custom provider of type OpenAI Compatible with
 Base URL (with ``/v1``) and API key; models are fetched from the provider or added by id.
 """
 

@@ -1,7 +1,8 @@
 """``cline``: Cline (VS Code extension, 3.x) — API Provider "OpenAI Compatible".
 
-Written from Cline's docs (docs.cline.bot ``provider-config/openai-compatible``): API Provider → OpenAI Compatible,
-fields Base URL (with ``/v1``), API Key, Model ID; the key is kept in VS Code's secret storage, so we print steps.
+Written from Cline's docs page docs.cline.bot/provider-config/openai-compatible: Cline settings (⚙️) → API Provider
+"OpenAI Compatible", then Base URL (with ``/v1``), API Key and the Model ID. Cline keeps the key in VS Code's secret
+storage, which we must not write, so we print the steps.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``cursor``: Cursor — Settings → Models → OpenAI API Key with "Override OpenAI Base URL".
 
-Written from Cursor's docs (docs.cursor.com ``settings/api-keys``): a custom OpenAI key and base URL are used for
+Written from Cursor's docs (docs.cursor.com ``settings/api-keys``; labels not re-checked against the app here): a custom OpenAI key and base URL are used for
 the chat models you add by name; Cursor sends these requests from its own servers, so a URL on 127.0.0.1 (the
 sidecar) cannot work — only the relay.
 """

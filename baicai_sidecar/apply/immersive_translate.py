@@ -1,8 +1,8 @@
 """``immersive-translate``: Immersive Translate (browser extension) — an OpenAI translation service.
 
-Written from Immersive Translate's docs (immersivetranslate.com/docs ``services/openai``): Settings → Translation
-Services → OpenAI (or "Add custom AI service"): API key, model, and the custom API endpoint, which is the *full*
-chat URL (``…/v1/chat/completions``), not the base URL. The extension calls it from the browser, so with the
+Written from Immersive Translate's OpenAI service settings as its docs and relay guides describe them (e.g. a
+relay's guide on apifox: choose the OpenAI service, fill in APIKEY, open "展开更多自定义选项" and set
+"自定义 API 接口地址" to the *full* chat URL ``…/v1/chat/completions``, not the base URL). The extension calls it from the browser, so with the
 sidecar the browser must reach 127.0.0.1 on this machine.
 """
 
@@ -22,6 +22,7 @@ class ImmersiveTranslateAdapter(StepsAdapter):
             "1. 扩展设置 → 翻译服务 → OpenAI → 去修改 / extension Settings → Translation Services → OpenAI → Edit",
             f"2. APIKEY: {target.key}",
             f"3. 模型 / Model: {target.model}（选“自定义模型”填入 / choose a custom model and type it）",
+            "   展开“更多自定义选项” / expand “more custom options”",
             f"4. 自定义 API 接口地址 / custom API endpoint: {target.base_url}/chat/completions",
             "5. 点“测试服务”，然后把 OpenAI 设为当前翻译服务 / click Test, then make OpenAI the active service",
         ]

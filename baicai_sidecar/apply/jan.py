@@ -1,7 +1,8 @@
-"""``jan``: Jan (0.6+) — Settings → Model Providers → add an OpenAI-compatible provider.
+"""``jan``: Jan Desktop (0.6+) — Settings → Model Providers → Add Provider (OpenAI-compatible).
 
-Written from Jan's docs (jan.ai/docs ``remote-models/openai`` and "Add a custom provider"): provider name, Base
-URL (with ``/v1``), API key, then the models are fetched from ``/v1/models`` or added by id.
+Written from Jan's docs page "Custom Endpoints" (jan.ai/docs/desktop/remote-models/custom-endpoint): the Add
+Custom Provider dialog, API format "OpenAI-compatible" (the default), fields Provider name, Base URL (ending in
+``/v1``) and API key; models are then fetched from the endpoint or added by id.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ class JanAdapter(StepsAdapter):
 
     def steps(self, target: Target) -> list[str]:
         return [
-            "1. 设置 → 模型服务商 → 添加服务商，名称 BaicaiGPT / Settings → Model Providers → Add Provider, name BaicaiGPT",
+            "1. 设置 → 模型服务商 → 添加服务商；API 格式选 OpenAI-compatible，名称 BaicaiGPT / Settings → Model Providers "
+            "→ Add Provider; API format OpenAI-compatible, Provider name BaicaiGPT",
             f"2. Base URL: {target.base_url}",
             f"3. API Key: {target.key}",
             f"4. 刷新模型列表或手动添加 {target.model} / refresh the model list, or add {target.model} by hand",

@@ -88,9 +88,10 @@ def test_cc_switch_links_for_opencode_and_codex_with_its_own_routing_steps(env: 
     assert apps == ["opencode", "codex"]  # the one that works as is comes first (the CLI opens the first)
     text = "\n".join(plan.instructions + plan.notes)
     assert "wire_api" not in text  # current codex refuses wire_api = "chat"
-    assert "Needs Local Routing" in text and "需要本地路由映射" in text
+    assert "Upstream Format: Chat Completions" in text and "上游格式：Chat Completions" in text
+    assert "routing takeover" in text and "路由接管" in text
     sidecar_text = "\n".join(apply_api.plan("cc-switch", sidecar_target, env=env).instructions)
-    assert "Needs Local Routing is not needed" in sidecar_text
+    assert "routing takeover is not needed" in sidecar_text
 
 
 def _query_json(url: str, marker: str) -> dict[str, object]:
