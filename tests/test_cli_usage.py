@@ -147,3 +147,31 @@ def test_parse_when() -> None:
     assert parse_when("2026-11-01", tz=tz) == dt.datetime(2026, 11, 1, tzinfo=tz).timestamp()
     with pytest.raises(Exception, match="7d"):
         parse_when("last tuesday")
+
+
+def test_a_topup_says_it_only_feeds_the_estimate(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                                 emulator: Any) -> None:
+    monkeypatch.setenv("BAICAI_API_KEY", emulator.paid_key)
+    monkeypatch.setenv("BAICAI_BASE_URL", emulator.base_url)
+    emulator.state.set_balance(emulator.paid_key, 0.0)
+    code, out, _ = run(monkeypatch, capsys, ["usage", "topup", "30"])
+    assert code == 0 and "¥30.0000" in out and "only feeds this machine's balance estimate" in out and "估算" in out
+    code, out, _ = run(monkeypatch, capsys, ["usage", "balance"])
+    lines = out.splitlines()
+    assert "¥0.0000" in lines[0] and "实测 / measured" in lines[0]  # the relay's own figure, labelled as such
+    estimate = next(line for line in lines if "local estimate" in line)
+    assert "¥30.0000" in estimate and "估算 / estimated" in estimate and "the measured figure above is the relay's" in estimate
+
+
+def test_usage_table_columns_line_up_in_terminal_cells(monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from baicai_sdk._commands._cells import cells
+
+    _send("gpt-4", 1000, 1000)
+    _send("gpt-3.5-turbo", 500, 500, source="sidecar", app="LobeChat")
+    code, out, _ = run(monkeypatch, capsys, ["usage", "--by", "model"])
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert lines[0].startswith("模型/model") and lines[-1].startswith("合计/total")
+    widths = {cells(line) for line in lines}
+    assert len(widths) == 1, [(cells(line), line) for line in lines]  # right-aligned figures end in one column
+    assert cells("白菜ab") == 6 and cells("e\u0301") == 1

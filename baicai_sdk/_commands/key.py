@@ -157,11 +157,13 @@ def _list(args: argparse.Namespace) -> int:
         print("还没有配置。用 `baicai key add NAME` 添加；没有密钥可先试 `baicai demo`。 / "
               "No profiles yet. Add one with `baicai key add NAME`; without a key, try `baicai demo`.")
         return 0
-    width = max(len(p.name) for p in profiles)
+    from ._cells import cells, ljust
+
+    width = max(cells(p.name) for p in profiles)
     for p in profiles:
         mark = "*" if p.active else " "
         base = p.base_url or "(default)"
-        print(f"{mark} {p.name:<{width}}  {p.masked:<16}  {p.tier:<7}  {p.store:<7}  {base}")
+        print(f"{mark} {ljust(p.name, width)}  {p.masked:<16}  {p.tier:<7}  {p.store:<7}  {base}")
     return 0
 
 

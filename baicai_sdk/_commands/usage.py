@@ -122,14 +122,19 @@ def _report(args: argparse.Namespace) -> int:
     if not rows:
         print("账本中没有记录。 / No requests in the ledger for this period.")
         return 0
+    from ._cells import cells, ljust, rjust
+
     head = {"model": "模型/model", "day": "日期/day", "hour": "小时/hour", "key": "密钥/key", "source": "来源/source"}[args.by]
-    width = max(len(head), *(len(r.key) for r in rows)) + 2
-    print(f"{head:<{width}}{'请求/req':>10}{'输入/in':>12}{'输出/out':>12}{'费用/cost':>14}")
+    width = max(cells(head), *(cells(r.key) for r in rows)) + 2
+
+    def line(first: str, *figures: object) -> str:
+        return ljust(first, width) + "".join(rjust(f, w) for f, w in zip(figures, (10, 12, 12, 14)))
+
+    print(line(head, "请求/req", "输入/in", "输出/out", "费用/cost"))
     for r in rows:
         unpriced = f"  (+{r.unpriced} 未定价/unpriced)" if r.unpriced else ""
-        print(f"{r.key:<{width}}{r.requests:>10}{r.prompt_tokens:>12}{r.completion_tokens:>12}{_cny(r.cost_cny):>14}{unpriced}")
-    print(f"{'合计/total':<{width}}{totals.requests:>10}{totals.prompt_tokens:>12}{totals.completion_tokens:>12}"
-          f"{_cny(totals.cost_cny):>14}")
+        print(line(r.key, r.requests, r.prompt_tokens, r.completion_tokens, _cny(r.cost_cny)) + unpriced)
+    print(line("合计/total", totals.requests, totals.prompt_tokens, totals.completion_tokens, _cny(totals.cost_cny)))
     if totals.pending:
         print(f"进行中 {totals.pending} 个请求按预估计入 / {totals.pending} requests in flight counted at their estimate")
     return 0
@@ -204,6 +209,14 @@ def _balance(args: argparse.Namespace) -> int:
         return 0
     print(f"余额 / balance: {_cny(b.amount_cny)}  [{b.label}]")
     print(b.detail)
+    if b.measured:
+        from .._billing import estimated_balance
+
+        estimate = estimated_balance()
+        if estimate.source == "ledger":  # top-ups were recorded: they only ever feed the estimate
+            print(f"本机估算 / local estimate: {_cny(estimate.amount_cny)}  [{estimate.label}] — 记录的充值 "
+                  f"{_cny(estimate.granted_cny)} 减去本机消费；上面的实测值以中转为准 / recorded top-ups "
+                  f"({_cny(estimate.granted_cny)}) minus this machine's spend; the measured figure above is the relay's")
     return 0
 
 
@@ -215,4 +228,8 @@ def _topup(args: argparse.Namespace) -> int:
         return 2
     record_topup(args.amount, note=args.note)
     print(f"已记录充值 {_cny(args.amount)} / recorded a top-up of {_cny(args.amount)}")
+    print("注意：这只用于本机的余额估算，不会改动中转站的余额；中转的计费接口有应答时，`baicai usage balance` "
+          "显示中转的实测余额（充值到账后才变化）。 / note: this only feeds this machine's balance estimate and "
+          "changes nothing at the relay; when the relay's billing endpoints answer, `baicai usage balance` shows "
+          "the relay's measured figure, which changes once the relay books the payment.")
     return 0
