@@ -5,7 +5,9 @@ Usage::
     from baicai_sdk import Baicai
     client = Baicai()                       # key: api_key= > BAICAI_API_KEY > the active profile
 
-Public names are exactly ``__all__`` (tests/sdk/test_exported_members.py). Every name is loaded on first
+Public names are exactly ``__all__`` (tests/sdk/test_exported_members.py). It is a literal list, and the names are
+imported under ``TYPE_CHECKING``, so mypy and pyright read them (``from baicai_sdk import Baicai`` passes
+``mypy --strict`` in a user's project: tests/test_typing.py). Every name is loaded on first
 access (module ``__getattr__``), so ``import baicai_sdk`` imports neither ``openai`` nor tiktoken, sqlite or
 keyring; ``from baicai_sdk import Baicai`` costs about what ``from openai import OpenAI`` does
 (``bench/bench_import.py`` measures it).
@@ -16,7 +18,85 @@ import typing as _typing
 
 __version__ = "0.1.0"
 
-# name -> private module that defines it
+__all__ = [
+    "__version__",
+    # the clients (issue 3)
+    "Baicai",
+    "AsyncBaicai",
+    # retry policy
+    "RetryPolicy",
+    "DEFAULT_RETRY_POLICY",
+    # errors: see the tree in baicai_sdk/_errors.py
+    "parse_relay_error",
+    "RelayAnswer",
+    "MissingCredentials",
+    "BaicaiError",
+    "RelayAuthenticationError",
+    "InvalidKey",
+    "MissingKey",
+    "MalformedAuthorization",
+    "RelayPermissionError",
+    "KeyFrozen",
+    "TierNotAllowed",
+    "ModelNotOnFreeTier",
+    "FreeTierStreamNotAllowed",
+    "RelayBadRequestError",
+    "EmptyBody",
+    "ModelMissing",
+    "RelayNotFoundError",
+    "ModelNotSupported",
+    "EndpointNotSupported",
+    "HourlyLimitError",
+    "RequestLimitReached",
+    "FreeGpt35RequestLimit",
+    "FreeGpt4RequestLimit",
+    "PaidGpt35RequestLimit",
+    "PaidGpt4RequestLimit",
+    "PaidDalle2RequestLimit",
+    "PaidDalle3RequestLimit",
+    "TokenLimitReached",
+    "FreeGpt35TokenLimit",
+    "FreeGpt4TokenLimit",
+    "QuotaExceeded",
+    "RelayBusyError",
+    "SystemBusy",
+    "TooFrequent",
+    "UnknownRelayError",
+    # relay codes, models and prices
+    "RELAY_CODES",
+    "RelayCode",
+    "Catalog",
+    "load_catalog",
+    # keys and profiles
+    "KeyStore",
+    "Profile",
+    "Credentials",
+    "resolve_credentials",
+    "mask_key",
+    # offline token counting
+    "count_chat",
+    "count_text",
+    "StreamCounter",
+    # the pipeline: quota gate + ledger, for any httpx2-based client (AutoGen, LangChain…)
+    "http_client",
+    "async_http_client",
+    "MeteredTransport",
+    "AsyncMeteredTransport",
+    "Meter",
+    "Decision",
+    "RequestInfo",
+    "describe_request",
+    # reading the ledger; balance
+    "UsageStore",
+    "Totals",
+    "ReportRow",
+    "LedgerRow",
+    "WindowStatus",
+    "balance",
+    "Balance",
+]
+
+# name -> private module that defines it (the same names as __all__, checked by tests/sdk/test_exported_members.py)
 _LAZY: "dict[str, str]" = {
     # the clients (issue 3)
     "Baicai": "._client",
@@ -94,7 +174,6 @@ _LAZY: "dict[str, str]" = {
     "Balance": "._billing",
 }
 
-__all__ = ["__version__", *_LAZY]
 
 if _typing.TYPE_CHECKING:
     from ._client import AsyncBaicai, Baicai

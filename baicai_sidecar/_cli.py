@@ -125,7 +125,7 @@ def _token_revoke(args: argparse.Namespace) -> int:
 
 def _check_relay(base_url: str, key: str) -> None:
     """Warn on the console when the relay cannot be used, before an app finds out with a failed request."""
-    from baicai_sdk._commands.doctor import probe_relay
+    from baicai_sdk.integration import probe_relay
 
     check = probe_relay(base_url, key)
     if check.status != "ok":
@@ -153,7 +153,8 @@ def _run(args: argparse.Namespace) -> int:
         print("本地代理需要额外依赖：pip install 'baicai[sidecar]' / the sidecar needs: pip install 'baicai[sidecar]'",
               file=sys.stderr)
         return 2
-    from baicai_sdk._keys import KeyStoreError, mask_key, resolve_credentials
+    from baicai_sdk import mask_key, resolve_credentials
+    from baicai_sdk.integration import KeyStoreError
 
     from ._guard import DEFAULT_ALLOWED_ORIGINS, is_loopback_host
     from ._server import serve
@@ -180,7 +181,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     token = TokenStore().default_token()
     shown_host = args.host if ":" not in args.host else f"[{args.host}]"
-    from baicai_sdk._serving import bind_socket
+    from baicai_sdk.integration import bind_socket
 
     try:
         sock = bind_socket(args.host, args.port)  # before the banner: a busy port must not look like a start

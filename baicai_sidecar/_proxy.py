@@ -28,8 +28,8 @@ from typing import Any
 
 import httpx2
 
-from baicai_sdk._codes import RELAY_CODES
-from baicai_sdk._errors import redact
+from baicai_sdk import RELAY_CODES
+from baicai_sdk.integration import redact
 
 from ._guard import openai_error_body
 
@@ -82,7 +82,7 @@ class ProxyConfig:
     read_timeout: float = 300.0
     """Long on purpose: a slow model may take minutes before its first token, and between chunks."""
     retry_policy: Any = None
-    """``baicai_sdk._retry.RetryPolicy``-like; default: the SDK's ``DEFAULT_RETRY_POLICY``."""
+    """``baicai_sdk.RetryPolicy``-like; default: the SDK's ``DEFAULT_RETRY_POLICY``."""
     transport: httpx2.AsyncBaseTransport | None = None
     """Tests and the bench may replace the whole upstream transport; normally the SDK's metered one."""
     meter: Any = None
@@ -100,7 +100,7 @@ def parse_relay_envelope(body: object) -> tuple[int, str] | None:
 
     The SDK's ``parse_relay_error`` decides, so the SDK and the sidecar agree on what an error is.
     """
-    from baicai_sdk._errors import parse_relay_error
+    from baicai_sdk import parse_relay_error
 
     answer = parse_relay_error(body)
     return None if answer is None else (int(answer.code), str(answer.message or ""))
@@ -152,7 +152,7 @@ def _openai_error(status: int, found: tuple[int, str] | None) -> tuple[int, byte
 
 
 # -- the upstream client -------------------------------------------------------------------------------------------
-def build_upstream(config: ProxyConfig) -> tuple[httpx2.AsyncBaseTransport, dict[str, float]]:
+def build_upstream(config: ProxyConfig) -> tuple[httpx2.AsyncBaseTransport, dict[str, float | None]]:
     """The ONE upstream transport (pooled keep-alive, through the SDK's metered pipeline) and the timeouts every
     forwarded request carries.
 
@@ -167,7 +167,7 @@ def build_upstream(config: ProxyConfig) -> tuple[httpx2.AsyncBaseTransport, dict
 
 
 def _metered(config: ProxyConfig) -> httpx2.AsyncBaseTransport:
-    from baicai_sdk._transport import AsyncMeteredTransport
+    from baicai_sdk import AsyncMeteredTransport
 
     return AsyncMeteredTransport(upstream_transport(config.http_client), source="sidecar",
                                  quota=config.quota,  # type: ignore[arg-type]
@@ -190,7 +190,7 @@ def upstream_transport(kind: str) -> httpx2.AsyncBaseTransport | None:
 
 
 def _default_policy() -> Any:
-    from baicai_sdk._retry import DEFAULT_RETRY_POLICY
+    from baicai_sdk import DEFAULT_RETRY_POLICY
 
     return DEFAULT_RETRY_POLICY
 
@@ -224,7 +224,7 @@ class Proxy:
         self.policy = config.retry_policy or _default_policy()
         self.base = config.upstream.rstrip("/")
         self.transport: httpx2.AsyncBaseTransport | None = None
-        self.timeouts: dict[str, float] = {}
+        self.timeouts: dict[str, float | None] = {}
         self.stats = ProxyStats()
 
     async def start(self) -> None:

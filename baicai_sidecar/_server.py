@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from baicai_sdk._serving import BackgroundServer, bind_socket, serve_forever
+from baicai_sdk.integration import BackgroundServer, bind_socket, serve_forever
 
 from .app import SidecarConfig, create_app
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from baicai_sdk._files import FileWatch, atomic_write, file_lock, stale_temps
+from baicai_sdk.integration import FileWatch, atomic_write, file_lock, stale_temps
 
 __all__ = ["TokenStore", "LocalToken", "DEFAULT_APP", "mask_token", "InvalidAppName", "TokenFileDamaged"]
 
@@ -101,7 +101,7 @@ class TokenStore:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         if path is None:
-            from baicai_sdk._paths import config_dir
+            from baicai_sdk.integration import config_dir
 
             path = config_dir() / "sidecar-tokens.json"
         self.path = Path(path)

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import httpx2
 
-from baicai_sdk._transport import env_proxy_for
+from baicai_sdk.integration import env_proxy_for
 
 __all__ = ["AiohttpTransport"]
 

@@ -79,7 +79,7 @@ class SidecarConfig:
 
 
 def _windows_default(tier: str | None) -> Any:
-    from baicai_sdk._usage import UsageStore
+    from baicai_sdk import UsageStore
 
     return UsageStore().windows(tier=tier if tier in ("free", "paid") else None)  # type: ignore[arg-type]
 
@@ -110,7 +110,7 @@ def create_app(config: SidecarConfig) -> Starlette:
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await proxy.start()
         # Load the tokenizer now (≈0.3 s), not inside the first app request.
-        from baicai_sdk._tokens import get_encoding
+        from baicai_sdk.integration import get_encoding
 
         await anyio.to_thread.run_sync(get_encoding, "cl100k_base")
         try:
@@ -119,7 +119,7 @@ def create_app(config: SidecarConfig) -> Starlette:
             await proxy.aclose()
 
     async def status(request: Request) -> JSONResponse:
-        from baicai_sdk._keys import mask_key
+        from baicai_sdk import mask_key
 
         windows: Any = None
         windows_error = None

@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
-    from baicai_sdk._keys import KeyStore, Profile
-    from baicai_sdk._usage import ReportRow, Totals, UsageStore
+    from baicai_sdk import KeyStore, Profile, ReportRow, Totals, UsageStore
 
 __all__ = [
     "Services",
@@ -208,7 +207,7 @@ def _report_line(r: ReportRow) -> ReportLine:
 def _meaning(code: int | None) -> str:
     if code is None:
         return ""
-    from baicai_sdk._codes import relay_code
+    from baicai_sdk.integration import relay_code
 
     known = relay_code(code)
     if known is None:
@@ -278,8 +277,8 @@ class Services:
 
     def _usage_store(self) -> UsageStore:
         if self._store is None:
-            from baicai_sdk._paths import ledger_path
-            from baicai_sdk._usage import UsageStore
+            from baicai_sdk import UsageStore
+            from baicai_sdk.integration import ledger_path
 
             self._store = UsageStore(ledger_path(), clock=self.clock)
         return self._store
@@ -348,7 +347,7 @@ class Services:
         """Write a report as CSV or JSON into the data dir (or ``path``); returns where it went."""
         lines = list(lines)
         if path is None:
-            from baicai_sdk._paths import data_dir
+            from baicai_sdk.integration import data_dir
 
             stamp = dt.datetime.fromtimestamp(self.clock(), self.tz).strftime("%Y%m%d-%H%M%S")
             path = data_dir() / "exports" / f"usage-{by}-{stamp}.{fmt}"
@@ -398,7 +397,7 @@ class Services:
     def balance(self) -> BalanceView:
         """The relay's figure when its billing endpoints answer (measured), else the ledger's estimate."""
         try:
-            from baicai_sdk._billing import balance
+            from baicai_sdk import balance
 
             target = None if self._demo is None else (self._demo[0], self._demo[1])
             b = balance(target, clock=self.clock)
@@ -409,7 +408,7 @@ class Services:
 
     # ---- keys
     def _keys(self) -> KeyStore:
-        from baicai_sdk._keys import KeyStore
+        from baicai_sdk import KeyStore
 
         return KeyStore()
 
@@ -426,7 +425,7 @@ class Services:
 
     def active_profile(self) -> ProfileView | None:
         if self._demo is not None:
-            from baicai_sdk._keys import mask_key
+            from baicai_sdk import mask_key
 
             key, base_url, tier = self._demo
             return ProfileView(name="demo", tier=tier, masked=mask_key(key), base_url=base_url, active=True)

@@ -13,25 +13,15 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from dataclasses import asdict
+from typing import Any
+from urllib.parse import urlsplit
+
+from .._probe import Check, Status, probe, proxy_env
 
 __all__ = ["register", "run_checks", "Check"]
 
-Status = Literal["ok", "info", "warn", "problem"]
 _MARK = {"ok": "✓", "info": "·", "warn": "!", "problem": "✗"}
-_PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")
-
-
-@dataclass
-class Check:
-    """One line of the report. ``fix`` is bilingual advice, present for warnings and problems."""
-
-    name: str
-    status: Status
-    summary: str
-    fix: str = ""
 
 
 def register(subparsers: Any) -> None:
@@ -49,27 +39,6 @@ def register(subparsers: Any) -> None:
                         help="修复损坏的用量账本：原文件改名保留，能读出的记录搬到新账本 / repair a damaged usage "
                         "ledger: the file is renamed and kept, readable rows move to a fresh one")
     parser.set_defaults(func=_run)
-
-
-def _hide_userinfo(url: str) -> str:
-    """Proxy URLs may carry a password: show ``user:***@host``."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"{parts.username}:***@{host}", parts.path, parts.query, parts.fragment))
-
-
-def _proxy_env() -> dict[str, str]:
-    """The proxy variables in effect (httpx2 reads either case; lower case wins, as in urllib)."""
-    found: dict[str, str] = {}
-    for name in _PROXY_VARS:
-        value = os.environ.get(name.lower()) or os.environ.get(name)
-        if value:
-            found[name] = value if name == "NO_PROXY" else _hide_userinfo(value)
-    return found
 
 
 def _bypassed(host: str, no_proxy: str) -> bool:
@@ -207,7 +176,7 @@ def run_checks(*, offline: bool = False, timeout: float = 5.0, profile: str | No
             ))
 
     # -- proxies (httpx2 honours them, so they decide whether the relay is reachable)
-    proxies = _proxy_env()
+    proxies = proxy_env()
     config["proxies"] = proxies
     if proxies:
         shown = "  ".join(f"{k}={v}" for k, v in proxies.items())
@@ -297,12 +266,12 @@ def _tokenizer_checks() -> list[Check]:
 
 
 def _relay_checks(creds: Any, timeout: float, proxies: dict[str, str]) -> list[Check]:
-    checks = [_probe(creds.base_url, creds.key, timeout, proxies, label="relay")]
+    checks = [probe(creds.base_url, creds.key, timeout, proxies, label="relay")]
     if checks[0].status == "ok" and creds.base_url_changes and creds.raw_base_url.strip():
         # Show what tools that do not repair the URL get with the setting as written (48004 for /v1 twice).
         raw = creds.raw_base_url.strip().rstrip("/")
         if "://" in raw:
-            result = _probe(raw, creds.key, timeout, proxies, label="relay_as_configured")
+            result = probe(raw, creds.key, timeout, proxies, label="relay_as_configured")
             if result.status == "problem":
                 result.summary = f"按原样使用 API_BASE 时 / with the base URL as configured: {result.summary}"
                 changes_zh = "；".join(c.split(" / ", 1)[0] for c in creds.base_url_changes)
@@ -314,79 +283,6 @@ def _relay_checks(creds: Any, timeout: float, proxies: dict[str, str]) -> list[C
                 )
                 checks.append(result)
     return checks
-
-
-def probe_relay(base_url: str, key: str, timeout: float = 5.0) -> Check:
-    """The doctor's relay check alone (``baicai sidecar`` runs it at start, so a dead relay is said at once)."""
-    return _probe(base_url, key, timeout, _proxy_env(), label="relay")
-
-
-def _probe(base_url: str, key: str, timeout: float, proxies: dict[str, str], *, label: str) -> Check:
-    """``GET {base}/models`` with the key; every outcome becomes a Check, never a traceback."""
-    import httpx2
-
-    from .._keys import mask_key
-
-    url = base_url.rstrip("/") + "/models"
-    proxy_hint = (
-        f"已设置代理 {', '.join(k for k in proxies if k != 'NO_PROXY')}：确认代理可用，或把 api.baicaigpt.com 加入 NO_PROXY。"
-        if set(proxies) - {"NO_PROXY"} else "未设置代理：若网络需要代理，请设置 HTTPS_PROXY。"
-    )
-    proxy_hint_en = (
-        "a proxy is set: check it works, or add the relay host to NO_PROXY."
-        if set(proxies) - {"NO_PROXY"} else "no proxy is set: if your network needs one, set HTTPS_PROXY."
-    )
-    started = time.perf_counter()
-    try:
-        with httpx2.Client(timeout=timeout, trust_env=True) as client:
-            response = client.get(url, headers={"Authorization": f"Bearer {key}", "Accept": "application/json"})
-    except httpx2.TimeoutException:
-        return Check(label, "problem", f"连接中转站超时（{timeout:g} 秒） / the relay did not answer within {timeout:g} s: {url}",
-                     f"检查网络与 API_BASE；{proxy_hint} / Check the network and the base URL; {proxy_hint_en}")
-    except httpx2.HTTPError as exc:
-        return Check(label, "problem", f"无法连接中转站 / cannot reach the relay: {url} ({type(exc).__name__})",
-                     f"检查网络与 API_BASE 是否正确；{proxy_hint} / Check the network and that the base URL is right; "
-                     f"{proxy_hint_en}")
-    elapsed = (time.perf_counter() - started) * 1000
-    try:
-        body: Any = response.json()
-    except ValueError:
-        body = response.text
-    answer = _relay_error(body)
-    if answer is not None:
-        known = answer.known
-        text = known.message if known is not None else answer.message
-        fix = known.hint if known is not None else (
-            "未知的中转站错误码，请查看中转站文档或联系客服。 / an undocumented relay code; check the relay's docs or support."
-        )
-        if answer.code == 40001 and key.startswith("sk-"):
-            fix = "这是 OpenAI 的 sk- 密钥，中转站只认 baicai-… 密钥。 / This is an OpenAI sk- key; the relay only accepts baicai-… keys. " + fix
-        return Check(label, "problem", f"中转站返回 {answer.code}：{text} / the relay answered {answer.code} ({url})", fix)
-    if response.status_code == 200 and isinstance(body, dict) and isinstance(body.get("data"), list):
-        return Check(label, "ok", f"中转站可用 / relay reachable: {url} — {len(body['data'])} models, "
-                                  f"{elapsed:.0f} ms, key {mask_key(key)} accepted")
-    if response.status_code in (401, 403):
-        fix = ("API_BASE 指向 OpenAI 官方，而密钥是白菜GPT 的：请把 API_BASE 改为 https://api.baicaigpt.com/v1。 / "
-               "The base URL is OpenAI's but the key is BaicaiGPT's: set the base URL to https://api.baicaigpt.com/v1.")
-        from .._urls import is_openai_url
-
-        if not is_openai_url(base_url):
-            fix = "核对密钥是否正确、是否与 API_BASE 匹配。 / Check the key and that it matches the base URL."
-        return Check(label, "problem", f"密钥被拒绝（HTTP {response.status_code}） / the key was refused ({url})", fix)
-    if response.status_code == 404:
-        return Check(label, "problem", f"找不到接口（HTTP 404） / not found: {url}",
-                     "API_BASE 可能有误：应为 https://api.baicaigpt.com/v1，不要重复 /v1。 / The base URL is probably wrong: "
-                     "it should be https://api.baicaigpt.com/v1, with /v1 once.")
-    return Check(label, "problem", f"中转站返回异常（HTTP {response.status_code}） / unexpected answer (HTTP "
-                                   f"{response.status_code}) from {url}",
-                 "稍后重试；若持续出现请检查 API_BASE 与代理。 / Retry later; if it persists, check the base URL and proxy.")
-
-
-def _relay_error(body: Any) -> Any:
-    """The relay's error in ``body``, in any of its envelopes, else None."""
-    from .._errors import parse_relay_error
-
-    return parse_relay_error(body)
 
 
 def _print_report(checks: list[Check]) -> None:

@@ -50,7 +50,7 @@ class UnparseableFile(ApplyError):
 
 def mask_secret(secret: str) -> str:
     """``baicai-…abcd`` / ``sk-baicai-…abcd``: which key it is, never enough to use it."""
-    from baicai_sdk._keys import mask_key
+    from baicai_sdk import mask_key
 
     return mask_key(secret)
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from baicai_sdk import _files
+from baicai_sdk import integration as sdk_files
 
 from . import _journal
 
@@ -54,7 +54,7 @@ _RECORD_VERSION = 1
 
 
 def apply_root() -> Path:
-    from baicai_sdk._paths import data_dir
+    from baicai_sdk.integration import data_dir
 
     root = data_dir() / "apply"
     root.mkdir(parents=True, exist_ok=True)
@@ -146,11 +146,11 @@ def make_change(edit: FileEdit, mask: Callable[[str], str]) -> FileChange:
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int | None = None, secret: bool = False) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file (``baicai_sdk._files``).
+    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file (the SDK's ``atomic_write``).
 
     ``mode``: the permission bits to give the file (the original's, by default); ``secret`` caps them at 0600.
     """
-    _files.atomic_write(path, data, mode=mode, secret=secret)
+    sdk_files.atomic_write(path, data, mode=mode, secret=secret)
 
 
 def _encode(text: str) -> bytes:
@@ -202,7 +202,7 @@ def _backup(app: str, path: Path, data: bytes) -> Path:
 
 def _locked() -> contextlib.AbstractContextManager[None]:
     """One apply/undo at a time on this machine (the CLI and the TUI may run together), on every OS."""
-    return _files.file_lock(apply_root() / "apply")
+    return sdk_files.file_lock(apply_root() / "apply")
 
 
 def recover_interrupted() -> list[FileOutcome]:
@@ -383,4 +383,4 @@ def _undo_record(app: str, remover_for: RemoverFor) -> UndoResult:
 
 def stale_temp_files(folder: Path) -> Sequence[Path]:
     """Temp files a killed writer left behind next to its target (the target itself is always intact)."""
-    return sorted(folder.glob(f".*{_files.TEMP_SUFFIX}"))
+    return sorted(folder.glob(f".*{sdk_files.TEMP_SUFFIX}"))

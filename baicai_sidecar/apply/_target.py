@@ -18,7 +18,7 @@ from .._state import DEFAULT_PORT as DEFAULT_SIDECAR_PORT  # noqa: E402 - the on
 def _relay_credentials(profile: str | None) -> tuple[str, str, tuple[str, ...]]:
     import warnings
 
-    from baicai_sdk._keys import resolve_credentials
+    from baicai_sdk import resolve_credentials
 
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -35,7 +35,7 @@ def _relay_credentials(profile: str | None) -> tuple[str, str, tuple[str, ...]]:
             "no BaicaiGPT key found: run `baicai key add NAME` (or set BAICAI_API_KEY), "
             "or use --target sidecar to give the app only a local token."
         )
-    from baicai_sdk._urls import DEFAULT_BASE_URL, normalise_base_url
+    from baicai_sdk.integration import DEFAULT_BASE_URL, normalise_base_url
 
     base_url, _ = normalise_base_url(base or DEFAULT_BASE_URL)
     return key, base_url, notes

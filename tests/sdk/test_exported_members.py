@@ -17,6 +17,7 @@ def test_all_is_exactly_the_public_names() -> None:
     } | {"__version__"}
     assert set(baicai_sdk.__all__) == public
     assert len(baicai_sdk.__all__) == len(set(baicai_sdk.__all__))
+    assert set(baicai_sdk._LAZY) | {"__version__"} == set(baicai_sdk.__all__)  # the lazy map and the list agree
 
 
 def test_every_exported_name_resolves() -> None:
@@ -46,3 +47,25 @@ def test_import_is_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
     assert out[0] == ""  # `import baicai_sdk` alone loads nothing heavy
     assert out[1] == "openai"  # the clients need openai, and nothing else heavy
+
+
+def test_integration_names_resolve_and_do_not_repeat_the_user_api() -> None:
+    """``baicai_sdk.integration`` is the seam the sidecar and the TUI import through (never ``baicai_sdk._*``)."""
+    from baicai_sdk import integration
+
+    assert len(integration.__all__) == len(set(integration.__all__))
+    for name in integration.__all__:
+        assert getattr(integration, name) is not None, name
+    assert not set(integration.__all__) & set(baicai_sdk.__all__), "a user-facing name belongs in baicai_sdk only"
+    public = {n for n in dir(integration) if not n.startswith("_") and n not in {"annotations"}}
+    assert public == set(integration.__all__)
+
+
+def test_integration_import_is_light() -> None:
+    code = (
+        "import sys, baicai_sdk.integration\n"
+        "heavy = ['openai', 'tiktoken', 'sqlite3', 'keyring', 'httpx2', 'starlette', 'textual', 'uvicorn']\n"
+        "print(','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from baicai_sdk._retry import RetryPolicy
+from baicai_sdk import RetryPolicy
 from baicai_sidecar._server import SidecarServer
 from baicai_sidecar._tokens import TokenStore
 from baicai_sidecar.app import SidecarConfig
@@ -56,7 +56,7 @@ def ledger_rows_fixture() -> Callable[[], list[dict[str, Any]]]:
 
 def ledger_rows() -> list[dict[str, Any]]:
     """Every ledger row (tests only: the product reads the ledger through the SDK's UsageStore)."""
-    from baicai_sdk._paths import ledger_path
+    from baicai_sdk.integration import ledger_path
 
     path = ledger_path()
     if not path.exists():

@@ -14,7 +14,6 @@ import pytest
 
 from baicai_sidecar._tokens import TokenStore
 
-
 CHAT = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "你好"}]}
 
 
@@ -380,7 +379,7 @@ def test_an_upstream_error_quoting_the_real_key_reaches_the_app_masked(sidecar_f
     status page must never see it."""
     import httpx2
 
-    from baicai_sdk._transport import AsyncMeteredTransport
+    from baicai_sdk import AsyncMeteredTransport
 
     real_key = "baicai-ECHOEDKEY000000000000000000wxyz"
 

@@ -28,8 +28,7 @@ class Spec:
 
 
 def write(ledger: Path, now: float, specs: list[Spec]) -> None:
-    from baicai_sdk._meter import Meter
-    from baicai_sdk._quota import describe_request
+    from baicai_sdk import Meter, describe_request
 
     current = [now]
     meters: dict[str, Meter] = {}

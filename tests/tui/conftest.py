@@ -31,7 +31,8 @@ def _file_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def fixed_ledger(baicai_home: Path) -> Path:
     import _fill
-    from baicai_sdk._paths import ledger_path
+
+    from baicai_sdk.integration import ledger_path
 
     path = ledger_path()
     _fill.write(path, FIXED_NOW, _fill.sample(FIXED_NOW))

@@ -6,8 +6,7 @@ import time
 
 from conftest import TZ, settle, text_of
 
-from baicai_sdk._keys import KeyStore
-from baicai_sdk._usage import UsageStore
+from baicai_sdk import KeyStore, UsageStore
 from baicai_tui._demo import make_demo_app
 
 

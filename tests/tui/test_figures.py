@@ -10,7 +10,7 @@ import time
 
 from conftest import TZ, settle, table_rows, text_of
 
-from baicai_sdk._usage import UsageStore
+from baicai_sdk import UsageStore
 from baicai_tui import make_app
 from baicai_tui.widgets._format import cny, count
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import FIXED_NOW, TZ, settle, table_rows, text_of
 
-from baicai_sdk._keys import KeyStore
+from baicai_sdk import KeyStore
 from baicai_tui import make_app
 
 SECRET = "baicai-abcdefghijklmnop1234567890wxyz"

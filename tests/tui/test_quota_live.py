@@ -8,7 +8,7 @@ import time
 import pytest
 from conftest import settle, text_of
 
-from baicai_sdk._usage import UsageStore
+from baicai_sdk import UsageStore
 from baicai_tui import make_app
 
 pytestmark = pytest.mark.slow
@@ -17,9 +17,8 @@ pytestmark = pytest.mark.slow
 def _write_rows(stop: threading.Event, written: list[int]) -> None:
     """A ledger write every few milliseconds, the way a busy script's Meter writes; a second family joins later."""
     import _fill
-    from baicai_sdk._meter import Meter
-    from baicai_sdk._paths import ledger_path
-    from baicai_sdk._quota import describe_request
+    from baicai_sdk import Meter, describe_request
+    from baicai_sdk.integration import ledger_path
 
     meter = Meter("sdk", ledger_path=ledger_path(), quota="off")
     started = time.monotonic()

@@ -81,7 +81,7 @@ async def test_up_sidecar_tokens_issue_and_revoke(emulator) -> None:
 
 async def test_start_and_stop_from_the_tui(emulator) -> None:
     pytest.importorskip("baicai_sidecar._cli")
-    from baicai_sdk._keys import KeyStore
+    from baicai_sdk import KeyStore
 
     KeyStore().add("default", emulator.free_key, tier="free", base_url=emulator.base_url)
     services = Services(clock=lambda: FIXED_NOW, tz=TZ, sidecar_url=f"http://127.0.0.1:{_free_port()}")

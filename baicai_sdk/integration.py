@@ -1,0 +1,101 @@
+"""The stable API that the sidecar, the TUI and third-party tools build on, beyond what ``baicai_sdk`` exports.
+
+``baicai_sdk`` exports what a user's program needs (the clients, the errors, keys, the ledger). A tool that runs
+*next to* the SDK — ``baicai_sidecar``, ``baicai_tui``, or yours — needs a few more pieces: where the files live,
+how a base URL is repaired, how a key is hidden, how a local server is bound, whether the relay answers. They are
+here, under one public name, so the SDK's private modules (``baicai_sdk._*``) can be reorganised without breaking
+the layers above: nothing outside ``baicai_sdk`` imports a ``baicai_sdk._*`` module (import-linter checks it;
+see ``[tool.importlinter]`` in pyproject.toml and docs/internals.md, "Seams").
+
+Names a user program also needs stay in ``baicai_sdk`` and are imported from there, not repeated here.
+Every name is loaded on first access, so ``import baicai_sdk.integration`` costs nothing until a name is used
+(the sidecar's and the TUI's start-up time depends on it).
+"""
+
+from __future__ import annotations
+
+import importlib as _importlib
+import typing as _typing
+
+__all__ = [
+    # where the SDK keeps its files
+    "config_dir",
+    "data_dir",
+    "ledger_path",
+    # base URLs
+    "DEFAULT_BASE_URL",
+    "normalise_base_url",
+    # writing files: atomic, locked across processes (Windows too), watched for changes
+    "TEMP_SUFFIX",
+    "FileWatch",
+    "LockTimeout",
+    "atomic_write",
+    "file_lock",
+    "stale_temps",
+    # talking to the relay: the proxy the environment names for a URL (urllib's rules)
+    "env_proxy_for",
+    # keys and secrets
+    "KeyStoreError",
+    "redact",
+    # relay codes
+    "relay_code",
+    # offline token counting
+    "get_encoding",
+    # serving on 127.0.0.1 (the emulator, the sidecar)
+    "BackgroundServer",
+    "bind_socket",
+    "serve_forever",
+    # is the relay usable with this key?
+    "Check",
+    "probe_relay",
+]
+
+# name -> private module that defines it
+_LAZY: dict[str, str] = {
+    "config_dir": "._paths",
+    "data_dir": "._paths",
+    "ledger_path": "._paths",
+    "DEFAULT_BASE_URL": "._urls",
+    "normalise_base_url": "._urls",
+    "TEMP_SUFFIX": "._files",
+    "FileWatch": "._files",
+    "LockTimeout": "._files",
+    "atomic_write": "._files",
+    "file_lock": "._files",
+    "stale_temps": "._files",
+    "env_proxy_for": "._transport",
+    "KeyStoreError": "._keys",
+    "redact": "._errors",
+    "relay_code": "._codes",
+    "get_encoding": "._tokens",
+    "BackgroundServer": "._serving",
+    "bind_socket": "._serving",
+    "serve_forever": "._serving",
+    "Check": "._probe",
+    "probe_relay": "._probe",
+}
+
+if _typing.TYPE_CHECKING:
+    from ._codes import relay_code
+    from ._errors import redact
+    from ._files import TEMP_SUFFIX, FileWatch, LockTimeout, atomic_write, file_lock, stale_temps
+    from ._keys import KeyStoreError
+    from ._paths import config_dir, data_dir, ledger_path
+    from ._probe import Check, probe_relay
+    from ._serving import BackgroundServer, bind_socket, serve_forever
+    from ._tokens import get_encoding
+    from ._transport import env_proxy_for
+    from ._urls import DEFAULT_BASE_URL, normalise_base_url
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'baicai_sdk.integration' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module_name, "baicai_sdk"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
