@@ -33,6 +33,7 @@ def ask(client: Baicai) -> str | None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # a cold mypy run on a busy machine
 def test_a_user_file_importing_the_sdk_passes_mypy_strict(tmp_path: Path) -> None:
     """What a user's project sees: the names in ``__all__`` are exported (a computed ``__all__`` made mypy say
     'Module "baicai_sdk" does not explicitly export attribute "QuotaExceeded"')."""
