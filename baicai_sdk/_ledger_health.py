@@ -55,6 +55,7 @@ __all__ = [
 Damage = Literal["corrupt", "schema", "readonly", "full", "locked", "other"]
 
 LEDGER_FAILURES: tuple[type[BaseException], ...] = (sqlite3.DatabaseError, LedgerError)
+_OPEN_FAILURES: tuple[type[BaseException], ...] = (*LEDGER_FAILURES, OSError)  # OSError: the data folder cannot even be made
 """What "the ledger cannot be used" looks like (``OperationalError`` and ``IntegrityError`` are DatabaseErrors)."""
 
 _SEED_SECONDS = 3600.0 + _ledger.PENDING_TTL
@@ -288,7 +289,7 @@ class FallbackConnections(ThreadConnections):
             return self._memory_conn(fallback)
         try:
             return super().get()
-        except (*LEDGER_FAILURES, OSError) as exc:  # OSError: the data folder cannot even be made
+        except _OPEN_FAILURES as exc:
             if not self.degrade_on_error:
                 if isinstance(exc, OSError):
                     raise LedgerError(str(exc)) from exc

@@ -30,8 +30,14 @@ __all__ = [
     "FileWatch",
     "LockTimeout",
     "atomic_write",
+    "commit_temp",
+    "default_mode",
     "file_lock",
+    "fsync_dir",
+    "real_path",
     "stale_temps",
+    "temp_path",
+    "write_temp",
     # talking to the relay: the proxy the environment names for a URL (urllib's rules)
     "env_proxy_for",
     # keys and secrets
@@ -61,8 +67,14 @@ _LAZY: dict[str, str] = {
     "FileWatch": "._files",
     "LockTimeout": "._files",
     "atomic_write": "._files",
+    "commit_temp": "._files",
+    "default_mode": "._files",
     "file_lock": "._files",
+    "fsync_dir": "._files",
+    "real_path": "._files",
     "stale_temps": "._files",
+    "temp_path": "._files",
+    "write_temp": "._files",
     "env_proxy_for": "._transport",
     "KeyStoreError": "._keys",
     "redact": "._errors",
@@ -78,7 +90,20 @@ _LAZY: dict[str, str] = {
 if _typing.TYPE_CHECKING:
     from ._codes import relay_code
     from ._errors import redact
-    from ._files import TEMP_SUFFIX, FileWatch, LockTimeout, atomic_write, file_lock, stale_temps
+    from ._files import (
+        TEMP_SUFFIX,
+        FileWatch,
+        LockTimeout,
+        atomic_write,
+        commit_temp,
+        default_mode,
+        file_lock,
+        fsync_dir,
+        real_path,
+        stale_temps,
+        temp_path,
+        write_temp,
+    )
     from ._keys import KeyStoreError
     from ._paths import config_dir, data_dir, ledger_path
     from ._probe import Check, probe_relay

@@ -527,7 +527,7 @@ class Services:
         """
         if self._demo is None:
             return None
-        from baicai_sdk._paths import data_dir
+        from baicai_sdk.integration import data_dir
         from baicai_sidecar.apply import Env
 
         root = data_dir() / "demo-home"

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from baicai_sdk import _files
+from baicai_sdk import integration as sdk_files
 
 from ._model import ApplyError, FileOutcome
 
@@ -66,9 +66,9 @@ def step(what: str) -> None:
 
 def durable_write(path: Path, data: bytes, *, mode: int | None = None, secret: bool = False) -> None:
     """``atomic_write`` with a crash point between the fsync'd temp file and the rename, and after the rename."""
-    temp, target = _files.write_temp(path, data, mode=mode, secret=secret)
+    temp, target = sdk_files.write_temp(path, data, mode=mode, secret=secret)
     step(f"temp {target.name}")
-    _files.commit_temp(temp, target)
+    sdk_files.commit_temp(temp, target)
     step(f"renamed {target.name}")
 
 
@@ -114,8 +114,8 @@ class Transaction:
         self._prepared = False
 
     def add(self, path: Path, before: bytes | None, after: bytes, *, mode: int | None, secret: bool) -> None:
-        target = _files.real_path(path)
-        self.files.append(_File(target, before, after, mode, secret, _files.temp_path(target, self.tag), None))
+        target = sdk_files.real_path(path)
+        self.files.append(_File(target, before, after, mode, secret, sdk_files.temp_path(target, self.tag), None))
 
     # -- 1 + 2: copies and the intent ------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -154,7 +154,7 @@ class Transaction:
     # -- 3 + 4: temps, then compare-and-swap renames ---------------------------------------------------------
     def write_files(self) -> None:
         for f in self.files:
-            _files.write_temp(f.target, f.after, mode=f.mode, secret=f.secret, tag=self.tag)
+            sdk_files.write_temp(f.target, f.after, mode=f.mode, secret=f.secret, tag=self.tag)
             step(f"temp {f.target.name}")
         for f in self.files:
             if _sha256(_read(f.target)) != _sha256(f.before):
@@ -166,13 +166,13 @@ class Transaction:
             step(f"checked {f.target.name}")
             os.replace(f.temp, f.target)
             step(f"renamed {f.target.name}")
-            _files.fsync_dir(f.target.parent)
+            sdk_files.fsync_dir(f.target.parent)
             step(f"synced {f.target.parent.name}")
 
     # -- 6: done ---------------------------------------------------------------------------------------------
     def finish(self) -> None:
         _intent(self.apply_root).unlink()
-        _files.fsync_dir(_root(self.apply_root))
+        sdk_files.fsync_dir(_root(self.apply_root))
         step("intent removed")
         _clear(self.apply_root)
 
@@ -200,7 +200,7 @@ def _clear(apply_root: Path) -> None:
         for leftover in folder.iterdir():
             if leftover.name != "intent.json":
                 leftover.unlink(missing_ok=True)
-    for leftover in apply_root.rglob(f"*{_files.TEMP_SUFFIX}"):
+    for leftover in apply_root.rglob(f"*{sdk_files.TEMP_SUFFIX}"):
         leftover.unlink(missing_ok=True)
 
 
@@ -231,7 +231,7 @@ def recover(apply_root: Path) -> list[FileOutcome]:
                 durable_write(target, data, mode=entry.get("mode"))
             else:
                 target.unlink()
-                _files.fsync_dir(target.parent)
+                sdk_files.fsync_dir(target.parent)
             outcomes.append(
                 FileOutcome(
                     target,
@@ -257,7 +257,7 @@ def recover(apply_root: Path) -> list[FileOutcome]:
         else:
             record_path.unlink(missing_ok=True)
     intent_path.unlink()
-    _files.fsync_dir(intent_path.parent)
+    sdk_files.fsync_dir(intent_path.parent)
     _clear(apply_root)
     return outcomes
 

@@ -317,7 +317,7 @@ def _undo_record(app: str, remover_for: RemoverFor) -> UndoResult:
     result = UndoResult(app, recovered)
     failed = any(o.action == "error" for o in recovered)
     for entry in record.get("files", []):
-        for stale in _files.stale_temps(entry["path"]):  # a killed undo's temp file (it may hold a key)
+        for stale in sdk_files.stale_temps(entry["path"]):  # a killed undo's temp file (it may hold a key)
             stale.unlink(missing_ok=True)
     for entry in reversed(record.get("files", [])):
         path = Path(entry["path"])
