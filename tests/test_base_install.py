@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import sysconfig
 from importlib import metadata
 from pathlib import Path
 
@@ -20,6 +21,16 @@ from packaging.requirements import Requirement
 pytestmark = pytest.mark.slow
 
 _EXTRAS_ONLY = ("starlette", "uvicorn", "tomlkit", "ruamel", "textual", "rich")
+
+
+def _installed(name: str) -> metadata.Distribution:
+    """The distribution as installed in this venv's site-packages — not a ``baicai.egg-info`` that an editable
+    install leaves in the source tree, which pytest's rootdir on ``sys.path`` would find first (and whose file list
+    names ``tui/``, not the ``baicai_tui`` mapping the editable finder provides)."""
+    site = sysconfig.get_paths()["purelib"]
+    for dist in metadata.distributions(name=name, path=[site]):
+        return dist
+    return metadata.distribution(name)
 
 
 def _core_closure() -> set[str]:
@@ -32,7 +43,7 @@ def _core_closure() -> set[str]:
         if key in seen:
             continue
         seen.add(key)
-        for line in metadata.distribution(name).requires or []:
+        for line in _installed(name).requires or []:
             req = Requirement(line)
             if req.marker is None or req.marker.evaluate({"extra": ""}):
                 todo.append(req.name)
@@ -47,7 +58,7 @@ def base_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True).stdout.strip())
     for name in _core_closure():
-        dist = metadata.distribution(name)
+        dist = _installed(name)
         base = Path(str(dist.locate_file("")))
         for top in {Path(str(f)).parts[0] for f in dist.files or [] if not str(f).startswith("..")}:
             source, target = base / top, site / top
