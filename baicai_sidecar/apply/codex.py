@@ -1,10 +1,21 @@
-"""``codex`` (OpenAI Codex CLI): a ``[model_providers.baicai]`` provider in ``config.toml`` and the key in
-``auth.json``, written as a pair (both or neither; ``_safety`` puts the first back if the second fails).
+"""``codex`` (OpenAI Codex CLI): a ``[model_providers.baicai]`` provider in ``config.toml``, through the sidecar.
 
-``CODEX_HOME`` moves ``~/.codex``. The relay speaks Chat Completions only, so the provider says
-``wire_api = "chat"``; ``requires_openai_auth = true`` makes codex send ``auth.json``'s ``OPENAI_API_KEY``.
-Because that key is global to codex, the top-level ``model_provider``/``model`` are switched too: a baicai key
-must never go to api.openai.com (the relay's "changed the key but not the URL" mistake).
+Written for codex-cli 0.171.0 (npm ``@openai/codex``, checked with ``npm view @openai/codex version`` on
+2026-12-01) from openai/codex's ``codex-rs`` model provider definitions (``ModelProviderInfo``: ``base_url``,
+``wire_api``, ``env_key``, ``experimental_bearer_token``, ``requires_openai_auth``) and its config documentation,
+and checked by running that codex against a local endpoint that logged every request:
+
+* Since 0.95.0 codex speaks only the Responses API: ``wire_api = "chat"`` is refused at start, and it posts to
+  ``{base_url}/responses``. The relay speaks only Chat Completions, so ``--target relay`` is refused with a pointer
+  to the sidecar, which serves ``/v1/responses`` by translating (``baicai_sidecar/_responses.py``).
+* The credential is the provider's own ``experimental_bearer_token`` (the sidecar's local token for codex, not the
+  real key): codex sends it as ``Authorization: Bearer …`` and leaves ``auth.json`` alone. With
+  ``requires_openai_auth = true`` (what this adapter wrote before) a ChatGPT login in ``auth.json`` wins and its
+  token goes to the configured base URL; ``forced_login_method = "api"`` logs the user out and deletes
+  ``auth.json``. So nothing here reads or writes ``auth.json`` any more (the ``auth`` remover stays, for undoing an
+  apply made by an older baicai).
+* ``model_provider``/``model`` at the top level are switched too, and given back on undo. ``CODEX_HOME`` moves
+  ``~/.codex``. ``codex --strict-config`` accepts the result (tests/apply/test_codex_e2e.py).
 """
 
 from __future__ import annotations
@@ -14,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from ._base import Adapter, Extras, Options, OursLine, Remover
-from ._edit import json_remove_member, json_set_member, toml_load
-from ._model import Env, FileEdit, Target, UnparseableFile
+from ._edit import json_remove_member, toml_load
+from ._model import ApplyError, Env, FileEdit, Target, UnparseableFile
 
 PROVIDER_ID = "baicai"
 AUTH_KEY = "OPENAI_API_KEY"
@@ -41,19 +52,29 @@ def _providers(doc: Any, path: Path, create: bool) -> Any:
 class CodexAdapter(Adapter):
     name = "codex"
     title = "Codex CLI (OpenAI)"
-    summary = "config.toml 加 [model_providers.baicai] 并切换 model_provider；auth.json 写密钥 / provider + auth.json pair"
+    summary = ("config.toml 加 [model_providers.baicai]（Responses API，经本地 sidecar）并切换 model_provider / "
+               "config.toml gets [model_providers.baicai] (Responses API, through the sidecar) and becomes the provider")
 
     def detect(self, env: Env) -> tuple[bool, str]:
         return self._found(env, ("codex",), (codex_home(env),))
 
     def edits(self, target: Target, env: Env, options: Options) -> list[FileEdit]:
-        home = codex_home(env)
-        config, auth = home / "config.toml", home / "auth.json"
+        if target.kind != "sidecar":
+            raise ApplyError(
+                "当前的 codex（0.95.0 起）只使用 Responses API（POST /v1/responses），而白菜GPT 中转只支持 Chat Completions，"
+                "直连中转的 codex 无法工作。请改用本地代理：`baicai apply codex --target sidecar`，再运行 `baicai sidecar`"
+                "（它把 Responses 请求转换为 Chat Completions 并计入账本）。 / "
+                "Current codex (0.95.0 and later) speaks only the Responses API (POST /v1/responses) and the BaicaiGPT "
+                "relay only Chat Completions, so codex cannot talk to the relay directly. Use the sidecar instead: "
+                "`baicai apply codex --target sidecar`, then run `baicai sidecar` (it translates Responses requests "
+                "to Chat Completions and books them in the ledger)."
+            )
+        config = codex_home(env) / "config.toml"
         provider = {
-            "name": "BaicaiGPT",
+            "name": "BaicaiGPT (sidecar)",
             "base_url": target.base_url,
-            "wire_api": "chat",
-            "requires_openai_auth": True,
+            "wire_api": "responses",
+            "experimental_bearer_token": target.key,
         }
 
         def add_config(old: str | None) -> str:
@@ -63,14 +84,14 @@ class CodexAdapter(Adapter):
             providers = _providers(doc, config, create=True)
             current = providers.get(PROVIDER_ID)
             changed = False
-            if current is None or {k: current.get(k) for k in provider} != provider:
-                table: Any = current if isinstance(current, dict) else tomlkit.table()
+            if current is None or dict(current) != provider:
+                table: Any = tomlkit.table()
                 for k, v in provider.items():
                     table[k] = v
-                if current is None:
-                    if len(providers) and list(doc.keys())[-1] != "model_providers":
-                        table.add(tomlkit.nl())  # a blank line before the next table, as the user's file has
-                    providers[PROVIDER_ID] = table
+                if current is None and len(providers) and list(doc.keys())[-1] != "model_providers":
+                    table.add(tomlkit.nl())  # a blank line before the next table, as the user's file has
+                # a whole new table: keys an older baicai wrote (requires_openai_auth) must not linger
+                providers[PROVIDER_ID] = table
                 changed = True
             for key, value in (("model_provider", PROVIDER_ID), ("model", target.model)):
                 if doc.get(key) != value:
@@ -82,13 +103,8 @@ class CodexAdapter(Adapter):
             toml_load(text, config)  # never write TOML we could not read back
             return text
 
-        def add_auth(old: str | None) -> str:
-            return json_set_member(old, AUTH_KEY, target.key, auth)
-
-        return [
-            FileEdit(config, "config", add_config, self._remove_config(config)),
-            FileEdit(auth, "auth", add_auth, self._remove_auth(auth), secret=True),
-        ]
+        # secret: the file now holds a (local) bearer token
+        return [FileEdit(config, "config", add_config, self._remove_config(config), secret=True)]
 
     @staticmethod
     def _remove_config(path: Path) -> Remover:
@@ -134,7 +150,18 @@ class CodexAdapter(Adapter):
             data = None
         if isinstance(data, dict) and data.get("tokens"):
             notes.append(
-                "auth.json 里还有 ChatGPT 登录：若 codex 仍用它，请在 config.toml 设 preferred_auth_method = \"apikey\" / "
-                "auth.json also holds a ChatGPT login; if codex keeps using it, set preferred_auth_method = \"apikey\""
+                "auth.json 里的 ChatGPT 登录保持不变；使用 baicai 时 codex 只发送本地令牌，不会把登录令牌发给本地代理 / "
+                "the ChatGPT login in auth.json stays as it is; with the baicai provider codex sends only the local "
+                "token, never the login token"
             )
-        return Extras(instructions=[f'codex "你好"   # model_provider = "{PROVIDER_ID}", model = "{target.model}"'], notes=notes)
+        if isinstance(data, dict) and str(data.get(AUTH_KEY) or "").startswith("baicai-"):
+            notes.append(
+                "auth.json 里还有旧版 baicai 写入的白菜GPT 真实密钥，codex 已不再需要：先运行 `baicai apply codex --undo` "
+                "再重新应用，即可移除 / auth.json still holds a real BaicaiGPT key written by an older baicai; codex no "
+                "longer needs it: run `baicai apply codex --undo`, then apply again, to remove it"
+            )
+        return Extras(
+            instructions=["baicai sidecar   # 保持运行 / keep it running",
+                          f'codex "你好"     # model_provider = "{PROVIDER_ID}", model = "{target.model}"'],
+            notes=notes,
+        )

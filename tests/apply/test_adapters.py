@@ -71,21 +71,7 @@ context:
 """
 CONTINUE_ENV = "# Continue secrets\nANTHROPIC_API_KEY=sk-ant-user\n"
 
-CODEX_CONFIG = """\
-# codex settings
-model = "o3"  # favourite
-approval_policy = "on-request"
-
-[model_providers.openrouter]
-name = "OpenRouter"
-base_url = "https://openrouter.ai/api/v1"
-env_key = "OPENROUTER_API_KEY"
-
-[mcp_servers.docs]
-command = "npx"
-args = ["-y", "docs-mcp"]
-"""
-CODEX_AUTH = '{\n  "OPENAI_API_KEY": "sk-user-openai",\n  "tokens": null,\n  "last_refresh": null\n}\n'
+# codex: tests/apply/test_codex.py (it goes through the sidecar only)
 
 OAI_LIST = """[
     {
@@ -212,23 +198,6 @@ def _continue_ours(new: dict[str, str], t: Target) -> None:
     assert f"BAICAI_API_KEY={t.key}\n" in new[".continue/.env"]
 
 
-def _codex_kept(new: dict[str, str]) -> None:
-    doc = tomlkit.parse(new[".codex/config.toml"]).unwrap()
-    assert doc["approval_policy"] == "on-request"
-    assert doc["model_providers"]["openrouter"]["env_key"] == "OPENROUTER_API_KEY"
-    assert doc["mcp_servers"]["docs"]["args"] == ["-y", "docs-mcp"]
-    assert "# codex settings" in new[".codex/config.toml"]
-    auth = json.loads(new[".codex/auth.json"])
-    assert "tokens" in auth and "last_refresh" in auth
-
-
-def _codex_ours(new: dict[str, str], t: Target) -> None:
-    doc = tomlkit.parse(new[".codex/config.toml"]).unwrap()
-    assert doc["model_provider"] == "baicai" and doc["model"] == "gpt-3.5-turbo"
-    assert doc["model_providers"]["baicai"] == {"name": "BaicaiGPT", "base_url": t.base_url, "wire_api": "chat", "requires_openai_auth": True}
-    assert json.loads(new[".codex/auth.json"])["OPENAI_API_KEY"] == t.key
-
-
 def _autogen_kept(new: dict[str, str]) -> None:
     items = json.loads(new["OAI_CONFIG_LIST"])
     assert items[:2] == json.loads(OAI_LIST)
@@ -306,9 +275,6 @@ CASES = [
          ("aichat/config.yaml", "clients:\n  - type: openai\n   api_key: misaligned\n")),
     Case("continue", {".continue/config.yaml": CONTINUE_CONFIG, ".continue/.env": CONTINUE_ENV}, _continue_kept, _continue_ours,
          (".continue/config.yaml", "models: {name: [\n")),
-    Case("codex", {".codex/config.toml": CODEX_CONFIG, ".codex/auth.json": CODEX_AUTH}, _codex_kept, _codex_ours,
-         (".codex/config.toml", 'model = "o3"\nmodel = "dup"\n'),
-         frozenset({'model = "o3"  # favourite', '  "OPENAI_API_KEY": "sk-user-openai",'})),
     Case("autogen", {"OAI_CONFIG_LIST": OAI_LIST}, _autogen_kept, _autogen_ours,
          ("OAI_CONFIG_LIST", '[{"model": "gpt-4",}]  // trailing comma\n'),
          frozenset({'    {"model": "llama3", "base_url": "http://localhost:11434/v1", "api_key": "ollama"}'})),
@@ -495,17 +461,6 @@ def test_undo_keeps_a_value_the_user_changed_after_us(env: Env, target: Target) 
     result = apply_api.undo("env")
     assert [o.action for o in result.outcomes] == ["entry-removed"]
     assert dotenv.read_text() == "DEBUG=1\nOPENAI_API_KEY=sk-user-new\n"
-
-
-def test_codex_auth_undo_keeps_a_key_the_user_set_after_us(env: Env, target: Target) -> None:
-    codex = env.home / ".codex"
-    codex.mkdir()
-    (codex / "auth.json").write_text(CODEX_AUTH)
-    apply_api.apply(apply_api.plan("codex", target, env=env))
-    (codex / "auth.json").write_text(CODEX_AUTH.replace("sk-user-openai", "sk-user-rotated"))
-    apply_api.undo("codex")
-    assert json.loads((codex / "auth.json").read_text())["OPENAI_API_KEY"] == "sk-user-rotated"
-    assert not (codex / "config.toml").exists()  # untouched since apply: removed byte for byte (it was new)
 
 
 def test_undo_after_other_edits_restores_a_users_own_baicai_client(app_env: Env, target: Target) -> None:

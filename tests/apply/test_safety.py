@@ -61,23 +61,24 @@ def test_kill_mid_write_leaves_old_or_new_never_a_mix(tmp_path: Path) -> None:
 
 
 def test_second_file_failing_puts_the_first_back(env: Env, target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
-    codex = env.home / ".codex"
-    codex.mkdir()
-    (codex / "config.toml").write_text('model = "o3"\n')
-    plan = apply_api.plan("codex", target, env=env)
+    llm = env.home / "llm"
+    llm.mkdir()
+    env = Env(env.home, env.cwd, {"LLM_USER_PATH": str(llm)}, env.platform, env.which)
+    (llm / "extra-openai-models.yaml").write_text("- model_id: mine\n  model_name: gpt-4\n")
+    plan = apply_api.plan("llm", target, env=env)
     real_replace = os.replace
 
-    def failing(src: str, dst: str) -> None:  # config.toml is already renamed into place when auth.json fails
-        if Path(dst).name == "auth.json":
+    def failing(src: str, dst: str) -> None:  # the models file is already renamed into place when keys.json fails
+        if Path(dst).name == "keys.json":
             raise OSError(28, "No space left on device")
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", failing)
     with pytest.raises(OSError):
         apply_api.apply(plan)
-    assert (codex / "config.toml").read_text() == 'model = "o3"\n'
-    assert not (codex / "auth.json").exists()
-    assert not _safety.stale_temp_files(codex) and not list(_safety.apply_root().rglob("*.baicai-tmp"))
+    assert (llm / "extra-openai-models.yaml").read_text() == "- model_id: mine\n  model_name: gpt-4\n"
+    assert not (llm / "keys.json").exists()
+    assert not _safety.stale_temp_files(llm) and not list(_safety.apply_root().rglob("*.baicai-tmp"))
     assert not (_safety.apply_root() / "journal" / "intent.json").exists()
 
 
