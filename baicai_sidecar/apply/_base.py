@@ -41,6 +41,8 @@ class Adapter:
     title: ClassVar[str]
     kind: ClassVar[Literal["file", "link", "instructions"]] = "file"
     summary: ClassVar[str]  # what applying changes, one line, bilingual
+    default_model: ClassVar[str | None] = None
+    """The model ``build_target`` picks without ``--model``, for an app the general default does not fit."""
 
     def detect(self, env: Env) -> tuple[bool, str]:
         """(found here?, what was found or where we looked)."""

@@ -58,7 +58,10 @@ def build_target(
     The sidecar token is issued here (idempotent: the same app gets the same token on every run). With
     ``issue_token=False`` (``--dry-run``) nothing is saved: an app without a token yet is shown a placeholder.
     """
-    model = model or DEFAULT_MODEL
+    if model is None:  # an app whose prompts outgrow the general default names its own (codex: 128k context)
+        from . import ADAPTERS
+
+        model = getattr(ADAPTERS.get(app), "default_model", None) or DEFAULT_MODEL
     if kind == "relay":
         key, base_url, notes = _relay_credentials(profile)
         label = f"白菜GPT 中转 / relay {base_url} ({mask_secret(key)})"

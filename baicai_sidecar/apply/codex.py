@@ -15,7 +15,8 @@ and checked by running that codex against a local endpoint that logged every req
   ``auth.json``. So nothing here reads or writes ``auth.json`` any more (the ``auth`` remover stays, for undoing an
   apply made by an older baicai).
 * ``model_provider``/``model`` at the top level are switched too, and given back on undo. ``CODEX_HOME`` moves
-  ``~/.codex``. ``codex --strict-config`` accepts the result (tests/apply/test_codex_e2e.py).
+  ``~/.codex``. ``codex --strict-config`` accepts the result (tests/sidecar/test_codex_e2e.py). Without
+  ``--model`` the model is ``gpt-4-0125-preview``: codex's instructions and tools alone exceed gpt-3.5-turbo's window.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ class CodexAdapter(Adapter):
     title = "Codex CLI (OpenAI)"
     summary = ("config.toml 加 [model_providers.baicai]（Responses API，经本地 sidecar）并切换 model_provider / "
                "config.toml gets [model_providers.baicai] (Responses API, through the sidecar) and becomes the provider")
+
+    default_model = "gpt-4-0125-preview"
+    """codex's own instructions and tools alone are over 10k tokens: gpt-3.5-turbo's 4k window cannot hold one turn."""
 
     def detect(self, env: Env) -> tuple[bool, str]:
         return self._found(env, ("codex",), (codex_home(env),))
