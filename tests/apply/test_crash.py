@@ -58,7 +58,7 @@ def _leftovers(*folders: Path) -> list[Path]:
     return found
 
 
-_RUNS = [(c, False) for c in CASES] + [(c, True) for c in CASES if c.app == "codex"]
+_RUNS = [(c, False) for c in CASES] + [(c, True) for c in CASES if c.app == "llm"]
 
 
 @pytest.mark.parametrize(("case", "reapply"), _RUNS, ids=[c.app + ("-re-apply" if r else "") for c, r in _RUNS])
@@ -100,26 +100,27 @@ def test_a_kill_at_every_step_is_undone_byte_for_byte(
 
 
 def test_a_kill_through_the_command_line_then_undo(app_env: Env, baicai_home: Path, tmp_path: Path) -> None:
-    """The real ``baicai apply`` process killed between codex's two renames, then ``baicai apply codex --undo``."""
-    codex = app_env.home / ".codex"
-    codex.mkdir()
-    (codex / "config.toml").write_text('model = "o3"\r\n', newline="")
-    (codex / "auth.json").write_text('{"OPENAI_API_KEY": "sk-user"}\n')
-    originals = {p: p.read_bytes() for p in codex.iterdir()}
+    """The real ``baicai apply`` process killed between llm's two renames, then ``baicai apply llm --undo``."""
+    llm = app_env.home / "llm"
+    llm.mkdir()
+    (llm / "extra-openai-models.yaml").write_text("- model_id: mine\r\n  model_name: gpt-4\r\n", newline="")
+    (llm / "keys.json").write_text('{"openai": "sk-user"}\n')
+    originals = {p: p.read_bytes() for p in llm.iterdir()}
     environ = {
         **os.environ,
         "HOME": str(app_env.home),
-        "CODEX_HOME": str(codex),
+        "LLM_USER_PATH": str(llm),
         "BAICAI_API_KEY": KEY,
         "BAICAI_HOME": str(baicai_home),
     }
-    cli = [sys.executable, "-m", "baicai_sidecar.apply._cli", "codex", "--target", "relay"]
-    # steps: 2 backups × 2, 2 copies × 2, intent × 2, 2 temps, then check, rename, sync of config.toml: die after it
+    cli = [sys.executable, "-m", "baicai_sidecar.apply._cli", "llm", "--target", "relay"]
+    # steps: 2 backups × 2, 2 copies × 2, intent × 2, 2 temps, then check, rename, sync of the models file: die after it
     killed = subprocess.run(cli, env={**environ, _journal.CRASH_ENV: "14"}, capture_output=True, text=True)
     assert killed.returncode == _CRASHED, killed.stderr
-    assert (codex / "config.toml").read_bytes() != originals[codex / "config.toml"]  # half applied
-    assert (codex / "auth.json").read_bytes() == originals[codex / "auth.json"]
+    models, keys = llm / "extra-openai-models.yaml", llm / "keys.json"
+    assert models.read_bytes() != originals[models]  # half applied
+    assert keys.read_bytes() == originals[keys]
     undo = subprocess.run([*cli, "--undo"], env=environ, capture_output=True, text=True)
     assert undo.returncode == 0, undo.stderr
     assert "restored" in undo.stdout
-    assert {p: p.read_bytes() for p in codex.iterdir()} == originals
+    assert {p: p.read_bytes() for p in llm.iterdir()} == originals
