@@ -382,7 +382,7 @@ class Proxy:
         err: dict[str, Any] | None = None
         try:
             err = json.loads(body).get("error") or {}
-            code, message = err.get("code"), str(err.get("message") or "")  # type: ignore[union-attr]
+            code, message = err.get("code"), str(err.get("message") or "")
         except (ValueError, AttributeError):
             err, message = None, body[:200].decode("utf-8", "replace")
         self.stats.error(status=status, path=path, app=app, code=code, message=message,
