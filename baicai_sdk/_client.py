@@ -34,6 +34,7 @@ from typing_extensions import Self, override
 from ._errors import (
     BaicaiError,
     HourlyLimitError,
+    IncompleteStream,
     MissingCredentials,
     RelayAnswer,
     _redact_value,
@@ -133,6 +134,8 @@ class _SSEErrorScanner:
 
     def __init__(self) -> None:
         self._pending = b""
+        self.done = False
+        """A ``data: [DONE]`` line went past: the stream is complete."""
 
     def feed(self, chunk: bytes) -> tuple[int, RelayAnswer] | None:
         """Scan ``chunk``; on an error, where in ``chunk`` its line starts (0 if earlier) and the answer."""
@@ -144,7 +147,9 @@ class _SSEErrorScanner:
             if end < 0:
                 break
             line = data[start:end].rstrip(b"\r")
-            if line.startswith(b"data:") and any(m in line for m in self._MARKERS):
+            if line.startswith(b"data:") and line[5:].strip() == b"[DONE]":
+                self.done = True
+            elif line.startswith(b"data:") and any(m in line for m in self._MARKERS):
                 try:
                     payload = json.loads(line[5:].strip())
                 except ValueError:
@@ -156,21 +161,50 @@ class _SSEErrorScanner:
         self._pending = data[start:][-65536:]
         return None
 
+    def finish(self) -> bool:
+        """At the end of the stream: was it complete (a last ``[DONE]`` line may lack its newline)?"""
+        tail = self._pending.strip()
+        return self.done or (tail.startswith(b"data:") and tail[5:].strip() == b"[DONE]")
+
+
+# Streams whose protocol ends with ``data: [DONE]``; others (the Responses API) end with an event of their own.
+_DONE_PATHS = ("/chat/completions", "/completions")
+
+
+def _expects_done(response: httpx2.Response) -> bool:
+    try:
+        return response.request.url.path.endswith(_DONE_PATHS)
+    except RuntimeError:  # no request attached (hand-built responses in tests)
+        return False
+
+
+def _cut(response: httpx2.Response, scanner: _SSEErrorScanner, error: Exception | None = None) -> None:
+    """Raise :class:`IncompleteStream` when a stream that should end with ``[DONE]`` did not (after its last chunk
+    was yielded). ``error``: the transport error that cut it."""
+    if error is None and (scanner.finish() or not _expects_done(response)):
+        return
+    reason = type(error).__name__ if error is not None else ""
+    raise IncompleteStream(request=response.request, reason=reason) from error
+
 
 class _ScannedStream(httpx2.SyncByteStream):
     def __init__(self, inner: httpx2.SyncByteStream, response: httpx2.Response) -> None:
         self._inner, self._response, self._scanner = inner, response, _SSEErrorScanner()
 
     def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._inner:
-            found = self._scanner.feed(chunk)
-            if found is None:
-                yield chunk
-                continue
-            position, answer = found
-            if position:
-                yield chunk[:position]
-            raise _stream_error(self._response, answer)
+        try:
+            for chunk in self._inner:
+                found = self._scanner.feed(chunk)
+                if found is None:
+                    yield chunk
+                    continue
+                position, answer = found
+                if position:
+                    yield chunk[:position]
+                raise _stream_error(self._response, answer)
+        except httpx2.TransportError as exc:
+            _cut(self._response, self._scanner, exc)
+        _cut(self._response, self._scanner)
 
     def close(self) -> None:
         self._inner.close()
@@ -181,15 +215,19 @@ class _AsyncScannedStream(httpx2.AsyncByteStream):
         self._inner, self._response, self._scanner = inner, response, _SSEErrorScanner()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._inner:
-            found = self._scanner.feed(chunk)
-            if found is None:
-                yield chunk
-                continue
-            position, answer = found
-            if position:
-                yield chunk[:position]
-            raise _stream_error(self._response, answer)
+        try:
+            async for chunk in self._inner:
+                found = self._scanner.feed(chunk)
+                if found is None:
+                    yield chunk
+                    continue
+                position, answer = found
+                if position:
+                    yield chunk[:position]
+                raise _stream_error(self._response, answer)
+        except httpx2.TransportError as exc:
+            _cut(self._response, self._scanner, exc)
+        _cut(self._response, self._scanner)
 
     async def aclose(self) -> None:
         await self._inner.aclose()

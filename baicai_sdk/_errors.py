@@ -42,7 +42,9 @@ The tree, grouped by what the caller does about it::
         │   └── TooFrequent                   45011  (+ openai.RateLimitError)
         └── UnknownRelayError                        a code the README does not list; ``body`` is the raw answer
 
-``MissingCredentials`` (an ``openai.OpenAIError``, raised before any request) is outside the tree.
+``MissingCredentials`` (an ``openai.OpenAIError``, raised before any request) is outside the tree, and so is
+``IncompleteStream`` (an ``openai.APIConnectionError``): a stream that ended without ``[DONE]``, raised after every
+chunk that did arrive was yielded.
 No exception here ever holds a key in full: messages and bodies are passed through :func:`redact`.
 """
 
@@ -69,6 +71,7 @@ __all__ = [
     "is_local_quota_body",
     "redact",
     "MissingCredentials",
+    "IncompleteStream",
     "BaicaiError",
     "RelayAuthenticationError",
     "InvalidKey",
@@ -275,6 +278,25 @@ class MissingCredentials(MissingKeyError, openai.OpenAIError):
     Also a ``_keys.MissingKeyError`` (what ``resolve_credentials`` raises) and an ``openai.OpenAIError`` (what
     ``openai.OpenAI()`` raises without a key), so either ``except`` keeps working.
     """
+
+
+class IncompleteStream(openai.APIConnectionError):
+    """A streamed answer ended without ``[DONE]`` (the relay cut it, or the connection dropped).
+
+    Raised by the stream's iterator *after* every chunk that arrived was yielded, so the caller keeps the partial
+    text and knows it is partial. The relay may have billed what it produced; retrying asks again in full. An
+    ``openai.APIConnectionError``, so code written for ``openai`` that handles dropped connections handles this too.
+    """
+
+    def __init__(self, *, request: httpx2.Request, reason: str = "") -> None:
+        why = f"（{reason}）" if reason else ""
+        why_en = f" ({reason})" if reason else ""
+        super().__init__(
+            message=f"流式回答没有正常结束{why}：缺少 [DONE]，回答可能不完整，已收到的部分已交给你，请重试 / "
+            f"the stream ended without [DONE]{why_en}: the answer may be cut short; what arrived was delivered; "
+            "retry",
+            request=request,
+        )
 
 
 class BaicaiError(openai.APIStatusError):
