@@ -30,6 +30,7 @@ __all__ = [
     "parse_relay_error",
     "RelayAnswer",
     "MissingCredentials",
+    "IncompleteStream",
     "BaicaiError",
     "RelayAuthenticationError",
     "InvalidKey",

@@ -55,8 +55,9 @@ __all__ = [
 Damage = Literal["corrupt", "schema", "readonly", "full", "locked", "other"]
 
 LEDGER_FAILURES: tuple[type[BaseException], ...] = (sqlite3.DatabaseError, LedgerError)
-_OPEN_FAILURES: tuple[type[BaseException], ...] = (*LEDGER_FAILURES, OSError)  # OSError: the data folder cannot even be made
 """What "the ledger cannot be used" looks like (``OperationalError`` and ``IntegrityError`` are DatabaseErrors)."""
+_OPEN_FAILURES: tuple[type[BaseException], ...] = (*LEDGER_FAILURES, OSError)
+"""Opening may fail before SQLite runs at all: the data folder cannot even be made (OSError)."""
 
 _SEED_SECONDS = 3600.0 + _ledger.PENDING_TTL
 """How far back the in-memory ledger copies rows from a readable file: the quota window, plus rows still pending."""
