@@ -31,13 +31,13 @@ class SidecarState:
 
 
 def state_path() -> Path:
-    from baicai_sdk._paths import data_dir
+    from baicai_sdk.integration import data_dir
 
     return data_dir() / "sidecar.json"
 
 
 def write_state(port: int, host: str = "127.0.0.1") -> SidecarState:
-    from baicai_sdk._files import atomic_write
+    from baicai_sdk.integration import atomic_write
 
     state = SidecarState(port=port, host=host, pid=os.getpid(), started=time.time())
     atomic_write(state_path(), json.dumps(state.__dict__).encode("utf-8"))
