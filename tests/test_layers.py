@@ -20,6 +20,7 @@ def test_import_linter_contracts_are_kept() -> None:
     """The static half: `lint-imports` with the contracts in pyproject.toml ([tool.importlinter]): the layers, no
     private SDK module imported from above, no server or UI framework in the SDK, no UI framework in the sidecar."""
     lint = Path(sys.executable).with_name("lint-imports")
+    assert lint.exists(), "import-linter is a dev dependency: pip install -e '.[dev]' (or pip install import-linter)"
     done = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert "0 broken" in done.stdout
