@@ -89,7 +89,7 @@ def _final_mode(target: Path, mode: int | None, secret: bool) -> int:
         except FileNotFoundError:
             mode = default_mode()
     if secret:
-        mode = (mode & 0o600) | 0o600  # owner only, and the owner can still read and write it
+        mode = (mode & 0o600) or 0o600  # owner only; a read-only file (written with --force) stays read-only
     return mode
 
 

@@ -140,9 +140,9 @@ def plan(app: str, target: Target, *, options: Options | None = None, env: Env |
     return result
 
 
-def apply(p: Plan) -> Record:
+def apply(p: Plan, *, force: bool = False) -> Record:
     """Write the plan's files (backup, atomic write, record). A plan without files writes nothing."""
-    return write_plan(p)
+    return write_plan(p, force=force)
 
 
 def undo(app: str) -> UndoResult:

@@ -31,6 +31,8 @@ def register(subparsers: Any) -> None:
                         help="env：打印 shell 命令而不改文件 / env: print shell lines instead of editing a file")
     parser.add_argument("--dry-run", action="store_true", help="只显示差异，不写入 / show the diff, write nothing")
     parser.add_argument("--undo", action="store_true", help="撤销上一次 apply / undo the last apply")
+    parser.add_argument("--force", action="store_true",
+                        help="也改写只读文件（保持只读） / also write read-only files (they stay read-only)")
     parser.add_argument("--reveal", action="store_true",
                         help="打印完整密钥（默认隐藏） / print the full key in instructions and links (masked by default)")
     parser.add_argument("--no-open", action="store_true", help="不自动打开导入链接 / do not open import links")
@@ -92,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         _out("（--dry-run：未写入任何文件 / nothing written）")
         return 0
     try:
-        record = apply(p)
+        record = apply(p, force=args.force)
     except ApplyError as exc:
         print(f"错误 / error: {exc}", file=sys.stderr)
         return 2

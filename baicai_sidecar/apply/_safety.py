@@ -28,6 +28,7 @@ from baicai_sdk import integration as sdk_files
 
 from . import _journal
 
+from ._edit import FileTooLarge, TextShape
 from ._model import (
     ApplyError,
     FileChange,
@@ -134,10 +135,37 @@ def _ours_checker(prints: list[str] | None) -> Callable[[str], bool]:
     return ours
 
 
+_ANY_FILE_LIMIT = 32_000_000
+"""No app config comes near this; reading a larger file into memory to look for our entry is not worth it."""
+
+
+def _edited(path: Path, text: str | None, edit: Callable[[str | None], str]) -> str:
+    """``edit`` run on ``text`` without its BOM and CRLF endings, which are put back on the result.
+
+    An editor that fails in a way it did not foresee (a layout no adapter was written for) is a refusal, never a
+    traceback: the file is left untouched and the message names it.
+    """
+    shape = TextShape(text)
+    try:
+        return shape.restore(edit(shape.strip(text)))
+    except ApplyError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any surprise from a third-party parser: refuse, write nothing
+        raise UnparseableFile(
+            path, f"baicai 无法安全地编辑这种写法（{type(exc).__name__}） / a layout baicai cannot edit safely ({type(exc).__name__})"
+        ) from exc
+
+
 def make_change(edit: FileEdit, mask: Callable[[str], str]) -> FileChange:
     """Run the adapter's ``add`` on the current text; nothing is written here."""
+    try:
+        size = _real(edit.path).stat().st_size
+    except (FileNotFoundError, NotADirectoryError):
+        size = 0
+    if size > _ANY_FILE_LIMIT:
+        raise FileTooLarge(edit.path, size, _ANY_FILE_LIMIT, "config")
     old = read_text(edit.path)
-    new = edit.add(old)
+    new = _edited(edit.path, old, edit.add)
     diff = unified_diff(edit.path, old, new, mask) if new != old else ""
     return FileChange(edit.path, edit.part, old, new, diff, edit.secret)
 
@@ -211,12 +239,28 @@ def recover_interrupted() -> list[FileOutcome]:
         return _journal.recover(apply_root())
 
 
-def write_plan(plan: Plan) -> Record:
+def write_plan(plan: Plan, *, force: bool = False) -> Record:
+    """``force``: also write files that are read-only (they keep their read-only mode)."""
     with _locked():
-        return _write_plan(plan)
+        return _write_plan(plan, force)
 
 
-def _write_plan(plan: Plan) -> Record:
+def _refuse_read_only(path: Path) -> None:
+    target = _real(path)
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if mode & 0o222 and os.access(target, os.W_OK):
+        return
+    raise ApplyError(
+        f"{path} 是只读文件（权限 {mode:04o}），未写入任何文件；确认要改写请加 --force（改写后仍保持只读）。 / "
+        f"{path} is read-only (mode {mode:04o}); nothing was written — add --force to write it anyway "
+        "(it stays read-only)."
+    )
+
+
+def _write_plan(plan: Plan, force: bool = False) -> Record:
     """Carry out ``plan``: back up, write every changed file, record it — one transaction (``_journal``).
 
     An apply a kill interrupted earlier is rolled back first. The files are re-read: if one changed since the
@@ -240,37 +284,41 @@ def _write_plan(plan: Plan) -> Record:
         record.outcomes += [FileOutcome(c.path, "unchanged", "已是目标配置 / already configured") for c in plan.changes]
         return record
 
+    if not force:
+        for change in plan.changes:
+            if change.changed:
+                _refuse_read_only(change.path)
     previous = load_record(plan.app) or {}
     known = {entry["path"]: entry for entry in previous.get("files", []) if isinstance(entry, dict)}
     entries: list[dict[str, Any]] = []
     tx = _journal.Transaction(apply_root(), plan.app, _record_path(plan.app))
-    for change in plan.changes:
-        key = str(change.path)
-        entry = dict(known.get(key) or {})
-        old_bytes = before[change.path]
-        if not entry:  # first time we touch this file: back up the true original, once
-            entry = {
-                "path": key,
-                "part": change.part,
-                "existed": old_bytes is not None,
-                "backup": str(_backup(plan.app, change.path, old_bytes)) if old_bytes is not None else None,
-                "mode": stat.S_IMODE(_real(change.path).stat().st_mode) if old_bytes is not None else None,
-            }
-        entry["secret"] = change.secret
-        if change.changed:
-            new_bytes = _encode(change.new)
-            tx.add(change.path, old_bytes, new_bytes, mode=None, secret=change.secret)
-            entry["written_sha256"] = _sha256(new_bytes)
-            entry["line_sha256"] = sorted(set(entry.get("line_sha256", [])) | set(line_prints(change.old, change.new)))
-            record.outcomes.append(FileOutcome(change.path, "written"))
-        else:
-            entry.setdefault("written_sha256", _sha256(old_bytes))
-            record.outcomes.append(FileOutcome(change.path, "unchanged"))
-        entries.append(entry)
-    # files recorded earlier but not in this plan stay recorded, so undo still covers them
-    paths = {e["path"] for e in entries}
-    entries.extend(e for p, e in known.items() if p not in paths)
-    try:
+    try:  # backups too: a full disk is a clear refusal with everything put back, never a traceback
+        for change in plan.changes:
+            key = str(change.path)
+            entry = dict(known.get(key) or {})
+            old_bytes = before[change.path]
+            if not entry:  # first time we touch this file: back up the true original, once
+                entry = {
+                    "path": key,
+                    "part": change.part,
+                    "existed": old_bytes is not None,
+                    "backup": str(_backup(plan.app, change.path, old_bytes)) if old_bytes is not None else None,
+                    "mode": stat.S_IMODE(_real(change.path).stat().st_mode) if old_bytes is not None else None,
+                }
+            entry["secret"] = change.secret
+            if change.changed:
+                new_bytes = _encode(change.new)
+                tx.add(change.path, old_bytes, new_bytes, mode=None, secret=change.secret)
+                entry["written_sha256"] = _sha256(new_bytes)
+                entry["line_sha256"] = sorted(set(entry.get("line_sha256", [])) | set(line_prints(change.old, change.new)))
+                record.outcomes.append(FileOutcome(change.path, "written"))
+            else:
+                entry.setdefault("written_sha256", _sha256(old_bytes))
+                record.outcomes.append(FileOutcome(change.path, "unchanged"))
+            entries.append(entry)
+        # files recorded earlier but not in this plan stay recorded, so undo still covers them
+        paths = {e["path"] for e in entries}
+        entries.extend(e for p, e in known.items() if p not in paths)
         tx.prepare()
         tx.write_files()
         _save_record(
@@ -284,6 +332,14 @@ def _write_plan(plan: Plan) -> Record:
                 "files": entries,
             },
         )
+    except OSError as exc:
+        tx.rollback()
+        where = f"{exc.filename}：" if exc.filename else ""
+        raise ApplyError(
+            f"写入失败：{where}{exc.strerror or exc}；本次所有改动已撤回，原文件未变。 / "
+            f"writing failed: {exc.filename or ''} {exc.strerror or exc}; every change of this apply was rolled "
+            "back and the files are as they were."
+        ) from exc
     except BaseException:
         tx.rollback()
         raise
@@ -356,8 +412,10 @@ def _undo_record(app: str, remover_for: RemoverFor) -> UndoResult:
             if remover is None:
                 raise ApplyError(f"未知的文件类型 {entry.get('part')} / unknown file part {entry.get('part')}")
             current_text = current.decode("utf-8")
-            original_text = original.decode("utf-8") if original is not None else None
-            new_text = remover(current_text, original_text, _ours_checker(entry.get("line_sha256")))
+            raw_original = original.decode("utf-8") if original is not None else None
+            original_text = TextShape(raw_original).strip(raw_original)
+            ours = _ours_checker(entry.get("line_sha256"))
+            new_text = _edited(path, current_text, lambda text: remover(text or "", original_text, ours))
         except (UnicodeDecodeError, ApplyError) as exc:
             result.outcomes.append(FileOutcome(path, "error", str(exc)))
             failed = True

@@ -89,10 +89,11 @@ class CodexAdapter(Adapter):
             current = providers.get(PROVIDER_ID)
             changed = False
             if current is None or dict(current) != provider:
-                table: Any = tomlkit.table()
+                inline = isinstance(providers, tomlkit.items.InlineTable)  # model_providers = { other = {…} }
+                table: Any = tomlkit.inline_table() if inline else tomlkit.table()
                 for k, v in provider.items():
                     table[k] = v
-                if current is None and len(providers) and list(doc.keys())[-1] != "model_providers":
+                if not inline and current is None and len(providers) and list(doc.keys())[-1] != "model_providers":
                     table.add(tomlkit.nl())  # a blank line before the next table, as the user's file has
                 # a whole new table: keys an older baicai wrote (requires_openai_auth) must not linger
                 providers[PROVIDER_ID] = table

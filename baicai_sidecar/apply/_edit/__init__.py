@@ -13,12 +13,15 @@ so a file we do not understand is never rewritten.
 
 from __future__ import annotations
 
+from ._common import FileTooLarge, TextShape
 from .env import ENV_MARKER, env_remove, env_set, env_values
 from .json import json_remove_in, json_remove_item, json_remove_member, json_set_in, json_set_member, json_upsert_item
 from .toml import toml_load
 from .yaml import YamlDoc, remove_items, upsert, yaml_list_in
 
 __all__ = [
+    "FileTooLarge",
+    "TextShape",
     "ENV_MARKER",
     "env_set",
     "env_remove",

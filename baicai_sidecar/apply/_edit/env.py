@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._model import UnparseableFile
-from ._common import _always
+from ._common import _always, check_size
+
+ENV_LIMIT = 2_000_000
+"""Line-level parsing handles about half a megabyte a second on a busy machine; no real .env comes near this."""
 
 _ASSIGN = re.compile(r"^(?P<lead>\s*(?:export\s+)?)(?P<key>[A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(?P<value>.*?)(?P<nl>\r?\n)?$")
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_./:@+,-]*$")
@@ -38,6 +41,7 @@ def _unquote(raw: str) -> str:
 
 
 def _parse_env(text: str, path: Path) -> tuple[list[str], list[_EnvEntry]]:
+    check_size(text, path, ENV_LIMIT, ".env")
     lines = text.splitlines(keepends=True)
     entries: list[_EnvEntry] = []
     i = 0
