@@ -53,21 +53,21 @@ def test_crlf_bom_file_edited_by_the_user_keeps_its_shape_when_only_our_entry_is
 
 @posix_only
 def test_a_read_only_file_is_refused_unless_forced_and_stays_read_only(app_env: Env, target: Target) -> None:
-    case = next(c for c in CASES if c.app == "codex")
+    case = next(c for c in CASES if c.app == "llm")
     paths = _layout(app_env, case.files)
-    auth = paths[".codex/auth.json"]
+    auth = paths["llm/keys.json"]
     auth.chmod(0o444)
     originals = {rel: p.read_bytes() for rel, p in paths.items()}
-    plan = apply_api.plan("codex", target, env=app_env)
+    plan = apply_api.plan("llm", target, env=app_env)
     with pytest.raises(ApplyError, match=r"只读.*--force.*read-only \(mode 0444\)"):
         apply_api.apply(plan)
     assert {rel: p.read_bytes() for rel, p in paths.items()} == originals  # neither file of the pair was written
-    assert not (_safety.apply_root() / "records" / "codex.json").exists()
+    assert not (_safety.apply_root() / "records" / "llm.json").exists()
 
     apply_api.apply(plan, force=True)
-    assert auth.read_bytes() != originals[".codex/auth.json"]
+    assert auth.read_bytes() != originals["llm/keys.json"]
     assert stat.S_IMODE(auth.stat().st_mode) == 0o400  # still read-only, and (it holds the key) the owner's only
-    assert apply_api.undo("codex").exact
+    assert apply_api.undo("llm").exact
     assert {rel: p.read_bytes() for rel, p in paths.items()} == originals
     assert stat.S_IMODE(auth.stat().st_mode) == 0o444
 
@@ -93,13 +93,13 @@ def test_a_concurrent_writer_is_never_overwritten(
     when: str, app_env: Env, target: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another program writes a file between our plan's check and our rename: we refuse and roll back the rest."""
-    case = next(c for c in CASES if c.app == "codex")
+    case = next(c for c in CASES if c.app == "llm")  # writes extra-openai-models.yaml, then keys.json
     paths = _layout(app_env, case.files)
     originals = {rel: p.read_bytes() for rel, p in paths.items()}
-    victim = paths[".codex/auth.json"]
-    theirs = b'{"OPENAI_API_KEY": "sk-written-meanwhile"}\n'
+    victim = paths["llm/keys.json"]
+    theirs = b'{"openai": "sk-written-meanwhile"}\n'
     real_step = _journal.step
-    trigger = "temp auth.json" if when == "before-any-rename" else "synced .codex"
+    trigger = "temp keys.json" if when == "before-any-rename" else "synced llm-dir"
 
     def step(what: str) -> None:
         if what == trigger and victim.read_bytes() != theirs:
@@ -108,10 +108,11 @@ def test_a_concurrent_writer_is_never_overwritten(
 
     monkeypatch.setattr(_journal, "step", step)
     with pytest.raises(ApplyError, match="另一个程序修改.*changed by another program while baicai was writing"):
-        apply_api.apply(apply_api.plan("codex", target, env=app_env))
+        apply_api.apply(apply_api.plan("llm", target, env=app_env))
     assert victim.read_bytes() == theirs  # their write survives
-    assert paths[".codex/config.toml"].read_bytes() == originals[".codex/config.toml"]  # ours was put back
-    assert not (_safety.apply_root() / "records" / "codex.json").exists()
+    models = "llm/extra-openai-models.yaml"
+    assert paths[models].read_bytes() == originals[models]  # ours was put back
+    assert not (_safety.apply_root() / "records" / "llm.json").exists()
     _no_temps_or_journal(app_env.home, _safety.apply_root())
 
 
@@ -137,16 +138,16 @@ INLINE = (
 )
 
 
-def test_codex_inline_table_providers_are_extended_in_place_and_undone(env: Env, target: Target) -> None:
+def test_codex_inline_table_providers_are_extended_in_place_and_undone(env: Env, sidecar_target: Target) -> None:
     import tomlkit
 
     config = env.home / ".codex" / "config.toml"
     config.parent.mkdir()
     config.write_text(INLINE)
-    apply_api.apply(apply_api.plan("codex", target, env=env))
+    apply_api.apply(apply_api.plan("codex", sidecar_target, env=env))
     doc = tomlkit.parse(config.read_text()).unwrap()
     assert doc["model_providers"]["other"]["name"] == "Other"
-    assert doc["model_providers"]["baicai"]["base_url"] == target.base_url
+    assert doc["model_providers"]["baicai"]["base_url"] == sidecar_target.base_url
     assert doc["model_provider"] == "baicai" and doc["mcp_servers"]["docs"]["command"] == "npx"
     config.write_text(config.read_text() + "# mine\n")  # edited since: undo takes out only our entry
     result = apply_api.undo("codex")
