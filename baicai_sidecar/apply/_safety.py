@@ -273,6 +273,8 @@ def _write_plan(plan: Plan, force: bool = False) -> Record:
     record.outcomes.extend(recovered)
     before: dict[Path, bytes | None] = {}
     for change in plan.changes:
+        for stale in sdk_files.stale_temps(change.path):  # a killed undo's temp file (it may hold a key)
+            stale.unlink(missing_ok=True)
         data = read_bytes(change.path)
         if _decode(change.path, data) != change.old:
             raise ApplyError(

@@ -124,3 +124,16 @@ def test_a_kill_through_the_command_line_then_undo(app_env: Env, baicai_home: Pa
     assert undo.returncode == 0, undo.stderr
     assert "restored" in undo.stdout
     assert {p: p.read_bytes() for p in llm.iterdir()} == originals
+
+
+def test_a_temp_file_a_killed_undo_left_beside_the_target_is_removed_by_the_next_run(env: Env, target: Target) -> None:
+    from baicai_sdk.integration import stale_temps, write_temp
+
+    dotenv = env.cwd / ".env"
+    dotenv.write_text("A=1\n")
+    apply_api.apply(apply_api.plan("env", target, env=env))
+    temp, _ = write_temp(dotenv, f"OPENAI_API_KEY={KEY}\n".encode(), secret=True)  # as a kill mid-undo leaves it
+    assert apply_api.undo("env").exact and not temp.exists()
+    temp, _ = write_temp(dotenv, f"OPENAI_API_KEY={KEY}\n".encode(), secret=True)
+    apply_api.apply(apply_api.plan("env", target, env=env))
+    assert not temp.exists() and not stale_temps(dotenv)
