@@ -14,7 +14,8 @@ Request, Responses → chat:
   ``input`` as a string → one user message; as items: ``message`` (roles user/assistant/system; ``developer`` →
   ``system``, its chat equivalent), parts ``input_text``/``output_text`` → text, ``input_image`` with a URL →
   ``image_url``; consecutive ``function_call`` items → one assistant message with parallel ``tool_calls``;
-  ``function_call_output`` → a ``tool`` message; ``custom_tool_call(_output)`` likewise.
+  ``function_call_output`` → a ``tool`` message (images a tool returned follow the run of tool messages as a user
+  message naming the call: chat's tool messages hold text only); ``custom_tool_call(_output)`` likewise.
 * ``tools``: ``function`` (flat) → chat's nested ``function``; ``namespace`` tools → their functions, named
   ``<namespace>__<name>`` and mapped back (``function_call.namespace``); ``custom`` (free-form input) → a function
   taking one string ``input``, answered as a ``custom_tool_call``. ``tool_choice`` likewise (``allowed_tools``
@@ -214,17 +215,23 @@ def _message(role: str, content: Any, where: str) -> dict[str, Any]:
     return {"role": chat_role, "content": "\n".join(p["text"] for p in parts) if len(parts) != 1 else parts[0]["text"]}
 
 
-def _output_text(output: Any, where: str) -> str:
-    """A tool result (``function_call_output.output``): a string, or text parts."""
+def _tool_output(output: Any, where: str) -> tuple[str, list[dict[str, Any]]]:
+    """A tool result (``function_call_output.output``) as (text for the ``tool`` message, image parts).
+
+    Chat's tool messages hold text only: images a tool returned (codex's ``view_image``) follow the tool messages
+    as a user message that says which call they came from.
+    """
     if isinstance(output, str):
-        return output
+        return output, []
     if isinstance(output, list):
         parts = _text_parts(output, where)
-        if all(p["type"] == "text" for p in parts):
-            return "".join(p["text"] for p in parts)
-        raise ResponsesError(f"{where}: 工具结果只能是文本", f"{where}: a tool result must be text over chat completions",
-                             param=f"{where}.output")
-    return json.dumps(output, ensure_ascii=False)
+        if any(p["type"] == "refusal" for p in parts):
+            raise ResponsesError(f"{where}: 工具结果不能含 refusal", f"{where}: a tool result cannot hold a refusal",
+                                 param=f"{where}.output", code="invalid_value")
+        images = [p for p in parts if p["type"] == "image_url"]
+        text = "".join(p["text"] for p in parts if p["type"] == "text")
+        return (text or ("(image)" if images else "")), images
+    return json.dumps(output, ensure_ascii=False), []
 
 
 class _Names:
@@ -343,11 +350,21 @@ def _input_messages(items: Any, names: _Names, dropped: list[str]) -> list[dict[
         raise ResponsesError("input 必须是字符串或数组", "input must be a string or a list", param="input",
                              code="invalid_type")
     messages: list[dict[str, Any]] = []
+    pending_images: list[tuple[str, list[dict[str, Any]]]] = []
+
+    def flush_images() -> None:
+        for call_id, images in pending_images:
+            messages.append({"role": "user", "content": [
+                {"type": "text", "text": f"(images returned by tool call {call_id})"}, *images]})
+        pending_images.clear()
+
     for i, item in enumerate(items):
         where = f"input[{i}]"
         if not isinstance(item, dict):
             raise ResponsesError(f"{where} 不是对象", f"{where} is not an object", param=where, code="invalid_type")
         kind = item.get("type") or ("message" if "role" in item else None)
+        if kind not in ("function_call_output", "custom_tool_call_output"):
+            flush_images()
         if kind == "message":
             role = item.get("role")
             if role not in ("user", "assistant", "system", "developer"):
@@ -373,8 +390,10 @@ def _input_messages(items: Any, names: _Names, dropped: list[str]) -> list[dict[
             if not isinstance(item.get("call_id"), str):
                 raise ResponsesError(f"{where} 缺少 call_id", f"{where} needs call_id", param=f"{where}.call_id",
                                      code="missing_required_parameter")
-            messages.append({"role": "tool", "tool_call_id": item["call_id"],
-                             "content": _output_text(item.get("output"), where)})
+            text, images = _tool_output(item.get("output"), where)
+            messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": text})
+            if images:  # sent once every tool message of this run is in (chat wants them right after the call)
+                pending_images.append((item["call_id"], images))
         elif kind == "reasoning":
             if "input:reasoning" not in dropped:
                 dropped.append("input:reasoning")
@@ -383,6 +402,7 @@ def _input_messages(items: Any, names: _Names, dropped: list[str]) -> list[dict[
                 f"不支持的输入项类型 {kind!r}（{where}）：它需要 OpenAI 服务端的状态或内置工具",
                 f"unsupported input item type {kind!r} ({where}): it needs OpenAI's server-side state or built-in tools",
                 param=where)
+    flush_images()
     return messages
 
 

@@ -165,6 +165,23 @@ def test_parallel_calls_in_history_become_one_assistant_message() -> None:
     assert tr.chat["parallel_tool_calls"] is True and tr.dropped == []
 
 
+def test_images_a_tool_returned_follow_the_tool_messages() -> None:
+    image = {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"}
+    tr = to_chat({"model": "m", "input": [
+        {"type": "function_call", "call_id": "c1", "name": "view_image", "arguments": '{"path":"a.png"}'},
+        {"type": "function_call", "call_id": "c2", "name": "view_image", "arguments": '{"path":"b.png"}'},
+        {"type": "function_call_output", "call_id": "c1", "output": [image]},
+        {"type": "function_call_output", "call_id": "c2", "output": "missing"},
+        {"role": "user", "content": "describe"},
+    ]})
+    roles = [m["role"] for m in tr.chat["messages"]]
+    assert roles == ["assistant", "tool", "tool", "user", "user"]
+    tool, _, images, _ = tr.chat["messages"][1:]
+    assert tool == {"role": "tool", "tool_call_id": "c1", "content": "(image)"}
+    assert images["content"][1] == {"type": "image_url", "image_url": {"url": image["image_url"], "detail": "low"}}
+    assert "c1" in images["content"][0]["text"]
+
+
 def test_what_cannot_be_honoured_is_named_or_refused(emulator: Any, sidecar: Any, app_token: str) -> None:
     body = {"model": "gpt-3.5-turbo", "input": "搜一下", "reasoning": {"effort": "high"},
             "tools": [{"type": "web_search"}, WEATHER], "include": ["reasoning.encrypted_content"]}
@@ -263,3 +280,20 @@ def test_custom_tool_round_trips_as_a_custom_call() -> None:
                     "input": "*** Begin Patch", "status": "completed"}
     with pytest.raises(ResponsesError):
         to_chat({"model": "m", "input": "x", "tools": [{"type": "mystery"}]})
+
+
+def test_an_app_stopping_mid_stream_cancels_the_chat_request(emulator: Any, sidecar: Any, app_token: str,
+                                                            ledger_rows: Any) -> None:
+    emulator.configure(chunk_delay=0.1, reply_tokens=200)
+    started = time.monotonic()
+    with httpx2.stream("POST", sidecar.base_url + "/responses", json={"model": "gpt-3.5-turbo", "input": "长文",
+                                                                      "stream": True},
+                       headers={"authorization": f"Bearer {app_token}"}) as r:
+        deltas = 0
+        for chunk in r.iter_raw():
+            deltas += chunk.count(b"event: response.output_text.delta")
+            if deltas >= 3:
+                break  # the user pressed "stop"
+    [row] = settled(ledger_rows, 1)
+    assert row["status"] == "cancelled" and 3 <= row["completion_tokens"] < 200
+    assert time.monotonic() - started < 5  # 200 chunks × 0.1 s would take 20 s: the upstream read was cancelled
