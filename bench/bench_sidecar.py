@@ -31,6 +31,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -139,6 +140,7 @@ class Bench:
             proc.terminate()
         for proc in self.procs.values():
             proc.wait(timeout=10)
+        shutil.rmtree(self.home, ignore_errors=True)
 
     def pid(self, variant: str) -> int | None:
         proc = self.procs.get(variant.split("+")[0])
