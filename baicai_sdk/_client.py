@@ -36,15 +36,25 @@ from ._errors import (
     HourlyLimitError,
     IncompleteStream,
     MissingCredentials,
-    RelayAnswer,
-    _redact_value,
     error_from_response,
     is_local_quota_body,
+)
+from ._retry import DEFAULT_RETRY_POLICY, RetryPolicy
+from . import _transport
+from ._transport import _wire
+from ._transport._metered import RAISE_STREAM_ERRORS, STREAM_SCANNED
+from ._transport._wire import (
+    ORIGINAL_STATUS_HEADER,
+    RelayAnswer,
+    RelayStreamError,
+    SSEDecoder,
+    SSEEvent,
+    is_event_stream,
     parse_relay_error,
+    parse_retry_after,
     redact,
 )
-from ._retry import DEFAULT_RETRY_POLICY, RetryPolicy, parse_retry_after
-from . import _transport
+from ._transport._wire import redact_value as _redact_value
 
 if TYPE_CHECKING:
     from openai._models import FinalRequestOptions
@@ -56,18 +66,12 @@ __all__ = ["Baicai", "AsyncBaicai", "QuotaMode"]
 QuotaMode = Literal["wait", "raise", "off"]
 TierChoice = Literal["free", "paid"]
 
-ORIGINAL_STATUS_HEADER = "x-baicai-original-status"
-
 
 # ----------------------------------------------------------------------------------------------------- helpers
 
 
 def _content_type(response: httpx2.Response) -> str:
     return response.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-def _is_event_stream(response: httpx2.Response) -> bool:
-    return _content_type(response) == "text/event-stream"
 
 
 def _body_is_read(response: httpx2.Response) -> bool:
@@ -86,13 +90,13 @@ def _decoded(content: bytes) -> object:
         return text
 
 
-def _with_relay_status(response: httpx2.Response, answer: RelayAnswer) -> httpx2.Response:
-    """A copy of a read 200 response whose body is a relay error, with the code's documented status.
+def _with_relay_status(response: httpx2.Response, status: int) -> httpx2.Response:
+    """A copy of a read 2xx response whose body is a relay error, with the code's documented status (for a client
+    given an ``http_client`` without our transport; ours did this already).
 
     Then openai raises (instead of building an empty object) and its retry loop treats it like any error.
     The original status is kept in ``x-baicai-original-status`` (the same convention as ``_transport``).
     """
-    status = answer.known.http_status if answer.known is not None else 400
     skip = {"content-length", "content-encoding", "transfer-encoding"}
     headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in skip]
     headers.append((ORIGINAL_STATUS_HEADER, str(response.status_code)))
@@ -124,47 +128,50 @@ def _unretryable_failure(request: httpx2.Request, exc: httpx2.TransportError) ->
     return openai.APIConnectionError(request=request)
 
 
-class _SSEErrorScanner:
-    """Finds a relay error event in an SSE byte stream as it passes, without holding the stream back.
+class _StreamWatch:
+    """What the client must know of a streamed reply as it passes: a relay error event (raised in its place) and
+    whether ``data: [DONE]`` came.
 
-    Only lines that could hold an error envelope are decoded (a cheap substring test first).
+    When our metered transport reads the stream already it hands its tally over (``STREAM_SCANNED``): it raises
+    :class:`RelayStreamError` itself and knows ``done``, so the reply is scanned once. Otherwise (a user's own
+    ``http_client``, a body already read) this scans with the one SSE decoder.
     """
 
-    _MARKERS = (b'"error', b'"errcode"', b'"code"')  # '"error' also covers "error_code"
-
-    def __init__(self) -> None:
-        self._pending = b""
-        self.done = False
-        """A ``data: [DONE]`` line went past: the stream is complete."""
+    def __init__(self, tally: Any = None) -> None:
+        self._tally = tally
+        self._decoder = SSEDecoder() if tally is None else None
+        self._done = False
 
     def feed(self, chunk: bytes) -> tuple[int, RelayAnswer] | None:
-        """Scan ``chunk``; on an error, where in ``chunk`` its line starts (0 if earlier) and the answer."""
-        data = self._pending + chunk
-        offset = len(self._pending)
-        start = 0
-        while True:
-            end = data.find(b"\n", start)
-            if end < 0:
-                break
-            line = data[start:end].rstrip(b"\r")
-            if line.startswith(b"data:") and line[5:].strip() == b"[DONE]":
-                self.done = True
-            elif line.startswith(b"data:") and any(m in line for m in self._MARKERS):
-                try:
-                    payload = json.loads(line[5:].strip())
-                except ValueError:
-                    payload = None
-                answer = parse_relay_error(payload) if payload is not None else None
-                if answer is not None:
-                    return max(start - offset, 0), answer
-            start = end + 1
-        self._pending = data[start:][-65536:]
+        """The first relay error event ``chunk`` completes, and where it starts in ``chunk``."""
+        if self._decoder is None:
+            return None
+        for event in self._decoder.feed(chunk):
+            found = self._take(event)
+            if found is not None:
+                return event.start, found
         return None
 
-    def finish(self) -> bool:
-        """At the end of the stream: was it complete (a last ``[DONE]`` line may lack its newline)?"""
-        tail = self._pending.strip()
-        return self.done or (tail.startswith(b"data:") and tail[5:].strip() == b"[DONE]")
+    def finish(self) -> RelayAnswer | None:
+        """The stream ended: the relay error in an event it left open, if any."""
+        if self._decoder is None:
+            return None
+        for event in self._decoder.flush():
+            found = self._take(event)
+            if found is not None:
+                return found
+        return None
+
+    @property
+    def done(self) -> bool:
+        return bool(self._tally.done) if self._tally is not None else self._done
+
+    def _take(self, event: SSEEvent) -> RelayAnswer | None:
+        if event.is_done:
+            self._done = True
+        elif _wire.might_be_error(event.data):
+            return parse_relay_error(event.json())
+        return None
 
 
 # Streams whose protocol ends with ``data: [DONE]``; others (the Responses API) end with an event of their own.
@@ -178,56 +185,67 @@ def _expects_done(response: httpx2.Response) -> bool:
         return False
 
 
-def _cut(response: httpx2.Response, scanner: _SSEErrorScanner, error: Exception | None = None) -> None:
+def _cut(response: httpx2.Response, watch: _StreamWatch, error: Exception | None = None) -> None:
     """Raise :class:`IncompleteStream` when a stream that should end with ``[DONE]`` did not (after its last chunk
     was yielded). ``error``: the transport error that cut it."""
-    if error is None and (scanner.finish() or not _expects_done(response)):
+    if error is None and (watch.done or not _expects_done(response)):
         return
     reason = type(error).__name__ if error is not None else ""
     raise IncompleteStream(request=response.request, reason=reason) from error
 
 
 class _ScannedStream(httpx2.SyncByteStream):
-    def __init__(self, inner: httpx2.SyncByteStream, response: httpx2.Response) -> None:
-        self._inner, self._response, self._scanner = inner, response, _SSEErrorScanner()
+    """Between an SSE answer's bytes and openai's decoder: a relay error event becomes the typed exception (after
+    the bytes before it), and a stream cut before ``[DONE]`` raises :class:`IncompleteStream`."""
+
+    def __init__(self, inner: httpx2.SyncByteStream, response: httpx2.Response, watch: _StreamWatch) -> None:
+        self._inner, self._response, self._watch = inner, response, watch
 
     def __iter__(self) -> Iterator[bytes]:
         try:
             for chunk in self._inner:
-                found = self._scanner.feed(chunk)
+                found = self._watch.feed(chunk)
                 if found is None:
                     yield chunk
                     continue
-                position, answer = found
-                if position:
-                    yield chunk[:position]
-                raise _stream_error(self._response, answer)
+                if found[0]:
+                    yield chunk[:found[0]]
+                raise RelayStreamError(found[1])
+            if (last := self._watch.finish()) is not None:
+                raise RelayStreamError(last)
+        except RelayStreamError as exc:
+            raise _stream_error(self._response, exc.answer) from None
         except httpx2.TransportError as exc:
-            _cut(self._response, self._scanner, exc)
-        _cut(self._response, self._scanner)
+            _cut(self._response, self._watch, exc)
+        _cut(self._response, self._watch)
 
     def close(self) -> None:
         self._inner.close()
 
 
 class _AsyncScannedStream(httpx2.AsyncByteStream):
-    def __init__(self, inner: httpx2.AsyncByteStream, response: httpx2.Response) -> None:
-        self._inner, self._response, self._scanner = inner, response, _SSEErrorScanner()
+    """The async twin of :class:`_ScannedStream`."""
+
+    def __init__(self, inner: httpx2.AsyncByteStream, response: httpx2.Response, watch: _StreamWatch) -> None:
+        self._inner, self._response, self._watch = inner, response, watch
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._inner:
-                found = self._scanner.feed(chunk)
+                found = self._watch.feed(chunk)
                 if found is None:
                     yield chunk
                     continue
-                position, answer = found
-                if position:
-                    yield chunk[:position]
-                raise _stream_error(self._response, answer)
+                if found[0]:
+                    yield chunk[:found[0]]
+                raise RelayStreamError(found[1])
+            if (last := self._watch.finish()) is not None:
+                raise RelayStreamError(last)
+        except RelayStreamError as exc:
+            raise _stream_error(self._response, exc.answer) from None
         except httpx2.TransportError as exc:
-            _cut(self._response, self._scanner, exc)
-        _cut(self._response, self._scanner)
+            _cut(self._response, self._watch, exc)
+        _cut(self._response, self._watch)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -240,15 +258,17 @@ def _scanned(response: httpx2.Response, *, is_async: bool) -> httpx2.Response:
     because httpx2 serves a read body from memory and would bypass a wrapped stream.
     """
     if not _body_is_read(response):
+        watch = _StreamWatch(response.extensions.get(STREAM_SCANNED))
         if is_async and isinstance(response.stream, httpx2.AsyncByteStream):
-            response.stream = _AsyncScannedStream(response.stream, response)
+            response.stream = _AsyncScannedStream(response.stream, response, watch)
         elif not is_async and isinstance(response.stream, httpx2.SyncByteStream):
-            response.stream = _ScannedStream(response.stream, response)
+            response.stream = _ScannedStream(response.stream, response, watch)
         return response
     skip = {"content-length", "content-encoding", "transfer-encoding"}
     body = httpx2.ByteStream(response.content)
     scanner: _ScannedStream | _AsyncScannedStream
-    scanner = _AsyncScannedStream(body, response) if is_async else _ScannedStream(body, response)
+    scanner = (_AsyncScannedStream(body, response, _StreamWatch()) if is_async
+               else _ScannedStream(body, response, _StreamWatch()))
     replay = httpx2.Response(
         response.status_code,
         headers=[(k, v) for k, v in response.headers.multi_items() if k.lower() not in skip],
@@ -408,10 +428,10 @@ class _BaicaiOptions:
     def _relay_rewrite(self, response: httpx2.Response) -> httpx2.Response:
         """After the body of a 2xx non-SSE answer is read: a relay error in it gets the code's documented status."""
         content = response.content
-        if not any(marker in content for marker in _SSEErrorScanner._MARKERS):
+        if not _wire.might_be_error(content):
             return response  # a success body: no need to decode it twice
-        answer = parse_relay_error(content)
-        return _with_relay_status(response, answer) if answer is not None else response
+        verdict = _wire.classify(response.status_code, content)
+        return _with_relay_status(response, verdict.status) if verdict.rewritten else response
 
     def _policy_says_retry(self, response: httpx2.Response) -> bool | None:
         """The policy's verdict for an error answer, or None to leave the choice to openai (OpenAI's own errors)."""
@@ -561,15 +581,16 @@ class Baicai(_BaicaiOptions, openai.OpenAI):
 
     @override
     def _send_request(self, request: httpx2.Request, *, stream: bool, **kwargs: Any) -> httpx2.Response:
+        request.extensions[RAISE_STREAM_ERRORS] = True  # our transport scans a stream once, for both of us
         try:
             response = super()._send_request(request, stream=stream, **kwargs)
         except _NOTHING_SENT:
             raise  # nothing reached the relay: openai's loop retries it
         except httpx2.TransportError as exc:
-            if request.method in ("GET", "HEAD") or self.retry_policy.should_retry(connect_error=False):
+            if request.method in ("GET", "HEAD"):
                 raise
             raise _unretryable_failure(request, exc) from exc
-        if _is_event_stream(response):
+        if is_event_stream(response.headers):
             return _scanned(response, is_async=False) if response.is_success else response
         if response.is_success and response.status_code != 204 and _worth_reading(response):
             response.read()  # a JSON answer (also to stream=True): small, and it may be an error in disguise
@@ -698,15 +719,16 @@ class AsyncBaicai(_BaicaiOptions, openai.AsyncOpenAI):
 
     @override
     async def _send_request(self, request: httpx2.Request, *, stream: bool, **kwargs: Any) -> httpx2.Response:
+        request.extensions[RAISE_STREAM_ERRORS] = True  # our transport scans a stream once, for both of us
         try:
             response = await super()._send_request(request, stream=stream, **kwargs)
         except _NOTHING_SENT:
             raise  # nothing reached the relay: openai's loop retries it
         except httpx2.TransportError as exc:
-            if request.method in ("GET", "HEAD") or self.retry_policy.should_retry(connect_error=False):
+            if request.method in ("GET", "HEAD"):
                 raise
             raise _unretryable_failure(request, exc) from exc
-        if _is_event_stream(response):
+        if is_event_stream(response.headers):
             return _scanned(response, is_async=True) if response.is_success else response
         if response.is_success and response.status_code != 204 and _worth_reading(response):
             await response.aread()

@@ -50,17 +50,23 @@ No exception here ever holds a key in full: messages and bodies are passed throu
 
 from __future__ import annotations
 
-import json
-import re
 import time
-from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
 import httpx2
 import openai
 
-from ._codes import RelayCode, relay_code
+from ._codes import RelayCode
 from ._keys import MissingKeyError
+from ._transport._wire import (
+    LOCAL_QUOTA_TYPE,
+    RelayAnswer,
+    parse_relay_error,
+    parse_retry_after,
+    redact,
+    relay_error_message,
+)
+from ._transport._wire import redact_value as _redact_value
 
 __all__ = [
     "RelayAnswer",
@@ -107,156 +113,6 @@ __all__ = [
 ]
 
 Tier = Literal["free", "paid"]
-
-LOCAL_QUOTA_TYPE = "baicai_local_quota"
-"""``error.type`` of the transport's synthetic refusal (docs/internals.md, step 2)."""
-
-# ---------------------------------------------------------------------------------------------------------------
-# Keys never leave this module in full.
-
-# No \b before "baicai-": Python counts CJK characters as word characters, and relays write "无效的令牌baicai-…".
-# "sk-" needs an ASCII boundary, so that ordinary words ("disk-space") are left alone.
-_SECRET_RE = re.compile(r"(sk-baicai-|baicai-|(?<![A-Za-z0-9])sk-proj-|(?<![A-Za-z0-9])sk-)([A-Za-z0-9_\-]{4,})")
-
-
-def _mask(prefix: str, rest: str) -> str:
-    # the same rule as _keys.mask_key: a short secret shows less of its tail
-    tail = rest[-4:] if len(rest) >= 16 else rest[-2:] if len(rest) >= 8 else ""
-    return f"{prefix}…{tail}"
-
-
-def redact(text: str) -> str:
-    """``text`` with every key-looking token shortened the way ``mask_key`` does it (``baicai-…abcd``).
-
-    Relays, like OpenAI, may quote the key they rejected ("Incorrect API key provided: …"); we do not.
-    """
-    return _SECRET_RE.sub(lambda m: m.group(0) if _is_placeholder(m.group(2)) else _mask(m.group(1), m.group(2)), text)
-
-
-def _is_placeholder(rest: str) -> bool:
-    # "baicai-xxxxxxxx" in a hint is an example, not a secret
-    return set(rest.lower()) <= {"x", "*"}
-
-
-def _redact_value(value: object) -> object:
-    """A copy of a decoded JSON body with every string redacted (bodies are kept on exceptions)."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, Mapping):
-        return {k: _redact_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact_value(v) for v in value]
-    return value
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Recognising a relay error in any envelope.
-
-
-@dataclass(frozen=True)
-class RelayAnswer:
-    """A relay error found in an answer: its numeric code, the relay's own message and the documented meaning."""
-
-    code: int
-    message: str
-    known: RelayCode | None
-    raw: object
-    """The decoded body (or the SSE event) the code was found in, redacted."""
-
-    @property
-    def retryable(self) -> bool:
-        return self.known.retryable if self.known is not None else False
-
-    @property
-    def tier(self) -> Tier | None:
-        return self.known.reveals_tier if self.known is not None else None
-
-
-# (code key, message keys) pairs, in the order they are tried on one mapping.
-_ENVELOPES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("errcode", ("errmsg", "message", "msg")),
-    ("error_code", ("error_msg", "message", "msg")),
-    ("code", ("message", "msg", "errmsg")),
-)
-
-_SUCCESS_CODES = frozenset({0, 200})
-
-
-def _as_code(value: object) -> int | None:
-    """The relay code in ``value`` (int, or a numeric string like ``"40001"`` / ``"-1"``); None otherwise.
-
-    OpenAI's own codes are words (``"context_length_exceeded"``) and must stay None.
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,9}\s*", value):
-        return int(value)
-    return None
-
-
-def _from_mapping(body: Mapping[str, Any], raw: object) -> RelayAnswer | None:
-    for code_key, message_keys in _ENVELOPES:
-        if code_key not in body:
-            continue
-        code = _as_code(body[code_key])
-        if code is None or code in _SUCCESS_CODES:
-            return None
-        message = next((body[k] for k in message_keys if isinstance(body.get(k), str)), "")
-        return RelayAnswer(code, redact(message), relay_code(code), _redact_value(raw))
-    return None
-
-
-def _from_object(body: object) -> RelayAnswer | None:
-    if not isinstance(body, Mapping):
-        return None
-    error = body.get("error")
-    if isinstance(error, Mapping):
-        # OpenAI's envelope: {"error": {"message", "type", "code": 40001 | "40001" | "invalid_api_key"}}
-        return _from_mapping(error, body)
-    found = _from_mapping(body, body)
-    if found is not None and not found.message and isinstance(error, str):
-        return RelayAnswer(found.code, redact(error), found.known, found.raw)  # {"code": 40001, "error": "…"}
-    return found
-
-
-def _from_text(text: str) -> RelayAnswer | None:
-    stripped = text.strip()
-    if not stripped:
-        return None
-    try:
-        return _from_object(json.loads(stripped))
-    except ValueError:
-        pass
-    # An SSE body (an error sent inside a stream, or a stream read whole): look at each data line.
-    for line in stripped.splitlines():
-        if line.startswith("data:"):
-            payload = line[5:].strip()
-            if payload and payload != "[DONE]":
-                try:
-                    found = _from_object(json.loads(payload))
-                except ValueError:
-                    continue
-                if found is not None:
-                    return found
-    return None
-
-
-def parse_relay_error(body: bytes | str | object) -> RelayAnswer | None:
-    """The relay error in ``body``, or None for a success body or one of OpenAI's own errors.
-
-    Accepts raw bytes, text (JSON, or SSE ``data:`` lines) or an already decoded JSON value, in any of the
-    envelopes relays use: ``{"error": {"code": 40001 | "40001", "message"}}``, ``{"code", "msg"}``,
-    ``{"errcode", "errmsg"}``. Code 0 (and 200) mean success.
-    """
-    if isinstance(body, (bytes, bytearray, memoryview)):
-        return _from_text(bytes(body).decode("utf-8", errors="replace"))
-    if isinstance(body, str):
-        return _from_text(body)
-    return _from_object(body)
 
 
 def is_local_quota_body(body: object) -> bool:
@@ -332,7 +188,7 @@ class BaicaiError(openai.APIStatusError):
         self.relay_message = answer.message
         self.known = known
         self.hint = known.hint if known is not None else _UNKNOWN_HINT
-        self.retryable = answer.retryable
+        self.retryable = _retried(answer.code, response.status_code)
         self.tier = answer.tier
         self.family = known.family if known is not None else None
         self.retry_at = retry_at
@@ -348,24 +204,15 @@ class BaicaiError(openai.APIStatusError):
 _UNKNOWN_HINT = "中转返回了文档未列出的错误码，请查看原始回复或联系客服 / the relay sent an undocumented code: see the raw body or contact support"
 
 
-def _format_time(when: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(when))
+def _retried(code: int, status: int) -> bool:
+    """Whether the retry policy sends such an answer again, so ``retryable`` says what actually happened."""
+    from ._retry import DEFAULT_RETRY_POLICY
+
+    return code != 0 and DEFAULT_RETRY_POLICY.should_retry(relay_code=code, status=status)
 
 
 def _describe(answer: RelayAnswer, retry_at: float | None) -> str:
-    """The bilingual one-liner: Chinese first, then English, each saying what happened and what to do."""
-    known = answer.known
-    repeats_docs = known is not None and known.message_zh in answer.message
-    said = f"（中转原文：{answer.message}）" if answer.message and not repeats_docs else ""
-    if known is None:
-        zh = f"白菜GPT 错误 {answer.code}{said}：中转返回了文档未列出的错误码，请查看原始回复或联系客服"
-        en = f"relay error {answer.code}: an undocumented code; see the raw body or contact support"
-        return f"{zh} / {en}"
-    when_zh = f"，约 {_format_time(retry_at)} 可再试" if retry_at is not None else ""
-    when_en = f"; next slot around {_format_time(retry_at)}" if retry_at is not None else ""
-    zh = f"白菜GPT 错误 {answer.code}：{known.message_zh}{said}。{known.hint_zh}{when_zh}"
-    en = f"relay error {answer.code}: {known.message_en}. {known.hint_en}{when_en}"
-    return f"{zh} / {en}"
+    return relay_error_message(answer, retry_at)
 
 
 class RelayAuthenticationError(BaicaiError, openai.AuthenticationError):
@@ -532,8 +379,6 @@ error_for = error_class_for
 
 
 def _retry_after_seconds(headers: httpx2.Headers) -> float | None:
-    from ._retry import parse_retry_after
-
     return parse_retry_after(headers)
 
 

@@ -370,8 +370,9 @@ class Meter:
 
     @degrades
     def forget_failed(self, row_id: int) -> None:
-        """Drop a ``failed`` row (a send that raised, never answered) whose request is being sent again."""
-        self._conn().execute("DELETE FROM requests WHERE id = ? AND status = 'failed'", (row_id,))
+        """Drop the row of an attempt that failed — a send that raised, or an error answer the retry policy resends
+        (``error``) — now that its request is being sent again: one request, one row."""
+        self._conn().execute("DELETE FROM requests WHERE id = ? AND status IN ('failed', 'error')", (row_id,))
 
     def _learn_tier(self, conn: sqlite3.Connection, key_fp: str, tier: str, code: int | None) -> None:
         """Remember what the relay revealed: a code (40020 → free), or a paid-only model that worked (→ paid)."""

@@ -1,7 +1,8 @@
 """When to send a failed request again, and after how long — one policy for the SDK and the sidecar.
 
 Retried: relay code -1 (busy) and 45011 (too frequent), connection errors raised before the request body
-was sent, 408 and 5xx. Never retried: hourly-limit codes (they go to the quota logic, which waits for the
+was sent, and — for answers without a relay code (any OpenAI-compatible server) — what openai retries: 408, 409,
+429 and 5xx. Never retried: hourly-limit codes (they go to the quota logic, which waits for the
 window or raises with ``retry_at``), authentication, model, endpoint and tier codes — sending them again
 cannot help and, for limits, would only spend the next window's budget. Delays are capped exponential
 backoff with jitter, and a ``Retry-After`` from the relay wins over our own guess.
@@ -13,13 +14,16 @@ The SDK does not run its own loop: the transport (and ``Baicai`` itself) turns t
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 
 from ._codes import relay_code as _documented
+from ._transport._wire import parse_retry_after
 
 __all__ = ["RetryPolicy", "DEFAULT_RETRY_POLICY", "parse_retry_after"]
+
+_RETRIED_STATUSES = frozenset({408, 409, 429})
+"""Besides 5xx: the statuses openai's own client retries (timeout, lock conflict, rate limit)."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class RetryPolicy:
             return True
         if status is None:
             return False
-        return status == 408 or status >= 500
+        return status in _RETRIED_STATUSES or status >= 500
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number ``attempt`` (0 for the first retry).
@@ -74,32 +78,5 @@ class RetryPolicy:
         backoff = min(self.base_delay * (2.0 ** min(max(attempt, 0), 60)), self.max_delay)
         return backoff * (1.0 - self.jitter * self.random())
 
-    def retries_left(self, attempt: int) -> bool:
-        """True while retry number ``attempt`` (0-based) is within ``max_retries``."""
-        return attempt < self.max_retries
-
 
 DEFAULT_RETRY_POLICY = RetryPolicy()
-
-
-def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """Seconds to wait according to ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date); None if absent.
-
-    ``headers`` should be case-insensitive (httpx2.Headers); ``now`` is for tests of the HTTP-date form.
-    """
-    try:
-        value_ms = headers.get("retry-after-ms")
-        if value_ms is not None:
-            return max(float(value_ms) / 1000.0, 0.0)
-        value = headers.get("retry-after")
-        if value is None:
-            return None
-        try:
-            return max(float(value), 0.0)
-        except ValueError:
-            import time
-
-            moment = parsedate_to_datetime(value).timestamp()
-            return max(moment - (time.time() if now is None else now), 0.0)
-    except (TypeError, ValueError, OverflowError):
-        return None

@@ -40,6 +40,19 @@ __all__ = [
     "write_temp",
     # talking to the relay: the proxy the environment names for a URL (urllib's rules)
     "env_proxy_for",
+    # the wire protocol (_transport/_wire.py): header names, SSE, relay errors, Retry-After, the error body
+    "APP_HEADER",
+    "LOCAL_QUOTA_HEADER",
+    "SHOULD_RETRY_HEADER",
+    "SSEDecoder",
+    "SSEEvent",
+    "iter_sse",
+    "is_event_stream",
+    "documented_status",
+    "parse_retry_after",
+    "error_body",
+    "relay_error_body",
+    "relay_error_message",
     # keys and secrets
     "KeyStoreError",
     "redact",
@@ -76,8 +89,20 @@ _LAZY: dict[str, str] = {
     "temp_path": "._files",
     "write_temp": "._files",
     "env_proxy_for": "._transport",
+    "APP_HEADER": "._transport._wire",
+    "LOCAL_QUOTA_HEADER": "._transport._wire",
+    "SHOULD_RETRY_HEADER": "._transport._wire",
+    "SSEDecoder": "._transport._wire",
+    "SSEEvent": "._transport._wire",
+    "iter_sse": "._transport._wire",
+    "is_event_stream": "._transport._wire",
+    "documented_status": "._transport._wire",
+    "parse_retry_after": "._transport._wire",
+    "error_body": "._transport._wire",
+    "relay_error_body": "._transport._wire",
+    "relay_error_message": "._transport._wire",
     "KeyStoreError": "._keys",
-    "redact": "._errors",
+    "redact": "._transport._wire",
     "relay_code": "._codes",
     "get_encoding": "._tokens",
     "BackgroundServer": "._serving",
@@ -89,7 +114,6 @@ _LAZY: dict[str, str] = {
 
 if _typing.TYPE_CHECKING:
     from ._codes import relay_code
-    from ._errors import redact
     from ._files import (
         TEMP_SUFFIX,
         FileWatch,
@@ -110,6 +134,21 @@ if _typing.TYPE_CHECKING:
     from ._serving import BackgroundServer, bind_socket, serve_forever
     from ._tokens import get_encoding
     from ._transport import env_proxy_for
+    from ._transport._wire import (
+        APP_HEADER,
+        LOCAL_QUOTA_HEADER,
+        SHOULD_RETRY_HEADER,
+        SSEDecoder,
+        SSEEvent,
+        documented_status,
+        error_body,
+        is_event_stream,
+        iter_sse,
+        parse_retry_after,
+        redact,
+        relay_error_body,
+        relay_error_message,
+    )
     from ._urls import DEFAULT_BASE_URL, normalise_base_url
 
 

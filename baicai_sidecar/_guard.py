@@ -26,6 +26,8 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from baicai_sdk.integration import error_body
+
 __all__ = [
     "GuardConfig",
     "SidecarGuard",
@@ -99,10 +101,8 @@ def is_loopback_host(host: str) -> bool:
 
 def openai_error_body(message_zh: str, message_en: str, *, type: str, code: str | int | None = None,
                       **extra: Any) -> bytes:
-    """OpenAI's error shape, message Chinese first: what every app already knows how to show."""
-    error: dict[str, Any] = {"message": f"{message_zh} / {message_en}", "type": type, "param": None, "code": code}
-    error.update(extra)
-    return json.dumps({"error": error}, ensure_ascii=False).encode("utf-8")
+    """OpenAI's error shape, message Chinese first (the SDK's ``_wire.error_body``), as bytes to send."""
+    return json.dumps(error_body(message_zh, message_en, type=type, code=code, **extra), ensure_ascii=False).encode("utf-8")
 
 
 @dataclass

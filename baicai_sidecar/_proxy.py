@@ -7,8 +7,9 @@ is — the same pipeline as ``Baicai``. What is here is what only a proxy has to
 * the app's ``Authorization`` is replaced by the profile's key (the relay never sees a local token);
 * retries happen only before the first byte reaches the app, and only where the relay cannot have billed
   (connection refused, codes -1 / 45011) — never on a read error after the request went out;
-* relay error envelopes become OpenAI's shape with a bilingual message and a hint (:func:`openai_error_from_relay`),
-  so the app shows the reason instead of an empty reply;
+* the relay's own error envelopes become OpenAI's shape with the SDK's bilingual message and a hint
+  (``relay_error_body``), so the app shows the reason instead of an empty reply; errors of any other
+  OpenAI-compatible server pass through as that server sent them;
 * a client disconnect cancels the upstream request, and the upstream response is always closed — which is what
   settles the ledger — even when the app vanishes mid-stream (cleanup in ``finally`` of the whole ASGI call).
 """
@@ -19,7 +20,6 @@ import asyncio
 import contextvars
 import json
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -28,12 +28,22 @@ from typing import Any
 
 import httpx2
 
-from baicai_sdk import RELAY_CODES
-from baicai_sdk.integration import redact
+from baicai_sdk import RelayAnswer, parse_relay_error
+from baicai_sdk.integration import (
+    APP_HEADER,
+    LOCAL_QUOTA_HEADER,
+    SHOULD_RETRY_HEADER,
+    SSEDecoder,
+    documented_status,
+    is_event_stream,
+    parse_retry_after,
+    redact,
+    relay_error_body,
+)
 
 from ._guard import openai_error_body
 
-__all__ = ["ProxyConfig", "Proxy", "build_upstream", "openai_error_from_relay", "parse_relay_envelope"]
+__all__ = ["ProxyConfig", "Proxy", "build_upstream"]
 
 log = logging.getLogger("baicai.sidecar")
 
@@ -58,7 +68,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-APP_HEADER = "x-baicai-app"  # read and stripped by the SDK's transport
 
 # Request headers that belong to the hop between the app and the sidecar, not to the relay.
 _DROP_REQUEST = frozenset({
@@ -95,60 +104,24 @@ class ProxyConfig:
 
 
 # -- the relay's error envelopes ---------------------------------------------------------------------------------
-def parse_relay_envelope(body: object) -> tuple[int, str] | None:
-    """(code, relay message) for any of the relay's error envelopes, None for success and OpenAI's own errors.
-
-    The SDK's ``parse_relay_error`` decides, so the SDK and the sidecar agree on what an error is.
-    """
-    from baicai_sdk import parse_relay_error
-
-    answer = parse_relay_error(body)
-    return None if answer is None else (int(answer.code), str(answer.message or ""))
-
-
-def openai_error_from_relay(status: int, body: bytes) -> tuple[int, bytes] | None:
-    """A relay error envelope (any shape, any status incl. 200) as OpenAI's error shape with the matching status.
-
-    None when ``body`` is not a relay error (success, or OpenAI's own error, which passes through unchanged).
-    """
-    try:
-        parsed = json.loads(body) if body else None
-    except ValueError:
-        return None
-    return _openai_error(status, parse_relay_envelope(parsed))
-
-
 _PARSED = "baicai.relay_error"
 
 
-def _relay_error(response: httpx2.Response) -> tuple[int, str] | None:
-    """(code, message) of a read response's relay error envelope; parsed once per response (retry, then rewrite)."""
+def _relay_error(response: httpx2.Response) -> RelayAnswer | None:
+    """The relay error in a read response (None for a success, OpenAI's own or another server's error); parsed once
+    per response (retry, then rewrite)."""
     if _PARSED not in response.extensions:
-        try:
-            parsed = json.loads(response.content) if response.content else None
-        except ValueError:
-            parsed = None
-        response.extensions[_PARSED] = parse_relay_envelope(parsed)
-    found: tuple[int, str] | None = response.extensions[_PARSED]
+        response.extensions[_PARSED] = parse_relay_error(response.content) if response.content else None
+    found: RelayAnswer | None = response.extensions[_PARSED]
     return found
 
 
-def _openai_error(status: int, found: tuple[int, str] | None) -> tuple[int, bytes] | None:
-    if found is None:
+def _openai_error(status: int, answer: RelayAnswer | None) -> tuple[int, bytes] | None:
+    """A relay error as OpenAI's error shape with its documented status, in the same words the SDK raises with."""
+    if answer is None:
         return None
-    code, relay_message = found
-    known = RELAY_CODES.get(code)
-    said = f"（中转原文：{relay_message[:200]}）" if relay_message else ""
-    said_en = f" (relay said: {relay_message[:200]})" if relay_message else ""
-    if known is not None:
-        new_status = known.http_status if status < 400 else status
-        return new_status, openai_error_body(
-            f"白菜GPT 错误 {code}：{known.message_zh}。{known.hint_zh}{said}",
-            f"BaicaiGPT error {code}: {known.message_en}. {known.hint_en[:1].upper()}{known.hint_en[1:]}.{said_en}",
-            type=f"baicai_{known.group}", code=str(code), relay_code=code, hint=known.hint)
-    return (400 if status < 400 else status), openai_error_body(
-        f"白菜GPT 返回未知错误码 {code}{said}", f"BaicaiGPT returned an unknown error code {code}{said_en}",
-        type="baicai_relay_error", code=str(code), relay_code=code)
+    body = relay_error_body(answer)
+    return documented_status(answer, status), json.dumps(body, ensure_ascii=False).encode("utf-8")
 
 
 # -- the upstream client -------------------------------------------------------------------------------------------
@@ -209,10 +182,6 @@ class ProxyStats:
         self.recent_errors.append({"at": time.time(), "status": status, "path": path, "app": app,
                                    "code": code, "message": redact(message)[:300]})
         _REASON.set((status, reason or _console_reason(code, message)))
-
-
-class _Disconnected(Exception):
-    pass
 
 
 class Proxy:
@@ -281,7 +250,7 @@ class Proxy:
             if response is None:
                 return  # an error answer was already sent
             status = response.status_code
-            if _is_event_stream(response) and status < 400:
+            if is_event_stream(response.headers) and status < 400:
                 self.stats.streams += 1
                 await self._relay_stream(response, receive, send, path, app)
             else:
@@ -337,15 +306,14 @@ class Proxy:
                                          retry=False)
                 return None
 
-            if response.status_code < 400 and _is_event_stream(response):
+            if response.status_code < 400 and is_event_stream(response.headers):
                 return response
-            if response.headers.get("x-baicai-local-quota") == "1" or attempt >= self.policy.max_retries:
+            if response.headers.get(LOCAL_QUOTA_HEADER) == "1" or attempt >= self.policy.max_retries:
                 return response
             # A complete answer: small, so read it to decide on a retry before the app sees anything.
             await response.aread()
-            found = _relay_error(response)
-            if found is not None and self.policy.should_retry(relay_code=found[0], status=response.status_code):
-                retry_after = _retry_after(response)
+            if self._should_retry(response):
+                retry_after = parse_retry_after(response.headers)
                 await response.aclose()
                 await asyncio.sleep(self.policy.delay(attempt, retry_after))
                 attempt += 1
@@ -353,11 +321,24 @@ class Proxy:
                 continue
             return response
 
+    def _should_retry(self, response: httpx2.Response) -> bool:
+        """The retry policy's verdict, as the metered transport wrote it (``x-should-retry``; it also covers generic
+        servers' 429/5xx, as openai retries them), else asked here. Resending this same Request keeps one ledger
+        row for the app's request (the transport replaces the retried attempt's row)."""
+        said = response.headers.get(SHOULD_RETRY_HEADER)
+        if said in ("true", "false"):
+            return said == "true"
+        if response.status_code < 400:
+            found = _relay_error(response)
+            return found is not None and self.policy.should_retry(relay_code=found.code, status=response.status_code)
+        found = _relay_error(response)
+        return bool(self.policy.should_retry(relay_code=found.code if found else None, status=response.status_code))
+
     async def _relay_body(self, response: httpx2.Response, send: Send, path: str, app: str | None) -> None:
         body = await response.aread()
         status = response.status_code
         headers = _response_headers(response)
-        if response.headers.get("x-baicai-local-quota") != "1":
+        if response.headers.get(LOCAL_QUOTA_HEADER) != "1":
             rewritten = _openai_error(status, _relay_error(response))
             if rewritten is not None:
                 status, body = rewritten
@@ -422,17 +403,14 @@ class Proxy:
 
     async def _pump(self, response: httpx2.Response, send: Send, path: str, app: str | None) -> None:
         done_seen = False
-        tail = b""
+        events = SSEDecoder()
         try:
             async for chunk in response.aiter_raw():
                 if not chunk:
                     continue
-                window = tail + chunk
                 if done_seen:
                     continue  # nothing may follow the one [DONE]
-                if b"data: [DONE]" in window or b"data:[DONE]" in window:
-                    done_seen = True  # not bare "[DONE]": a reply may contain that text
-                tail = window[-16:]
+                done_seen = any(event.is_done for event in events.feed(chunk))
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except httpx2.TransportError as exc:
             await self._end_incomplete(send, path, app, "upstream_dropped",
@@ -440,6 +418,7 @@ class Proxy:
                                        f"the relay connection dropped mid-answer ({type(exc).__name__}); "
                                        "the reply is incomplete, retry")
             return
+        done_seen = done_seen or any(event.is_done for event in events.flush())
         if not done_seen:
             # A clean end without [DONE] is a cut answer too: a [DONE] of ours would pass it off as complete.
             await self._end_incomplete(send, path, app, "upstream_incomplete",
@@ -474,22 +453,5 @@ async def _shielded_close(response: httpx2.Response) -> None:
         log.debug("upstream close failed", exc_info=True)
 
 
-def _is_event_stream(response: httpx2.Response) -> bool:
-    return response.headers.get("content-type", "").split(";")[0].strip().lower() == "text/event-stream"
-
-
 def _response_headers(response: httpx2.Response) -> list[tuple[bytes, bytes]]:
     return [(k.lower(), v) for k, v in response.headers.raw if k.lower().decode("latin-1") not in _DROP_RESPONSE]
-
-
-def _retry_after(response: httpx2.Response) -> float | None:
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = response.headers.get(name)
-        if value:
-            try:
-                seconds = float(value) * scale
-            except ValueError:
-                continue
-            if math.isfinite(seconds) and seconds >= 0:
-                return seconds
-    return None

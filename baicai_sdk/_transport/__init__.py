@@ -3,6 +3,8 @@
 - :mod:`._metered` — :class:`MeteredTransport` / :class:`AsyncMeteredTransport`: quota gate, ledger, the relay's
   error rules; :func:`http_client` / :func:`async_http_client` for libraries that take an ``http_client``.
 - :mod:`._proxies` — the default inner transports, routed by the environment's proxy variables.
+- :mod:`._wire` — the protocol facts every layer reads answers with (headers, SSE, relay errors, Retry-After, the
+  OpenAI-shaped error body); it imports neither ``openai`` nor the pipeline.
 
 Import from here; the submodules are this package's own layout.
 """
@@ -10,10 +12,7 @@ Import from here; the submodules are this package's own layout.
 from __future__ import annotations
 
 from ._metered import (
-    APP_HEADER,
     DEFAULT_MAX_WAIT,
-    LOCAL_QUOTA_HEADER,
-    ORIGINAL_STATUS_HEADER,
     AsyncMeteredTransport,
     MeteredTransport,
     QuotaMode,
@@ -21,6 +20,7 @@ from ._metered import (
     http_client,
 )
 from ._proxies import env_proxy_for
+from ._wire import APP_HEADER, LOCAL_QUOTA_HEADER, ORIGINAL_STATUS_HEADER
 
 __all__ = [
     "MeteredTransport",

@@ -31,10 +31,25 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx2
 
-from .._codes import RELAY_CODES
-from .._errors import _ENVELOPES, parse_relay_error
 from .._quota import Decision
 from ._proxies import _AsyncEnvProxyTransport, _EnvProxyTransport
+from ._wire import (
+    APP_HEADER,
+    LOCAL_QUOTA_HEADER,
+    LOCAL_QUOTA_TYPE,
+    ORIGINAL_STATUS_HEADER,
+    RETRY_AFTER_MS_HEADER,
+    SHOULD_RETRY_HEADER,
+    RelayAnswer,
+    RelayStreamError,
+    SSEDecoder,
+    classify,
+    error_body,
+    is_event_stream,
+    might_be_error,
+    parse_relay_error,
+    parse_retry_after,
+)
 
 if TYPE_CHECKING:
     from .._meter import Meter, Reservation, RequestInfo
@@ -48,18 +63,21 @@ __all__ = [
     "async_http_client",
     "APP_HEADER",
     "DEFAULT_MAX_WAIT",
+    "RAISE_STREAM_ERRORS",
+    "STREAM_SCANNED",
 ]
 
 QuotaMode = Literal["wait", "raise", "off"]
 
-APP_HEADER = "x-baicai-app"
-"""Request header naming the app a request is for (set by the sidecar); stripped before sending."""
-LOCAL_QUOTA_HEADER = "x-baicai-local-quota"
-ORIGINAL_STATUS_HEADER = "x-baicai-original-status"
-
-_ERROR_KEYS = frozenset({"error", *(code_key for code_key, _ in _ENVELOPES)})
-"""Keys without which a decoded SSE event is no relay error envelope: the common chunk skips the full check."""
-_FAILED_ROW = "baicai.failed_row"
+RAISE_STREAM_ERRORS = "baicai.raise_stream_errors"
+"""Request extension: a metered stream raises :class:`~._wire.RelayStreamError` at a relay error event (after the
+bytes before it) instead of passing the event on. ``Baicai`` asks for it, so a reply is scanned once, here."""
+STREAM_SCANNED = "baicai.stream_scanned"
+"""Response extension set when the stream honours :data:`RAISE_STREAM_ERRORS` (else the client scans it itself):
+the stream's tally, whose ``done`` says whether ``data: [DONE]`` came."""
+_SUPERSEDED_ROW = "baicai.superseded_row"
+"""Request extension: the ledger row of an attempt that failed or was told to retry. When the caller sends this same
+Request again (the sidecar's retries), the new attempt's row replaces it: one app request, one row."""
 _METERED_SUFFIXES = ("/chat/completions", "/completions", "/images/generations", "/embeddings")
 _LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)  # openai's defaults
 DEFAULT_MAX_WAIT = 120.0
@@ -87,18 +105,10 @@ def _refusal_response(request: httpx2.Request, decision: Decision) -> httpx2.Res
     retry_after = None
     if decision.retry_at is not None:
         retry_after = max(1, math.ceil(decision.retry_at - time.time()))
-    body = {
-        "error": {
-            "message": decision.message(),
-            "type": "baicai_local_quota",
-            "code": "baicai_local_quota",
-            "param": None,
-            "retry_at": decision.retry_at,
-            "family": decision.family,
-            "tier": decision.tier,
-        }
-    }
-    headers = {"content-type": "application/json", "x-should-retry": "false", LOCAL_QUOTA_HEADER: "1"}
+    zh, _, en = decision.message().partition(" / ")
+    body = error_body(zh, en, type=LOCAL_QUOTA_TYPE, code=LOCAL_QUOTA_TYPE,
+                      retry_at=decision.retry_at, family=decision.family, tier=decision.tier)
+    headers = {"content-type": "application/json", SHOULD_RETRY_HEADER: "false", LOCAL_QUOTA_HEADER: "1"}
     if retry_after is not None:
         headers["retry-after"] = str(retry_after)
     return httpx2.Response(decision.status, headers=headers, json=body, request=request)
@@ -106,46 +116,67 @@ def _refusal_response(request: httpx2.Request, decision: Decision) -> httpx2.Res
 
 @dataclass
 class _StreamTally:
-    """A copy of an SSE stream's bytes, read once it ends (counts only; see ``StreamCounter``).
+    """What a metered SSE stream said, read as it passes: ``[DONE]``, a relay error event, and the token count.
 
-    Nothing needs the figures before the stream is settled, so each chunk costs one ``append`` on its way through,
-    and the events are decoded together at the end (one JSON parse instead of one per event).
+    Each chunk is split into events on its way through (:class:`~._wire.SSEDecoder`), and only an event that could
+    be an error is decoded at once; the rest wait until the stream ends and are decoded together (one JSON parse
+    instead of one per event) — nothing needs the figures before the stream is settled.
     """
 
     counter: StreamCounter
-    chunks: list[bytes] = field(default_factory=list)
+    raise_errors: bool = False
+    decoder: SSEDecoder = field(default_factory=SSEDecoder)
+    payloads: list[bytes] = field(default_factory=list)
     done: bool = False
     broken: bool = False
     relay_code: int | None = None
 
-    def feed(self, chunk: bytes) -> None:
-        self.chunks.append(chunk)
+    def feed(self, chunk: bytes) -> tuple[int, RelayAnswer] | None:
+        """Take ``chunk``; for the first relay error event it completes, where that event starts in it."""
+        found = None
+        for event in self.decoder.feed(chunk):
+            answer = self._take(event.data)
+            if answer is not None and found is None:
+                found = (event.start, answer)
+        return found
 
-    def finish(self) -> None:
-        """Decode what was copied: ``[DONE]``, a relay error in the stream, and the text for the token count."""
-        data, self.chunks = b"".join(self.chunks), []
-        payloads: list[bytes] = []
-        for raw in data.split(b"\n"):
-            line = raw.strip()
-            if not line.startswith(b"data:"):
-                continue  # comments (": PING"), event names, blank separators
-            payload = line[5:].strip()
-            if payload == b"[DONE]":
-                self.done = True
-            elif payload:
-                payloads.append(payload)
-        events = _json_or_none(b"[" + b",".join(payloads) + b"]") if payloads else []
-        if not isinstance(events, list):  # some event is not JSON (a cut last line): decode one by one
-            events = [_json_or_none(payload) for payload in payloads]
-        for event in events:
-            if not isinstance(event, dict):
-                continue
-            # A chunk without any of the envelope keys is no relay error (parse_relay_error would say None):
-            # the common case skips the full check.
-            answer = parse_relay_error(event) if not _ERROR_KEYS.isdisjoint(event) else None
+    def end(self) -> RelayAnswer | None:
+        """The stream ended: take an event it left open; the relay error in it, if any."""
+        found = None
+        for event in self.decoder.flush():
+            found = self._take(event.data) or found
+        return found
+
+    def _take(self, data: bytes) -> RelayAnswer | None:
+        data = data.strip()
+        if not data:
+            return None
+        if data == b"[DONE]":
+            self.done = True
+            return None
+        if might_be_error(data):
+            answer = parse_relay_error(_json_or_none(data))
             if answer is not None:
                 self.relay_code = answer.code
-            else:
+                return answer
+        self.payloads.append(data)
+        return None
+
+    def finish(self) -> None:
+        """Count the tokens of the events kept (their order is the text's order)."""
+        self.end()
+        payloads, self.payloads = self.payloads, []
+        if not payloads:
+            return
+        events = _json_or_none(b"[" + b",".join(payloads) + b"]")
+        if not isinstance(events, list):  # some event is not JSON (a cut last one, several data lines): one by one
+            events = []
+            for payload in payloads:
+                one = _json_or_none(payload)
+                events.extend([one] if one is not None or b"\n" not in payload else
+                              [_json_or_none(line) for line in payload.split(b"\n")])
+        for event in events:
+            if isinstance(event, dict):
                 self.counter.feed_chunk(event)
 
 
@@ -224,9 +255,9 @@ class _Pipeline:
         """Reserve: an attempt to send, a refusal to answer with, or seconds to sleep before asking again."""
         outcome = self.meter.reserve(_bearer(request), info, app=app, enforce=self.quota != "off")
         if not isinstance(outcome, Decision):
-            failed_before = request.extensions.pop(_FAILED_ROW, None)
-            if failed_before is not None:
-                self.meter.forget_failed(failed_before)  # this attempt speaks for the request now
+            superseded = request.extensions.pop(_SUPERSEDED_ROW, None)
+            if superseded is not None:
+                self.meter.forget_failed(superseded)  # this attempt speaks for the request now
             return _Attempt(self, outcome, info, _bearer(request))
         if outcome.kind == "wait" and self.quota == "wait" and outcome.wait_seconds <= self.max_wait:
             return max(0.05, outcome.wait_seconds)
@@ -236,18 +267,21 @@ class _Pipeline:
         """The send raised: nothing came back. Remembered on the request, so that if the caller resends this same
         Request (the sidecar's retries), the ledger keeps one row for it rather than one per attempt."""
         attempt.settle(status="failed", prompt_tokens=0, completion_tokens=0, images=0)
-        request.extensions[_FAILED_ROW] = attempt.reservation.id
+        request.extensions[_SUPERSEDED_ROW] = attempt.reservation.id
 
     def metered_stream_response(
         self, request: httpx2.Request, response: httpx2.Response, attempt: _Attempt | None
     ) -> httpx2.Response | None:
         """For a successful event stream: the response to hand back (wrapped when metered); else None."""
-        if response.status_code >= 400 or not _is_event_stream(response):
+        if response.status_code >= 400 or not is_event_stream(response.headers):
             return None
         if attempt is None:
             return response
+        tally = self.stream_tally(attempt.info, raise_errors=bool(request.extensions.get(RAISE_STREAM_ERRORS)))
+        if tally.raise_errors:
+            response.extensions[STREAM_SCANNED] = tally  # the client reads ``done`` from it, not the bytes again
         wrapper = _AsyncMeteredStream if isinstance(response.stream, httpx2.AsyncByteStream) else _MeteredStream
-        stream = wrapper(response.stream, self, attempt, response.status_code)  # type: ignore[arg-type]
+        stream = wrapper(response.stream, self, attempt, response.status_code, tally)  # type: ignore[arg-type]
         return httpx2.Response(response.status_code, headers=response.headers, stream=stream,
                                request=request, extensions=response.extensions)
 
@@ -255,17 +289,15 @@ class _Pipeline:
     def annotate(self, request: httpx2.Request, response: httpx2.Response, body: bytes, attempt: _Attempt | None) -> httpx2.Response:
         """Classify a complete (non-streamed) answer, settle, and return the response the caller should see."""
         parsed = _json_or_none(body) if body else None
-        answer = parse_relay_error(parsed) if parsed is not None else None
-        status = response.status_code
+        verdict = classify(response.status_code, parsed)
+        answer, status = verdict.answer, verdict.status
         headers = httpx2.Headers(response.headers)
         for name in ("content-encoding", "content-length", "transfer-encoding"):
             headers.pop(name, None)
+        if verdict.rewritten:
+            headers[ORIGINAL_STATUS_HEADER] = str(verdict.original_status)
 
         if answer is not None:
-            known = RELAY_CODES.get(answer.code)
-            if status < 400:
-                headers[ORIGINAL_STATUS_HEADER] = str(status)
-                status = known.http_status if known else 400
             if attempt is not None:
                 # Settle first: what the relay refused must not count in the window the meter learns from.
                 attempt.settle(status="error", relay_code=answer.code, http_status=status,
@@ -277,23 +309,25 @@ class _Pipeline:
             else:
                 attempt.settle(status="ok", http_status=status, **_usage_outcome(parsed, attempt.info))
 
-        if status >= 400 and "x-should-retry" not in headers:
+        if status >= 400 and SHOULD_RETRY_HEADER not in headers:
             self._retry_headers(request, headers, status, answer.code if answer else None)
+        if attempt is not None and status >= 400 and headers.get(SHOULD_RETRY_HEADER) == "true":
+            request.extensions[_SUPERSEDED_ROW] = attempt.reservation.id  # if resent, the next row replaces it
         return httpx2.Response(status, headers=headers, content=body, request=request, extensions=response.extensions)
 
     def _retry_headers(self, request: httpx2.Request, headers: httpx2.Headers, status: int, relay_code: int | None) -> None:
         policy = self.retry_policy
         retry = policy.should_retry(relay_code=relay_code, status=status)
-        headers["x-should-retry"] = "true" if retry else "false"
+        headers[SHOULD_RETRY_HEADER] = "true" if retry else "false"
         if retry:
             attempt_no = int(request.headers.get("x-stainless-retry-count", "0") or 0)
-            retry_after = _float_or_none(headers.get("retry-after"))
-            headers["retry-after-ms"] = str(int(policy.delay(attempt_no, retry_after) * 1000))
+            retry_after = parse_retry_after(headers)
+            headers[RETRY_AFTER_MS_HEADER] = str(int(policy.delay(attempt_no, retry_after) * 1000))
 
-    def stream_tally(self, info: RequestInfo) -> _StreamTally:
+    def stream_tally(self, info: RequestInfo, *, raise_errors: bool = False) -> _StreamTally:
         from .._tokens import StreamCounter
 
-        return _StreamTally(counter=StreamCounter(info.model))
+        return _StreamTally(counter=StreamCounter(info.model), raise_errors=raise_errors)
 
     def settle_stream(self, attempt: _Attempt, tally: _StreamTally, status_code: int, *, closed_early: bool) -> None:
         if attempt.settled:
@@ -315,13 +349,6 @@ class _Pipeline:
             self.meter.observe(attempt.api_key, attempt.info.model, tally.relay_code)
 
 
-def _float_or_none(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 def _usage_outcome(body: Any, info: RequestInfo) -> dict[str, Any]:
     """Actual usage from a successful body; what the relay bills when the body has no ``usage``."""
     if info.endpoint == "images":
@@ -340,22 +367,28 @@ def _usage_outcome(body: Any, info: RequestInfo) -> dict[str, Any]:
     return {"prompt_tokens": info.prompt_tokens, "completion_tokens": counter.tokens}
 
 
-def _is_event_stream(response: httpx2.Response) -> bool:
-    return response.headers.get("content-type", "").split(";")[0].strip().lower() == "text/event-stream"
-
-
 class _MeteredStream(httpx2.SyncByteStream):
-    def __init__(self, inner: httpx2.SyncByteStream, pipeline: _Pipeline, attempt: _Attempt, status: int) -> None:
+    def __init__(self, inner: httpx2.SyncByteStream, pipeline: _Pipeline, attempt: _Attempt, status: int,
+                 tally: _StreamTally) -> None:
         self._inner, self._pipeline, self._attempt, self._status = inner, pipeline, attempt, status
-        self._tally = pipeline.stream_tally(attempt.info)
+        self._tally = tally
         self._finished = False
 
     def __iter__(self) -> Iterator[bytes]:
         try:
             for chunk in self._inner:
-                self._tally.feed(chunk)
+                found = self._tally.feed(chunk)
+                if found is not None and self._tally.raise_errors:
+                    if found[0]:
+                        yield chunk[:found[0]]
+                    raise RelayStreamError(found[1])
                 yield chunk
             self._finished = True
+            last = self._tally.end()
+            if last is not None and self._tally.raise_errors:
+                raise RelayStreamError(last)
+        except RelayStreamError:
+            raise
         except Exception:
             self._tally.broken = True  # the connection failed under us: a drop, not the consumer's choice
             raise
@@ -370,17 +403,27 @@ class _MeteredStream(httpx2.SyncByteStream):
 
 
 class _AsyncMeteredStream(httpx2.AsyncByteStream):
-    def __init__(self, inner: httpx2.AsyncByteStream, pipeline: _Pipeline, attempt: _Attempt, status: int) -> None:
+    def __init__(self, inner: httpx2.AsyncByteStream, pipeline: _Pipeline, attempt: _Attempt, status: int,
+                 tally: _StreamTally) -> None:
         self._inner, self._pipeline, self._attempt, self._status = inner, pipeline, attempt, status
-        self._tally = pipeline.stream_tally(attempt.info)
+        self._tally = tally
         self._finished = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._inner:
-                self._tally.feed(chunk)
+                found = self._tally.feed(chunk)
+                if found is not None and self._tally.raise_errors:
+                    if found[0]:
+                        yield chunk[:found[0]]
+                    raise RelayStreamError(found[1])
                 yield chunk
             self._finished = True
+            last = self._tally.end()
+            if last is not None and self._tally.raise_errors:
+                raise RelayStreamError(last)
+        except RelayStreamError:
+            raise
         except Exception:
             self._tally.broken = True  # the connection failed under us: a drop, not the consumer's choice
             raise

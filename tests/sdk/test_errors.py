@@ -225,10 +225,15 @@ def test_policy_per_code(code: int) -> None:
 
 
 def test_policy_without_code() -> None:
+    """Without a relay code the answer is any OpenAI-compatible server's: retried as plain openai retries it."""
     policy = RetryPolicy()
     assert policy.should_retry(connect_error=True)
     assert policy.should_retry(status=502) and policy.should_retry(status=500) and policy.should_retry(status=408)
-    assert not policy.should_retry(status=400) and not policy.should_retry(status=429)
+    assert policy.should_retry(status=429) and policy.should_retry(status=409)
+    assert not policy.should_retry(status=400) and not policy.should_retry(status=404)
+    assert not policy.should_retry(status=401)
+    # the relay's hourly limits come with their code, and those are never retried blindly
+    assert not policy.should_retry(relay_code=40020, status=429)
     assert not policy.should_retry()
     assert policy.should_retry(relay_code=49999, status=503) and not policy.should_retry(relay_code=49999, status=400)
 
