@@ -60,8 +60,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from baicai_sdk._transport import _wire
+
 from ._guard import openai_error_body
-from ._proxy import openai_error_from_relay
 
 __all__ = ["ResponsesEndpoint", "ResponseStore", "ResponsesError", "to_chat", "response_from_chat",
            "StreamTranslator"]
@@ -772,29 +773,24 @@ def _sse(event: dict[str, Any]) -> bytes:
 
 
 class _ChunkDecoder:
-    """Chat completion SSE bytes → JSON payloads (``data:`` lines; ``[DONE]`` as the string ``"[DONE]"``)."""
+    """Chat completion SSE bytes → JSON payloads (``[DONE]`` as the string ``"[DONE]"``), by the SDK's one SSE
+    decoder."""
 
     def __init__(self) -> None:
-        self.buffer = b""
+        self.events = _wire.SSEDecoder()
 
     def feed(self, data: bytes) -> list[Any]:
-        self.buffer += data
         out: list[Any] = []
-        while True:
-            cut = self.buffer.find(b"\n")
-            if cut < 0:
-                return out
-            line, self.buffer = self.buffer[:cut].strip(), self.buffer[cut + 1:]
-            if not line.startswith(b"data:"):
-                continue  # event names, comments (": PING"), blank separators
-            payload = line[5:].strip()
-            if payload == b"[DONE]":
+        for event in self.events.feed(data):
+            if event.is_done:
                 out.append("[DONE]")
-                continue
-            try:
-                out.append(json.loads(payload))
-            except ValueError:
-                log.debug("undecodable chat chunk skipped")
+            elif event.data.strip():
+                payload = event.json()
+                if payload is None:
+                    log.debug("undecodable chat chunk skipped")
+                else:
+                    out.append(payload)
+        return out
 
 
 # -- the endpoint --------------------------------------------------------------------------------------------------
@@ -802,9 +798,9 @@ def _stream_error(payload: dict[str, Any]) -> tuple[str, str] | None:
     """(code, message) when a decoded chunk is an error (a relay envelope, or the proxy's own error event)."""
     if "choices" in payload:
         return None
-    rewritten = openai_error_from_relay(200, json.dumps(payload).encode())
-    if rewritten is not None:
-        payload = json.loads(rewritten[1])
+    answer = _wire.parse_relay_error(payload)
+    if answer is not None:
+        payload = _wire.relay_error_body(answer)
     error = payload.get("error")
     if isinstance(error, dict):
         return str(error.get("code") or "upstream_error"), str(error.get("message") or "")
