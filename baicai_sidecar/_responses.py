@@ -60,7 +60,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from baicai_sdk._transport import _wire
+from baicai_sdk import parse_relay_error
+from baicai_sdk.integration import SSEDecoder, relay_error_body
 
 from ._guard import openai_error_body
 
@@ -777,7 +778,7 @@ class _ChunkDecoder:
     decoder."""
 
     def __init__(self) -> None:
-        self.events = _wire.SSEDecoder()
+        self.events = SSEDecoder()
 
     def feed(self, data: bytes) -> list[Any]:
         out: list[Any] = []
@@ -798,9 +799,9 @@ def _stream_error(payload: dict[str, Any]) -> tuple[str, str] | None:
     """(code, message) when a decoded chunk is an error (a relay envelope, or the proxy's own error event)."""
     if "choices" in payload:
         return None
-    answer = _wire.parse_relay_error(payload)
+    answer = parse_relay_error(payload)
     if answer is not None:
-        payload = _wire.relay_error_body(answer)
+        payload = relay_error_body(answer)
     error = payload.get("error")
     if isinstance(error, dict):
         return str(error.get("code") or "upstream_error"), str(error.get("message") or "")
