@@ -178,7 +178,10 @@ _LAZY: "dict[str, str]" = {
 
 
 if _typing.TYPE_CHECKING:
+    from ._billing import Balance, balance
+    from ._catalog import Catalog, load_catalog
     from ._client import AsyncBaicai, Baicai
+    from ._codes import RELAY_CODES, RelayCode
     from ._errors import (
         BaicaiError,
         EmptyBody,
@@ -217,9 +220,6 @@ if _typing.TYPE_CHECKING:
         UnknownRelayError,
         parse_relay_error,
     )
-    from ._billing import Balance, balance
-    from ._catalog import Catalog, load_catalog
-    from ._codes import RELAY_CODES, RelayCode
     from ._keys import Credentials, KeyStore, Profile, mask_key, resolve_credentials
     from ._meter import Meter
     from ._quota import Decision, RequestInfo, describe_request

@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx2
 import openai
+from httpx2 import Timeout
 from openai._base_client import AsyncHttpxClientWrapper, SyncHttpxClientWrapper
 from openai._constants import DEFAULT_TIMEOUT
 from openai._types import NOT_GIVEN, NotGiven
-from httpx2 import Timeout
 from typing_extensions import Self, override
 
+from . import _transport
 from ._errors import (
     BaicaiError,
     HourlyLimitError,
@@ -40,7 +41,6 @@ from ._errors import (
     is_local_quota_body,
 )
 from ._retry import DEFAULT_RETRY_POLICY, RetryPolicy
-from . import _transport
 from ._transport import _wire
 from ._transport._metered import RAISE_STREAM_ERRORS, STREAM_SCANNED
 from ._transport._wire import (
@@ -76,7 +76,7 @@ def _content_type(response: httpx2.Response) -> str:
 
 def _body_is_read(response: httpx2.Response) -> bool:
     try:
-        response.content
+        response.content  # noqa: B018 - the property raises when the body was not read
     except httpx2.ResponseNotRead:
         return False
     return True

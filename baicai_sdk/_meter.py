@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from . import _ledger
-from ._ledger_health import FallbackConnections, degrades
 from ._catalog import Catalog, Tier, load_catalog
+from ._ledger_health import FallbackConnections, degrades
 from ._quota import WINDOW_SECONDS, Decision, Exhaustion, RequestInfo, TierSource, Window, decide, describe_request
 
 if TYPE_CHECKING:

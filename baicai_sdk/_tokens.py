@@ -12,13 +12,13 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
-import threading
-import types
-from importlib import resources
 import json
 import math
 import struct
+import threading
+import types
 from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from ._catalog import encoding_name_for

@@ -52,8 +52,8 @@ def main() -> None:
         enc = encoding_for_model(model)
         ours_n, plain_n = count_chat(CONVERSATION, model), plain(enc, CONVERSATION)
         assert ours_n == plain_n, (ours_n, plain_n)
-        ours = rate(lambda: count_chat(CONVERSATION, model), args.seconds)
-        base = rate(lambda: plain(enc, CONVERSATION), args.seconds)
+        ours = rate(lambda model=model: count_chat(CONVERSATION, model), args.seconds)
+        base = rate(lambda enc=enc: plain(enc, CONVERSATION), args.seconds)
         print(f"{model:<14} {len(CONVERSATION)} messages, {ours_n} tokens: count_chat {ours:8.0f} req/s "
               f"({ours * ours_n / 1e6:.2f} M tok/s) | plain tiktoken {base:8.0f} req/s -> overhead "
               f"{(base / ours - 1) * 100:+.1f} %")

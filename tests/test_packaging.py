@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sys
+import tomllib
+from importlib.metadata import version
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import baicai_sdk
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_package_folder_is_listed() -> None:
@@ -21,3 +19,11 @@ def test_every_package_folder_is_listed() -> None:
             rel = init.parent.relative_to(ROOT / folder).parts
             found.add(".".join((top, *rel)))
     assert found == listed, f"missing from pyproject: {sorted(found - listed)}; listed but absent: {sorted(listed - found)}"
+
+
+def test_the_version_is_written_once() -> None:
+    """pyproject reads the version from ``baicai_sdk.__version__``; the installed metadata agrees with it."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "baicai_sdk.__version__"}
+    assert version("baicai") == baicai_sdk.__version__

@@ -1,4 +1,7 @@
-"""`mypy --strict` stays clean on the SDK and the sidecar (pyproject's [tool.mypy]): py.typed is a promise."""
+"""py.typed is a promise: a user's code that uses the SDK passes `mypy --strict`.
+
+(mypy on the project itself — baicai_sdk, baicai_sidecar, tui — is its own step in .ci/run, and `.venv/bin/mypy`
+locally: inside pytest it cost 90 s cold on every run.)"""
 
 from __future__ import annotations
 
@@ -10,15 +13,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def test_mypy_strict_is_clean(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy-cache")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    assert "Success: no issues found" in done.stdout
 
 
 USER_FILE = """\

@@ -70,8 +70,8 @@ def _window_line(family: str) -> str:
 
 
 def _scripted_tour(emu: Any, home: str, *, kept: bool) -> int:
-    from .._client import Baicai
     from .._billing import balance
+    from .._client import Baicai
     from .._errors import BaicaiError
     from .._usage import UsageStore
 

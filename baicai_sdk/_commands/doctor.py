@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from dataclasses import asdict
 from typing import Any
@@ -53,8 +52,15 @@ def _bypassed(host: str, no_proxy: str) -> bool:
 def run_checks(*, offline: bool = False, timeout: float = 5.0, profile: str | None = None) -> tuple[list[Check], dict[str, Any]]:
     """Every check, in report order, plus the configuration as data (for ``--json``)."""
     from .. import _paths
-    from .._keys import ConfigCorrupt, KeyStore, KeyStoreError, MissingKeyError, SECRET_STORE_ENV, keyring_status
-    from .._keys import resolve_credentials
+    from .._keys import (
+        SECRET_STORE_ENV,
+        ConfigCorrupt,
+        KeyStore,
+        KeyStoreError,
+        MissingKeyError,
+        keyring_status,
+        resolve_credentials,
+    )
     from .._urls import DEFAULT_BASE_URL, has_double_v1, is_openai_url
 
     checks: list[Check] = []

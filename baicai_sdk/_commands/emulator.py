@@ -63,9 +63,9 @@ def _parse_keys(values: list[str]) -> dict[str, Any] | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .._serving import UvicornMissing, bind_socket, import_uvicorn, serve_forever
     from ..testing._app import RelayEmulator
     from ..testing._config import EmulatorConfig, FaultSpecError
-    from .._serving import UvicornMissing, bind_socket, import_uvicorn, serve_forever
     from ..testing._util import mask_key
 
     try:

@@ -36,9 +36,9 @@ from .errors import (
 )
 from .masking import _clean_key as _clean_key  # used by the CLI and tests beside the public names
 from .masking import key_fingerprint, key_warnings, mask_key
+from .profiles import TIERS, KeyStore, Profile
 from .profiles import _check_name as _check_name
 from .profiles import _check_tier as _check_tier
-from .profiles import TIERS, KeyStore, Profile
 from .resolution import Credentials, missing_key_message, resolve_credentials
 from .stores import SECRET_STORE_ENV, SERVICE_NAME, StoreKind, keyring_status
 

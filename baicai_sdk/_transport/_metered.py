@@ -52,7 +52,7 @@ from ._wire import (
 )
 
 if TYPE_CHECKING:
-    from .._meter import Meter, Reservation, RequestInfo
+    from .._meter import Meter, RequestInfo, Reservation
     from .._retry import RetryPolicy
     from .._tokens import StreamCounter
 

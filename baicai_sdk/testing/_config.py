@@ -150,7 +150,7 @@ class EmulatorConfig:
                 f"unknown error status {self.error_status!r} (http or 200)"
             )
         self.error_status = str(self.error_status)  # type: ignore[assignment]
-        for key, tier in (self.keys or {}).items():
+        for tier in (self.keys or {}).values():
             if tier not in KEY_TIERS:
                 raise ValueError(
                     f"密钥等级必须是 free、paid 或 frozen，而不是 {tier!r} / a key tier must be free, paid or frozen, not {tier!r}"

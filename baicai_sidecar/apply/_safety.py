@@ -20,14 +20,13 @@ import json
 import os
 import stat
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from baicai_sdk import integration as sdk_files
 
 from . import _journal
-
 from ._edit import FileTooLarge, TextShape
 from ._model import (
     ApplyError,
@@ -417,7 +416,7 @@ def _undo_record(app: str, remover_for: RemoverFor) -> UndoResult:
             raw_original = original.decode("utf-8") if original is not None else None
             original_text = TextShape(raw_original).strip(raw_original)
             ours = _ours_checker(entry.get("line_sha256"))
-            new_text = _edited(path, current_text, lambda text: remover(text or "", original_text, ours))
+            new_text = _edited(path, current_text, lambda text: remover(text or "", original_text, ours))  # noqa: B023 - called before the loop moves on
         except (UnicodeDecodeError, ApplyError) as exc:
             result.outcomes.append(FileOutcome(path, "error", str(exc)))
             failed = True

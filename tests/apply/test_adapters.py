@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import tomlkit
 from ruamel.yaml import YAML
 
 import baicai_sidecar.apply as apply_api

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 import baicai_sidecar.apply as apply_api
-from baicai_sidecar.apply import ApplyError, Env, Target
-from baicai_sidecar.apply import _safety
+from baicai_sidecar.apply import ApplyError, Env, Target, _safety
 
 _WRITER = r"""
 import sys

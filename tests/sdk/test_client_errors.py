@@ -15,8 +15,7 @@ import httpx2
 import openai
 import pytest
 
-from baicai_sdk import AsyncBaicai, Baicai, BaicaiError
-from baicai_sdk import _errors
+from baicai_sdk import AsyncBaicai, Baicai, BaicaiError, _errors
 from baicai_sdk._codes import RELAY_CODES
 
 KEY = "baicai-unit-0123456789abcdefWXYZ"

@@ -274,7 +274,7 @@ def test_the_key_never_reaches_a_log_line(emulator: Any, sidecar_factory: Any, a
     sc = sidecar_factory()
     c = client(sc, app_token)
     c.chat.completions.create(**CHAT)
-    for chunk in c.chat.completions.create(**CHAT, stream=True):
+    for _chunk in c.chat.completions.create(**CHAT, stream=True):
         pass
     with pytest.raises(openai.APIError):
         c.chat.completions.create(**{**CHAT, "model": "no-such-model"})

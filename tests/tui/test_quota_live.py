@@ -17,6 +17,7 @@ pytestmark = pytest.mark.slow
 def _write_rows(stop: threading.Event, written: list[int]) -> None:
     """A ledger write every few milliseconds, the way a busy script's Meter writes; a second family joins later."""
     import _fill
+
     from baicai_sdk import Meter, describe_request
     from baicai_sdk.integration import ledger_path
 

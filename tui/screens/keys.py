@@ -36,7 +36,7 @@ class KeysTable(DataTable[str]):
         self.page.use()
 
     def action_remove(self) -> None:
-        self.page.remove()
+        self.page.remove_selected()
 
 
 class KeysPage(Page):
@@ -115,7 +115,9 @@ class KeysPage(Page):
             self._then_reload(lambda: self.services.use_profile(p.name),
                               tr(f"当前档案：{p.name}", f"Active profile: {p.name}"))
 
-    def remove(self) -> None:
+    def remove_selected(self) -> None:
+        """Ask, then delete the selected profile. (Not `remove`: that is Textual's "take this widget off the screen",
+        which Textual itself calls — it must never delete a key.)"""
         p = self.selected()
         if p is None:
             return
