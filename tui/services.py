@@ -351,16 +351,18 @@ class Services:
 
             stamp = dt.datetime.fromtimestamp(self.clock(), self.tz).strftime("%Y%m%d-%H%M%S")
             path = data_dir() / "exports" / f"usage-{by}-{stamp}.{fmt}"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from baicai_sdk.integration import atomic_write
+
         if fmt == "json":
-            path.write_text(json.dumps([asdict(x) for x in lines], ensure_ascii=False, indent=2), "utf-8")
+            text = json.dumps([asdict(x) for x in lines], ensure_ascii=False, indent=2)
         else:
             buf = io.StringIO()
             writer = csv.writer(buf)
             writer.writerow([by, "requests", "tokens", "cost_cny"])
             for x in lines:
                 writer.writerow([x.label, x.requests, x.tokens, f"{x.cost_cny:.6f}"])
-            path.write_text(buf.getvalue(), "utf-8")
+            text = buf.getvalue()
+        atomic_write(path, text.encode("utf-8"))  # a kill mid-export never leaves half a file under the final name
         return path
 
     def ledger_page(self, offset: int = 0, limit: int = 50, *, model: str | None = None,
