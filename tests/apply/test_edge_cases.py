@@ -116,6 +116,7 @@ def test_a_concurrent_writer_is_never_overwritten(
     _no_temps_or_journal(app_env.home, _safety.apply_root())
 
 
+@pytest.mark.slow
 def test_a_huge_yaml_file_is_refused_at_once_and_left_alone(app_env: Env, target: Target) -> None:
     config = Path(app_env.environ["AICHAT_CONFIG_DIR"]) / "config.yaml"
     config.parent.mkdir(parents=True)

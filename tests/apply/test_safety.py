@@ -31,6 +31,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_kill_mid_write_leaves_old_or_new_never_a_mix(tmp_path: Path) -> None:
     # two large, different JSON documents: a torn write would not parse or would match neither
     old = json.dumps({"version": "old", "items": ["a" * 64] * 40_000}).encode()

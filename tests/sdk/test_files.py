@@ -79,6 +79,7 @@ _ISSUER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_processes_issuing_tokens_lose_nothing(tmp_path: Path) -> None:
     from baicai_sidecar._tokens import TokenStore
 
