@@ -58,6 +58,16 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                         help="额外允许的 Host 名 / extra Host name to accept (with --allow-remote)")
     parser.add_argument("--max-body-mb", type=float, default=25.0, help="请求体上限 / body size limit in MB")
+    limits = parser.add_argument_group("连接限制 / connection limits")
+    limits.add_argument("--head-timeout", type=float, default=10.0, metavar="S",
+                        help="请求头须在几秒内收完 / seconds for a request's headers to arrive (10)")
+    limits.add_argument("--keepalive-timeout", type=float, default=5.0, metavar="S",
+                        help="空闲长连接保留秒数 / seconds an idle keep-alive connection stays open (5)")
+    limits.add_argument("--max-header-kb", type=int, default=64, metavar="KB",
+                        help="请求头大小上限 / request header size limit in KB (64)")
+    limits.add_argument("--max-connections", type=int, default=512, metavar="N",
+                        help="同时连接数上限：超出时先关空闲连接，全忙则回 503 / open connections before idle ones "
+                        "are closed and, when all are busy, new ones get 503 (512)")
     parser.set_defaults(func=_clean_errors(_run))
     sub = parser.add_subparsers(dest="sidecar_command", metavar="{token}", title="令牌 / tokens")
 
@@ -157,6 +167,7 @@ def _run(args: argparse.Namespace) -> int:
     from baicai_sdk.integration import KeyStoreError
 
     from ._guard import DEFAULT_ALLOWED_ORIGINS, is_loopback_host
+    from ._limits import ServerLimits
     from ._server import serve
     from ._tokens import TokenStore
     from .app import SidecarConfig
@@ -175,6 +186,8 @@ def _run(args: argparse.Namespace) -> int:
             allowed_origins=(*DEFAULT_ALLOWED_ORIGINS, *args.allow_origin),
             extra_hosts=(*args.allow_host, *(() if is_loopback_host(args.host) else (args.host,))),
             max_body=int(args.max_body_mb * 1024 * 1024),
+            limits=ServerLimits(head_timeout=args.head_timeout, keepalive_timeout=args.keepalive_timeout,
+                                max_head_bytes=args.max_header_kb * 1024, max_connections=args.max_connections),
         )
     except ValueError as exc:
         print(exc, file=sys.stderr)

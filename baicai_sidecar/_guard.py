@@ -26,6 +26,8 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+
 from baicai_sdk.integration import error_body
 
 __all__ = [
@@ -80,6 +82,8 @@ _ROUTES: tuple[tuple[re.Pattern[str], frozenset[str]], ...] = tuple(
 )
 _MULTIPART_ROUTES = re.compile(r"^(/v1)?/(images/(edits|variations)|audio/(transcriptions|translations))$")
 STATUS_PATH = "/sidecar/status"
+PARSED_BODY = "baicai.parsed_body"
+"""Scope key: a large JSON body the guard parsed (in a worker thread), handed to the proxy so it is parsed once."""
 
 
 def route_allowed(path: str, method: str) -> bool | None:
@@ -115,6 +119,8 @@ class GuardConfig:
     extra_hosts: Iterable[str] = ()
     """Host names allowed besides loopback (the LAN address when bound to one with ``--allow-remote``)."""
     max_body: int = DEFAULT_MAX_BODY
+    offload_bytes: int = 256 * 1024
+    """Larger JSON bodies are parsed in a worker thread: one app's huge request must not stall the others."""
     _origins: frozenset[str] = field(init=False, default=frozenset())
 
     def __post_init__(self) -> None:
@@ -249,7 +255,11 @@ class SidecarGuard:
                 return
             if headers.get("content-type", "").lower().startswith("application/json"):
                 try:
-                    json.loads(body)
+                    if len(body) > self.config.offload_bytes:
+                        # Parsed once, off the event loop; the metered transport reuses it (PARSED_BODY).
+                        scope[PARSED_BODY] = await anyio.to_thread.run_sync(json.loads, body)
+                    else:
+                        json.loads(body)
                 except ValueError as exc:
                     await reply(400, openai_error_body(
                         f"请求体不是合法的 JSON（{exc.__class__.__name__}）",

@@ -41,7 +41,7 @@ from baicai_sdk.integration import (
     relay_error_body,
 )
 
-from ._guard import openai_error_body
+from ._guard import PARSED_BODY, openai_error_body
 
 __all__ = ["ProxyConfig", "Proxy", "build_upstream"]
 
@@ -241,7 +241,7 @@ class Proxy:
         # A Request of our own rather than client.build_request: the headers are complete already, and merging
         # them with the client's defaults costs more than the rest of the request's preparation.
         request = httpx2.Request(scope["method"], self._url(scope), headers=self._headers(scope, app), content=body,
-                                 extensions={"timeout": self.timeouts})
+                                 extensions={"timeout": self.timeouts, PARSED_BODY: scope.get(PARSED_BODY)})
         response: httpx2.Response | None = None
         status = 0
         _REASON.set(None)

@@ -11,6 +11,7 @@ from typing import Any
 
 from baicai_sdk.integration import BackgroundServer, bind_socket, serve_forever
 
+from ._limits import raise_fd_limit, uvicorn_options
 from .app import SidecarConfig, create_app
 
 __all__ = ["SidecarServer", "serve"]
@@ -21,8 +22,9 @@ _UVICORN: dict[str, Any] = {"lifespan": "on", "timeout_graceful_shutdown": 3}
 
 def serve(config: SidecarConfig, *, log_level: str = "info", sock: socket.socket | None = None) -> None:
     """Run until Ctrl-C (the CLI), on ``sock`` when the caller bound it already."""
+    raise_fd_limit()  # the usual 1,024 files is less than the connection cap plus upstream connections
     sock = sock or bind_socket(config.host, config.port)
-    serve_forever(create_app(config), sock, log_level=log_level, **_UVICORN)
+    serve_forever(create_app(config), sock, log_level=log_level, **_UVICORN, **uvicorn_options(config.limits))
 
 
 class SidecarServer(BackgroundServer):
@@ -30,7 +32,8 @@ class SidecarServer(BackgroundServer):
 
     def __init__(self, config: SidecarConfig, *, port: int = 0) -> None:
         self.config = config
-        super().__init__(create_app(config), config.host, port, name="baicai-sidecar", **_UVICORN)
+        super().__init__(create_app(config), config.host, port, name="baicai-sidecar", **_UVICORN,
+                         **uvicorn_options(config.limits))
 
     @property
     def origin(self) -> str:

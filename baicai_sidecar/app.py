@@ -26,6 +26,7 @@ from starlette.routing import Route
 from baicai_sdk import __version__
 
 from ._guard import DEFAULT_ALLOWED_ORIGINS, DEFAULT_MAX_BODY, STATUS_PATH, GuardConfig, SidecarGuard, is_loopback_host
+from ._limits import DEFAULT_LIMITS, ServerLimits
 from ._proxy import Proxy, ProxyConfig
 from ._responses import ResponsesEndpoint
 from ._state import DEFAULT_PORT
@@ -48,6 +49,8 @@ class SidecarConfig:
     allowed_origins: Iterable[str] = DEFAULT_ALLOWED_ORIGINS
     extra_hosts: Iterable[str] = ()
     max_body: int = DEFAULT_MAX_BODY
+    limits: ServerLimits = DEFAULT_LIMITS
+    """Head timeout and size, idle keep-alive, connection cap, off-loop parsing (``_limits``)."""
     tokens: TokenStore | None = None
     verify_token: Callable[[str], str | None] | None = None
     """Overrides ``tokens.verify`` (tests)."""
@@ -148,7 +151,7 @@ def create_app(config: SidecarConfig) -> Starlette:
 
     guard = GuardConfig(verify_token=verify, open_access=config.open_access,
                         allowed_origins=config.allowed_origins, extra_hosts=config.extra_hosts,
-                        max_body=config.max_body)
+                        max_body=config.max_body, offload_bytes=config.limits.offload_bytes)
     responses = ResponsesEndpoint(proxy)
     app = Starlette(
         routes=[Route(STATUS_PATH, status, methods=["GET"]),

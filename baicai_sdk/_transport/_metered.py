@@ -246,7 +246,9 @@ class _Pipeline:
         request.headers["accept-encoding"] = "identity"
         from .._meter import describe_request
 
-        body = _json_or_none(request.read())
+        # A server in front (the sidecar) may have parsed this very body already: a large one is parsed once.
+        parsed = request.extensions.get(PARSED_BODY_EXTENSION)
+        body = parsed if parsed is not None else _json_or_none(request.read())
         if not isinstance(body, dict):
             return app, None  # the relay answers 40039/48002 itself; nothing to reserve
         return app, describe_request(request.url.path, body)
@@ -484,6 +486,20 @@ class MeteredTransport(httpx2.BaseTransport):
         self._inner.close()
 
 
+_OFFLOAD_BYTES = 256 * 1024
+
+PARSED_BODY_EXTENSION = "baicai.parsed_body"
+"""Request extension: the JSON body already parsed by whoever built the request (the sidecar's guard)."""
+
+
+def _large_body(request: httpx2.Request) -> bool:
+    """A body big enough that parsing and counting it would stall an event loop (chat bodies are a few KB)."""
+    try:
+        return len(request.content) > _OFFLOAD_BYTES
+    except httpx2.RequestNotRead:
+        return False
+
+
 class AsyncMeteredTransport(httpx2.AsyncBaseTransport):
     """The async twin of :class:`MeteredTransport` (used by ``AsyncBaicai`` and the sidecar)."""
 
@@ -506,7 +522,12 @@ class AsyncMeteredTransport(httpx2.AsyncBaseTransport):
         import anyio
 
         pipeline = self._pipeline
-        app, info = pipeline.prepare(request)
+        if _large_body(request):
+            # Parsing and counting an 18 MB body takes the event loop for seconds: in a server (the sidecar)
+            # every other request would wait. A worker thread does it instead.
+            app, info = await anyio.to_thread.run_sync(pipeline.prepare, request)
+        else:
+            app, info = pipeline.prepare(request)
         attempt: _Attempt | None = None
         if info is not None:
             while isinstance(step := pipeline.admit(request, info, app), float):

@@ -149,6 +149,7 @@ def test_doctor_finds_the_damage_and_repair_keeps_the_file(kind: str, capsys: py
     assert "ledger is damaged" not in out
 
 
+@pytest.mark.slow
 def test_repair_salvages_the_readable_rows_of_a_truncated_ledger() -> None:
     damage("truncated")
     result = repair(ledger_path())
@@ -261,6 +262,7 @@ _CHILD = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["readonly", "full"])
 def test_readonly_folder_and_full_disk_for_real(kind: str, emulator: Any, tmp_path: Path) -> None:
     if not _namespaces_work():

@@ -1,0 +1,241 @@
+"""The sidecar's connection limits: what one local program can take from the others, and the console line when hit.
+
+Any program on the machine can open connections to the sidecar, token or not. Measured before these limits (issue
+14): 1,100 silent connections at the usual 1,024-file limit locked every app out with nothing on the console; four
+64 MB request heads took the process from 109 to 461 MB. uvicorn alone does not prevent that: its keep-alive timer
+starts only after a first response (a connection that never sends a byte stays forever), ``limit_concurrency`` only
+answers requests that arrive (silent connections still hold their file descriptors) and would refuse the real app
+too, and httptools — the parser uvicorn picks when it is installed — buffers a header of any size.
+
+So the HTTP protocol here is uvicorn's httptools protocol plus, per connection:
+
+* **head timeout** — the request line and headers must arrive within ``head_timeout`` seconds of the connection
+  (or of the previous answer on a kept-alive connection); otherwise it is closed;
+* **head size** — more than ``max_head_bytes`` before the blank line ends the head: ``431`` and close, before the
+  rest is read;
+* **connection cap** — beyond ``max_connections`` the oldest connection that is *idle* (no request yet, or kept
+  alive between requests) is closed to make room, so a flood of silent connections never keeps an app out; only
+  when every connection is busy with a request does the new one get a clear ``503`` with ``Retry-After``;
+* idle keep-alive is uvicorn's ``timeout_keep_alive`` (``keepalive_timeout``).
+
+Each limit prints one console line when hit (at most one per kind every 10 s, with a count), never a key.
+Large JSON bodies are parsed and counted off the event loop (``offload_bytes``; see ``_guard`` and the SDK's
+async transport), so one app's 18 MB request does not stall another's ``GET /v1/models``.
+
+Without httptools (it comes with the ``[sidecar]`` extra) the server falls back to uvicorn's h11 protocol with
+h11's own head-size limit; the head timeout and the connection cap then do not apply, and the console says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ServerLimits", "DEFAULT_LIMITS", "uvicorn_options", "raise_fd_limit"]
+
+log = logging.getLogger("baicai.sidecar")
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    head_timeout: float = 10.0
+    """Seconds for the request line and headers to arrive (slow-loris and silent connections)."""
+    keepalive_timeout: float = 5.0
+    """Seconds an idle kept-alive connection stays open between requests (uvicorn's ``timeout_keep_alive``)."""
+    max_head_bytes: int = 64 * 1024
+    """Request line + headers. Browsers and OpenAI clients send a few KB."""
+    max_connections: int = 512
+    """Open connections before idle ones are closed to make room (and, when none is idle, new ones get 503)."""
+    offload_bytes: int = 256 * 1024
+    """JSON bodies larger than this are parsed and token-counted in a worker thread, off the event loop."""
+
+
+DEFAULT_LIMITS = ServerLimits()
+
+ACCEPT_BURST = 128
+"""Connections accepted per event-loop turn (and the listen backlog)."""
+
+_NOTE_EVERY = 10.0
+_notes: dict[str, tuple[float, int]] = {}
+
+
+def note(kind: str, message: str) -> None:
+    """One console line per kind of limit hit, at most every 10 s (a flood must not flood the console)."""
+    now = time.monotonic()
+    last, count = _notes.get(kind, (0.0, 0))
+    if now - last < _NOTE_EVERY:
+        _notes[kind] = (last, count + 1)
+        return
+    more = f" (+{count} more since the last note)" if count else ""
+    _notes[kind] = (now, 0)
+    log.warning("%s%s", message, more)
+
+
+def _raw_answer(status: int, reason: bytes, zh: str, en: str, code: str, extra: bytes = b"") -> bytes:
+    body = json.dumps({"error": {"message": f"{zh} / {en}", "type": "baicai_sidecar_limit", "param": None,
+                                 "code": code}}, ensure_ascii=False).encode("utf-8")
+    return (b"HTTP/1.1 %d %s\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n%s\r\n" % (status, reason, len(body), extra)) + body
+
+
+def guarded_protocol(limits: ServerLimits) -> type[asyncio.Protocol] | None:
+    """uvicorn's httptools protocol with the limits above, or None when httptools is not installed."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:
+        return None
+
+    class GuardedHttpToolsProtocol(HttpToolsProtocol):
+        _limits = limits
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._head_bytes = 0
+            self._in_head = True
+            self._tail = b""
+            self._head_timer: asyncio.TimerHandle | None = None
+            idle = self._idle_set()
+            if len(self.connections) > self._limits.max_connections and not self._evict_idle(idle):
+                note("connections", f"refused a connection: {len(self.connections) - 1} open, all busy "
+                                    f"(limit {self._limits.max_connections}, --max-connections)")
+                transport.write(_raw_answer(
+                    503, b"Service Unavailable",
+                    f"本地代理同时处理的连接已达上限（{self._limits.max_connections}），请稍后重试",
+                    f"the sidecar is at its connection limit ({self._limits.max_connections}); retry shortly",
+                    "too_many_connections", b"retry-after: 1\r\n"))
+                transport.close()
+                return
+            idle[self] = None
+            self._arm_head_timer()
+
+        # -- the connection cap ------------------------------------------------------------------------------
+        def _idle_set(self) -> OrderedDict[Any, None]:
+            """Connections with no request in progress, oldest first (shared by the server's connections)."""
+            state = self.server_state
+            idle: OrderedDict[Any, None] | None = getattr(state, "baicai_idle", None)
+            if idle is None:
+                idle = OrderedDict()
+                state.baicai_idle = idle  # type: ignore[attr-defined]
+            return idle
+
+        def _evict_idle(self, idle: OrderedDict[Any, None]) -> bool:
+            while idle:
+                oldest, _ = idle.popitem(last=False)
+                if oldest is self or oldest.transport is None or oldest.transport.is_closing():
+                    continue
+                note("evict", f"closed an idle connection to make room: {len(self.connections) - 1} open "
+                              f"(limit {self._limits.max_connections}, --max-connections)")
+                oldest.transport.close()
+                return True
+            return False
+
+        # -- the head: time and size -------------------------------------------------------------------------
+        def _arm_head_timer(self) -> None:
+            self._cancel_head_timer()
+            self._head_timer = self.loop.call_later(self._limits.head_timeout, self._head_timed_out)
+
+        def _cancel_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            if self.transport is None or self.transport.is_closing() or not self._in_head:
+                return
+            if self._head_bytes:
+                note("head_timeout", f"closed a connection whose request head did not arrive within "
+                                     f"{self._limits.head_timeout:g} s ({self._head_bytes} bytes; --head-timeout)")
+            else:
+                note("silent", f"closed a silent connection after {self._limits.head_timeout:g} s "
+                               "(no request; --head-timeout)")
+            self.transport.close()
+
+        def data_received(self, data: bytes) -> None:
+            if self._in_head:
+                window = self._tail + data
+                end = window.find(b"\r\n\r\n")
+                size = self._head_bytes + (len(data) if end < 0 else end + 4 - len(self._tail))
+                if size > self._limits.max_head_bytes:
+                    self._refuse_head(size)
+                    return
+                self._head_bytes = size
+                self._tail = window[-3:]
+            super().data_received(data)
+
+        def _refuse_head(self, size: int) -> None:
+            note("head_size", f"refused a request head over {self._limits.max_head_bytes // 1024} KB "
+                              f"({size} bytes so far; --max-header-kb)")
+            self._in_head = False
+            self._cancel_head_timer()
+            self._idle_set().pop(self, None)
+            self.transport.write(_raw_answer(
+                431, b"Request Header Fields Too Large",
+                f"请求头超过 {self._limits.max_head_bytes // 1024} KB 上限",
+                f"the request headers exceed the {self._limits.max_head_bytes // 1024} KB limit",
+                "request_header_too_large"))
+            self.transport.close()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._idle_set().pop(self, None)
+
+        def on_headers_complete(self) -> None:
+            self._in_head = False
+            self._cancel_head_timer()
+            super().on_headers_complete()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if self.transport is None or self.transport.is_closing():
+                return
+            self._in_head, self._head_bytes, self._tail = True, 0, b""
+            self._idle_set()[self] = None
+            self._arm_head_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_head_timer()
+            self._idle_set().pop(self, None)
+            super().connection_lost(exc)
+
+    return GuardedHttpToolsProtocol
+
+
+def uvicorn_options(limits: ServerLimits) -> dict[str, Any]:
+    """The uvicorn settings that carry ``limits``."""
+    protocol = guarded_protocol(limits)
+    # backlog: asyncio accepts up to this many connections in one go, before any of them runs connection_made
+    # (where idle ones are closed to make room): uvicorn's 2,048 would run a 1,024-file process out of descriptors.
+    options: dict[str, Any] = {"timeout_keep_alive": limits.keepalive_timeout,
+                               "h11_max_incomplete_event_size": limits.max_head_bytes,
+                               "backlog": ACCEPT_BURST}
+    if protocol is not None:
+        options["http"] = protocol
+    else:
+        options["http"] = "h11"
+        log.warning("httptools is not installed: the sidecar's head timeout and connection cap are off "
+                    '(pip install "baicai[sidecar]")')
+    return options
+
+
+def raise_fd_limit(wanted: int = 8192) -> tuple[int, int]:
+    """Raise this process's open-file limit toward ``wanted`` (never above the hard limit): the usual 1,024 is less
+    than a connection cap plus the upstream connections, the ledger and the logs. Returns (soft, hard)."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit to raise
+        return (-1, -1)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft, hard
