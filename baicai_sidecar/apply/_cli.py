@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             _out(f"未改变 / unchanged: {change.path}")
     for link in p.links:
-        _out(f"导入链接 / import link: {link.url if args.reveal else p.masked_link(link)}")
+        which = f" ({link.app})" if len(p.links) > 1 else ""
+        _out(f"导入链接 / import link{which}: {link.url if args.reveal else p.masked_link(link)}")
     for line in p.instructions:
         _out(show(line))
     for note in p.notes:

@@ -74,7 +74,7 @@ class CcSwitchAdapter(Adapter):
 
     def extras(self, target: Target, env: Env, options: Options) -> Extras:
         return Extras(
-            links=[Link(self.name, import_link(target, app)) for app in APPS],
+            links=[Link(f"{self.name}:{app}", import_link(target, app)) for app in APPS],
             instructions=[
                 "OpenCode 链接：导入后即可使用（OpenCode 走 Chat Completions）。 / "
                 "OpenCode link: works once imported (OpenCode speaks Chat Completions).",
