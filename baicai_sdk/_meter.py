@@ -27,10 +27,9 @@ from ._quota import WINDOW_SECONDS, Decision, Exhaustion, RequestInfo, TierSourc
 if TYPE_CHECKING:
     import sqlite3
 
-__all__ = ["Meter", "Reservation", "Decision", "RequestInfo", "describe_request", "QuotaMode", "SettleStatus"]
+__all__ = ["Meter", "Reservation", "Decision", "RequestInfo", "describe_request", "QuotaMode"]
 
 QuotaMode = Literal["wait", "raise", "off"]
-SettleStatus = Literal["ok", "error", "cancelled", "dropped", "failed"]
 
 _SWEEP_EVERY = 60.0
 _MODEL_CHARS = 100

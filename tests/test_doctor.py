@@ -262,3 +262,29 @@ def test_named_profile(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
     assert "40243" in checks(report)["relay"]["summary"]
     code, report, _ = doctor(monkeypatch, capsys, "--profile", "nope", "--offline")
     assert code == 1 and "nope" in checks(report)["key"]["fix"]
+
+
+def test_doctor_routes_by_the_transports_own_proxy_rules(monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """What doctor says is what the transport does (``env_proxy_for``): an HTTP_PROXY does not carry https traffic,
+    NO_PROXY's suffix rule bypasses, and otherwise HTTPS_PROXY is used."""
+    from baicai_sdk._transport import env_proxy_for
+
+    monkeypatch.setenv("BAICAI_API_KEY", "baicai-" + "d" * 32)
+    monkeypatch.setenv("BAICAI_BASE_URL", "https://api.baicaigpt.com/v1")
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://10.255.255.1:3128")
+    _, report, _ = doctor(monkeypatch, capsys, "--offline")
+    assert env_proxy_for("https://api.baicaigpt.com/v1") is None
+    assert "direct (no proxy variable applies to https)" in checks(report)["proxy"]["summary"]
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://bob:pw123456@10.255.255.2:3128")
+    _, report, text = doctor(monkeypatch, capsys, "--offline")
+    assert "via the proxy http://bob:***@10.255.255.2:3128" in checks(report)["proxy"]["summary"]
+    assert "pw123456" not in text
+
+    monkeypatch.setenv("NO_PROXY", "localhost,.baicaigpt.com")
+    _, report, _ = doctor(monkeypatch, capsys, "--offline")
+    assert env_proxy_for("https://api.baicaigpt.com/v1") is None
+    assert "direct (NO_PROXY)" in checks(report)["proxy"]["summary"]

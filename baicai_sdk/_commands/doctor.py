@@ -16,7 +16,7 @@ from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlsplit
 
-from .._probe import Check, Status, probe, proxy_env
+from .._probe import Check, Status, _hide_userinfo, probe, proxy_env
 
 __all__ = ["register", "run_checks", "Check"]
 
@@ -40,13 +40,21 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=_run)
 
 
-def _bypassed(host: str, no_proxy: str) -> bool:
-    for entry in (e.strip().lower() for e in no_proxy.split(",")):
-        if not entry:
-            continue
-        if entry == "*" or host == entry.lstrip(".") or host.endswith("." + entry.lstrip(".")):
-            return True
-    return False
+def _route(url: str) -> str:
+    """How the transport will reach ``url``, by its own rules (``env_proxy_for``: urllib's reading of the proxy
+    variables and of NO_PROXY), so doctor says what requests will actually do."""
+    import urllib.request
+
+    from .._transport import env_proxy_for
+
+    via = env_proxy_for(url)
+    if via is not None:
+        return f"经代理 {_hide_userinfo(via)} / via the proxy {_hide_userinfo(via)}"
+    scheme = urlsplit(url).scheme
+    named = urllib.request.getproxies_environment()
+    if scheme in named or "all" in named:
+        return "直连（NO_PROXY） / direct (NO_PROXY)"
+    return f"直连（没有适用于 {scheme} 的代理变量） / direct (no proxy variable applies to {scheme})"
 
 
 def run_checks(*, offline: bool = False, timeout: float = 5.0, profile: str | None = None) -> tuple[list[Check], dict[str, Any]]:
@@ -186,9 +194,9 @@ def run_checks(*, offline: bool = False, timeout: float = 5.0, profile: str | No
     config["proxies"] = proxies
     if proxies:
         shown = "  ".join(f"{k}={v}" for k, v in proxies.items())
-        base_host = urlsplit(creds.base_url if creds else DEFAULT_BASE_URL).hostname or ""
-        bypass = _bypassed(base_host, proxies.get("NO_PROXY", ""))
-        routed = "直连（NO_PROXY） / direct (NO_PROXY)" if bypass or not set(proxies) - {"NO_PROXY"} else "经代理 / via the proxy"
+        base = creds.base_url if creds else DEFAULT_BASE_URL
+        base_host = urlsplit(base).hostname or ""
+        routed = _route(base)
         checks.append(Check("proxy", "info", f"代理 / proxy: {shown} — {base_host}: {routed}"))
     else:
         checks.append(Check("proxy", "info", "代理 / proxy: 未设置 / none (HTTP(S)_PROXY, ALL_PROXY, NO_PROXY unset)"))
