@@ -104,3 +104,40 @@ def test_the_error_body_is_openai_shaped_and_bilingual() -> None:
     assert relay["type"] == "baicai_authentication" and relay["relay_code"] == 40001
     assert "abcdefghijklmnop1234" not in relay["message"] and "baicai-…1234" in relay["message"]
     assert relay["message"].index("API_KEY") < relay["message"].index("the API key is wrong")  # Chinese first
+
+
+def _count_decoders(monkeypatch: pytest.MonkeyPatch) -> set[int]:
+    """The ids of the SSEDecoder instances that read bytes from now on."""
+    from baicai_sdk._transport import _wire
+
+    fed: set[int] = set()
+    feed = _wire.SSEDecoder.feed
+
+    def counting(self: SSEDecoder, chunk: bytes) -> list:  # type: ignore[type-arg]
+        fed.add(id(self))
+        return feed(self, chunk)
+
+    monkeypatch.setattr(_wire.SSEDecoder, "feed", counting)
+    return fed
+
+
+def test_a_default_client_reads_a_streamed_reply_once(emulator: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The metered transport's tally and Baicai's error check share one pass: one decoder per stream, and a relay
+    error event still raises the typed exception after the text before it."""
+    from baicai_sdk import Baicai, SystemBusy
+
+    fed = _count_decoders(monkeypatch)
+    client = Baicai(base_url=emulator.base_url, api_key=emulator.paid_key)  # type: ignore[attr-defined]
+    stream = client.chat.completions.create(model="gpt-3.5-turbo", messages=[{"role": "user", "content": "hi"}],
+                                            stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert len(fed) == 1
+
+    fed.clear()
+    emulator.configure(faults="stream_error=2")  # type: ignore[attr-defined]
+    text = ""
+    with pytest.raises(SystemBusy):
+        for chunk in client.chat.completions.create(model="gpt-3.5-turbo", stream=True,
+                                                    messages=[{"role": "user", "content": "hi"}]):
+            text += (chunk.choices[0].delta.content or "") if chunk.choices else ""
+    assert text and len(fed) == 1
