@@ -402,9 +402,15 @@ def _local_quota_error(response: httpx2.Response, body: object) -> QuotaExceeded
     error.code = LOCAL_QUOTA_TYPE
     if retry_at is not None:
         error.hint = "等待一小时窗口释放后再试，或升级为付费会员 / wait for the hourly window, or top up to a paid key"
-    else:  # no time helps: the model is not on this tier, or the request alone exceeds the hourly budget
-        error.hint = ("等待无济于事：换用本等级可用的模型、缩小请求（max_tokens），或充值升级 / waiting will not help: use a "
-                      "model this tier allows, make the request smaller (max_tokens), or top up")
+    elif response.status_code == 400:  # the request alone is over the hourly token budget
+        error.hint = ("等待无济于事：缩短对话或减小 max_tokens / waiting will not help: shorten the conversation or "
+                      "lower max_tokens")
+    elif response.status_code == 404:  # a model the relay does not serve
+        error.hint = ("换用白菜GPT 支持的模型（client.models.list() 可列出） / use a model the relay serves "
+                      "(client.models.list() lists them)")
+    else:  # 403: the model (a chat model, or DALL·E) is not on this tier
+        error.hint = ("等待无济于事：换用本等级可用的模型（如 gpt-3.5-turbo），或充值升级为付费会员 / waiting will not "
+                      "help: use a model this tier allows (e.g. gpt-3.5-turbo), or top up to a paid key")
     family, tier = inner.get("family"), inner.get("tier")
     error.family = family if isinstance(family, str) else None
     error.tier = tier if tier in ("free", "paid") else None

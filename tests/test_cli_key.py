@@ -181,3 +181,25 @@ def test_a_key_typed_as_the_profile_name_is_refused_and_never_echoed(capsys) -> 
     assert key not in out.out + out.err and "baicai-…wxyz" in out.out + out.err
     assert main(["key", "list"]) == 0
     assert key not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("pasted", [f'"{FREE}"', f"  '{FREE}'  \n", f"“{FREE}”", f"\t{FREE} "])
+def test_a_key_pasted_with_quotes_or_spaces_is_trimmed_with_a_note(pasted: str, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(monkeypatch, capsys, ["key", "add", "main"], stdin=pasted)
+    assert code == 0, err
+    assert KeyStore().get("main").secret() == FREE
+    assert "removed the whitespace or quotes around the key" in err and FREE not in out + err
+
+
+def test_a_piped_key_with_only_its_newline_gets_no_note(monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(monkeypatch, capsys, ["key", "add", "main"], stdin=FREE + "\n")
+    assert code == 0 and "removed" not in err
+
+
+def test_a_quoted_key_in_the_environment_is_trimmed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from baicai_sdk._keys import resolve_credentials
+
+    monkeypatch.setenv("BAICAI_API_KEY", f"'{FREE}'")
+    assert resolve_credentials(warn=False).key == FREE

@@ -11,12 +11,14 @@ from pathlib import Path
 def test_scripted_demo_runs_offline_and_leaves_the_users_ledger_alone(baicai_home: Path, tmp_path: Path) -> None:
     keep = tmp_path / "demo-data"
     env = {**os.environ, "NO_PROXY": "*", "HTTPS_PROXY": "http://127.0.0.1:9"}  # any real network use would fail
+    port = _free_port()
     done = subprocess.run(
-        [sys.executable, "-m", "baicai_sdk.cli", "demo", "--no-tui", "--keep", str(keep)],
+        [sys.executable, "-m", "baicai_sdk.cli", "demo", "--no-tui", "--keep", str(keep), "--port", str(port)],
         capture_output=True, text=True, timeout=120, env=env,
     )
     assert done.returncode == 0, done.stderr
     out = done.stdout
+    assert f"emulator: http://127.0.0.1:{port}/v1" in out
     assert "本小时 / this hour gpt-3.5: 请求 requests 2/60" in out
     assert "stopped locally, never sent" in out and "1/1 gpt-4" in out
     assert "gpt-4 requests the emulator saw: 1" in out
@@ -24,3 +26,25 @@ def test_scripted_demo_runs_offline_and_leaves_the_users_ledger_alone(baicai_hom
     assert "measured" in out
     assert (keep / "data" / "ledger.sqlite3").is_file() and (keep / "demo-image.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (baicai_home / "data" / "ledger.sqlite3").exists(), "the demo must not write the user's ledger"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_demo_on_a_busy_port_says_so_in_one_line(baicai_home: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "baicai_sdk.cli", "demo", "--no-tui", "--port", str(port)],
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "--port" in lines[0], done.stderr

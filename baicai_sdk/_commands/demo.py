@@ -29,6 +29,8 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--no-tui", action="store_true", help="只打印脚本演示 / print the scripted tour only")
     parser.add_argument("--keep", metavar="DIR", help="把演示数据保存在 DIR / keep the demo data in DIR")
+    parser.add_argument("--port", type=int, default=0,
+                        help="模拟器端口（默认任选空闲端口） / the emulator's port (default: any free one)")
     parser.set_defaults(func=run)
 
 
@@ -47,7 +49,13 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         home = args.keep or stack.enter_context(tempfile.TemporaryDirectory(prefix="baicai-demo-"))
         os.environ["BAICAI_HOME"] = home  # this process only: the demo's ledger and config live here
-        emu = stack.enter_context(EmulatorServer(EmulatorConfig(chunk_delay=0.02, reply_tokens=48)))
+        try:
+            emu = stack.enter_context(EmulatorServer(EmulatorConfig(chunk_delay=0.02, reply_tokens=48),
+                                                     port=args.port))
+        except OSError as exc:
+            print(f"错误：无法监听 127.0.0.1:{args.port}（{exc.strerror or exc}），请换一个 --port / error: cannot "
+                  f"listen on 127.0.0.1:{args.port} ({exc.strerror or exc}); pick another --port", file=sys.stderr)
+            return 1
         tui = None if args.no_tui or not sys.stdout.isatty() else _tui_demo()
         if tui is not None:
             return int(tui(emu.base_url, emu.free_key, tier="free", paid_key=emu.paid_key) or 0)

@@ -102,7 +102,7 @@ def _describe_store(profile: Any, store: Any) -> str:
 
 
 def _add(args: argparse.Namespace) -> int:
-    from .._keys import KeyStoreError, NoKeyringBackend, _check_name, key_warnings, mask_key
+    from .._keys import KeyStoreError, NoKeyringBackend, _check_name, key_warnings, mask_key, trimmed_key
     from .._urls import format_changes, normalise_base_url
 
     if args.stray or args.key_arg:
@@ -122,6 +122,9 @@ def _add(args: argparse.Namespace) -> int:
         if not key.strip():
             print("没有读到密钥。 / No key was read (empty input).", file=sys.stderr)
             return 1
+        key, trim_note = trimmed_key(key.rstrip("\r\n"))  # a piped key's newline is expected: no note for it
+        if trim_note:
+            print(f"注意 / note: {trim_note}", file=sys.stderr)
         profile = store.add(args.name, key, tier=args.tier, base_url=args.base_url)
         if args.use:
             profile = store.use(args.name)

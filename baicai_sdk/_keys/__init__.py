@@ -35,7 +35,7 @@ from .errors import (
     ProfileNotFound,
 )
 from .masking import _clean_key as _clean_key  # used by the CLI and tests beside the public names
-from .masking import key_fingerprint, key_warnings, mask_key
+from .masking import key_fingerprint, key_warnings, mask_key, trimmed_key
 from .profiles import TIERS, KeyStore, Profile
 from .profiles import _check_name as _check_name
 from .profiles import _check_tier as _check_tier
@@ -62,4 +62,5 @@ __all__ = [
     "mask_key",
     "missing_key_message",
     "resolve_credentials",
+    "trimmed_key",
 ]

@@ -58,9 +58,27 @@ def key_warnings(key: str, base_url: str | None = None) -> list[str]:
     ]
 
 
-def _clean_key(key: str) -> str:
-    """The key as typed or piped, trimmed; refuses what could never be sent in an HTTP header."""
+_QUOTES = ("\"", "'", "`", "“", "”", "‘", "’")
+
+
+def trimmed_key(key: str) -> tuple[str, str | None]:
+    """``key`` without the whitespace and quotes a paste often brings along, and a note saying what was removed
+    (None when nothing was). Copying ``"baicai-…"`` from a config file or a chat window keeps the quotes."""
     cleaned = key.strip()
+    removed = cleaned != key
+    while len(cleaned) >= 2 and cleaned[0] in _QUOTES and cleaned[-1] in _QUOTES:
+        cleaned = cleaned[1:-1].strip()
+        removed = True
+    if not removed:
+        return key, None
+    return cleaned, ("已去掉密钥两端的空白或引号 / removed the whitespace or quotes around the key "
+                     f"({mask_key(cleaned)})")
+
+
+def _clean_key(key: str) -> str:
+    """The key as typed or piped, trimmed of whitespace and quotes; refuses what could never be sent in an
+    HTTP header."""
+    cleaned, _ = trimmed_key(key)
     if not cleaned:
         raise KeyStoreError("密钥为空。 / The key is empty.")
     if any(ch.isspace() for ch in cleaned) or not cleaned.isascii() or not cleaned.isprintable():

@@ -243,3 +243,12 @@ def test_http_client_reaches_the_relay_through_the_environment_proxy(emulator, m
     listener.close()
     assert response.status_code == 200 and response.json()["object"] == "list"
     assert seen and seen[0].startswith(b"GET http://localhost:")
+
+
+def test_a_configured_free_tier_asking_for_dalle_gets_the_tier_hint(emulator) -> None:
+    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, tier="free", quota="raise")
+    with pytest.raises(QuotaExceeded) as caught:
+        client.images.generate(model="dall-e-3", prompt="a cabbage", size="1024x1024")
+    assert caught.value.retry_at is None and "dall-e-3" in str(caught.value)
+    assert "max_tokens" not in caught.value.hint and "top up" in caught.value.hint
+    assert not _relay_requests(emulator, "dall-e"), "refused on this machine, never sent"

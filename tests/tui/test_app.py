@@ -75,3 +75,42 @@ def test_baicai_tui_is_a_subcommand_and_imports_textual_lazily() -> None:
             "print('textual' in {m.split('.')[0] for m in sys.modules})")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
+
+
+async def test_log_tab_headers_fit_120_columns_and_help_matches_the_footer(fixed_ledger) -> None:
+    app = make_app(clock=lambda: FIXED_NOW, tz=TZ)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+        shown = _screen_text(app)
+        for header in ("时间", "Time", "Model", "Source", "Status", "输入+输出", "in+out", "Cost", "Latency", "Code",
+                       "Meaning"):
+            assert header in shown, header
+        assert "40020" in shown  # the code column is on screen at 120 columns
+        await pilot.press("question_mark")
+        await pilot.pause()
+        help_text = app.screen.query_one("Markdown")._markdown
+        for key in ("n/pgdn", "p/pgup", "/", "enter", "z", "t", "a", "u", "x/del", "s", "i", "v", "d", "h", "m", "e",
+                    "j"):
+            assert f"`{key}`" in help_text, key  # the footer shows pgdn/pgup: the help names them too
+
+
+async def test_apply_descriptions_keep_their_brackets(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / ".config"))
+    monkeypatch.delenv("CODEX_HOME", raising=False)
+    app = make_app(clock=lambda: FIXED_NOW, tz=TZ)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("7")
+        await settle(pilot)
+        assert "[model_providers.baicai]" in _screen_text(app)
+
+
+def _screen_text(app) -> str:
+    """What the terminal shows, as text (from the SVG screenshot's text runs)."""
+    import html
+    import re
+
+    return html.unescape("".join(re.findall(r">([^<>]*)</text>", app.export_screenshot()))).replace("\xa0", " ")

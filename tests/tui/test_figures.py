@@ -124,11 +124,11 @@ async def test_expense_log_pages_and_filters(sdk_ledger) -> None:
         rows = table_rows(app.query_one("#ledger-table"))
         assert len(rows) == total
         assert [r[1] for r in rows] == [x.model for x in newest]
-        assert [r[6] for r in rows] == [cny(x.cost_cny) for x in newest]
-        assert [r[4] for r in rows] == [count(x.prompt_tokens) for x in newest]
+        assert [r[5] for r in rows] == [cny(x.cost_cny) for x in newest]
+        assert [r[4] for r in rows] == [f"{count(x.prompt_tokens)}+{count(x.completion_tokens)}" for x in newest]
         assert f"{count(total)} 条记录" in text_of(app.query_one("#ledger-position"))
-        coded = [r for r in rows if r[8]]
-        assert coded and coded[0][8] == "40021" and "gpt-4" in coded[0][9]  # the code and its meaning
+        coded = [r for r in rows if r[7]]
+        assert coded and coded[0][7] == "40021" and "gpt-4" in coded[0][8]  # the code and its meaning
 
         app.query_one("#filter-model").value = "gpt-4"
         app.query_one("#filter-model").focus()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
@@ -78,7 +79,9 @@ class ApplyPage(Page):
         table = self.query_one("#apps-table", AppsTable)
         table.clear()
         for a in apps:
-            table.add_row(a.name, tr("是", "yes") if a.detected else tr("否", "no"), a.target, a.status, key=a.name)
+            # Text, not str: a DataTable reads str cells as Rich markup, and "[model_providers.baicai]" would vanish.
+            table.add_row(a.name, tr("是", "yes") if a.detected else tr("否", "no"), Text(a.target), Text(a.status),
+                          key=a.name)
         names = [a.name for a in apps]
         if before is not None and before.name in names:  # stay on the app just applied, so undo is one key away
             table.move_cursor(row=names.index(before.name))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Static
 
-from .._i18n import tr
+from .._i18n import get_lang, tr
 from ..services import LedgerPage
 from ..widgets._format import cny, count, stamp
 from ._base import Page
@@ -39,13 +40,15 @@ class LedgerPageView(Page):
             yield Input(placeholder=tr("状态 (ok/error…)", "status (ok/error…)"), id="filter-status")
             yield Input(placeholder=tr("来源应用", "source app"), id="filter-source")
         yield Static("", id="ledger-position")
-        table = LedgerTable(id="ledger-table", cursor_type="row", zebra_stripes=True)
-        # Fixed widths: a page redraws without re-measuring, and snapshots do not depend on render timing.
-        for label, width in ((tr("时间", "Time"), 19), (tr("模型", "Model"), 18), (tr("来源", "Source"), 16),
-                             (tr("状态", "Status"), 9), (tr("输入", "Prompt"), 8), (tr("输出", "Completion"), 10),
-                             (tr("费用", "Cost"), 9), (tr("延迟", "Latency"), 9), (tr("代码", "Code"), 6),
-                             (tr("含义", "Meaning"), 40)):
-            table.add_column(label, width=width)
+        # Headers stack Chinese over English (two lines in "both"), and the columns add up to fit a 120-column
+        # terminal with room for the meaning; fixed widths: a page redraws without re-measuring, and snapshots do
+        # not depend on render timing.
+        both = get_lang() == "both"
+        table = LedgerTable(id="ledger-table", cursor_type="row", zebra_stripes=True, header_height=2 if both else 1)
+        for (zh, en), width in ((("时间", "Time"), 14), (("模型", "Model"), 18), (("来源", "Source"), 16),
+                                (("状态", "Status"), 9), (("输入+输出", "in+out"), 11), (("费用", "Cost"), 8),
+                                (("延迟", "Latency"), 8), (("代码", "Code"), 5), (("含义", "Meaning"), 40)):
+            table.add_column(tr(zh, en, sep="\n"), width=width)
         yield table
 
     def focus_main(self) -> None:
@@ -86,6 +89,7 @@ class LedgerPageView(Page):
         for line in page.lines:
             source = f"{line.source}:{line.app}" if line.app else line.source
             latency = "—" if line.latency_ms is None else f"{line.latency_ms:,.0f} ms"
-            table.add_row(stamp(line.time, tz), line.model, source, line.status, count(line.prompt_tokens),
-                          count(line.completion_tokens), cny(line.cost_cny), latency,
-                          "" if line.relay_code is None else str(line.relay_code), line.meaning, key=str(line.id))
+            tokens = f"{count(line.prompt_tokens)}+{count(line.completion_tokens)}"
+            table.add_row(stamp(line.time, tz)[5:], Text(line.model), Text(source), line.status, tokens,  # MM-DD
+                          cny(line.cost_cny), latency,
+                          "" if line.relay_code is None else str(line.relay_code), Text(line.meaning), key=str(line.id))

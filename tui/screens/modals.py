@@ -15,6 +15,27 @@ from .._i18n import tr
 __all__ = ["HelpScreen", "ConfirmModal", "FormModal", "Field", "DiffModal", "NoticeModal"]
 
 
+_KEY_NAMES = {"pagedown": "pgdn", "pageup": "pgup", "slash": "/", "delete": "del", "question_mark": "?"}
+_PAGE_TABLES = (("用量", "Usage", "usage", "UsageTable"), ("明细", "Log", "ledger", "LedgerTable"),
+                ("密钥", "Keys", "keys", "KeysTable"), ("边车", "Sidecar", "sidecar", "TokensTable"),
+                ("接入", "Apply", "apply", "AppsTable"))
+
+
+def _page_key_rows() -> list[str]:
+    """One help row per page, made from the page table's own bindings: the help says what the footer says."""
+    import importlib
+
+    rows = []
+    for zh, en, module, name in _PAGE_TABLES:
+        table = getattr(importlib.import_module(f".{module}", __package__), name)
+        keys = " · ".join(
+            f"`{'/'.join(_KEY_NAMES.get(k.strip(), k.strip()) for k in b.key.split(','))}` {b.description}"
+            for b in table.BINDINGS
+        )
+        rows.append(f"| {tr(zh, en)} | {keys} |")
+    return rows
+
+
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", tr("关闭", "Close"))]
 
@@ -31,12 +52,7 @@ class HelpScreen(ModalScreen[None]):
             f"| l | {tr('切换语言（中英 / 中 / 英）', 'switch language (both / zh / en)')} |",
             f"| ? | {tr('帮助', 'help')} |",
             f"| q | {tr('退出', 'quit')} |",
-            f"| {tr('用量', 'Usage')}: d h m k s | {tr('按天/小时/模型/密钥/来源', 'by day/hour/model/key/source')} |",
-            f"| {tr('用量', 'Usage')}: g, e, j | {tr('切换日期范围；导出 CSV；导出 JSON', 'cycle date range; export CSV; export JSON')} |",
-            f"| {tr('明细', 'Log')}: n p, / | {tr('翻页；编辑筛选', 'next/previous page; edit filters')} |",
-            f"| {tr('密钥', 'Keys')}: a t u x | {tr('添加；切换档位；设为当前；删除', 'add; cycle tier; make active; remove')} |",
-            f"| {tr('边车', 'Sidecar')}: s i v | {tr('启动/停止；签发令牌；吊销令牌', 'start/stop; issue token; revoke token')} |",
-            f"| {tr('接入', 'Apply')}: enter, z | {tr('预览差异并写入；撤销', 'preview the diff, then write; undo')} |",
+            *_page_key_rows(),
             "",
             tr("鼠标同样可用：点击标签页、表格行和按钮。", "The mouse works too: click tabs, table rows and buttons."),
         ])
