@@ -25,6 +25,8 @@ import pytest
 import baicai_sidecar.apply as apply_api
 from baicai_sidecar.apply import Env, Target
 
+pytestmark = pytest.mark.slow  # node or a subprocess per check: 2–4 s each once the packages are cached
+
 NPM_PACKAGES = ("@continuedev/config-yaml@1.42.0", "librechat-data-provider@0.8.524", "@roo-code/types@1.115.0")
 AIDER = "aider-chat==0.86.2"
 AIDER_PARSER_DEPS = ("configargparse", "shtab", "packaging")

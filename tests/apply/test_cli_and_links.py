@@ -146,31 +146,39 @@ def test_dify_steps_use_v1_and_sidecar_warns_about_docker(env: Env, sidecar_targ
     assert any("Docker" in note for note in plan.notes)
 
 
-@pytest.mark.parametrize(
-    ("model", "family", "vision"),
-    [("gpt-3.5-turbo", "gpt-35", False), ("gpt-4", "gpt-4", False), ("gpt-4-vision-preview", "gpt-4", True),
-     ("gpt-4o-mini", "gpt-4o", True), ("gpt-4.1", "gpt-41", True), ("gpt-5", "gpt-5", True), ("o3-mini", "o3", True),
-     ("o1-mini", "o1", False), ("deepseek-chat", "unknown", False)],
-)  # fmt: skip
-def test_autogen_model_info_is_accepted_by_autogen_itself(model: str, family: str, vision: bool, env: Env, target: Target) -> None:
+_MODEL_INFO = [
+    ("gpt-3.5-turbo", "gpt-35", False), ("gpt-4", "gpt-4", False), ("gpt-4-vision-preview", "gpt-4", True),
+    ("gpt-4o-mini", "gpt-4o", True), ("gpt-4.1", "gpt-41", True), ("gpt-5", "gpt-5", True), ("o3-mini", "o3", True),
+    ("o1-mini", "o1", False), ("deepseek-chat", "unknown", False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("model", "family", "vision"), _MODEL_INFO)
+def test_autogen_model_info_gives_each_model_its_family(model: str, family: str, vision: bool, env: Env, target: Target) -> None:
     from baicai_sidecar.apply.autogen import model_info
 
     info = model_info(model)
     assert (info["family"], info["vision"]) == (family, vision)
     plan = apply_api.plan("autogen", Target("relay", target.base_url, target.key, "t", model), env=env)
-    snippet = plan.instructions[0]
-    compile(snippet, "<snippet>", "exec")
+    compile(plan.instructions[0], "<snippet>", "exec")
     assert "config_list_from_json" not in "\n".join(plan.notes)  # gone in ag2 0.14
     assert any("LLMConfig.from_json" in n for n in plan.notes)
+
+
+@pytest.mark.slow  # importing autogen-ext takes ~5 s
+def test_autogen_snippet_builds_autogens_own_client(env: Env, target: Target) -> None:
     pytest.importorskip("autogen_ext.models.openai", reason="autogen-ext is not installed")
     from autogen_core.models import ModelFamily
     from autogen_ext.models.openai import OpenAIChatCompletionClient
 
-    assert family in ModelFamily.ANY.__args__  # type: ignore[attr-defined]
-    namespace: dict[str, object] = {"OpenAIChatCompletionClient": OpenAIChatCompletionClient}
-    exec(snippet.replace("from autogen_ext.models.openai import OpenAIChatCompletionClient", ""), namespace)
-    client = namespace["client"]
-    assert client.model_info["family"] == family  # type: ignore[attr-defined]
+    for model, family, vision in _MODEL_INFO:
+        plan = apply_api.plan("autogen", Target("relay", target.base_url, target.key, "t", model), env=env)
+        snippet = plan.instructions[0]
+        assert family in ModelFamily.ANY.__args__  # type: ignore[attr-defined]
+        namespace: dict[str, object] = {"OpenAIChatCompletionClient": OpenAIChatCompletionClient}
+        exec(snippet.replace("from autogen_ext.models.openai import OpenAIChatCompletionClient", ""), namespace)
+        client = namespace["client"]
+        assert (client.model_info["family"], client.model_info["vision"]) == (family, vision)  # type: ignore[attr-defined]
 
 
 def test_cli_dry_run_writes_nothing_and_masks_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
