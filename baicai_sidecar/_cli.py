@@ -205,6 +205,14 @@ def _run(args: argparse.Namespace) -> int:
               "another --port", file=sys.stderr)
         return 1
     port = sock.getsockname()[1]  # the real one, also for --port 0
+    bound = sock.getsockname()[0]
+    if not args.allow_remote and not is_loopback_host(bound):
+        # The name was checked before binding; what was bound is what counts (a name may resolve differently).
+        sock.close()
+        print(f"错误：{args.host} 绑定到了非回环地址 {bound}；要在局域网监听请加 --allow-remote / error: {args.host} "
+              f"bound to {bound}, which is not loopback; pass --allow-remote to listen beyond this machine",
+              file=sys.stderr)
+        return 2
     from ._state import clear_state, write_state
 
     print("白菜GPT 本地代理 / BaicaiGPT sidecar")

@@ -71,8 +71,9 @@ class SidecarConfig:
         if not is_loopback_host(self.host):
             if not self.allow_remote:
                 raise ValueError(
-                    f"出于安全考虑，本地代理默认只监听 127.0.0.1；要监听 {self.host} 请加 --allow-remote / "
-                    f"the sidecar listens on 127.0.0.1 only; pass --allow-remote to listen on {self.host}"
+                    f"出于安全考虑，本地代理默认只监听本机回环地址；{self.host} 解析到的不是（或无法解析），要在其上监听请加 "
+                    f"--allow-remote / the sidecar listens on loopback only; {self.host} does not resolve to a loopback "
+                    f"address (or does not resolve): pass --allow-remote to listen on it"
                 )
             if self.open_access:
                 raise ValueError(

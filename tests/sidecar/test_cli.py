@@ -111,3 +111,32 @@ def test_a_damaged_token_file_is_one_line_with_the_fix(argv: list[str], capsys: 
     assert len(err) == 1, err
     assert "sidecar-tokens.json" in err[0] and "damaged" in err[0] and "已损坏" in err[0]
     assert "baicai sidecar" in err[0] and "Traceback" not in err[0]
+
+
+def test_loopback_is_decided_by_the_resolved_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name is judged by what it resolves to: "127.evil.example" resolving to a LAN address is not loopback, and
+    with --open it is refused even with --allow-remote (issue 14, item 6)."""
+    import socket
+
+    from baicai_sidecar._guard import is_loopback_host
+
+    real = socket.getaddrinfo
+    lan = {"127.evil.example": "192.168.1.20", "lan-box": "10.0.0.5"}
+
+    def resolve(host: str, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
+        if host in lan:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (lan[host], 0))]
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    assert is_loopback_host("127.0.0.1") and is_loopback_host("127.8.9.10") and is_loopback_host("::1")
+    assert is_loopback_host("[::1]") and is_loopback_host("localhost")
+    assert not is_loopback_host("127.evil.example") and not is_loopback_host("lan-box")
+    assert not is_loopback_host("0.0.0.0") and not is_loopback_host("no-such-name.invalid")
+    for host in ("127.evil.example", "lan-box"):
+        with pytest.raises(ValueError, match="--allow-remote"):
+            SidecarConfig(upstream="http://x/v1", api_key="baicai-k", host=host, open_access=True)
+        with pytest.raises(ValueError, match="--open"):
+            SidecarConfig(upstream="http://x/v1", api_key="baicai-k", host=host, open_access=True,
+                          allow_remote=True)
+    SidecarConfig(upstream="http://x/v1", api_key="baicai-k", host="localhost", open_access=True)
