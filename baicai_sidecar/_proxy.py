@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx2
 
-from baicai_sdk import RelayAnswer, parse_relay_error
+from baicai_sdk import RelayAnswer, mask_key, parse_relay_error
 from baicai_sdk.integration import (
     APP_HEADER,
     LOCAL_QUOTA_HEADER,
@@ -69,13 +69,21 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-# Request headers that belong to the hop between the app and the sidecar, not to the relay.
-_DROP_REQUEST = frozenset({
-    "host", "authorization", "api-key", "content-length", "connection", "keep-alive", "transfer-encoding", "te",
-    "upgrade", "accept-encoding", "cookie", "origin", "referer", "expect", "proxy-authorization",
-    "proxy-connection", "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip",
-    APP_HEADER,
+# What of an app's request reaches the relay: an allow-list of what OpenAI's API reads, so that nothing else an app
+# (or a program posing as one) puts in a header travels on — not its local token in X-Api-Key, not True-Client-IP /
+# CF-Connecting-IP / Via / X-HTTP-Method-Override, not cookies. The profile's key is added as Authorization.
+_FORWARD_REQUEST = frozenset({
+    "content-type", "accept", "user-agent", "idempotency-key", "x-client-request-id", "openai-organization",
+    "openai-project", "openai-beta",
 })
+_FORWARD_REQUEST_PREFIXES = ("openai-", "x-stainless-")
+
+
+def forwarded(name: str) -> bool:
+    """Whether a request header (lower-case) of an app's request is sent on to the relay."""
+    return name in _FORWARD_REQUEST or name.startswith(_FORWARD_REQUEST_PREFIXES)
+
+
 _DROP_RESPONSE = frozenset({
     "content-length", "transfer-encoding", "connection", "keep-alive", "content-encoding", "server", "date",
     "set-cookie", "alt-svc", "strict-transport-security",
@@ -195,6 +203,8 @@ class Proxy:
         self.transport: httpx2.AsyncBaseTransport | None = None
         self.timeouts: dict[str, float | None] = {}
         self.stats = ProxyStats()
+        self._key = config.api_key.encode("utf-8")
+        self._masked = mask_key(config.api_key).encode("utf-8")
 
     async def start(self) -> None:
         if self.transport is None:
@@ -211,9 +221,14 @@ class Proxy:
         query = scope.get("query_string", b"")
         return self.base + tail + ("?" + query.decode("latin-1") if query else "")
 
+    def _response_headers(self, response: httpx2.Response) -> list[tuple[bytes, bytes]]:
+        """The relay's response headers an app may see: hop-by-hop ones dropped, the real key never included."""
+        return [(k.lower(), v.replace(self._key, self._masked) if self._key in v else v)
+                for k, v in response.headers.raw if k.lower().decode("latin-1") not in _DROP_RESPONSE]
+
     def _headers(self, scope: Scope, app: str | None) -> list[tuple[str, str]]:
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", [])
-                   if k.decode("latin-1").lower() not in _DROP_REQUEST and not k.lower().startswith(b"sec-")]
+        headers = [(name, v.decode("latin-1")) for k, v in scope.get("headers", [])
+                   if forwarded(name := k.decode("latin-1").lower())]
         headers.append(("authorization", f"Bearer {self.config.api_key}"))
         headers.append(("accept-encoding", "identity"))
         if app:
@@ -337,7 +352,7 @@ class Proxy:
     async def _relay_body(self, response: httpx2.Response, send: Send, path: str, app: str | None) -> None:
         body = await response.aread()
         status = response.status_code
-        headers = _response_headers(response)
+        headers = self._response_headers(response)
         if response.headers.get(LOCAL_QUOTA_HEADER) != "1":
             rewritten = _openai_error(status, _relay_error(response))
             if rewritten is not None:
@@ -353,6 +368,8 @@ class Proxy:
             # attempts (and, after a timeout, could bill twice).
             headers = [(k, v) for k, v in headers if k not in (b"x-should-retry", b"retry-after-ms")]
             headers.append((b"x-should-retry", b"false"))
+        if self._key in body:
+            body = body.replace(self._key, self._masked)  # the relay echoed the key in a success body, somehow
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -382,7 +399,7 @@ class Proxy:
 
     async def _relay_stream(self, response: httpx2.Response, receive: Receive, send: Send, path: str,
                             app: str | None) -> None:
-        headers = _response_headers(response)
+        headers = self._response_headers(response)
         headers = [(k, v) for k, v in headers if k not in (b"cache-control", b"x-accel-buffering")]
         headers += [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
         await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
@@ -404,6 +421,7 @@ class Proxy:
     async def _pump(self, response: httpx2.Response, send: Send, path: str, app: str | None) -> None:
         done_seen = False
         events = SSEDecoder()
+        scrub = KeyScrubber(self._key, self._masked)
         try:
             async for chunk in response.aiter_raw():
                 if not chunk:
@@ -411,7 +429,9 @@ class Proxy:
                 if done_seen:
                     continue  # nothing may follow the one [DONE]
                 done_seen = any(event.is_done for event in events.feed(chunk))
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                chunk = scrub.feed(chunk)
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except httpx2.TransportError as exc:
             await self._end_incomplete(send, path, app, "upstream_dropped",
                                        f"白菜GPT中转连接在输出中途中断（{type(exc).__name__}），回答不完整，请重试",
@@ -419,6 +439,9 @@ class Proxy:
                                        "the reply is incomplete, retry")
             return
         done_seen = done_seen or any(event.is_done for event in events.flush())
+        rest = scrub.flush()
+        if rest:
+            await send({"type": "http.response.body", "body": rest, "more_body": True})
         if not done_seen:
             # A clean end without [DONE] is a cut answer too: a [DONE] of ours would pass it off as complete.
             await self._end_incomplete(send, path, app, "upstream_incomplete",
@@ -453,5 +476,26 @@ async def _shielded_close(response: httpx2.Response) -> None:
         log.debug("upstream close failed", exc_info=True)
 
 
-def _response_headers(response: httpx2.Response) -> list[tuple[bytes, bytes]]:
-    return [(k.lower(), v) for k, v in response.headers.raw if k.lower().decode("latin-1") not in _DROP_RESPONSE]
+class KeyScrubber:
+    """Replaces the real key with its masked form in a byte stream on its way to an app (an SSE error event that
+    quotes it, say), also when the key is split across chunks: a chunk's tail that could begin the key is held back
+    until the next chunk (SSE chunks end with a newline, so in practice nothing waits)."""
+
+    def __init__(self, key: bytes, masked: bytes) -> None:
+        self.key, self.masked, self.pending = key, masked, b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self.pending + chunk
+        if self.key in data:
+            data = data.replace(self.key, self.masked)
+        keep = 0
+        for size in range(min(len(self.key) - 1, len(data)), 0, -1):
+            if self.key.startswith(data[-size:]):
+                keep = size
+                break
+        self.pending = data[len(data) - keep:] if keep else b""
+        return data[:len(data) - keep] if keep else data
+
+    def flush(self) -> bytes:
+        rest, self.pending = self.pending, b""
+        return rest
