@@ -86,7 +86,7 @@ def test_the_base_install_really_lacks_the_extras(base_python: Path) -> None:
 @pytest.mark.parametrize("argv, extra", [
     (("demo", "--no-tui"), "sidecar"),
     (("demo",), "sidecar"),
-    (("apply", "codex", "--dry-run"), "sidecar"),
+    (("apply", "codex", "--target", "sidecar", "--dry-run"), "sidecar"),
     (("apply", "continue", "--dry-run"), "sidecar"),
     (("sidecar", "--port", "0"), "sidecar"),
     (("tui",), "tui"),

@@ -147,8 +147,8 @@ def _edited(path: Path, text: str | None, edit: Callable[[str | None], str]) -> 
     shape = TextShape(text)
     try:
         return shape.restore(edit(shape.strip(text)))
-    except ApplyError:
-        raise
+    except (ApplyError, ImportError):
+        raise  # a missing extra (tomlkit, ruamel.yaml) is named by the CLI with the install command, not blamed on the file
     except Exception as exc:  # noqa: BLE001 - any surprise from a third-party parser: refuse, write nothing
         raise UnparseableFile(
             path, f"baicai 无法安全地编辑这种写法（{type(exc).__name__}） / a layout baicai cannot edit safely ({type(exc).__name__})"
