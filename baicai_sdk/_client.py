@@ -435,7 +435,7 @@ class _BaicaiOptions:
 
     def _policy_says_retry(self, response: httpx2.Response) -> bool | None:
         """The policy's verdict for an error answer, or None to leave the choice to openai (OpenAI's own errors)."""
-        if response.headers.get("x-should-retry") in ("true", "false"):
+        if response.headers.get(_wire.SHOULD_RETRY_HEADER) in ("true", "false"):
             return None  # the metering transport already applied the policy
         if not _body_is_read(response):
             return None

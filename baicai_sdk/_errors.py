@@ -58,6 +58,7 @@ import openai
 
 from ._codes import RelayCode
 from ._keys import MissingKeyError
+from ._text import Text
 from ._transport._wire import (
     LOCAL_QUOTA_TYPE,
     RelayAnswer,
@@ -187,7 +188,7 @@ class BaicaiError(openai.APIStatusError):
         self.relay_code = answer.code
         self.relay_message = answer.message
         self.known = known
-        self.hint = known.hint if known is not None else _UNKNOWN_HINT
+        self.hint = str(Text(known.hint_zh, known.hint_en) if known is not None else _UNKNOWN_HINT)
         self.retryable = _retried(answer.code, response.status_code)
         self.tier = answer.tier
         self.family = known.family if known is not None else None
@@ -201,7 +202,8 @@ class BaicaiError(openai.APIStatusError):
         return f"{type(self).__name__}(relay_code={self.relay_code}, status_code={self.status_code})"
 
 
-_UNKNOWN_HINT = "中转返回了文档未列出的错误码，请查看原始回复或联系客服 / the relay sent an undocumented code: see the raw body or contact support"
+_UNKNOWN_HINT = Text("中转返回了文档未列出的错误码，请查看原始回复或联系客服",
+                     "the relay sent an undocumented code: see the raw body or contact support")
 
 
 def _retried(code: int, status: int) -> bool:
@@ -393,7 +395,8 @@ def _local_quota_error(response: httpx2.Response, body: object) -> QuotaExceeded
     message = inner.get("message") if isinstance(inner.get("message"), str) else None
     answer = RelayAnswer(code=0, message=redact(message or ""), known=None, raw=_redact_value(body))
     error = QuotaExceeded(
-        message or "本地额度保护拒绝了该请求，请等待窗口释放 / refused locally: an hourly limit would be exceeded, wait for the window",
+        message or str(Text("本地额度保护拒绝了该请求，请等待窗口释放",
+                            "refused locally: an hourly limit would be exceeded, wait for the window")),
         response=response,
         body=inner,
         answer=answer,
@@ -401,16 +404,17 @@ def _local_quota_error(response: httpx2.Response, body: object) -> QuotaExceeded
     )
     error.code = LOCAL_QUOTA_TYPE
     if retry_at is not None:
-        error.hint = "等待一小时窗口释放后再试，或升级为付费会员 / wait for the hourly window, or top up to a paid key"
+        error.hint = str(Text("等待一小时窗口释放后再试，或升级为付费会员", "wait for the hourly window, or top up to a paid key"))
     elif response.status_code == 400:  # the request alone is over the hourly token budget
-        error.hint = ("等待无济于事：缩短对话或减小 max_tokens / waiting will not help: shorten the conversation or "
-                      "lower max_tokens")
+        error.hint = str(Text("等待无济于事：缩短对话或减小 max_tokens",
+                              "waiting will not help: shorten the conversation or lower max_tokens"))
     elif response.status_code == 404:  # a model the relay does not serve
-        error.hint = ("换用白菜GPT 支持的模型（client.models.list() 可列出） / use a model the relay serves "
-                      "(client.models.list() lists them)")
+        error.hint = str(Text("换用白菜GPT 支持的模型（client.models.list() 可列出）",
+                              "use a model the relay serves (client.models.list() lists them)"))
     else:  # 403: the model (a chat model, or DALL·E) is not on this tier
-        error.hint = ("等待无济于事：换用本等级可用的模型（如 gpt-3.5-turbo），或充值升级为付费会员 / waiting will not "
-                      "help: use a model this tier allows (e.g. gpt-3.5-turbo), or top up to a paid key")
+        error.hint = str(Text("等待无济于事：换用本等级可用的模型（如 gpt-3.5-turbo），或充值升级为付费会员",
+                              "waiting will not help: use a model this tier allows (e.g. gpt-3.5-turbo), or top up "
+                              "to a paid key"))
     family, tier = inner.get("family"), inner.get("tier")
     error.family = family if isinstance(family, str) else None
     error.tier = tier if tier in ("free", "paid") else None

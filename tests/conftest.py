@@ -31,6 +31,7 @@ def baicai_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in _LEAKY_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost,::1")
+    monkeypatch.setenv("BAICAI_LANG", "both")  # messages in both languages, whatever the developer's locale
     return home
 
 

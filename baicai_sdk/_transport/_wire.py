@@ -29,6 +29,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 from .._codes import RelayCode, relay_code
+from .._text import Text
 
 __all__ = [
     "APP_HEADER",
@@ -411,8 +412,8 @@ def _format_time(when: float) -> str:
 
 
 def relay_error_message(answer: RelayAnswer, retry_at: float | None = None) -> str:
-    """The bilingual one-liner for a relay answer — Chinese first, then English, each saying what happened and what
-    to do. The SDK's exceptions and the sidecar's answers to apps carry exactly this text."""
+    """The one-liner for a relay answer, saying what happened and what to do — in Chinese, English, or both (Chinese
+    first; ``_text.current_lang``). The SDK's exceptions and the sidecar's answers to apps carry exactly this text."""
     known = answer.known
     relay_said = answer.message[:200]
     if known is not None and known.message_zh in relay_said:
@@ -422,18 +423,19 @@ def relay_error_message(answer: RelayAnswer, retry_at: float | None = None) -> s
     if known is None:
         zh = f"白菜GPT 错误 {answer.code}{said_zh}：中转返回了文档未列出的错误码，请查看原始回复或联系客服"
         en = f"BaicaiGPT relay error {answer.code}{said_en}: an undocumented code; see the raw body or contact support"
-        return f"{zh} / {en}"
+        return str(Text(zh, en))
     when_zh = f"，约 {_format_time(retry_at)} 可再试" if retry_at is not None else ""
     when_en = f"; next slot around {_format_time(retry_at)}" if retry_at is not None else ""
     zh = f"白菜GPT 错误 {answer.code}：{known.message_zh}{said_zh}。{known.hint_zh}{when_zh}"
     en = f"BaicaiGPT relay error {answer.code}: {known.message_en}{said_en}. {known.hint_en}{when_en}"
-    return f"{zh} / {en}"
+    return str(Text(zh, en))
 
 
 def error_body(message_zh: str, message_en: str, *, type: str, code: str | int | None = None,
                **extra: Any) -> dict[str, Any]:
-    """OpenAI's error shape, the message Chinese first: what every OpenAI client already knows how to show."""
-    error: dict[str, Any] = {"message": f"{message_zh} / {message_en}", "type": type, "param": None, "code": code}
+    """OpenAI's error shape, what every OpenAI client already knows how to show; the message in the user's language
+    (``_text``: both by default, Chinese first)."""
+    error: dict[str, Any] = {"message": str(Text(message_zh, message_en)), "type": type, "param": None, "code": code}
     error.update(extra)
     return {"error": error}
 
@@ -449,5 +451,5 @@ def relay_error_body(answer: RelayAnswer, retry_at: float | None = None) -> dict
         "relay_code": answer.code,
     }
     if known is not None:
-        error["hint"] = known.hint
+        error["hint"] = str(Text(known.hint_zh, known.hint_en))
     return {"error": error}
