@@ -53,6 +53,9 @@ __all__ = [
     "error_body",
     "relay_error_body",
     "relay_error_message",
+    # bilingual text shown per BAICAI_LANG, else the locale
+    "Text",
+    "current_lang",
     # keys and secrets
     "KeyStoreError",
     "redact",
@@ -101,6 +104,8 @@ _LAZY: dict[str, str] = {
     "error_body": "._transport._wire",
     "relay_error_body": "._transport._wire",
     "relay_error_message": "._transport._wire",
+    "Text": "._text",
+    "current_lang": "._text",
     "KeyStoreError": "._keys",
     "redact": "._transport._wire",
     "relay_code": "._codes",
@@ -132,6 +137,7 @@ if _typing.TYPE_CHECKING:
     from ._paths import config_dir, data_dir, ledger_path
     from ._probe import Check, probe_relay
     from ._serving import BackgroundServer, bind_socket, serve_forever
+    from ._text import Text, current_lang
     from ._tokens import get_encoding
     from ._transport import env_proxy_for
     from ._transport._wire import (
