@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["baicai_sdk.testing.pytest_plugin"]
+pytest_plugins = ["baicai_sdk.testing.pytest_plugin", "pytester"]
 
 _LEAKY_ENV = (
     "BAICAI_API_KEY",

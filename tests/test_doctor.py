@@ -42,10 +42,7 @@ def closed_port() -> int:
 
 def recorded_paths(emulator: Any, want: int) -> list[str]:
     """The paths the emulator saw; it records after answering, so give its thread a moment to catch up."""
-    deadline = time.monotonic() + 5
-    while len(emulator.state.requests) < want and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return [r.path for r in emulator.state.requests]
+    return [r.path for r in emulator.wait_for_requests(want)]
 
 
 def add_profile(key: str, base_url: str | None = None, tier: str = "unknown") -> None:

@@ -20,6 +20,7 @@ from ._config import (
 )
 from ._server import EmulatorServer, UvicornMissing
 from ._state import EmulatorState, RequestRecord
+from ._wait import wait_until
 
 __all__ = [
     "Clock",
@@ -35,4 +36,5 @@ __all__ = [
     "RequestRecord",
     "UvicornMissing",
     "demo_keys",
+    "wait_until",
 ]

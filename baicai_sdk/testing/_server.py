@@ -16,7 +16,8 @@ from .._serving import BackgroundServer, UvicornMissing, bind_socket, import_uvi
 from ._app import ConnectionReset, RelayEmulator
 from ._clock import Clock
 from ._config import FREE_DEMO_KEY, FROZEN_DEMO_KEY, PAID_DEMO_KEY, EmulatorConfig
-from ._state import EmulatorState
+from ._state import EmulatorState, RequestRecord
+from ._wait import wait_until
 
 __all__ = ["EmulatorServer", "UvicornMissing", "bind_socket", "import_uvicorn"]  # the last three re-exported
 
@@ -105,6 +106,17 @@ class EmulatorServer:
 
     def reset(self, config: EmulatorConfig | None = None) -> None:
         self.app.reset(config)
+
+    def wait_for_requests(self, count: int, *, timeout: float = 5.0) -> list[RequestRecord]:
+        """The requests seen so far, once there are at least ``count`` and each has its status (the emulator
+        records just after answering, so a test that checks at once may find the last one missing)."""
+
+        def answered() -> bool:
+            records = list(self.state.requests)
+            return len(records) >= count and all(r.status for r in records)
+
+        wait_until(answered, timeout=timeout, what=f"{count} answered request(s) at the emulator")
+        return list(self.state.requests)
 
     # --- lifecycle
     def start(self, timeout: float = 5.0) -> "EmulatorServer":

@@ -7,13 +7,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
 import baicai_sidecar.apply as apply_api
+from baicai_sdk.testing import wait_until
 from baicai_sidecar.apply import Env, Target
 
 
@@ -245,11 +245,8 @@ def test_deep_links_with_the_real_key_are_never_put_on_a_command_line(tmp_path: 
     assert main(["apply", "chatbox", "--target", "relay"]) == 0
     assert not calls.exists()
     assert main(["apply", "chatbox", "--target", "sidecar"]) == 0
-    for _ in range(100):  # the opener runs detached
-        if calls.exists() and calls.read_text().strip():
-            break
-        time.sleep(0.05)
-    opened = calls.read_text().strip()
+    # the opener runs detached
+    opened = wait_until(lambda: calls.exists() and calls.read_text().strip(), interval=0.05, what="the link opener")
     assert opened.startswith("chatbox://")
     config = json.dumps(_decode(parse_qs(urlsplit(opened).query)["config"][0]))
     assert real_key not in config and "sk-baicai-" in config  # the app gets a local token only

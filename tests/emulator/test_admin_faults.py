@@ -118,13 +118,28 @@ def test_stop_with_an_open_stream_is_prompt() -> None:
         assert not server.running
 
 
-def test_emulator_fixture_is_fresh_each_test_part1(emulator: EmulatorServer) -> None:
-    emulator.configure(error_style="code-msg", faults="busy=1")
-    emulator.clock.advance(99_999)
-    client_for(emulator, emulator.paid_key).get("/models")
+def test_emulator_fixture_is_fresh_each_test(pytester: pytest.Pytester) -> None:
+    """One server serves the whole session; what a test did to it (faults, clock, records) is gone in the next.
+    Two tests in one inner session, in order, so this does not depend on how the outer run orders tests."""
+    pytester.makeconftest('pytest_plugins = ["baicai_sdk.testing.pytest_plugin"]')
+    pytester.makepyfile(
+        """
+        import httpx2
+        from baicai_sdk.testing import EmulatorConfig
 
+        def test_first_leaves_a_mess(emulator):
+            emulator.configure(error_style="code-msg", faults="busy=1")
+            emulator.clock.advance(99_999)
+            headers = {"authorization": f"Bearer {emulator.paid_key}"}
+            httpx2.get(emulator.base_url + "/models", headers=headers, timeout=10)
+            assert emulator.state.requests
 
-def test_emulator_fixture_is_fresh_each_test_part2(emulator: EmulatorServer) -> None:
-    assert emulator.state.requests == []
-    assert emulator.config == EmulatorConfig()
-    assert abs(emulator.clock.offset) < 1
+        def test_second_sees_none_of_it(emulator):
+            assert emulator.state.requests == []
+            assert emulator.config == EmulatorConfig()
+            assert abs(emulator.clock.offset) < 1
+        """
+    )
+    # in-process: the textual-snapshot plugin keeps one temp dir per process, which an inner session would delete
+    result = pytester.runpytest_inprocess("-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:textual-snapshot", "-p", "no:asyncio")
+    result.assert_outcomes(passed=2)

@@ -10,7 +10,7 @@ import pytest
 
 from baicai_sdk._catalog import load_catalog
 from baicai_sdk._tokens import count_chat, count_text
-from baicai_sdk.testing import EmulatorServer
+from baicai_sdk.testing import EmulatorServer, wait_until
 
 from .conftest import chat_body
 
@@ -149,10 +149,7 @@ def test_client_disconnect_stops_the_stream(emulator: EmulatorServer, paid: http
     with paid.stream("POST", "/chat/completions", json=chat_body("hi", stream=True)) as response:
         for _ in zip(range(3), response.iter_lines()):
             pass
-    deadline = time.monotonic() + 2
-    while emulator.state.requests[-1].outcome != "disconnected" and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert emulator.state.requests[-1].outcome == "disconnected"
+    wait_until(lambda: emulator.state.requests[-1].outcome == "disconnected", what="the cut stream to be recorded")
     assert emulator.state.requests[-1].completion_tokens < 200
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 
 from baicai_sdk._billing import Balance, balance, record_topup
 from baicai_sdk._meter import Meter, Reservation, describe_request
+from baicai_sdk.testing import wait_until
 
 
 def test_measured_from_the_relay(emulator: Any, tmp_path: Path) -> None:
@@ -32,11 +32,7 @@ def test_measured_after_spending(emulator: Any, tmp_path: Path) -> None:
                         json={"model": "gpt-4", "messages": [{"role": "user", "content": "你好" * 50}]})
         assert r.status_code == 200
     # The emulator books the spend just after it has sent the answer: give it a moment.
-    deadline = time.monotonic() + 2
-    while emulator.state.spent(emulator.paid_key) == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    spent = emulator.state.spent(emulator.paid_key)
-    assert spent > 0
+    spent = wait_until(lambda: emulator.state.spent(emulator.paid_key), what="the emulator to book the spend")
     b = balance((emulator.paid_key, emulator.base_url), ledger_path=tmp_path / "l.db")
     assert b.measured and b.amount_cny == pytest.approx(10.0 - spent, abs=1e-4)
     assert b.used_cny == pytest.approx(spent, abs=1e-4)

@@ -25,6 +25,7 @@ from baicai_sdk import (
     RetryPolicy,
 )
 from baicai_sdk._codes import RELAY_CODES
+from baicai_sdk.testing import wait_until
 
 MESSAGES: list[Any] = [
     {"role": "system", "content": "You are a helpful assistant."},
@@ -34,12 +35,14 @@ MESSAGES: list[Any] = [
 
 def settled_records(emulator: Any, predicate: Any, expected: int) -> int:
     """How many emulator records match, once the emulator has logged the last answer (it logs just after sending)."""
-    deadline = time.monotonic() + 2.0
-    while True:
-        count = sum(1 for r in list(emulator.state.requests) if predicate(r))
-        if count >= expected or time.monotonic() > deadline:
-            return count
-        time.sleep(0.01)
+    def count() -> int:
+        return sum(1 for r in list(emulator.state.requests) if predicate(r))
+
+    try:
+        wait_until(lambda: count() >= expected, timeout=2.0)
+    except AssertionError:
+        pass  # the caller's assertion names what is missing
+    return count()
 
 
 @pytest.fixture

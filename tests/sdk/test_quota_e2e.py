@@ -24,14 +24,8 @@ from baicai_sdk._usage import UsageStore
 
 
 def _relay_requests(emulator, model_prefix: str = "") -> list:
-    deadline = time.monotonic() + 2.0
-    records = emulator.state.relay_requests()
-    while time.monotonic() < deadline:  # the emulator may record just after answering
-        records = emulator.state.relay_requests()
-        if all(r.status for r in records):
-            break
-        time.sleep(0.01)
-    return [r for r in records if (r.model or "").startswith(model_prefix)]
+    emulator.wait_for_requests(0)  # the emulator may record just after answering
+    return [r for r in emulator.state.relay_requests() if (r.model or "").startswith(model_prefix)]
 
 
 def _ask(client: Baicai, model: str = "gpt-3.5-turbo", text: str = "hi", **kw):

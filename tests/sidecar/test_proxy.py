@@ -12,6 +12,7 @@ import httpx2
 import openai
 import pytest
 
+from baicai_sdk.testing import wait_until
 from baicai_sidecar._tokens import TokenStore
 
 CHAT = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "你好"}]}
@@ -27,13 +28,7 @@ def bilingual(message: str) -> None:
 
 
 def wait_for(predicate: Any, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting for the condition")
+    return wait_until(predicate, timeout=timeout, interval=0.02)
 
 
 def test_chat_reaches_the_relay_with_the_real_key_only(emulator: Any, sidecar: Any, app_token: str, ledger_rows: Any) -> None:

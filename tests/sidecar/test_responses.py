@@ -14,6 +14,7 @@ import httpx2
 import openai
 import pytest
 
+from baicai_sdk.testing import wait_until
 from baicai_sidecar._responses import DROPPED_HEADER, ResponsesError, ResponseStore, StreamTranslator, to_chat
 
 WEATHER = {
@@ -31,13 +32,11 @@ def aclient(sidecar: Any, token: str) -> openai.AsyncOpenAI:
 
 
 def settled(ledger_rows: Any, count: int) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        rows = [r for r in ledger_rows() if r["status"] != "pending"]
-        if len(rows) >= count:
-            return rows
-        time.sleep(0.02)
-    raise AssertionError(f"expected {count} settled ledger rows, got {ledger_rows()}")
+    def rows() -> list[dict[str, Any]] | None:
+        done = [r for r in ledger_rows() if r["status"] != "pending"]
+        return done if len(done) >= count else None
+
+    return wait_until(rows, interval=0.02, what=f"{count} settled ledger rows")
 
 
 def bilingual(message: str) -> None:
