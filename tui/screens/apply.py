@@ -13,7 +13,7 @@ from ._base import Page
 from .modals import ConfirmModal, DiffModal
 
 
-class AppsTable(DataTable[str]):
+class AppsTable(DataTable[str | Text]):
     BINDINGS = [
         Binding("enter", "plan", tr("预览并写入", "Preview & write"), priority=True),
         Binding("z", "undo", tr("撤销", "Undo")),

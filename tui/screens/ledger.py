@@ -16,7 +16,7 @@ from ._base import Page
 PAGE_SIZE = 50
 
 
-class LedgerTable(DataTable[str]):
+class LedgerTable(DataTable[str | Text]):
     BINDINGS = [
         Binding("n,pagedown", "page(1)", tr("下一页", "Next")),
         Binding("p,pageup", "page(-1)", tr("上一页", "Prev")),
