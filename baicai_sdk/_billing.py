@@ -83,7 +83,7 @@ def _number(value: object) -> float | None:
 
 
 def _get_json(client: httpx2.Client, url: str, params: dict[str, str] | None = None) -> Any:
-    from ._errors import parse_relay_error
+    from ._transport._wire import parse_relay_error  # not ._errors: that imports openai (~1 s cold)
 
     response = client.get(url, params=params)
     if response.status_code != 200:

@@ -118,6 +118,6 @@ def probe(base_url: str, key: str, timeout: float, proxies: dict[str, str], *, l
 
 def _relay_error(body: Any) -> Any:
     """The relay's error in ``body``, in any of its envelopes, else None."""
-    from ._errors import parse_relay_error
+    from ._transport._wire import parse_relay_error  # not ._errors: that imports openai (~1 s cold)
 
     return parse_relay_error(body)

@@ -175,3 +175,18 @@ def test_usage_table_columns_line_up_in_terminal_cells(monkeypatch: pytest.Monke
     widths = {cells(line) for line in lines}
     assert len(widths) == 1, [(cells(line), line) for line in lines]  # right-aligned figures end in one column
     assert cells("白菜ab") == 6 and cells("e\u0301") == 1
+
+
+def test_balance_and_doctor_never_import_openai(emulator: Any, baicai_home: Path) -> None:
+    """The ledger and billing paths parse relay answers without openai's ~1 s import (bench/bench_cli.py)."""
+    import os
+    import subprocess
+
+    code = ("import sys; from baicai_sdk.cli import main; main(sys.argv[1:]); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'openai', 'pydantic'}))")
+    env = {**os.environ, "BAICAI_API_KEY": emulator.paid_key, "BAICAI_BASE_URL": emulator.base_url,
+           "BAICAI_HOME": str(baicai_home), "NO_PROXY": "127.0.0.1,localhost"}
+    for argv in (["usage", "balance"], ["usage"], ["doctor"]):
+        out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env,
+                             timeout=120).stdout
+        assert out.strip().splitlines()[-1] == "[]", (argv, out)

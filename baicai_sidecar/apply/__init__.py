@@ -13,24 +13,49 @@ from __future__ import annotations
 
 import os
 import subprocess
+from typing import TYPE_CHECKING, Any
 
-from ._base import Adapter, Options
-from ._model import (
-    AppInfo,
-    ApplyError,
-    Env,
-    FileChange,
-    FileOutcome,
-    Link,
-    Plan,
-    Record,
-    Target,
-    UndoResult,
-    UnparseableFile,
-    mask_secret,
-)
-from ._safety import make_change, recover_interrupted, undo_record, write_plan
-from ._target import DEFAULT_MODEL, DEFAULT_SIDECAR_PORT, build_target
+# Loaded on first use: `baicai --help` and every other command import this package to register `baicai apply`,
+# and the adapters, editors and the safety layer cost more than the rest of a quick command (bench/bench_cli.py).
+if TYPE_CHECKING:
+    from ._base import Adapter, Options
+    from ._model import (
+        AppInfo,
+        ApplyError,
+        Env,
+        FileChange,
+        FileOutcome,
+        Link,
+        Plan,
+        Record,
+        Target,
+        UndoResult,
+        UnparseableFile,
+        mask_secret,
+    )
+    from ._target import DEFAULT_MODEL, DEFAULT_SIDECAR_PORT, build_target
+
+_WHERE = {
+    **dict.fromkeys(("Adapter", "Options"), "._base"),
+    **dict.fromkeys(("AppInfo", "ApplyError", "Env", "FileChange", "FileOutcome", "Link", "Plan", "Record", "Target",
+                     "UndoResult", "UnparseableFile", "mask_secret"), "._model"),
+    **dict.fromkeys(("DEFAULT_MODEL", "DEFAULT_SIDECAR_PORT", "build_target"), "._target"),
+}
+_registry: dict[str, Adapter] | None = None
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ADAPTERS":
+        return _all_adapters()
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'baicai_sidecar.apply' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ADAPTERS",
@@ -60,6 +85,7 @@ __all__ = [
 
 
 def _adapters() -> dict[str, Adapter]:
+    from ._base import Adapter
     from .aichat import AichatAdapter
     from .aider import AiderAdapter
     from .anythingllm import AnythingLlmAdapter
@@ -99,21 +125,31 @@ def _adapters() -> dict[str, Adapter]:
     return {cls.name: cls() for cls in classes}
 
 
-ADAPTERS: dict[str, Adapter] = _adapters()
+def _all_adapters() -> dict[str, Adapter]:
+    """``ADAPTERS``: every adapter by name, made on first use."""
+    global _registry
+    if _registry is None:
+        _registry = _adapters()
+    return _registry
 
 
 def adapter(app: str) -> Adapter:
+    from ._model import ApplyError
+
+    adapters = _all_adapters()
     try:
-        return ADAPTERS[app]
+        return adapters[app]
     except KeyError:
-        names = ", ".join(ADAPTERS)
+        names = ", ".join(adapters)
         raise ApplyError(f"未知应用 {app!r}；可选：{names} / unknown app {app!r}; one of: {names}") from None
 
 
 def list_apps(env: Env | None = None) -> list[AppInfo]:
+    from ._model import AppInfo, Env
+
     env = env or Env.current()
     out = []
-    for a in ADAPTERS.values():
+    for a in _all_adapters().values():
         found, where = a.detect(env)
         out.append(AppInfo(a.name, a.title, a.kind, found, where, a.summary))
     return out
@@ -126,6 +162,10 @@ def plan(app: str, target: Target, *, options: Options | None = None, env: Env |
     exception to "writes nothing": an earlier apply a kill interrupted is rolled back first (its files get their
     bytes from before it back), so the plan is made from files as the user left them, never from half an apply.
     """
+    from ._base import Options
+    from ._model import Env, Plan
+    from ._safety import make_change, recover_interrupted
+
     a = adapter(app)
     env = env or Env.current()
     options = options or Options()
@@ -142,6 +182,8 @@ def plan(app: str, target: Target, *, options: Options | None = None, env: Env |
 
 def apply(p: Plan, *, force: bool = False) -> Record:
     """Write the plan's files (backup, atomic write, record). A plan without files writes nothing."""
+    from ._safety import write_plan
+
     return write_plan(p, force=force)
 
 
@@ -155,7 +197,8 @@ def undo(app: str) -> UndoResult:
     """
     a = adapter(app)
 
-    from ._safety import load_record
+    from ._model import UndoResult
+    from ._safety import load_record, recover_interrupted, undo_record
 
     recovered = recover_interrupted()  # an apply a kill interrupted is rolled back first
     if load_record(app) is None:
@@ -199,6 +242,8 @@ def _revoke_token(app: str, *, failed: bool) -> list[str]:
 
 def open_link(url: str, env: Env | None = None) -> bool:
     """Hand a deep link to the desktop (the app then asks the user to confirm). False when there is no desktop."""
+    from ._model import Env
+
     env = env or Env.current()
     if not env.has_desktop():
         return False
