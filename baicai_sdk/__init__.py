@@ -106,8 +106,9 @@ _LAZY: "dict[str, str]" = {
     "RetryPolicy": "._retry",
     "DEFAULT_RETRY_POLICY": "._retry",
     # errors: see the tree in baicai_sdk/_errors.py
-    "parse_relay_error": "._errors",
-    "RelayAnswer": "._errors",
+    # defined with the wire protocol: reading an answer must not import openai (the sidecar never needs it)
+    "parse_relay_error": "._transport._wire",
+    "RelayAnswer": "._transport._wire",
     "MissingCredentials": "._errors",
     "IncompleteStream": "._errors",
     "BaicaiError": "._errors",
@@ -206,7 +207,6 @@ if _typing.TYPE_CHECKING:
         PaidGpt4RequestLimit,
         PaidGpt35RequestLimit,
         QuotaExceeded,
-        RelayAnswer,
         RelayAuthenticationError,
         RelayBadRequestError,
         RelayBusyError,
@@ -218,13 +218,13 @@ if _typing.TYPE_CHECKING:
         TokenLimitReached,
         TooFrequent,
         UnknownRelayError,
-        parse_relay_error,
     )
     from ._keys import Credentials, KeyStore, Profile, mask_key, resolve_credentials
     from ._meter import Meter
     from ._quota import Decision, RequestInfo, describe_request
     from ._retry import DEFAULT_RETRY_POLICY, RetryPolicy
     from ._tokens import StreamCounter, count_chat, count_text
+    from ._transport._wire import RelayAnswer, parse_relay_error
     from ._transport import AsyncMeteredTransport, MeteredTransport, async_http_client, http_client
     from ._usage import LedgerRow, ReportRow, Totals, UsageStore, WindowStatus
 
