@@ -261,9 +261,10 @@ class Proxy:
         status = 0
         _REASON.set(None)
         try:
-            response = await self._send_with_retries(request, scope, send, path, app)
+            response = await self._until_disconnect(self._send_with_retries(request, scope, send, path, app),
+                                                    receive, path, app)
             if response is None:
-                return  # an error answer was already sent
+                return  # an error answer was already sent, or the app left
             status = response.status_code
             if is_event_stream(response.headers) and status < 400:
                 self.stats.streams += 1
@@ -280,6 +281,28 @@ class Proxy:
                 status = status if status >= 400 else reason[0]
             log.info("%s %s -> %s app=%s %.1f ms%s", scope["method"], path, status or "-", app,
                      (time.perf_counter() - started) * 1000, f" · {reason[1]}" if reason is not None else "")
+
+    async def _until_disconnect(self, sending: Any, receive: Receive, path: str, app: str | None) -> Any:
+        """Await the upstream answer while watching the app: if it leaves first (closed the connection, gave up,
+        timed out), the upstream request is cancelled — its connection closed, so the relay stops working on it —
+        instead of running on to be billed for an answer nobody reads (and again for each of the app's retries)."""
+        task = asyncio.ensure_future(sending)
+        watch = asyncio.ensure_future(_wait_disconnect(receive))
+        try:
+            await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not task.done() and not watch.done():
+                task.cancel()  # we were cancelled ourselves (server shutdown)
+        if task.done():
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
+            return task.result()
+        task.cancel()
+        results = await asyncio.gather(task, return_exceptions=True)
+        if isinstance(results[0], httpx2.Response):  # the answer came in the same instant: close it
+            await _shielded_close(results[0])
+        log.info("%s: the app (%s) left before the answer: upstream request cancelled", path, app)
+        return None
 
     async def _send_with_retries(self, request: httpx2.Request, scope: Scope, send: Send, path: str,
                                  app: str | None) -> httpx2.Response | None:

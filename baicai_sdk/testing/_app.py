@@ -216,7 +216,16 @@ class RelayEmulator:
     async def _dispatch(self, req: _Request) -> None:
         faults = self.config.faults
         if faults.latency > 0:  # before every relay answer, errors included
-            await asyncio.sleep(faults.latency)
+            try:
+                await asyncio.wait_for(req.disconnected.wait(), faults.latency)
+            except asyncio.TimeoutError:
+                pass
+            else:
+                # The client left while the "model" was still working: a relay stops there, and nothing was
+                # produced or billed. Tests check that a proxy passes an app's disconnect on (issue 14).
+                req.record.outcome = "cancelled"
+                req.record.status = 499
+                return
         method, path = req.scope["method"], req.scope["path"].rstrip("/") or "/"
         handler = self._route(method, path)
         if handler is None:

@@ -43,7 +43,8 @@ class RequestRecord:
     stream: bool = False
     key_tier: str | None = None
     outcome: str = "ok"
-    """``ok`` or ``error``; for streams also ``truncated``, ``reset``, ``stream_error``, ``disconnected``."""
+    """``ok`` or ``error``; ``cancelled`` when the client left during the ``latency`` fault (status 499, nothing
+    billed); for streams also ``truncated``, ``reset``, ``stream_error``, ``disconnected``."""
 
     @property
     def key_masked(self) -> str | None:

@@ -1,0 +1,47 @@
+"""An app that gives up on a non-streamed request cancels it upstream (issue 14, item 8): with the emulator slow to
+answer (``latency`` fault), an app that times out and retries leaves every attempt cancelled at the relay — none
+answered, none billed — where before each ran on and was billed in full."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import openai
+import pytest
+
+from baicai_sidecar._server import SidecarServer
+
+
+def _records(emulator: Any, expected: int) -> list[Any]:
+    deadline = time.monotonic() + 5
+    while True:
+        found = [r for r in list(emulator.state.requests) if r.path == "/v1/chat/completions"]
+        if (len(found) >= expected and all(r.status for r in found)) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_an_app_that_gives_up_cancels_the_upstream_request(emulator: Any, sidecar: SidecarServer, app_token: str,
+                                                           ledger_rows: Any) -> None:
+    emulator.configure(faults="latency=2")
+    app = openai.OpenAI(api_key=app_token, base_url=sidecar.base_url, timeout=0.4, max_retries=2)
+    started = time.monotonic()
+    with pytest.raises(openai.APITimeoutError):
+        app.chat.completions.create(model="gpt-3.5-turbo", messages=[{"role": "user", "content": "hi"}])
+    assert time.monotonic() - started < 4
+    records = _records(emulator, 3)
+    assert len(records) == 3  # the app's first try and its two retries
+    assert [r.outcome for r in records] == ["cancelled"] * 3, [(r.outcome, r.status) for r in records]
+    assert sum(r.cost for r in records) == 0 and all(r.completion_tokens == 0 for r in records)
+    time.sleep(0.2)
+    assert [row["status"] for row in ledger_rows()] != ["ok"] * 3  # nothing recorded as answered
+
+
+def test_an_app_that_waits_gets_its_answer(emulator: Any, sidecar: SidecarServer, app_token: str) -> None:
+    emulator.configure(faults="latency=0.3")
+    app = openai.OpenAI(api_key=app_token, base_url=sidecar.base_url, timeout=10, max_retries=0)
+    answer = app.chat.completions.create(model="gpt-3.5-turbo", messages=[{"role": "user", "content": "hi"}])
+    assert answer.choices[0].message.content
+    assert [r.outcome for r in _records(emulator, 1)] == ["ok"]
