@@ -85,7 +85,6 @@ __all__ = [
 
 
 def _adapters() -> dict[str, Adapter]:
-    from ._base import Adapter
     from .aichat import AichatAdapter
     from .aider import AiderAdapter
     from .anythingllm import AnythingLlmAdapter
