@@ -43,14 +43,20 @@ def capture() -> tuple[bytes, list[bytes]]:
     return plain, events
 
 
-class _Request:
+class _Message:
+    """What httptools' callbacks report about one request or response."""
+
     def __init__(self) -> None:
         self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
         self.done = False
 
     def on_url(self, url: bytes) -> None:
         self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
@@ -70,7 +76,7 @@ async def upstream(port: int = 0) -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                request = _Request()
+                request = _Message()
                 parser = httptools.HttpRequestParser(request)
                 while not request.done:
                     data = await reader.read(65536)
@@ -103,43 +109,16 @@ async def upstream(port: int = 0) -> None:
 
 
 # -- the floor: a raw asyncio forwarder ------------------------------------------------------------------------------
-class _Response:
-    def __init__(self) -> None:
-        self.done = False
-
-    def on_message_complete(self) -> None:
-        self.done = True
-
-
 async def floor(upstream_port: int, key: str, port: int = 0) -> None:
     """No framework, no checks, no metering: parse the request, swap the Authorization header, send it on a pooled
     upstream connection, and copy the answer's bytes back as they arrive (one parser watches where it ends)."""
     pool: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     auth = b"authorization: Bearer " + key.encode() + b"\r\n"
 
-    class Incoming:
-        def __init__(self) -> None:
-            self.headers: list[tuple[bytes, bytes]] = []
-            self.url = b""
-            self.body: list[bytes] = []
-            self.done = False
-
-        def on_url(self, url: bytes) -> None:
-            self.url += url
-
-        def on_header(self, name: bytes, value: bytes) -> None:
-            self.headers.append((name, value))
-
-        def on_body(self, body: bytes) -> None:
-            self.body.append(body)
-
-        def on_message_complete(self) -> None:
-            self.done = True
-
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                incoming = Incoming()
+                incoming = _Message()
                 parser = httptools.HttpRequestParser(incoming)
                 while not incoming.done:
                     data = await reader.read(65536)
@@ -157,7 +136,7 @@ async def floor(upstream_port: int, key: str, port: int = 0) -> None:
                 up_reader, up_writer = pool.pop() if pool else await asyncio.open_connection("127.0.0.1",
                                                                                               upstream_port)
                 up_writer.write(b"".join(head) + body)
-                response = _Response()
+                response = _Message()
                 response_parser = httptools.HttpResponseParser(response)
                 while not response.done:
                     data = await up_reader.read(65536)
