@@ -16,11 +16,6 @@ from baicai_sidecar.app import SidecarConfig
 FAST_RETRIES = RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.02, jitter=0.0)
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # until pyproject registers it for the whole suite
-    config.addinivalue_line("markers", "slow: takes more than a few seconds (installs or runs an external program)")
-
-
 @pytest.fixture
 def app_token() -> str:
     """The token a desktop app called "testapp" was given."""
