@@ -114,6 +114,38 @@ def _refusal_response(request: httpx2.Request, decision: Decision) -> httpx2.Res
     return httpx2.Response(decision.status, headers=headers, json=body, request=request)
 
 
+def _malformed(path: str, body: dict[str, Any]) -> tuple[str, str, str] | None:
+    """What is wrong with a body no OpenAI endpoint would accept, as (param, 中文, English); None when its shape
+    is fine. OpenAI answers these with 400 ``invalid_type``; answering here keeps a bare AttributeError from deep
+    in the token counter out of the caller's hands (and the sidecar's 500 out of an app's)."""
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        kind = type(model).__name__
+        return "model", f"model 必须是字符串，收到的是 {kind}", f"model must be a string, got {kind}"
+    if not path.endswith("/chat/completions") or "messages" not in body:
+        return None
+    messages = body["messages"]
+    if not isinstance(messages, list):
+        kind = type(messages).__name__
+        return ("messages", f"messages 必须是消息对象的列表，收到的是 {kind}",
+                f"messages must be a list of message objects, got {kind}")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            kind = type(message).__name__
+            return (f"messages[{i}]", f"messages[{i}] 必须是含 role 和 content 的对象，收到的是 {kind}",
+                    f"messages[{i}] must be an object with role and content, got {kind}")
+    return None
+
+
+def _malformed_response(request: httpx2.Request, param: str, zh: str, en: str) -> httpx2.Response:
+    """OpenAI's own answer to a malformed body (400 ``invalid_type``), made here without sending it."""
+    body = error_body(f"请求格式有误：{zh}", f"invalid request: {en}", type="invalid_request_error",
+                      code="invalid_type")
+    body["error"]["param"] = param
+    return httpx2.Response(400, headers={"content-type": "application/json", SHOULD_RETRY_HEADER: "false"},
+                           json=body, request=request)
+
+
 @dataclass
 class _StreamTally:
     """What a metered SSE stream said, read as it passes: ``[DONE]``, a relay error event, and the token count.
@@ -236,8 +268,9 @@ class _Pipeline:
         return self._retry_policy
 
     # -- before sending ------------------------------------------------------------------------------------------
-    def prepare(self, request: httpx2.Request) -> tuple[str | None, RequestInfo | None]:
-        """Strip our own header, ask for an unencoded answer (we parse it), describe the body if metered."""
+    def prepare(self, request: httpx2.Request) -> tuple[str | None, RequestInfo | httpx2.Response | None]:
+        """Strip our own header, ask for an unencoded answer (we parse it), describe the body if metered; or the
+        400 answer for a body no OpenAI endpoint accepts (e.g. ``messages=[1, 2, 3]``), sent nowhere."""
         # Kept on the request too: a retry resends this same Request, and its attempt belongs to the same app.
         app = request.headers.pop(APP_HEADER, None) or request.extensions.get(APP_HEADER)
         request.extensions[APP_HEADER] = app
@@ -251,7 +284,15 @@ class _Pipeline:
         body = parsed if parsed is not None else _json_or_none(request.read())
         if not isinstance(body, dict):
             return app, None  # the relay answers 40039/48002 itself; nothing to reserve
-        return app, describe_request(request.url.path, body)
+        problem = _malformed(request.url.path, body)
+        if problem is not None:
+            return app, _malformed_response(request, *problem)
+        try:
+            return app, describe_request(request.url.path, body)
+        except (TypeError, AttributeError, ValueError, KeyError) as exc:  # a shape the counter cannot read
+            reason = f"{type(exc).__name__}: {exc}"[:200]
+            return app, _malformed_response(request, "", f"请求体的结构无法识别（{reason}）",
+                                            f"the request body has a shape that cannot be read ({reason})")
 
     def admit(self, request: httpx2.Request, info: RequestInfo, app: str | None) -> _Attempt | httpx2.Response | float:
         """Reserve: an attempt to send, a refusal to answer with, or seconds to sleep before asking again."""
@@ -460,6 +501,8 @@ class MeteredTransport(httpx2.BaseTransport):
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         pipeline = self._pipeline
         app, info = pipeline.prepare(request)
+        if isinstance(info, httpx2.Response):
+            return info  # malformed: answered here, nothing sent
         attempt: _Attempt | None = None
         if info is not None:
             while isinstance(step := pipeline.admit(request, info, app), float):
@@ -528,6 +571,8 @@ class AsyncMeteredTransport(httpx2.AsyncBaseTransport):
             app, info = await anyio.to_thread.run_sync(pipeline.prepare, request)
         else:
             app, info = pipeline.prepare(request)
+        if isinstance(info, httpx2.Response):
+            return info  # malformed: answered here, nothing sent
         attempt: _Attempt | None = None
         if info is not None:
             while isinstance(step := pipeline.admit(request, info, app), float):

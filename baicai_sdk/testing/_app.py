@@ -611,6 +611,12 @@ class RelayEmulator:
     async def _admin(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await _read_body(receive)
         path, method = scope["path"].rstrip("/"), scope["method"]
+        refusal = _admin_refusal(scope, method, body)
+        if refusal is not None:
+            status, message = refusal
+            await _send_bytes(send, status, json.dumps({"error": message}).encode(),
+                              [(b"content-type", b"application/json")])
+            return
         try:
             data = json.loads(body) if body.strip() else {}
             if not isinstance(data, dict):
@@ -646,6 +652,32 @@ class RelayEmulator:
         out["clock"] = {"now": self.clock.now(), "offset": self.clock.offset, "frozen": self.clock.frozen}
         out["config"] = self.config.public()
         return out
+
+
+def _admin_refusal(scope: Scope, method: str, body: bytes) -> tuple[int, str] | None:
+    """The admin routes (clock, config, reset) are for local tools and tests, like the sidecar: a browser page must
+    not drive them. So no ``Origin`` (browsers send one on cross-site requests, "simple" ``text/plain`` POSTs
+    included), a ``Host`` that names this machine or the address the emulator listens on (DNS rebinding), and a
+    body, when there is one, sent as JSON."""
+    headers: dict[str, str] = {}
+    hosts = 0
+    for key, value in scope.get("headers", []):
+        name = key.decode("latin-1").lower()
+        headers[name] = value.decode("latin-1")
+        hosts += name == "host"
+    if "origin" in headers:
+        return 403, "admin routes do not answer browser pages (an Origin header was sent)"
+    host = headers.get("host", "").strip().lower()
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]")
+    server = scope.get("server")
+    bound = str(server[0]).lower() if server else ""
+    if hosts != 1 or name not in ("127.0.0.1", "localhost", "::1", bound):
+        return 421, "admin routes answer only to a Host naming this machine (127.0.0.1 / localhost)"
+    ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+    if method == "POST" and body.strip() and ctype != "application/json":
+        return 415, "admin routes take a JSON body (content-type: application/json)"
+    return None
 
 
 def _split(text: str) -> list[str]:
