@@ -161,6 +161,8 @@ class SSEDecoder:
         self._start: int | None = None
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if self._start is not None:
+            self._start = 0  # the open event began in an earlier chunk: in this one it starts at 0
         if self._pending:
             buffer, offset = self._pending + chunk, len(self._pending)
         else:

@@ -47,6 +47,10 @@ def test_an_event_knows_where_it_starts_in_the_chunk_that_completed_it() -> None
     assert [e.start for e in events] == [0, len(first)]
     # an event begun in an earlier chunk starts at 0 of the chunk that completes it
     assert decoder.feed(b"data: x") == [] and decoder.feed(b"\n\n")[0].start == 0
+    # also when its first complete line came after other events in that earlier chunk (a reader passes on
+    # chunk[:start] before raising: a stale offset would hand the error event itself to openai's decoder)
+    assert [e.data for e in decoder.feed(b"data: a\n\ndata: {\"error\": 1}\n")] == [b"a"]
+    assert decoder.feed(b"\ndata: b\n\n")[0].start == 0
 
 
 @pytest.mark.parametrize("body, code", [
