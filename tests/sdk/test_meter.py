@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from baicai_sdk._meter import Meter, Reservation, describe_request
 from baicai_sdk._quota import Decision
@@ -213,47 +216,61 @@ def test_four_processes_never_overspend_the_window(tmp_path: Path) -> None:
         assert len(recorded) <= (60 if model.startswith("gpt-3.5") else 1)
 
 
-def test_remembered_windows_always_equal_a_fresh_count(tmp_path: Path, clock: Clock) -> None:
+_MODELS = st.sampled_from(["gpt-3.5-turbo", "gpt-4"])
+_STEPS = st.one_of(
+    # (what, by another connection, model, max_tokens)
+    st.tuples(st.just("reserve"), st.booleans(), _MODELS, st.integers(1, 500)),
+    # (what, which open row, status, relay code, prompt tokens, completion tokens)
+    st.tuples(st.just("settle"), st.integers(0, 1_000), st.sampled_from(["ok", "error", "failed", "dropped"]),
+              st.sampled_from([None, 40022]), st.integers(0, 50), st.integers(0, 300)),
+    st.tuples(st.just("observe"), _MODELS),
+    st.tuples(st.just("clock"), st.sampled_from([1, 30, 600, 1800, -1, -120])),  # < 0: a clock set back
+)
+
+
+@pytest.mark.slow
+@settings(max_examples=60, deadline=None)
+@given(steps=st.lists(_STEPS, min_size=1, max_size=60))
+def test_remembered_windows_always_equal_a_fresh_count(steps: list[tuple[Any, ...]]) -> None:
     """Each Meter keeps its window figures between requests and only reads what changed (the rows that left the
     window; everything after another connection's commit). Whatever the mix of our writes, another process's
     writes, relay codes, sweeps, settles after the row left the window and clocks going back, what the Meter
-    decides on must equal a count made from scratch."""
-    import random
-
+    decides on must equal a count made from scratch. (hypothesis: a failure shrinks to the shortest mix.)"""
     from baicai_sdk import _ledger
 
-    path = tmp_path / "ledger.sqlite3"
-    ours = Meter(ledger_path=path, clock=clock, tier="paid", quota="off")
-    theirs = Meter(ledger_path=path, clock=clock, tier="paid", quota="off")  # another connection: "a process"
-    fresh = sqlite3.connect(path)
-    rng = random.Random(5)
-    open_rows: list[Reservation] = []
-    for step in range(600):
-        roll = rng.random()
-        meter = theirs if roll < 0.15 else ours
-        model = rng.choice(["gpt-3.5-turbo", "gpt-4"])
-        if roll < 0.55:
-            r = meter.reserve(FREE_KEY, chat(model, max_tokens=rng.randint(1, 500)))
-            assert isinstance(r, Reservation)
-            open_rows.append(r)
-        elif roll < 0.85 and open_rows:
-            r = open_rows.pop(rng.randrange(len(open_rows)))
-            r.settle(status=rng.choice(["ok", "ok", "error", "failed", "dropped"]),
-                     relay_code=rng.choice([None, None, None, 40022]), prompt_tokens=rng.randint(0, 50),
-                     completion_tokens=rng.randint(0, 300))
-        elif roll < 0.90:
-            ours.observe(FREE_KEY, model, 40022)
-        elif roll < 0.97:
-            clock.t += rng.choice([1, 30, 600, 1800])
-        else:
-            clock.t -= rng.choice([1, 120])  # a clock set back: the window reaches further than last time
-        since = clock.t - 3600
-        for family in ("gpt-3.5", "gpt-4"):
-            expected = _ledger.window_totals(fresh, family, since)
-            view = ours._view(ours._conn())
-            view.sync()
-            assert view.window(family, since) == expected, (step, family)
-    fresh.close()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "ledger.sqlite3"
+        clock = Clock()
+        ours = Meter(ledger_path=path, clock=clock, tier="paid", quota="off")
+        theirs = Meter(ledger_path=path, clock=clock, tier="paid", quota="off")  # another connection: "a process"
+        ours._conn()  # creates the ledger
+        fresh = sqlite3.connect(path)
+        open_rows: list[Reservation] = []
+        try:
+            for index, step in enumerate(steps):
+                if step[0] == "reserve":
+                    _, by_them, model, max_tokens = step
+                    r = (theirs if by_them else ours).reserve(FREE_KEY, chat(model, max_tokens=max_tokens))
+                    assert isinstance(r, Reservation)
+                    open_rows.append(r)
+                elif step[0] == "settle" and open_rows:
+                    _, which, status, code, prompt, completion = step
+                    open_rows.pop(which % len(open_rows)).settle(
+                        status=status, relay_code=code, prompt_tokens=prompt, completion_tokens=completion)
+                elif step[0] == "observe":
+                    ours.observe(FREE_KEY, step[1], 40022)
+                elif step[0] == "clock":
+                    clock.t += step[1]
+                since = clock.t - 3600
+                for family in ("gpt-3.5", "gpt-4"):
+                    expected = _ledger.window_totals(fresh, family, since)
+                    view = ours._view(ours._conn())
+                    view.sync()
+                    assert view.window(family, since) == expected, (index, family)
+        finally:
+            fresh.close()
+            ours.close()
+            theirs.close()
 
 
 def test_a_huge_model_name_is_stored_cut_short(meter: Meter) -> None:
