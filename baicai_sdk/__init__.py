@@ -224,8 +224,8 @@ if _typing.TYPE_CHECKING:
     from ._quota import Decision, RequestInfo, describe_request
     from ._retry import DEFAULT_RETRY_POLICY, RetryPolicy
     from ._tokens import StreamCounter, count_chat, count_text
-    from ._transport._wire import RelayAnswer, parse_relay_error
     from ._transport import AsyncMeteredTransport, MeteredTransport, async_http_client, http_client
+    from ._transport._wire import RelayAnswer, parse_relay_error
     from ._usage import LedgerRow, ReportRow, Totals, UsageStore, WindowStatus
 
 

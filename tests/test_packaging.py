@@ -27,3 +27,15 @@ def test_the_version_is_written_once() -> None:
     assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
     assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "baicai_sdk.__version__"}
     assert version("baicai") == baicai_sdk.__version__
+
+
+def test_ruff_check_passes() -> None:
+    """`ruff check .` (rules in pyproject) — it takes well under a second, so the test run catches it too, not only
+    .ci/run. (mypy, 20 s to 2 min, runs as its own .ci/run step and as `.venv/bin/mypy` locally.)"""
+    import subprocess
+    import sys
+
+    ruff = Path(sys.executable).with_name("ruff")
+    assert ruff.exists(), "ruff is a dev dependency: pip install -e '.[dev]'"
+    done = subprocess.run([str(ruff), "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
