@@ -31,7 +31,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -161,11 +161,14 @@ def _glob_escape(name: str) -> str:
 
 
 @contextlib.contextmanager
-def file_lock(path: str | os.PathLike[str], *, timeout: float = _LOCK_TIMEOUT) -> Iterator[None]:
+def file_lock(
+    path: str | os.PathLike[str], *, timeout: float = _LOCK_TIMEOUT, error: Callable[[str], Exception] = LockTimeout
+) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (a ``.<name>.lock`` file beside it) across threads and processes.
 
-    Reentrant in one thread. Raises ``LockTimeout`` after ``timeout`` seconds with a message saying which file
-    is busy, instead of hanging behind a stuck process.
+    Reentrant in one thread. After ``timeout`` seconds raises ``error(message)`` — ``LockTimeout`` unless the
+    caller names its own error type (so its command line reports it like its other errors) — with a bilingual
+    message saying which file is busy, instead of hanging behind a stuck process.
     """
     import filelock
 
@@ -176,7 +179,7 @@ def file_lock(path: str | os.PathLike[str], *, timeout: float = _LOCK_TIMEOUT) -
     try:
         lock.acquire(timeout=timeout)
     except filelock.Timeout:
-        raise LockTimeout(
+        raise error(
             f"{target} 正被另一个 baicai 进程使用（等待 {timeout:g} 秒未果）；请稍后重试，或结束卡住的进程。 / "
             f"{target} is in use by another baicai process (waited {timeout:g} s); try again shortly, or end the "
             "stuck process."

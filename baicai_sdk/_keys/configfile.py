@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from .. import _files
-from .errors import ConfigCorrupt
+from .errors import ConfigCorrupt, KeyStoreError
 
 _CONFIG_VERSION = 1
 
 
 def _locked(path: Path) -> contextlib.AbstractContextManager[None]:
     """A cross-process lock beside ``path`` so two processes editing profiles do not lose each other's change."""
-    return _files.file_lock(path)
+    return _files.file_lock(path, error=KeyStoreError)
 
 
 def _atomic_write_json(path: Path, data: Any) -> None:

@@ -1,14 +1,15 @@
 """The one safety mechanism every file adapter goes through.
 
 read → let the adapter change only its own entry → unified diff (``--dry-run`` stops here) → back up the original
-once (timestamped, under ``<data dir>/apply/backups``) → write atomically → record what was done. ``undo`` puts the
-original back byte for byte when nobody touched the file since, and otherwise asks the adapter to take out only its
-entry. Adapters never open files themselves, so none of them can skip a step.
+once (timestamped, under ``<data dir>/apply/backups``) → write every file and the record as one transaction
+(``_journal``) → ``undo`` puts the original back byte for byte when nobody touched the file since, and otherwise
+asks the adapter to take out only its entry. Adapters never open files themselves, so none of them can skip a step.
 
-Atomic write: a temp file in the same folder (so ``os.replace`` is a rename on one filesystem), fsync'd, given the
-original's mode (secrets 0600), renamed over the target, then the folder fsync'd. A process killed at any moment
-leaves the old file or the new one, never a mix (tests/apply kill a writer at random points to check). Symlinked
-dotfiles are written through the link, so the link survives.
+Around each editor (``_edited``) a file's BOM and CRLF endings are taken off and put back, and a surprise from a
+parser becomes ``UnparseableFile``. Read-only targets are refused unless forced; an ``OSError`` while writing is an
+``ApplyError`` after everything was put back. Atomic writes, locks and temp-file names come from the SDK's one file
+helper (``baicai_sdk.integration``: temp 0600 + fsync + rename + folder fsync); symlinked dotfiles are written
+through the link, so the link survives. One apply/undo runs at a time on the machine (a cross-process lock).
 """
 
 from __future__ import annotations
@@ -227,9 +228,12 @@ def _backup(app: str, path: Path, data: bytes) -> Path:
     return backup
 
 
+_LOCK_TIMEOUT = 30.0
+
+
 def _locked() -> contextlib.AbstractContextManager[None]:
     """One apply/undo at a time on this machine (the CLI and the TUI may run together), on every OS."""
-    return sdk_files.file_lock(apply_root() / "apply")
+    return sdk_files.file_lock(apply_root() / "apply", timeout=_LOCK_TIMEOUT, error=ApplyError)
 
 
 def recover_interrupted() -> list[FileOutcome]:

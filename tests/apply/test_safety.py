@@ -114,3 +114,33 @@ def test_backups_and_records_live_under_the_data_dir_and_hold_no_key_in_records(
     backups = list((root / "backups" / "env").iterdir())
     assert [b.read_text() for b in backups] == ["A=1\n"]
     assert stat.S_IMODE(backups[0].stat().st_mode) == 0o600
+
+
+def test_a_second_apply_waiting_too_long_for_the_lock_gets_a_clear_error(
+    env: Env, target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from baicai_sdk.integration import file_lock
+
+    (env.cwd / ".env").write_text("A=1\n")
+    plan = apply_api.plan("env", target, env=env)
+    held, release = threading.Event(), threading.Event()
+
+    def other_apply() -> None:  # another thread (like another process) holds the apply lock
+        with file_lock(_safety.apply_root() / "apply"):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=other_apply)
+    holder.start()
+    try:
+        assert held.wait(10)
+        monkeypatch.setattr(_safety, "_LOCK_TIMEOUT", 0.2)
+        with pytest.raises(ApplyError, match="另一个 baicai 进程.*in use by another baicai process"):
+            apply_api.apply(plan)
+        assert (env.cwd / ".env").read_text() == "A=1\n"
+    finally:
+        release.set()
+        holder.join()
+    apply_api.apply(plan)  # free again
