@@ -8,8 +8,13 @@ and codes only — never prompt or completion text, and a key fingerprint, never
 Schema changes are numbered migrations applied in order (``PRAGMA user_version``), each in one transaction; a file
 written by a newer baicai is used as is (migrations only ever add columns and tables).
 
-A row left ``pending`` by a killed process becomes ``expired`` after :data:`PENDING_TTL` seconds: it keeps
-counting in the window with its *estimate* (the relay may well have served it) until it leaves the hour.
+Each row carries the host, pid and process start time of its writer: the next Meter on the machine settles a
+``pending`` row whose process is gone at once as ``orphaned`` (bounds, not a worst case held for the hour). Rows
+of another host (a ledger on a shared disk) are settled that way after :data:`PENDING_TTL` seconds.
+
+A row counts in the relay's hourly window from ``win_ts``: the reservation time while in flight, then the time
+its answer arrived (plus :data:`ARRIVAL_FLOOR`) — an upper bound of when the relay counted it, so the local
+window never frees before the relay's does.
 """
 
 from __future__ import annotations
@@ -35,11 +40,17 @@ __all__ = [
 ]
 
 PENDING_TTL = 900.0
-"""Seconds after which a ``pending`` row whose process never settled it is marked ``expired``."""
+"""Seconds after which a ``pending`` row of another host (whose process we cannot look up) is settled ``orphaned``."""
 
-SETTLED_STATUSES = ("ok", "error", "cancelled", "dropped", "failed")
-"""ok: answered; error: the relay or OpenAI refused; cancelled: the caller closed a stream early; dropped: the
-connection broke mid-answer; failed: nothing reached the relay (connect error)."""
+ARRIVAL_FLOOR = 0.25
+"""Seconds added to the time an answer arrived when it becomes the row's window time (clock granularity)."""
+
+SETTLED_STATUSES = ("ok", "error", "cancelled", "dropped", "timeout", "orphaned", "failed")
+"""ok: answered in full; error: the relay or OpenAI refused (a refusal before any output is not billed; an error
+inside a stream is billed for what was sent); cancelled: the caller closed a stream early (the relay bills what it
+generated until it noticed); dropped: the connection broke mid-answer; timeout: no answer in time after the request
+was sent (it may have been served and billed); orphaned: its process died before settling it; failed: nothing
+reached the relay (connect error)."""
 
 _MIGRATIONS: list[str] = [
     # 1: the first schema.
@@ -100,6 +111,36 @@ _MIGRATIONS: list[str] = [
         amount_cny REAL NOT NULL,
         key_fp TEXT,
         note TEXT
+    );
+    """,
+    # 2: what is known about each row (measured or a bounded estimate), who wrote it (orphans), where it went (the
+    # relay or another server), when the relay counted it (win_ts), and what a relay code said about which key.
+    """
+    ALTER TABLE requests ADD COLUMN win_ts REAL;
+    UPDATE requests SET win_ts = ts;
+    ALTER TABLE requests ADD COLUMN host TEXT;
+    ALTER TABLE requests ADD COLUMN proc_start REAL;
+    ALTER TABLE requests ADD COLUMN server TEXT;
+    ALTER TABLE requests ADD COLUMN measured INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE requests ADD COLUMN cost_low REAL;
+    ALTER TABLE requests ADD COLUMN cost_high REAL;
+    ALTER TABLE requests ADD COLUMN completion_low INTEGER;
+    ALTER TABLE requests ADD COLUMN completion_high INTEGER;
+    ALTER TABLE requests ADD COLUMN estimate_reason TEXT;
+    UPDATE requests SET status = 'orphaned', measured = 0, cost = cost_est, cost_low = 0, cost_high = cost_est,
+        completion_tokens = completion_est, completion_low = 0, completion_high = completion_est,
+        estimate_reason = 'process ended before settling', settled_at = ts WHERE status = 'expired';
+    DROP INDEX IF EXISTS requests_family_ts;
+    DROP INDEX IF EXISTS requests_key_family_ts;
+    CREATE INDEX IF NOT EXISTS requests_family_wts ON requests (family, win_ts, counted, win_tokens);
+    CREATE INDEX IF NOT EXISTS requests_key_family_wts ON requests (key_fp, family, win_ts, counted, win_tokens);
+    CREATE INDEX IF NOT EXISTS requests_model_id ON requests (model, id);
+    ALTER TABLE exhaustions ADD COLUMN key_requests INTEGER;
+    ALTER TABLE exhaustions ADD COLUMN key_tokens INTEGER;
+    CREATE TABLE IF NOT EXISTS relay_hosts (
+        host TEXT PRIMARY KEY,            -- host[:port] of a base URL that answered like the relay
+        how TEXT NOT NULL,                -- emulator | relay-code
+        ts REAL NOT NULL
     );
     """,
 ]
@@ -219,19 +260,19 @@ def _split(script: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-# ---- window queries (all index-only: (family, ts, counted, win_tokens) covers them) ----------------------------
+# ---- window queries (all index-only: (family, win_ts, counted, win_tokens) covers them) ------------------------
 
 def window_totals(
     conn: sqlite3.Connection, family: str, since: float, key_fp: str | None = None, *, until: float | None = None
 ) -> tuple[int, int]:
     """(requests, tokens) counted in ``family``'s window after ``since`` (up to ``until``), over all keys or one."""
-    where = "family = ? AND ts > ? AND counted = 1"
+    where = "family = ? AND win_ts > ? AND counted = 1"
     args: list[Any] = [family, since]
     if key_fp is not None:
         where = "key_fp = ? AND " + where
         args.insert(0, key_fp)
     if until is not None:
-        where += " AND ts <= ?"
+        where += " AND win_ts <= ?"
         args.append(until)
     row = conn.execute(f"SELECT COUNT(*), COALESCE(SUM(win_tokens), 0) FROM requests WHERE {where}", args).fetchone()
     return int(row[0]), int(row[1])
@@ -246,25 +287,53 @@ def window_entries(
     """
     if key_fp is None:
         cur = conn.execute(
-            "SELECT ts, win_tokens FROM requests WHERE family = ? AND ts > ? AND counted = 1 ORDER BY ts",
+            "SELECT win_ts, win_tokens FROM requests WHERE family = ? AND win_ts > ? AND counted = 1 ORDER BY win_ts",
             (family, since),
         )
     else:
         cur = conn.execute(
-            "SELECT ts, win_tokens FROM requests WHERE key_fp = ? AND family = ? AND ts > ? AND counted = 1 "
-            "ORDER BY ts",
+            "SELECT win_ts, win_tokens FROM requests WHERE key_fp = ? AND family = ? AND win_ts > ? AND counted = 1 "
+            "ORDER BY win_ts",
             (key_fp, family, since),
         )
     return ((float(ts), int(tokens)) for ts, tokens in cur)
 
 
+def pending_tokens(conn: sqlite3.Connection, family: str, since: float, key_fp: str | None = None) -> int:
+    """Tokens held in the window by reservations still in flight (their estimates; the relay counts none of it
+    until they finish). Few rows: the partial ``requests_pending`` index finds them."""
+    where = "status = 'pending' AND ts > ? AND family = ? AND counted = 1 AND win_ts > ?"
+    args: list[Any] = [since - PENDING_TTL, family, since]
+    if key_fp is not None:
+        where += " AND key_fp = ?"
+        args.append(key_fp)
+    row = conn.execute(f"SELECT COALESCE(SUM(win_tokens), 0) FROM requests WHERE {where}", args).fetchone()
+    return int(row[0])
+
+
 def recent_exhaustions(conn: sqlite3.Connection, family: str, since: float) -> list[tuple[Any, ...]]:
     return list(
         conn.execute(
-            "SELECT ts, kind, local_requests, local_tokens, code FROM exhaustions WHERE family = ? AND ts > ?",
+            "SELECT ts, kind, local_requests, local_tokens, code, key_fp, tier, key_requests, key_tokens "
+            "FROM exhaustions WHERE family = ? AND ts > ?",
             (family, since),
         )
     )
+
+
+def recent_completions(conn: sqlite3.Connection, model: str, limit: int = 200) -> list[int]:
+    """Completion tokens of this model's latest measured answers (newest first), for sizing reservations."""
+    return [int(r[0]) for r in conn.execute(
+        "SELECT completion_tokens FROM requests WHERE model = ? AND status = 'ok' AND measured = 1 "
+        "AND completion_tokens IS NOT NULL ORDER BY id DESC LIMIT ?", (model, limit))]
+
+
+def relay_hosts(conn: sqlite3.Connection) -> dict[str, str]:
+    return {str(h): str(how) for h, how in conn.execute("SELECT host, how FROM relay_hosts")}
+
+
+def add_relay_host(conn: sqlite3.Connection, host: str, how: str, ts: float) -> None:
+    conn.execute("INSERT OR IGNORE INTO relay_hosts (host, how, ts) VALUES (?, ?, ?)", (host, how, ts))
 
 
 def learned_tier(conn: sqlite3.Connection, key_fp: str) -> str | None:
@@ -272,9 +341,9 @@ def learned_tier(conn: sqlite3.Connection, key_fp: str) -> str | None:
     return str(row[0]) if row else None
 
 
-def expire_pending(conn: sqlite3.Connection, before: float) -> int:
-    cur = conn.execute("UPDATE requests SET status = 'expired' WHERE status = 'pending' AND ts < ?", (before,))
-    return int(cur.rowcount or 0)
+def pending_rows(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    """(id, ts, host, pid, proc_start) of every row still in flight."""
+    return list(conn.execute("SELECT id, ts, host, pid, proc_start FROM requests WHERE status = 'pending'"))
 
 
 def add_topup(

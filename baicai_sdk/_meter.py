@@ -7,17 +7,29 @@ the request really used; :meth:`Meter.observe` records what a relay code reveale
 relay says is full although we predicted room).
 
 The tier of a key: ``tier=`` given to the Meter (configured), else what a relay code revealed (learned, kept in the
-ledger per key fingerprint), else unknown — predicted with the free tier's limits, and said so.
+ledger per key fingerprint), else unknown — predicted with the free tier's limits, and said so; its cost is booked
+as the range [¥0 (free), the paid price].
+
+Relay rules (the hourly limits) apply only where the relay is: a base URL on the relay's host, an address that
+answered like the relay (the emulator's marker header, a relay code), or when the user says so
+(``relay_rules=True``, ``BAICAI_RELAY_RULES=on``). Against any other OpenAI-compatible server the gate is off and the
+ledger still records (rows that do not count in the relay's windows).
+
+Every row says what is known: ``measured`` (the relay's usage, or a complete answer counted locally) or a bounded
+estimate (``completion_low``/``completion_high``, ``cost_low``/``cost_high``) with its reason. The next Meter on the
+machine settles rows whose process died as ``orphaned`` at once (pid + process start time + host).
 """
 
 from __future__ import annotations
 
+import math
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import _ledger
 from ._catalog import Catalog, Tier, load_catalog
@@ -27,9 +39,76 @@ from ._quota import WINDOW_SECONDS, Decision, Exhaustion, RequestInfo, TierSourc
 if TYPE_CHECKING:
     import sqlite3
 
-__all__ = ["Meter", "Reservation", "Decision", "RequestInfo", "describe_request", "QuotaMode"]
+__all__ = [
+    "Meter", "Reservation", "Decision", "RequestInfo", "describe_request", "QuotaMode",
+    "register_relay_host", "RELAY_HOST_SUFFIX",
+]
 
 QuotaMode = Literal["wait", "raise", "off"]
+
+RELAY_HOST_SUFFIX = "baicaigpt.com"
+"""Base URLs on this host (or a subdomain) are the relay's: its hourly limits apply."""
+_RELAY_HOSTS: set[str] = set()
+"""``host:port`` of relays known in this process (an emulator started here registers itself)."""
+_RESERVE_PERCENTILE = 0.95
+_MIN_SAMPLES = 5
+_SAMPLES_TTL = 10.0
+
+
+def register_relay_host(netloc: str) -> None:
+    """Say that ``host:port`` is the relay (or its emulator): requests to it follow the relay's hourly limits."""
+    _RELAY_HOSTS.add(netloc.lower())
+
+
+def _netloc(url: Any) -> str:
+    """``host:port`` of a URL (``httpx2.URL`` or text), lower-case, default ports included."""
+    if isinstance(url, str):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        host, port, scheme = parts.hostname or "", parts.port, parts.scheme
+    else:
+        host, port, scheme = url.host or "", url.port, url.scheme
+    if port is None:
+        port = 443 if scheme == "https" else 80
+    return f"{host.lower()}:{port}"
+
+
+_process_identity: tuple[int, str, float | None] | None = None
+
+
+def process_identity() -> tuple[int, str, float | None]:
+    """(pid, host, process start time) that a row carries, so a later Meter can tell whether its writer lives."""
+    global _process_identity
+    pid = os.getpid()
+    if _process_identity is None or _process_identity[0] != pid:  # computed again after a fork
+        _process_identity = (pid, socket.gethostname(), _start_time(pid))
+    return _process_identity
+
+
+def _start_time(pid: int) -> float | None:
+    try:
+        import psutil
+
+        return float(psutil.Process(pid).create_time())
+    except Exception:  # no such process, or no permission to look: unknown
+        return None
+
+
+def _process_alive(pid: int, started: float | None) -> bool:
+    """Whether process ``pid`` still runs and is the one that started at ``started`` (pids are reused)."""
+    try:
+        import psutil
+
+        if not psutil.pid_exists(pid):
+            return False
+        if started is None:
+            return True
+        return abs(float(psutil.Process(pid).create_time()) - started) < 1.0
+    except ImportError:  # pragma: no cover - psutil is a dependency; keep the row until its TTL
+        return True
+    except Exception:  # it ended between the two calls
+        return False
 
 _SWEEP_EVERY = 60.0
 _MODEL_CHARS = 100
@@ -42,7 +121,7 @@ class Reservation:
     """A ``pending`` ledger row for one attempt. :meth:`settle` it exactly once (extra calls are ignored)."""
 
     def __init__(self, meter: Meter, row_id: int, info: RequestInfo, decision: Decision, key_fp: str = "", *,
-                 at: float = 0.0, window_tokens: int = 0) -> None:
+                 at: float = 0.0, window_tokens: int = 0, counted: bool = True) -> None:
         self._meter = meter
         self.id = row_id
         self.info = info
@@ -51,6 +130,9 @@ class Reservation:
         self.at = at
         self.window_tokens = window_tokens
         """What the row counts in its window until settled."""
+        self.counted = counted
+        """False when the server is not the relay: the row is recorded but counts in no relay window."""
+        self.win_ts = at
         self._settled = False
         self._lock = threading.Lock()
 
@@ -69,9 +151,17 @@ class Reservation:
         http_status: int | None = None,
         latency_ms: float | None = None,
         stream: bool | None = None,
+        measured: bool = True,
+        counted: bool | None = None,
+        answered_at: float | None = None,
     ) -> None:
         """Record what the request used. ``None`` counts fall back to the estimate for the prompt (it was sent)
-        and 0 for the completion; a relay-coded error or a ``failed`` send is taken out of the window."""
+        and 0 for the completion; a relay-coded error or a ``failed`` send is taken out of the window.
+
+        ``measured=False``: ``completion_tokens`` is only what was seen (a stream cut short, a timeout): the row
+        gets bounds and a point estimate by its status. ``counted``: overrides whether the row counts in the
+        relay's window (an error inside a stream that had begun does). ``answered_at``: when the answer arrived,
+        the latest moment the relay can have counted the request (the row's window time)."""
         with self._lock:
             if self._settled:
                 return
@@ -79,6 +169,7 @@ class Reservation:
         self._meter._settle(
             self, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, images=images, status=status,
             relay_code=relay_code, http_status=http_status, latency_ms=latency_ms, stream=stream,
+            measured=measured, counted=counted, answered_at=answered_at,
         )
 
     def __repr__(self) -> str:
@@ -125,8 +216,11 @@ class _LedgerView:
     def recent_exhaustions(self, family: str, since: float) -> list[Exhaustion]:
         cached = self.exhaustions.get(family)
         if cached is None or since < cached[0]:
-            rows = [Exhaustion(at=float(ts), kind=kind, local_requests=int(lr), local_tokens=int(lt), code=int(code))
-                    for ts, kind, lr, lt, code in _ledger.recent_exhaustions(self.conn, family, since)]
+            rows = [Exhaustion(at=float(ts), kind=kind, local_requests=int(lr), local_tokens=int(lt), code=int(code),
+                               key_fp=kfp, tier=tier, key_requests=None if kr is None else int(kr),
+                               key_tokens=None if kt is None else int(kt))
+                    for ts, kind, lr, lt, code, kfp, tier, kr, kt
+                    in _ledger.recent_exhaustions(self.conn, family, since)]
             cached = self.exhaustions[family] = (since, rows)
         return [e for e in cached[1] if e.at > since]
 
@@ -148,6 +242,19 @@ class _LedgerView:
             self.totals[family] = (cached[0], cached[1] + requests, cached[2] + tokens)
         self.changes = self.conn.total_changes
 
+    def wrote_row(self, changes_before: int, family: str | None, old: tuple[float, int, int],
+                  new: tuple[float, int, int]) -> None:
+        """Our own update of one row from ``old`` to ``new`` (window time, counted, window tokens)."""
+        if self.changes != changes_before:
+            return
+        cached = self.totals.get(family) if family is not None else None
+        if family is not None and cached is not None:
+            since = cached[0]
+            was = old[1] if old[0] > since else 0
+            now = new[1] if new[0] > since else 0
+            self.totals[family] = (since, cached[1] + now - was, cached[2] + now * new[2] - was * old[2])
+        self.changes = self.conn.total_changes
+
 
 class Meter:
     """Quota gate and ledger writer for one source (``sdk``, ``sidecar``…). Thread-safe: one SQLite connection
@@ -163,7 +270,10 @@ class Meter:
         max_wait: float | None = None,
         clock: Callable[[], float] = time.time,
         catalog: Catalog | None = None,
+        relay_rules: bool | None = None,
     ) -> None:
+        """``relay_rules``: True/False forces the relay's hourly limits on/off for every server; None (default)
+        applies them where the relay is (see the module docstring), or as ``BAICAI_RELAY_RULES=on|off`` says."""
         if quota not in ("wait", "raise", "off"):
             raise ValueError(f"quota 只能是 wait/raise/off / quota must be wait, raise or off, not {quota!r}")
         if tier not in (None, "free", "paid", "unknown"):
@@ -185,7 +295,11 @@ class Meter:
         # stopping a request: see _ledger_health.
         self._connections = FallbackConnections(self.path, clock=clock)
         self._views = threading.local()
-        self._last_sweep = 0.0
+        self._last_sweep: float | None = None
+        self._sweep_lock = threading.Lock()
+        self.relay_rules = relay_rules
+        self._relay_cache: dict[str, tuple[bool, str, float]] = {}
+        self._samples: dict[str, tuple[float, list[int]]] = {}
 
     # ---- plumbing -------------------------------------------------------------------------------------------
     @property
@@ -228,6 +342,101 @@ class Meter:
             return learned, "learned"  # type: ignore[return-value]
         return "unknown", "unknown"
 
+    # ---- where the relay's rules apply --------------------------------------------------------------------------
+    @degrades
+    def relay_rules_for(self, url: Any, api_key: str | None = None) -> tuple[bool, str]:
+        """(whether the relay's hourly limits apply to requests sent to ``url``, why) — bilingual reason.
+
+        A relay key (``baicai-…``) says the relay too: only the relay issues them, and gating a request that goes
+        elsewhere by mistake costs nothing (that server refuses the key)."""
+        forced = self.relay_rules
+        if forced is None:
+            env = os.environ.get("BAICAI_RELAY_RULES", "").strip().lower()
+            if env in ("on", "1", "true", "yes"):
+                forced = True
+            elif env in ("off", "0", "false", "no"):
+                forced = False
+        if forced is not None:
+            return forced, ("按设置 / as configured (BAICAI_RELAY_RULES or relay_rules=)")
+        if url is None:
+            return True, "按设置 / as configured"
+        netloc = _netloc(url)
+        host = netloc.rsplit(":", 1)[0]
+        if host == RELAY_HOST_SUFFIX or host.endswith("." + RELAY_HOST_SUFFIX):
+            return True, "白菜GPT 中转地址 / the BaicaiGPT relay's address"
+        if netloc in _RELAY_HOSTS:
+            return True, "白菜GPT 模拟器 / the BaicaiGPT emulator"
+        if api_key is not None and api_key.startswith("baicai-"):
+            return True, "白菜GPT 的密钥 / a BaicaiGPT relay key"
+        cached = self._relay_cache.get(netloc)
+        tick = time.monotonic()
+        if cached is None or (not cached[0] and tick - cached[2] > _CATALOG_TTL):
+            how = _ledger.relay_hosts(self._conn()).get(netloc)
+            reason = (f"该地址曾像白菜GPT 中转一样应答（{how}） / this address answered like the relay ({how})"
+                      if how else "不是白菜GPT 中转：不限额，只记账 / not the BaicaiGPT relay: no hourly limits, "
+                      "recorded only")
+            cached = self._relay_cache[netloc] = (how is not None, reason, tick)
+        return cached[0], cached[1]
+
+    @degrades
+    def learn_relay_host(self, url: Any, how: str) -> None:
+        """Remember that ``url``'s server answered like the relay (its emulator's marker, a relay code)."""
+        netloc = _netloc(url)
+        cached = self._relay_cache.get(netloc)
+        if cached is not None and cached[0]:
+            return
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            _ledger.add_relay_host(conn, netloc, how, self.clock())
+            # Requests already sent there before we knew now count in the relay's windows.
+            conn.execute("UPDATE requests SET counted = 1 WHERE server = ? AND counted = 2", (netloc,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._relay_cache.pop(netloc, None)
+
+    # ---- sizing a reservation -----------------------------------------------------------------------------------
+    def _completion_samples(self, conn: sqlite3.Connection, model: str) -> list[int]:
+        """This machine's recent measured completions of ``model``, sorted (re-read every few seconds)."""
+        tick = time.monotonic()
+        cached = self._samples.get(model)
+        if cached is None or tick - cached[0] > _SAMPLES_TTL:
+            cached = self._samples[model] = (tick, sorted(_ledger.recent_completions(conn, model)))
+        return cached[1]
+
+    def typical_completion(self, model: str, *, percentile: float = 0.5, conn: sqlite3.Connection | None = None
+                           ) -> int | None:
+        """The ``percentile`` of this machine's recent completions of ``model`` (None: too few to say)."""
+        samples = self._completion_samples(conn or self._conn(), model)
+        if len(samples) < _MIN_SAMPLES:
+            return None
+        index = min(len(samples) - 1, max(0, math.ceil(percentile * len(samples)) - 1))
+        return samples[index]
+
+    def completion_limit(self, info: RequestInfo) -> int:
+        """The most completion tokens ``info`` can produce: its ``max_tokens`` (× n), else the model's limit."""
+        if info.max_tokens_given:
+            return info.max_completion_tokens
+        chat = self.catalog.chat(info.model)
+        if chat is not None and chat.context:
+            return max(0, chat.context - info.prompt_tokens)
+        return info.max_completion_tokens
+
+    def _sized(self, conn: sqlite3.Connection, info: RequestInfo) -> RequestInfo:
+        """Without ``max_tokens``, reserve what this model's answers here usually need (a high percentile of the
+        recent ones, capped by the model's limit) instead of a fixed default."""
+        if info.max_tokens_given or info.endpoint not in ("chat", "completions") or not info.model:
+            return info
+        high = self.typical_completion(info.model, percentile=_RESERVE_PERCENTILE, conn=conn)
+        if high is None:
+            return info
+        import dataclasses
+
+        per_request = min(self.completion_limit(info), max(16, math.ceil(high * 1.25)))
+        return dataclasses.replace(info, max_completion_tokens=per_request)
+
     # ---- deciding -------------------------------------------------------------------------------------------
     def _decide(
         self, conn: sqlite3.Connection, api_key: str, info: RequestInfo, now: float, *, when: bool = True
@@ -250,73 +459,126 @@ class Meter:
         def entries(scope: str) -> Iterator[tuple[float, int]]:
             return _ledger.window_entries(conn, family, since, key_fp if scope == "key" else None)
 
+        def pending(scope: str) -> int:
+            return _ledger.pending_tokens(conn, family, since, key_fp if scope == "key" else None)
+
         def run(key_window: Window) -> Decision:
             return decide(
                 info, tier=tier, tier_source=tier_source, ip_window=Window(*ip), key_window=key_window, now=now,
                 catalog=catalog, exhaustions=exhaustions, max_wait=self.max_wait,
-                entries_loader=entries if when else None,
+                entries_loader=entries if when else None, pending_loader=pending, key_fp=key_fp,
             )
 
-        # The per-key budget equals the IP's and a key's rows are a subset of the IP's, so the key window can only
-        # bind when the IP window does: count it only then (for the reason's wording), not on every request.
-        decision = run(Window(0, 0))
-        if decision.kind != "allow" and when:
+        # Both windows are judged by this key's tier's limits and a key's rows are a subset of the IP's, so the key
+        # window binds only when the IP's does — or when the relay told this key its window was full: count it
+        # only then, not on every request.
+        own_exhaustion = any(e.key_fp == key_fp for e in exhaustions)
+        decision = run(Window(*_ledger.window_totals(conn, family, since, key_fp)) if own_exhaustion
+                       else Window(0, 0))
+        if decision.kind != "allow" and when and not own_exhaustion:
             decision = run(Window(*_ledger.window_totals(conn, family, since, key_fp)))
         return decision
 
     @degrades
-    def decide(self, api_key: str, request: RequestInfo) -> Decision:
-        """The decision for ``request`` now, without reserving anything (``baicai estimate``, status pages)."""
-        return self._decide(self._conn(), api_key, request, self.clock())
+    def decide(self, api_key: str, request: RequestInfo, *, url: Any = None) -> Decision:
+        """The decision for ``request`` now, without reserving anything (``baicai estimate``, status pages).
+        ``url``: where it would be sent (no hourly limits unless that is the relay)."""
+        conn = self._conn()
+        applies, why = self.relay_rules_for(url, api_key)
+        if not applies:
+            return self._no_rules_decision(conn, api_key, request, why)
+        return self._decide(conn, api_key, self._sized(conn, request), self.clock())
+
+    def _no_rules_decision(self, conn: sqlite3.Connection, api_key: str, request: RequestInfo, why: str) -> Decision:
+        view = self._view(conn)
+        view.sync()
+        tier, tier_source = self._tier(view, _ledger.fingerprint(api_key))
+        return Decision("allow", family=request.family, tier=tier, tier_source=tier_source, relay_rules=False,
+                        request_tokens=request.estimated_tokens, notes=(why,))
 
     @degrades
     def reserve(
-        self, api_key: str, request: RequestInfo, *, app: str | None = None, enforce: bool | None = None
+        self, api_key: str, request: RequestInfo, *, app: str | None = None, enforce: bool | None = None,
+        url: Any = None,
     ) -> Reservation | Decision:
         """Decide and, when allowed (or not enforced), write the ``pending`` row — in one transaction.
 
         Returns the :class:`Reservation` to settle, or the ``wait``/``refuse`` :class:`Decision` (nothing written).
-        ``enforce=False`` (or ``quota="off"``) records the request whatever the decision.
+        ``enforce=False`` (or ``quota="off"``) records the request whatever the decision. ``url``: where it is
+        sent; when that is not the relay, the request is recorded but neither gated nor counted in a window.
         """
         if enforce is None:
             enforce = self.quota != "off"
         conn = self._conn()
         now = self.clock()
         view = self._view(conn)
-        if now - self._last_sweep > _SWEEP_EVERY:
+        if self._last_sweep is None or now - self._last_sweep > _SWEEP_EVERY or now < self._last_sweep:
             self._last_sweep = now
             before = conn.total_changes
-            _ledger.expire_pending(conn, now - _ledger.PENDING_TTL)
-            view.wrote(before)  # a status change: no window moves
+            self._settle_orphans(conn, now)
+            view.wrote(before)  # the view is stale if anything changed: it is counted afresh
+        applies, why = self.relay_rules_for(url, api_key)
+        server = None if url is None else _netloc(url)
         key_fp = _ledger.fingerprint(api_key)
+        pid, host, started = process_identity()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            # Not enforced (quota="off"): recorded whatever the decision, so its wait time is never needed.
-            decision = self._decide(conn, api_key, request, now, when=enforce)
+            request = self._sized(conn, request)
+            if applies:
+                # Not enforced (quota="off"): recorded whatever the decision, so its wait time is never needed.
+                decision = self._decide(conn, api_key, request, now, when=enforce)
+            else:
+                decision = self._no_rules_decision(conn, api_key, request, why)
             if enforce and decision.kind != "allow":
                 conn.execute("COMMIT")
                 return decision
+            # Not the relay as far as we know: recorded, counted in no window (2: would count, should the server
+            # turn out to be the relay — then learn_relay_host counts it).
+            counted = 1 if applies else 2
             window_tokens = decision.request_tokens or request.estimated_tokens
             before = conn.total_changes
             cur = conn.execute(
-                "INSERT INTO requests (ts, key_fp, key_hint, source, app, model, family, endpoint, tier, stream, "
-                "prompt_est, completion_est, images, cost_est, status, counted, win_tokens, pid) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 1, ?, ?)",
+                "INSERT INTO requests (ts, win_ts, key_fp, key_hint, source, app, model, family, endpoint, tier, "
+                "stream, prompt_est, completion_est, images, cost_est, status, counted, win_tokens, pid, host, "
+                "proc_start, server) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
                 (
-                    now, key_fp, _ledger.key_hint(api_key), self.source, app, request.model[:_MODEL_CHARS],
+                    now, now, key_fp, _ledger.key_hint(api_key), self.source, app, request.model[:_MODEL_CHARS],
                     request.family,
                     request.endpoint, decision.tier, int(request.stream), request.prompt_tokens,
                     request.max_completion_tokens, request.images, request.estimated_cost(self.catalog),
-                    window_tokens, os.getpid(),
+                    counted, window_tokens, pid, host, started, server,
                 ),
             )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        view.wrote(before, family=request.family, at=now, requests=1, tokens=window_tokens)
+        view.wrote(before, family=request.family, at=now, requests=1 if applies else 0,
+                   tokens=window_tokens if applies else 0)
         return Reservation(self, int(cur.lastrowid or 0), request, decision, key_fp, at=now,
-                           window_tokens=window_tokens)
+                           window_tokens=window_tokens, counted=applies)
+
+    # ---- rows nobody will settle ----------------------------------------------------------------------------
+    @degrades
+    def settle_orphans(self) -> int:
+        """Settle, as ``orphaned`` with bounds, the in-flight rows whose process has ended (this host), or that
+        are older than :data:`_ledger.PENDING_TTL` (another host's, whose process we cannot look up)."""
+        return self._settle_orphans(self._conn(), self.clock())
+
+    def _settle_orphans(self, conn: sqlite3.Connection, now: float) -> int:
+        pid, host, _ = process_identity()
+        dead = []
+        for row_id, ts, row_host, row_pid, row_start in _ledger.pending_rows(conn):
+            if row_host == host and row_pid is not None:
+                if row_pid == pid or _process_alive(int(row_pid), row_start):
+                    continue
+            elif float(ts) > now - _ledger.PENDING_TTL:
+                continue
+            dead.append(int(row_id))
+        for row_id in dead:
+            self._settle_row(conn, row_id, status="orphaned", answered_at=None, measured=False)
+        return len(dead)
 
     # ---- after the answer -----------------------------------------------------------------------------------
     @degrades
@@ -332,40 +594,152 @@ class Meter:
         http_status: int | None,
         latency_ms: float | None,
         stream: bool | None,
+        measured: bool = True,
+        counted: bool | None = None,
+        answered_at: float | None = None,
     ) -> None:
-        info = reservation.info
+        self._settle_row(
+            self._conn(), reservation.id, status=status, prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens, images=images, relay_code=relay_code, http_status=http_status,
+            latency_ms=latency_ms, stream=stream, measured=measured, counted=counted, answered_at=answered_at,
+            info=reservation.info, decision=reservation.decision,
+        )
+
+    def _settle_row(
+        self,
+        conn: sqlite3.Connection,
+        row_id: int,
+        *,
+        status: str,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+        images: int | None = None,
+        relay_code: int | None = None,
+        http_status: int | None = None,
+        latency_ms: float | None = None,
+        stream: bool | None = None,
+        measured: bool = True,
+        counted: bool | None = None,
+        answered_at: float | None = None,
+        info: RequestInfo | None = None,
+        decision: Decision | None = None,
+    ) -> None:
+        """Replace a pending row's estimate with what is known, in one transaction (see ``_ledger`` statuses)."""
         if status not in _ledger.SETTLED_STATUSES:
             status = "error" if status not in ("pending", "expired") else "dropped"
-        prompt = info.prompt_tokens if prompt_tokens is None else int(prompt_tokens)
-        completion = 0 if completion_tokens is None else int(completion_tokens)
-        n_images = info.images if images is None else int(images)
-        # The relay's own codes are refusals before any model ran; a failed send never reached it.
-        counted = 0 if (relay_code is not None or status == "failed") else 1
-        cost = self._actual_cost(info, prompt, completion, n_images) if counted else 0.0
-        if reservation.decision.tier == "free":
-            cost = 0.0  # the free membership is free: the relay bills nothing (its README: 价格：免费)
-        if counted and status == "error" and (http_status or 0) >= 400:
-            cost = 0.0  # an OpenAI error passed through (e.g. context too long) is not billed
-        win_tokens = (prompt + completion) if counted else 0
-        conn = self._conn()
         view = self._view(conn)
-        before = conn.total_changes
-        cur = conn.execute(
-            "UPDATE requests SET settled_at = ?, prompt_tokens = ?, completion_tokens = ?, images = ?, cost = ?, "
-            "status = ?, relay_code = ?, http_status = ?, latency_ms = ?, counted = ?, win_tokens = ?, "
-            "stream = COALESCE(?, stream) WHERE id = ? AND status IN ('pending', 'expired')",
-            (
-                self.clock(), prompt, completion, n_images, cost, status, relay_code, http_status,
-                None if latency_ms is None else int(latency_ms), counted, win_tokens,
-                None if stream is None else int(stream), reservation.id,
-            ),
-        )
-        if cur.rowcount != 1:
-            return  # settled already (by another process's sweep, say): nothing changed
-        if counted and status == "ok" and self.catalog.allowed_on_free(info.model) is False:
-            self._learn_tier(conn, reservation.key_fp, "paid", None)
-        view.wrote(before, family=info.family, at=reservation.at, requests=counted - 1,
-                   tokens=win_tokens - reservation.window_tokens)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(
+                "SELECT ts, win_ts, counted, win_tokens, key_fp, model, family, endpoint, tier, prompt_est, "
+                "completion_est, images, stream FROM requests WHERE id = ? AND status IN ('pending', 'expired')",
+                (row_id,),
+            ).fetchone()
+            if row is None:
+                conn.execute("COMMIT")
+                return  # settled already (by another process's sweep, say): nothing changed
+            (ts, old_win_ts, old_counted, old_tokens, key_fp, model, family, endpoint, row_tier, prompt_est,
+             completion_est, est_images, row_stream) = row
+            old_win_ts = float(old_win_ts if old_win_ts is not None else ts)
+            if info is None:
+                from ._quota import RequestInfo as _Info
+
+                info = _Info(endpoint=endpoint, model=model, family=family, prompt_tokens=int(prompt_est or 0),
+                             max_completion_tokens=int(completion_est or 0), max_tokens_given=True,
+                             images=int(est_images or 0), stream=bool(row_stream))
+            values = self._outcome(
+                info, key_fp=key_fp, row_tier=row_tier, decision=decision, status=status,
+                prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, images=images,
+                relay_code=relay_code, http_status=http_status, measured=measured, counted=counted,
+                relay_counted=int(old_counted) == 1, conn=conn,
+            )
+            new_counted = values["counted"]
+            if int(old_counted) == 2 and new_counted:
+                new_counted = 2  # still not known to be the relay
+            new_win_ts = old_win_ts
+            if answered_at is not None:
+                new_win_ts = max(old_win_ts, float(answered_at) + _ledger.ARRIVAL_FLOOR)
+            before = conn.total_changes
+            conn.execute(
+                "UPDATE requests SET settled_at = ?, prompt_tokens = ?, completion_tokens = ?, images = ?, cost = ?, "
+                "status = ?, relay_code = ?, http_status = ?, latency_ms = ?, counted = ?, win_tokens = ?, "
+                "stream = COALESCE(?, stream), win_ts = ?, measured = ?, cost_low = ?, cost_high = ?, "
+                "completion_low = ?, completion_high = ?, estimate_reason = ?, tier = ? WHERE id = ?",
+                (
+                    self.clock(), values["prompt"], values["completion"], values["images"], values["cost"], status,
+                    relay_code, http_status, None if latency_ms is None else int(latency_ms), new_counted,
+                    values["win_tokens"], None if stream is None else int(stream), new_win_ts,
+                    int(values["measured"]), values["cost_low"], values["cost_high"], values["completion_low"],
+                    values["completion_high"], values["reason"], values["tier"], row_id,
+                ),
+            )
+            if values["learned_paid"]:
+                self._learn_tier(conn, key_fp, "paid", None)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        view.wrote_row(before, family, (old_win_ts, int(int(old_counted) == 1), int(old_tokens)),
+                       (new_win_ts, int(new_counted == 1), int(values["win_tokens"])))
+
+    def _outcome(
+        self, info: RequestInfo, *, key_fp: str, row_tier: str | None, decision: Decision | None, status: str,
+        prompt_tokens: int | None, completion_tokens: int | None, images: int | None, relay_code: int | None,
+        http_status: int | None, measured: bool, counted: bool | None, relay_counted: bool,
+        conn: sqlite3.Connection,
+    ) -> dict[str, Any]:
+        """Tokens, cost, bounds and window figures of a settled row."""
+        prompt = info.prompt_tokens if prompt_tokens is None else int(prompt_tokens)
+        seen = 0 if completion_tokens is None else int(completion_tokens)
+        n_images = info.images if images is None else int(images)
+        if counted is None:
+            # The relay's own codes are refusals before any model ran; a failed send never reached it.
+            counted = not (relay_code is not None or status == "failed")
+        reason = None
+        low = high = point = seen
+        if status in ("cancelled", "dropped", "timeout", "orphaned") or not measured:
+            measured = False
+            limit = max(seen, self.completion_limit(info))
+            typical = self.typical_completion(info.model, conn=conn) if info.endpoint != "images" else None
+            high = limit
+            low = seen if status in ("cancelled", "dropped") else 0
+            point = min(high, max(seen, typical if typical is not None else seen))
+            reason = {
+                "cancelled": "stream closed early: the relay bills what it generated until it noticed",
+                "dropped": "connection broke mid-answer: the relay bills what it generated",
+                "timeout": "no answer in time after sending: it may have been served and billed",
+                "orphaned": "its process ended before settling: it may have been served and billed",
+            }.get(status, "usage not reported: estimated")
+            if status in ("timeout", "orphaned") and prompt_tokens is None:
+                prompt = info.prompt_tokens
+        # The tier this answer shows: a paid-only model that worked means a paid key, priced as such now.
+        tier = row_tier or (decision.tier if decision else None)
+        learned_paid = bool(status == "ok" and counted and self.catalog.allowed_on_free(info.model) is False)
+        if learned_paid:
+            tier = "paid"
+        prompt_low = 0 if status in ("timeout", "orphaned") else prompt
+        cost = cost_low = cost_high = None
+        if counted:
+            cost = self._actual_cost(info, prompt, point, n_images)
+            cost_high = self._actual_cost(info, prompt, high, n_images if n_images else info.images)
+            cost_low = self._actual_cost(info, prompt_low, low, 0 if status in ("timeout", "orphaned") else n_images)
+        else:
+            cost = cost_low = cost_high = 0.0
+        if counted and status == "error" and (http_status or 0) >= 400 and relay_code is None:
+            cost = cost_low = cost_high = 0.0  # an OpenAI error passed through (e.g. context too long) is not billed
+        if tier == "free":
+            cost = cost_low = cost_high = 0.0  # the free membership is free: the relay bills nothing
+        elif tier not in ("paid", "free") and cost is not None:
+            # Nobody knows the key's tier: free costs ¥0, paid the price. Booked as that range.
+            cost_low = 0.0
+            measured = False
+            reason = (reason + "; " if reason else "") + "tier unknown: ¥0 if free, the paid price if paid"
+        return {
+            "prompt": prompt, "completion": point, "images": n_images, "cost": cost, "cost_low": cost_low,
+            "cost_high": cost_high, "completion_low": low, "completion_high": high, "measured": measured,
+            "reason": reason, "counted": int(counted), "win_tokens": (prompt + point) if counted else 0,
+            "tier": tier, "learned_paid": learned_paid,
+        }
 
     @degrades
     def forget_failed(self, row_id: int) -> None:
@@ -410,12 +784,15 @@ class Meter:
             if known.group in ("rate_limit", "token_limit"):
                 family = known.family or self.catalog.family(model)
                 if family is not None:
-                    requests, tokens = _ledger.window_totals(conn, family, now - WINDOW_SECONDS)
+                    since = now - WINDOW_SECONDS
+                    requests, tokens = _ledger.window_totals(conn, family, since)
+                    key_requests, key_tokens = _ledger.window_totals(conn, family, since, key_fp)
                     conn.execute(
-                        "INSERT INTO exhaustions (ts, key_fp, family, tier, kind, code, local_requests, local_tokens) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO exhaustions (ts, key_fp, family, tier, kind, code, local_requests, local_tokens, "
+                        "key_requests, key_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (now, key_fp, family, known.reveals_tier,
-                         "tokens" if known.group == "token_limit" else "requests", known.code, requests, tokens),
+                         "tokens" if known.group == "token_limit" else "requests", known.code, requests, tokens,
+                         key_requests, key_tokens),
                     )
             conn.execute("COMMIT")
         except BaseException:

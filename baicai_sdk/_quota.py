@@ -5,9 +5,17 @@ inside the same SQLite transaction that records the reservation, so concurrent p
 last slot.
 
 The relay's hourly limits are per key *and* per IP (RELAY.md), and the README does not say whether the hour is
-sliding or fixed. We treat it as a sliding 3600 s window — the stricter reading — counted over every local key of
-the family (the IP budget) and over the requesting key alone. Requests in flight count with their estimate
-(prompt + maximum completion) until they settle.
+sliding or fixed. We treat it as a sliding 3600 s window — the stricter reading — as the emulator documents it: a
+request is admitted when both the requesting key's own window and the IP's window (every local key's requests in
+the family) are below the limits of *the requesting key's tier*. So a paid key is judged against 1,000 gpt-3.5
+requests however many a free key on the same machine sent, and a free key against 60 whatever a paid key sent.
+
+Requests in flight count with their estimate (prompt + expected completion) until they settle. When a token
+window is full only because of such estimates, the decision is a short wait (they settle in seconds), not an hour.
+
+A relay code that says a window is full (40020…) teaches about the key that received it and its tier only: until
+an hour has passed, that key's window holds no more than it did then. It never lowers another key's or another
+tier's limit (another key learns from its own answer; a refusal costs no quota).
 """
 
 from __future__ import annotations
@@ -31,9 +39,12 @@ __all__ = [
     "decide",
     "describe_request",
     "format_duration",
+    "INFLIGHT_RETRY",
 ]
 
 WINDOW_SECONDS = 3600.0
+INFLIGHT_RETRY = 1.0
+"""Seconds to wait before asking again when only in-flight reservations fill a token window."""
 
 DecisionKind = Literal["allow", "wait", "refuse"]
 TierSource = Literal["configured", "learned", "unknown"]
@@ -214,6 +225,18 @@ class Exhaustion:
     local_requests: int
     local_tokens: int
     code: int
+    key_fp: str | None = None
+    """The key that received the code (None: applies to every key, as rows written before schema 2 did)."""
+    tier: str | None = None
+    """The tier the code speaks of (40020 → free); it never applies to a key of another tier."""
+    key_requests: int | None = None
+    """What that key alone had in the window then (None: use ``local_*``)."""
+    key_tokens: int | None = None
+
+    def applies_to(self, key_fp: str | None, tier: str) -> bool:
+        if self.tier is not None and tier in ("free", "paid") and self.tier != tier:
+            return False
+        return self.key_fp is None or key_fp is None or self.key_fp == key_fp
 
 
 @dataclass(frozen=True)
@@ -234,6 +257,10 @@ class Decision:
     request_tokens: int = 0
     scope: Literal["ip", "key", ""] = ""
     notes: tuple[str, ...] = field(default=())
+    inflight: bool = False
+    """The window is full only because of reservations still in flight: they settle in seconds."""
+    relay_rules: bool = True
+    """False when the server is not the relay: no hourly limits apply, the request is only recorded."""
     status: int = 429
     """The HTTP status a refusal is answered with: 429 for a full window, otherwise what the relay itself would
     answer (apps show a 429 as "slow down", which is wrong when waiting cannot help)."""
@@ -286,12 +313,16 @@ def decide(
     exhaustions: Sequence[Exhaustion] = (),
     max_wait: float | None = None,
     entries_loader: Any = None,
+    pending_loader: Any = None,
+    key_fp: str | None = None,
 ) -> Decision:
     """allow / wait(seconds, reason) / refuse(reason) for ``info`` given the current windows.
 
     ``entries_loader(scope) -> [(ts, tokens), …]`` fetches the window's rows oldest first, called only when a limit
-    is reached (to compute when the sliding window frees enough). ``max_wait``: a wait longer than this becomes a
-    refusal; ``None`` leaves that to the caller.
+    is reached (to compute when the sliding window frees enough). ``pending_loader(scope) -> tokens`` tells how
+    much of a full token window is held by reservations in flight (then the wait is seconds, not the hour).
+    ``max_wait``: a wait longer than this becomes a refusal; ``None`` leaves that to the caller. ``key_fp``: the
+    requesting key, so that a relay code another key received does not apply to it.
     """
     catalog = catalog or load_catalog()
     family = info.family
@@ -343,38 +374,54 @@ def decide(
                 reason_zh=f"{tier_zh}：这个请求约 {request_tokens} tokens，超过每小时上限 {tph}，永远无法发送；请缩短对话或减小 max_tokens",
                 reason_en=f"{tier_en}: this request needs about {request_tokens} tokens, over the hourly limit of {tph}, so it can never be sent; shorten it or lower max_tokens",
             )
-        # Without an explicit max_tokens the default is a guess: never reserve more than the whole budget.
+        # Without an explicit max_tokens the completion is a guess: never reserve more than the whole budget.
         request_tokens = min(request_tokens, tph)
 
-    # The relay told us a window was full although we predicted room (another machine on this IP, or a fixed
-    # window): until that hour has passed, treat what we counted then as the whole budget.
-    eff_rph, eff_tph = rph, tph
+    # The relay told this key a window was full although we predicted room (the key is used elsewhere too, or
+    # another machine shares this IP, or the window is fixed): until that hour has passed, treat what this key
+    # had in the window then as its whole budget. Codes of another tier or another key teach nothing here.
+    limits_by_scope: dict[str, dict[str, int | None]] = {
+        "ip": {"requests": rph, "tokens": tph}, "key": {"requests": rph, "tokens": tph},
+    }
     exhaustion_until = None
     for ex in exhaustions:
-        if ex.at + WINDOW_SECONDS <= now:
+        if ex.at + WINDOW_SECONDS <= now or not ex.applies_to(key_fp, effective_tier):
             continue
         exhaustion_until = max(exhaustion_until or 0.0, ex.at + WINDOW_SECONDS)
-        if ex.kind == "requests" and eff_rph is not None:
-            eff_rph = min(eff_rph, ex.local_requests)
-        elif ex.kind == "tokens" and eff_tph is not None:
-            eff_tph = min(eff_tph, ex.local_tokens)
+        scope_limits = limits_by_scope["key" if ex.key_fp is not None else "ip"]
+        if ex.kind == "requests" and scope_limits["requests"] is not None:
+            held = ex.key_requests if ex.key_requests is not None and ex.key_fp is not None else ex.local_requests
+            scope_limits["requests"] = min(scope_limits["requests"], held)  # type: ignore[type-var]
+        elif ex.kind == "tokens" and scope_limits["tokens"] is not None:
+            held = ex.key_tokens if ex.key_tokens is not None and ex.key_fp is not None else ex.local_tokens
+            scope_limits["tokens"] = min(scope_limits["tokens"], held)  # type: ignore[type-var]
 
     worst: tuple[float, str, int, int, str] | None = None  # (retry_at, what, used, limit, scope)
+    inflight_only = True
     for scope, window in (("ip", ip_window), ("key", key_window)):
         checks: list[tuple[str, int, int | None, int, bool]] = [
-            ("requests", window.requests, eff_rph, units, False),
-            ("tokens", window.tokens, eff_tph, request_tokens, True),
+            ("requests", window.requests, limits_by_scope[scope]["requests"], units, False),
+            ("tokens", window.tokens, limits_by_scope[scope]["tokens"], request_tokens, True),
         ]
         for what, used, limit, need, by_tokens in checks:
             if limit is None or used + need <= limit:
                 continue
+            if by_tokens and pending_loader is not None and exhaustion_until is None:
+                held = int(pending_loader(scope) or 0)
+                if held > 0 and used - held + need <= limit:
+                    # Full only because of estimates of requests still in flight: they settle in seconds.
+                    retry_at = now + INFLIGHT_RETRY
+                    if worst is None or retry_at > worst[0]:
+                        worst = (retry_at, what, used, limit, scope)
+                    continue
+            inflight_only = False
             excess = used + need - limit
             entries = window.entries or (entries_loader(scope) if entries_loader else ())
             retry_at = _free_after(entries, excess, by_tokens, now)
             if retry_at is None:
                 # Not enough of our own rows to free it (the budget was spent elsewhere): wait out the hour.
                 retry_at = exhaustion_until or now + WINDOW_SECONDS
-            if worst is None or retry_at > worst[0]:
+            if worst is None or retry_at > worst[0] or (worst[0] == retry_at and what == "requests"):
                 worst = (retry_at, what, used, limit, scope)
 
     if worst is None:
@@ -387,18 +434,25 @@ def decide(
     wait = max(0.0, retry_at - now)
     zh_wait, en_wait = format_duration(wait)
     fam = family
-    if what == "requests":
+    if inflight_only:
+        zh = (f"{tier_zh}：本小时 {fam} tokens 已用 {used}/{limit}，其中含仍在进行的请求的预估用量，"
+              f"它们几秒内结算，约 {zh_wait}后重试")
+        en = (f"{tier_en}: {used}/{limit} {fam} tokens this hour, counting requests still in flight at their "
+              f"estimate; they settle within seconds — retry in {en_wait}")
+    elif what == "requests":
         zh = f"{tier_zh}：本小时 {fam} 请求已用 {used}/{limit}，约 {zh_wait}后恢复"
         en = f"{tier_en}: {used}/{limit} {fam} requests used this hour, next slot in {en_wait}"
     else:
         zh = f"{tier_zh}：本小时 {fam} tokens 已用 {used}/{limit}，本次需约 {request_tokens}，约 {zh_wait}后够用"
         en = f"{tier_en}: {used}/{limit} {fam} tokens used this hour, this request needs about {request_tokens}; room in {en_wait}"
     if exhaustion_until is not None:
-        zh += "（中转已报额度用尽，可能有其他设备共用此 IP）"
-        en += " (the relay reported the limit reached; another device may share this IP)"
+        zh += "（中转已对此密钥报额度用尽，可能有其他设备共用此 IP 或此密钥）"
+        en += " (the relay reported the limit reached for this key; another device may share this IP or key)"
     if scope == "key" and what == "requests":
         zh += "（本密钥）"
         en += " (this key)"
+    zh += "；按白菜GPT 中转的每小时限额"
+    en += "; by the BaicaiGPT relay's hourly limits"
     kind: DecisionKind = "wait"
     if max_wait is not None and wait > max_wait:
         kind = "refuse"
@@ -409,5 +463,5 @@ def decide(
         kind, **base, reason_zh=zh, reason_en=en, wait_seconds=wait, retry_at=retry_at, limits=limits,  # type: ignore[arg-type]
         used_requests=used if what == "requests" else ip_window.requests,
         used_tokens=used if what == "tokens" else ip_window.tokens,
-        request_tokens=request_tokens, scope=scope, notes=notes,  # type: ignore[arg-type]
+        request_tokens=request_tokens, scope=scope, notes=notes, inflight=inflight_only,  # type: ignore[arg-type]
     )

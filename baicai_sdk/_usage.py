@@ -101,7 +101,9 @@ class LedgerRow:
 
 @dataclass(frozen=True)
 class WindowStatus:
-    """One family's sliding hour over all local keys (the IP budget)."""
+    """One family's sliding hour: over all local keys (``scope="ip"``, the IP budget, judged by ``tier``'s limits)
+    or over one key (``scope="key"``, judged by that key's own tier). The relay admits a request when both the
+    key's window and the IP's are below the limits of the requesting key's tier."""
 
     family: str
     tier: Tier
@@ -121,6 +123,11 @@ class WindowStatus:
     """Burn-rate projection: when a budget of this window is used up if the last 10 minutes' pace goes on."""
     runs_out_of: str = ""
     """Which budget ``runs_out_at`` speaks of: ``requests`` or ``tokens`` ("" when there is no projection)."""
+    scope: str = "ip"
+    """``ip``: every local key's requests (this machine's share of the IP budget); ``key``: one key's."""
+    key_hint: str | None = None
+    """The key of a ``key`` row, masked (``baicai-…abcd``)."""
+    key_fingerprint: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -280,9 +287,14 @@ class UsageStore:
         where, args = self._filters(model, status, source)
         return int(self._conn().execute(f"SELECT COUNT(*) FROM requests{where}", args).fetchone()[0])
 
-    def windows(self, now: float | None = None, *, tier: Tier | None = None) -> list[WindowStatus]:
-        """Each family's sliding hour across all local keys. ``tier``: the limits to show; default: the tier a
-        relay code revealed most recently, else unknown (free limits, as the predictor assumes)."""
+    def windows(self, now: float | None = None, *, tier: Tier | None = None,
+                key_tiers: dict[str, str] | None = None) -> list[WindowStatus]:
+        """Each family's sliding hour across all local keys (the IP's, with ``tier``'s limits), then each key that
+        used the family this hour, with its own tier's limits.
+
+        ``tier``: the limits for the IP rows; default: the tier a relay code revealed most recently, else unknown
+        (free limits, as the predictor assumes). ``key_tiers``: key fingerprint → configured tier (profiles); a key
+        not in it shows the tier the relay revealed for it, else unknown."""
         now = self.clock() if now is None else now
         conn = self._conn()
         since = now - WINDOW_SECONDS
@@ -294,32 +306,66 @@ class UsageStore:
         catalog = load_catalog()
         out = []
         for family in catalog.limits:
-            limits = catalog.limits_for(family, tier)
-            requests, tokens = _ledger.window_totals(conn, family, since)
-            oldest = conn.execute(
-                "SELECT MIN(ts) FROM requests WHERE family = ? AND ts > ? AND counted = 1", (family, since)
-            ).fetchone()[0]
-            pending = conn.execute(
-                "SELECT COUNT(*) FROM requests WHERE family = ? AND ts > ? AND status = 'pending'", (family, since)
-            ).fetchone()[0]
-            ex = conn.execute("SELECT MAX(ts) FROM exhaustions WHERE family = ? AND ts > ?", (family, since)).fetchone()[0]
-            recent_requests, recent_tokens = _ledger.window_totals(conn, family, now - PACE_SECONDS)
-            runs_out_at, runs_out_of = project_exhaustion(
-                now, recent_requests / PACE_SECONDS, recent_tokens / PACE_SECONDS, requests,
-                limits.requests_per_hour if limits else None, tokens, limits.tokens_per_hour if limits else None,
-            )
-            out.append(
-                WindowStatus(
-                    family=family, tier=tier, tier_source=tier_source,
-                    requests_used=requests, requests_limit=limits.requests_per_hour if limits else 0,
-                    tokens_used=tokens, tokens_limit=limits.tokens_per_hour if limits else None,
-                    next_free_at=None if oldest is None else float(oldest) + WINDOW_SECONDS,
-                    pending=int(pending), allowed=limits is not None,
-                    exhausted_until=None if ex is None else float(ex) + WINDOW_SECONDS,
-                    runs_out_at=runs_out_at, runs_out_of=runs_out_of,
-                )
-            )
+            out.append(self._window(conn, family, since, now, tier, tier_source, catalog))
+        learned = {str(fp): str(t) for fp, t in conn.execute("SELECT key_fp, tier FROM learned_tiers")}
+        # The tier the gate last judged each key by (a configured tier is stored with its rows).
+        assumed = {str(fp): str(t) for fp, t in conn.execute(
+            "SELECT key_fp, tier FROM requests WHERE id IN (SELECT MAX(id) FROM requests WHERE win_ts > ? "
+            "AND counted = 1 GROUP BY key_fp)", (since,))}
+        keys = conn.execute(
+            "SELECT key_fp, MAX(key_hint), family FROM requests WHERE win_ts > ? AND counted = 1 AND family IS NOT NULL "
+            "GROUP BY key_fp, family ORDER BY MAX(key_hint), family", (since,)).fetchall()
+        for key_fp, hint, family in keys:
+            if family not in catalog.limits:
+                continue
+            key_tier = (key_tiers or {}).get(key_fp)
+            source = "configured"
+            if key_tier not in ("free", "paid"):
+                key_tier, source = learned.get(key_fp, "unknown"), "learned"
+            if key_tier not in ("free", "paid"):
+                key_tier, source = assumed.get(key_fp, "unknown"), "configured"
+            if key_tier not in ("free", "paid"):
+                key_tier, source = "unknown", "unknown"
+            out.append(self._window(conn, family, since, now, key_tier, source, catalog,  # type: ignore[arg-type]
+                                    key_fp=key_fp, key_hint=hint))
         return out
+
+    def _window(self, conn: sqlite3.Connection, family: str, since: float, now: float, tier: Tier,
+                tier_source: str, catalog: Any, *, key_fp: str | None = None, key_hint: str | None = None
+                ) -> WindowStatus:
+        limits = catalog.limits_for(family, tier)
+        key_clause, key_args = ("", []) if key_fp is None else (" AND key_fp = ?", [key_fp])
+        requests, tokens = _ledger.window_totals(conn, family, since, key_fp)
+        oldest = conn.execute(
+            f"SELECT MIN(win_ts) FROM requests WHERE family = ? AND win_ts > ? AND counted = 1{key_clause}",
+            (family, since, *key_args)).fetchone()[0]
+        pending = conn.execute(
+            f"SELECT COUNT(*) FROM requests WHERE family = ? AND ts > ? AND status = 'pending'{key_clause}",
+            (family, since, *key_args)).fetchone()[0]
+        # A relay code speaks of one key and one tier: it shows on that key's row, and on the IP row of its tier.
+        ex_clause, ex_args = "", []
+        if key_fp is not None:
+            ex_clause, ex_args = " AND (key_fp = ? OR key_fp IS NULL)", [key_fp]
+        if tier in ("free", "paid"):
+            ex_clause += " AND (tier = ? OR tier IS NULL)"
+            ex_args.append(tier)
+        ex = conn.execute(f"SELECT MAX(ts) FROM exhaustions WHERE family = ? AND ts > ?{ex_clause}",
+                          (family, since, *ex_args)).fetchone()[0]
+        recent_requests, recent_tokens = _ledger.window_totals(conn, family, now - PACE_SECONDS, key_fp)
+        runs_out_at, runs_out_of = project_exhaustion(
+            now, recent_requests / PACE_SECONDS, recent_tokens / PACE_SECONDS, requests,
+            limits.requests_per_hour if limits else None, tokens, limits.tokens_per_hour if limits else None,
+        )
+        return WindowStatus(
+            family=family, tier=tier, tier_source=tier_source,
+            requests_used=requests, requests_limit=limits.requests_per_hour if limits else 0,
+            tokens_used=tokens, tokens_limit=limits.tokens_per_hour if limits else None,
+            next_free_at=None if oldest is None else float(oldest) + WINDOW_SECONDS,
+            pending=int(pending), allowed=limits is not None,
+            exhausted_until=None if ex is None else float(ex) + WINDOW_SECONDS,
+            runs_out_at=runs_out_at, runs_out_of=runs_out_of,
+            scope="ip" if key_fp is None else "key", key_hint=key_hint, key_fingerprint=key_fp,
+        )
 
     def change_token(self) -> tuple[int, int]:
         """Changes when any process writes: (highest row id, SQLite's data_version for this connection)."""

@@ -119,6 +119,8 @@ class WindowView:
     """False where the tier may not use the family at all (DALL·E on the free tier)."""
     exhausted_until: float | None = None
     """The relay said the window is used up (a limit code): blocked until then."""
+    key: str = ""
+    """Empty for this IP's window (every local key); else the masked key whose own window this is."""
 
 
 @dataclass(frozen=True)
@@ -384,16 +386,25 @@ class Services:
         now = self.clock()
         active = self.active_profile()
         tier = active.tier if active is not None and active.tier in ("free", "paid") else None
-        statuses = self._read(lambda u: u.windows(now=now, tier=tier))  # type: ignore[arg-type]
+        key_tiers = self._profile_tiers()
+        statuses = self._read(lambda u: u.windows(now=now, tier=tier, key_tiers=key_tiers))  # type: ignore[arg-type]
         return [
             WindowView(
                 family=w.family, tier=w.tier, requests_used=w.requests_used, requests_limit=w.requests_limit,
                 tokens_used=w.tokens_used, tokens_limit=w.tokens_limit, next_free_at=w.next_free_at,
                 runs_out_at=w.runs_out_at, runs_out_of=w.runs_out_of, allowed=w.allowed,
                 exhausted_until=w.exhausted_until if (w.exhausted_until or 0.0) > now else None,
+                key=(w.key_hint or _masked_key(w.key_fingerprint)) if w.scope == "key" else "",
             )
             for w in statuses
         ]
+
+    def _profile_tiers(self) -> dict[str, str]:
+        """Key fingerprint → configured tier, so each key's window shows its own tier's limits."""
+        try:
+            return {p.fingerprint: p.tier for p in self._keys().list() if p.tier in ("free", "paid")}
+        except Exception:  # no store yet, or an unreadable one: the ledger's learned tiers answer
+            return {}
 
     # ---- balance (a relay call: run in a worker)
     def balance(self) -> BalanceView:

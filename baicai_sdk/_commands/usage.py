@@ -174,23 +174,41 @@ def configured_tier() -> Tier | None:
     return tier if tier in ("free", "paid") else None
 
 
+def profile_tiers() -> dict[str, str]:
+    """Key fingerprint → configured tier of every profile (for each key's window row)."""
+    try:
+        from .._keys import KeyStore
+
+        return {p.fingerprint: p.tier for p in KeyStore().list() if p.tier in ("free", "paid")}
+    except Exception:  # an unreadable store: the ledger's learned tiers still answer
+        return {}
+
+
 def _windows(args: argparse.Namespace) -> int:
     store = _store()
-    windows = store.windows(tier=args.tier or configured_tier())
+    windows = store.windows(tier=args.tier or configured_tier(), key_tiers=profile_tiers())
     if args.json:
         print(json.dumps([w.as_dict() for w in windows], ensure_ascii=False, indent=2))
         return 0
     now = time.time()
+    shown_key_header = False
+    print("本机 IP（所有本地密钥合计）/ this IP (every local key together):")
     for w in windows:
+        if w.scope == "key" and not shown_key_header:
+            shown_key_header = True
+            print("各密钥（按各自档位的限额）/ each key (by its own tier's limits):")
+        who = f"{w.key_hint or w.key_fingerprint or ''} " if w.scope == "key" else ""
         if not w.allowed:
-            print(f"{w.family:<9} {w.tier}: 不可用 / not available on this tier")
+            print(f"  {who}{w.family:<9} {w.tier}: 不可用 / not available on this tier")
             continue
         req = f"{w.requests_used}/{w.requests_limit if w.requests_limit is not None else '∞'}"
         tok = f"{w.tokens_used}/{w.tokens_limit if w.tokens_limit is not None else '∞'}"
         free = ""
         if w.next_free_at is not None:
             free = f"  下一个释放 / next frees in {max(0, int(w.next_free_at - now)) // 60} min"
-        print(f"{w.family:<9} {w.tier:<7} 请求/requests {req:<10} tokens {tok:<14}{free}")
+        if w.exhausted_until is not None and w.exhausted_until > now:
+            free += "  中转已报满 / the relay said full"
+        print(f"  {who}{w.family:<9} {w.tier:<7} 请求/requests {req:<10} tokens {tok:<14}{free}")
     return 0
 
 

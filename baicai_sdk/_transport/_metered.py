@@ -75,6 +75,9 @@ bytes before it) instead of passing the event on. ``Baicai`` asks for it, so a r
 STREAM_SCANNED = "baicai.stream_scanned"
 """Response extension set when the stream honours :data:`RAISE_STREAM_ERRORS` (else the client scans it itself):
 the stream's tally, whose ``done`` says whether ``data: [DONE]`` came."""
+EMULATOR_HEADER = "x-baicai-emulator"
+"""Sent by the relay emulator on every answer: its address then follows the relay's hourly limits."""
+_WAITED = "baicai.waited"
 _SUPERSEDED_ROW = "baicai.superseded_row"
 """Request extension: the ledger row of an attempt that failed or was told to retry. When the caller sends this same
 Request again (the sidecar's retries), the new attempt's row replaces it: one app request, one row."""
@@ -162,6 +165,8 @@ class _StreamTally:
     done: bool = False
     broken: bool = False
     relay_code: int | None = None
+    answered: int = 0
+    """Answer events (chunks with choices) decoded: an error after any of them came from a request that ran."""
 
     def feed(self, chunk: bytes) -> tuple[int, RelayAnswer] | None:
         """Take ``chunk``; for the first relay error event it completes, where that event starts in it."""
@@ -209,6 +214,8 @@ class _StreamTally:
                               [_json_or_none(line) for line in payload.split(b"\n")])
         for event in events:
             if isinstance(event, dict):
+                if event.get("choices"):
+                    self.answered += 1
                 self.counter.feed_chunk(event)
 
 
@@ -222,13 +229,23 @@ class _Attempt:
     api_key: str
     started: float = field(default_factory=time.monotonic)
     settled: bool = False
+    answered_at: float | None = None
+    """Meter-clock time the answer's headers arrived: the latest the relay can have counted the request."""
 
     def settle(self, **outcome: Any) -> None:
         if self.settled:
             return
         self.settled = True
         outcome.setdefault("latency_ms", int((time.monotonic() - self.started) * 1000))
+        outcome.setdefault("answered_at", self.answered_at)
         self.reservation.settle(**outcome)
+
+    def answered(self, request: httpx2.Request, response: httpx2.Response) -> None:
+        """The answer's headers arrived: note when, and whether the server said it is the relay's emulator."""
+        meter = self.pipeline.meter
+        self.answered_at = meter.clock()
+        if EMULATOR_HEADER in response.headers:
+            meter.learn_relay_host(request.url, "emulator")
 
 
 class _Pipeline:
@@ -296,21 +313,38 @@ class _Pipeline:
 
     def admit(self, request: httpx2.Request, info: RequestInfo, app: str | None) -> _Attempt | httpx2.Response | float:
         """Reserve: an attempt to send, a refusal to answer with, or seconds to sleep before asking again."""
-        outcome = self.meter.reserve(_bearer(request), info, app=app, enforce=self.quota != "off")
+        outcome = self.meter.reserve(_bearer(request), info, app=app, enforce=self.quota != "off", url=request.url)
         if not isinstance(outcome, Decision):
+            request.extensions.pop(_WAITED, None)
             superseded = request.extensions.pop(_SUPERSEDED_ROW, None)
             if superseded is not None:
                 self.meter.forget_failed(superseded)  # this attempt speaks for the request now
             return _Attempt(self, outcome, info, _bearer(request))
-        if outcome.kind == "wait" and self.quota == "wait" and outcome.wait_seconds <= self.max_wait:
-            return max(0.05, outcome.wait_seconds)
+        waited = float(request.extensions.get(_WAITED) or 0.0)
+        if outcome.kind == "wait" and self.quota == "wait" and waited + outcome.wait_seconds <= self.max_wait:
+            step = max(0.05, outcome.wait_seconds)
+            request.extensions[_WAITED] = waited + step  # short in-flight waits add up to max_wait at most
+            return step
+        request.extensions.pop(_WAITED, None)
         return _refusal_response(request, outcome)
 
-    def failed(self, request: httpx2.Request, attempt: _Attempt) -> None:
-        """The send raised: nothing came back. Remembered on the request, so that if the caller resends this same
-        Request (the sidecar's retries), the ledger keeps one row for it rather than one per attempt."""
-        attempt.settle(status="failed", prompt_tokens=0, completion_tokens=0, images=0)
-        request.extensions[_SUPERSEDED_ROW] = attempt.reservation.id
+    def failed(self, request: httpx2.Request, attempt: _Attempt, exc: BaseException | None = None, *,
+               answer_began: bool = False) -> None:
+        """The send raised. Before the request was fully sent (connect, pool, write errors) nothing reached the
+        relay: ``failed``, remembered on the request so that a resend of this same Request (the sidecar's retries)
+        keeps one row. After it was sent (a read timeout, the connection closed before the answer, the caller
+        cancelled while waiting) the relay may have served and billed it: ``timeout``/``dropped``/``cancelled``,
+        counted in the window and booked with bounds."""
+        after_send = answer_began or isinstance(
+            exc, (httpx2.ReadTimeout, httpx2.ReadError, httpx2.RemoteProtocolError)) or (
+            exc is not None and not isinstance(exc, Exception))
+        if not after_send:
+            attempt.settle(status="failed", prompt_tokens=0, completion_tokens=0, images=0)
+            request.extensions[_SUPERSEDED_ROW] = attempt.reservation.id
+            return
+        status = ("timeout" if isinstance(exc, httpx2.ReadTimeout)
+                  else "dropped" if isinstance(exc, Exception) else "cancelled")
+        attempt.settle(status=status, measured=False, counted=True, answered_at=self.meter.clock())
 
     def metered_stream_response(
         self, request: httpx2.Request, response: httpx2.Response, attempt: _Attempt | None
@@ -341,6 +375,8 @@ class _Pipeline:
             headers[ORIGINAL_STATUS_HEADER] = str(verdict.original_status)
 
         if answer is not None:
+            if attempt is not None and answer.known is not None:
+                self.meter.learn_relay_host(request.url, "relay-code")
             if attempt is not None:
                 # Settle first: what the relay refused must not count in the window the meter learns from.
                 attempt.settle(status="error", relay_code=answer.code, http_status=status,
@@ -380,14 +416,19 @@ class _Pipeline:
         prompt = tally.counter.prompt_tokens_reported
         if prompt is None:
             prompt = attempt.info.prompt_tokens
+        measured, counted = True, None
         if tally.relay_code is not None:
             state = "error"
+            # An error after the answer began: the request ran, and the relay bills what it sent and counts it.
+            counted = tally.answered > 0 or None
         elif tally.done:
             state = "ok"
         else:
             state = "cancelled" if closed_early and not tally.broken else "dropped"
+            measured = False  # what we read is the low end: the relay bills what it generated
         attempt.settle(status=state, http_status=status_code, relay_code=tally.relay_code,
-                       prompt_tokens=prompt, completion_tokens=completion, stream=True)
+                       prompt_tokens=prompt, completion_tokens=completion, stream=True, measured=measured,
+                       counted=counted)
         if tally.relay_code is not None:
             self.meter.observe(attempt.api_key, attempt.info.model, tally.relay_code)
 
@@ -403,10 +444,15 @@ def _usage_outcome(body: Any, info: RequestInfo) -> dict[str, Any]:
                 "completion_tokens": int(usage.get("completion_tokens") or 0)}
     from .._tokens import StreamCounter
 
+    # No usage: count as OpenAI bills — each choice on its own (n > 1 is n completions, not one joined text), and a
+    # tool call's name and arguments as the completion they are (the same counter a stream goes through).
     counter = StreamCounter(info.model)
-    for choice in (body.get("choices") or ()) if isinstance(body, dict) else ():
-        message = choice.get("message") or {}
-        counter.feed(message.get("content") if isinstance(message.get("content"), str) else None)
+    for position, choice in enumerate((body.get("choices") or ()) if isinstance(body, dict) else ()):
+        if not isinstance(choice, dict):
+            continue
+        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+        index = choice.get("index") if isinstance(choice.get("index"), int) else position
+        counter.feed_chunk({"choices": [{"index": index, "delta": message}]})
     return {"prompt_tokens": info.prompt_tokens, "completion_tokens": counter.tokens}
 
 
@@ -444,6 +490,14 @@ class _MeteredStream(httpx2.SyncByteStream):
         finally:
             self._pipeline.settle_stream(self._attempt, self._tally, self._status, closed_early=not self._finished)
 
+    def __del__(self) -> None:
+        # A stream dropped without being read to the end or closed: settle it rather than hold its reservation.
+        if not self._attempt.settled:
+            try:
+                self._pipeline.settle_stream(self._attempt, self._tally, self._status, closed_early=True)
+            except Exception:  # interpreter shutdown, a closed ledger: the next Meter settles it as orphaned
+                pass
+
 
 class _AsyncMeteredStream(httpx2.AsyncByteStream):
     def __init__(self, inner: httpx2.AsyncByteStream, pipeline: _Pipeline, attempt: _Attempt, status: int,
@@ -479,6 +533,13 @@ class _AsyncMeteredStream(httpx2.AsyncByteStream):
         finally:
             self._pipeline.settle_stream(self._attempt, self._tally, self._status, closed_early=not self._finished)
 
+    def __del__(self) -> None:
+        if not self._attempt.settled:
+            try:
+                self._pipeline.settle_stream(self._attempt, self._tally, self._status, closed_early=True)
+            except Exception:  # interpreter shutdown, a closed ledger: the next Meter settles it as orphaned
+                pass
+
 
 class MeteredTransport(httpx2.BaseTransport):
     """Wraps a transport (default: httpx2's own) with the quota gate, the ledger and the relay's error rules."""
@@ -512,15 +573,21 @@ class MeteredTransport(httpx2.BaseTransport):
             attempt = step
         try:
             response = self._inner.handle_request(request)
-        except BaseException:
+        except BaseException as exc:
             if attempt is not None:
-                pipeline.failed(request, attempt)
+                pipeline.failed(request, attempt, exc)
             raise
+        if attempt is not None:
+            attempt.answered(request, response)
         streamed = pipeline.metered_stream_response(request, response, attempt)
         if streamed is not None:
             return streamed
         try:
             body = response.read()
+        except BaseException as exc:
+            if attempt is not None:  # the answer began: whatever broke, the request was sent
+                pipeline.failed(request, attempt, exc, answer_began=True)
+            raise
         finally:
             response.close()
         return pipeline.annotate(request, response, body, attempt)
@@ -582,15 +649,21 @@ class AsyncMeteredTransport(httpx2.AsyncBaseTransport):
             attempt = step
         try:
             response = await self._inner.handle_async_request(request)
-        except BaseException:
+        except BaseException as exc:
             if attempt is not None:
-                pipeline.failed(request, attempt)
+                pipeline.failed(request, attempt, exc)
             raise
+        if attempt is not None:
+            attempt.answered(request, response)
         streamed = pipeline.metered_stream_response(request, response, attempt)
         if streamed is not None:
             return streamed
         try:
             body = await response.aread()
+        except BaseException as exc:
+            if attempt is not None:  # the answer began: whatever broke, the request was sent
+                pipeline.failed(request, attempt, exc, answer_began=True)
+            raise
         finally:
             await response.aclose()
         return pipeline.annotate(request, response, body, attempt)

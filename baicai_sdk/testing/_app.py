@@ -187,6 +187,7 @@ class RelayEmulator:
         return str(client[0]) if client else "unknown"
 
     async def _relay(self, scope: Scope, receive: Receive, send: Send) -> None:
+        send = _marked(send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         body = await _read_body(receive)
         with self._lock:
@@ -702,6 +703,21 @@ def _origin(req: _Request) -> str:
         server = req.scope.get("server") or ("127.0.0.1", 80)
         host = f"{server[0]}:{server[1]}"
     return f"{req.scope.get('scheme', 'http')}://{host}"
+
+
+_MARKER = (b"x-baicai-emulator", b"1")
+
+
+def _marked(send: Send) -> Send:
+    """Every relay answer carries ``x-baicai-emulator: 1``: a client then applies the relay's hourly limits to this
+    address (it is the relay's stand-in), as it does for the relay's own host."""
+
+    async def marked(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), _MARKER]}
+        await send(message)
+
+    return marked
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -120,7 +120,12 @@ class EmulatorServer:
 
     # --- lifecycle
     def start(self, timeout: float = 5.0) -> "EmulatorServer":
+        from .._meter import _netloc, register_relay_host
+
         self._server.start(timeout)
+        # Requests from this process to this address follow the relay's hourly limits from the first one on
+        # (other processes learn it from the marker header the emulator sends with every answer).
+        register_relay_host(_netloc(self.base_url))
         return self
 
     def stop(self, timeout: float = 5.0) -> None:

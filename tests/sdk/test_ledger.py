@@ -22,7 +22,8 @@ def test_new_file_is_wal_and_current_version(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA user_version").fetchone()[0] == _ledger.SCHEMA_VERSION
     assert int(conn.execute("PRAGMA busy_timeout").fetchone()[0]) >= 5000
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-    assert {"requests", "learned_tiers", "exhaustions", "topups", "requests_family_ts", "requests_key_family_ts"} <= names
+    assert {"requests", "learned_tiers", "exhaustions", "topups", "relay_hosts", "requests_family_wts",
+            "requests_key_family_wts"} <= names
 
 
 def test_default_location_is_the_data_dir(baicai_home: Path) -> None:
@@ -34,12 +35,12 @@ def test_window_queries_use_the_covering_index(tmp_path: Path) -> None:
     conn = _ledger.connect(tmp_path / "l.db")
     plan = " ".join(str(r[-1]) for r in conn.execute(
         "EXPLAIN QUERY PLAN SELECT COUNT(*), COALESCE(SUM(win_tokens), 0) FROM requests "
-        "WHERE family = ? AND ts > ? AND counted = 1", ("gpt-4", 0.0)))
-    assert "COVERING INDEX requests_family_ts" in plan
+        "WHERE family = ? AND win_ts > ? AND counted = 1", ("gpt-4", 0.0)))
+    assert "COVERING INDEX requests_family_wts" in plan
     plan = " ".join(str(r[-1]) for r in conn.execute(
-        "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM requests WHERE key_fp = ? AND family = ? AND ts > ? AND counted = 1",
-        ("x", "gpt-4", 0.0)))
-    assert "requests_key_family_ts" in plan
+        "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM requests WHERE key_fp = ? AND family = ? AND win_ts > ? "
+        "AND counted = 1", ("x", "gpt-4", 0.0)))
+    assert "requests_key_family_wts" in plan
 
 
 def test_migrations_run_in_order_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,14 +48,43 @@ def test_migrations_run_in_order_once(tmp_path: Path, monkeypatch: pytest.Monkey
     old = _ledger.connect(path)
     old.execute("INSERT INTO requests (ts, key_fp, source, model, endpoint, status) VALUES (1, 'fp', 'sdk', 'm', 'chat', 'ok')")
     old.close()
-    v2 = "ALTER TABLE requests ADD COLUMN region TEXT; CREATE INDEX requests_region ON requests (region)"
-    monkeypatch.setattr(_ledger, "_MIGRATIONS", [*_ledger._MIGRATIONS, v2])
-    monkeypatch.setattr(_ledger, "SCHEMA_VERSION", 2)
+    nxt = "ALTER TABLE requests ADD COLUMN region TEXT; CREATE INDEX requests_region ON requests (region)"
+    version = len(_ledger._MIGRATIONS) + 1
+    monkeypatch.setattr(_ledger, "_MIGRATIONS", [*_ledger._MIGRATIONS, nxt])
+    monkeypatch.setattr(_ledger, "SCHEMA_VERSION", version)
     monkeypatch.setattr(_ledger, "_migrated", set())
     conn = _ledger.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == version
     assert conn.execute("SELECT model, region FROM requests").fetchall() == [("m", None)]
-    assert _ledger.migrate(conn) == 2  # idempotent
+    assert _ledger.migrate(conn) == version  # idempotent
+
+
+def test_a_first_version_ledger_is_migrated_with_its_rows(tmp_path: Path) -> None:
+    """A ledger written before rows said what is known: its rows keep their figures and count in the window
+    from their old time; a row the old code had marked ``expired`` becomes ``orphaned`` with bounds."""
+    import sqlite3 as sq
+
+    path = tmp_path / "v1.db"
+    raw = sq.connect(path, isolation_level=None)
+    for statement in _ledger._split(_ledger._MIGRATIONS[0]):
+        raw.execute(statement)
+    raw.execute("PRAGMA user_version = 1")
+    raw.execute("INSERT INTO requests (ts, key_fp, source, model, family, endpoint, status, prompt_tokens, "
+                "completion_tokens, cost, cost_est, prompt_est, completion_est, win_tokens) VALUES "
+                "(100, 'fp', 'sdk', 'gpt-4', 'gpt-4', 'chat', 'ok', 10, 5, 0.0075, 0.5, 10, 1000, 15), "
+                "(200, 'fp', 'sdk', 'gpt-4', 'gpt-4', 'chat', 'expired', NULL, NULL, NULL, 0.52, 10, 1024, 1034)")
+    raw.execute("INSERT INTO exhaustions (ts, key_fp, family, tier, kind, code, local_requests, local_tokens) "
+                "VALUES (150, 'fp', 'gpt-4', 'free', 'requests', 40021, 1, 15)")
+    raw.close()
+    _ledger._migrated.discard(str(path.resolve()))
+    conn = _ledger.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == _ledger.SCHEMA_VERSION
+    ok, orphan = conn.execute("SELECT status, win_ts, measured, cost, cost_low, cost_high, estimate_reason "
+                              "FROM requests ORDER BY id").fetchall()
+    assert ok == ("ok", 100.0, 1, 0.0075, None, None, None)
+    assert orphan[:6] == ("orphaned", 200.0, 0, 0.52, 0, 0.52) and "process" in orphan[6]
+    assert _ledger.window_totals(conn, "gpt-4", 50) == (2, 1049)
+    assert conn.execute("SELECT key_requests FROM exhaustions").fetchone() == (None,)
 
 
 def test_a_file_from_a_newer_version_is_used_as_is(tmp_path: Path) -> None:

@@ -19,7 +19,8 @@ _TIER = {"free": ("免费", "free"), "paid": ("付费", "paid"), "unknown": ("�
 def window_text(w: WindowView, now: float, tz: object) -> Text:
     zh, en = _TIER.get(w.tier, (w.tier, w.tier))
     text = Text()
-    text.append(f"{w.family} · {tr(zh, en)}\n", style="bold")
+    who = f" · {tr('密钥', 'key')} {w.key}" if w.key else ""
+    text.append(f"{w.family} · {tr(zh, en)}{who}\n", style="bold")
     if not w.allowed:
         text.append("  " + tr("此档位不可用", "not available on this tier"), style="dim")
         return text

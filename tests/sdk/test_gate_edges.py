@@ -1,0 +1,155 @@
+"""The quota gate and the ledger where traffic leaves the happy path (issue 13), end to end against the emulator.
+
+Each test names the numbered case of the issue it covers and shows what a user would want: a paid key never
+refused because of a free key's window, no relay rules against another server, rows that say what is known.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import sqlite3
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+import pytest
+
+from baicai_sdk import Baicai
+from baicai_sdk._errors import FreeGpt35RequestLimit, QuotaExceeded
+from baicai_sdk._meter import Meter, describe_request
+from baicai_sdk._paths import ledger_path
+from baicai_sdk._serving import BackgroundServer
+from baicai_sdk._usage import UsageStore
+from baicai_sdk.testing import EmulatorConfig, RelayEmulator
+
+
+def _ask(client: Baicai, model: str = "gpt-3.5-turbo", text: str = "hi", **kw: Any) -> Any:
+    return client.chat.completions.create(model=model, messages=[{"role": "user", "content": text}], **kw)
+
+
+def _rows() -> list[sqlite3.Row]:
+    conn = sqlite3.connect(ledger_path())
+    conn.row_factory = sqlite3.Row
+    try:
+        return list(conn.execute("SELECT * FROM requests ORDER BY id"))
+    finally:
+        conn.close()
+
+
+def _settled_records(emulator: Any, count: int) -> list[Any]:
+    deadline = time.monotonic() + 3.0
+    records = emulator.state.relay_requests()
+    while time.monotonic() < deadline and (len(records) < count or not all(r.status for r in records)):
+        time.sleep(0.01)
+        records = emulator.state.relay_requests()
+    return records
+
+
+# ---- case 1: windows per key and per IP, each by its own tier's limits -----------------------------------------
+
+def test_paid_key_is_not_refused_because_a_free_key_filled_its_window(emulator: Any) -> None:
+    with httpx2.Client(base_url=emulator.base_url, headers={"Authorization": f"Bearer {emulator.free_key}"}) as raw:
+        for _ in range(59):  # elsewhere (not through baicai): the ledger knows nothing of these
+            raw.post("/chat/completions", json={"model": "gpt-3.5-turbo", "max_tokens": 5,
+                                                "messages": [{"role": "user", "content": "x"}]}).raise_for_status()
+    free = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="raise")
+    _ask(free, max_tokens=5)
+    with pytest.raises(FreeGpt35RequestLimit):
+        _ask(free, max_tokens=5)  # the relay: 40020 for the free key
+    with pytest.raises(QuotaExceeded):
+        _ask(free, max_tokens=5)  # and now the gate knows, for that key
+
+    paid = Baicai(api_key=emulator.paid_key, base_url=emulator.base_url, quota="raise", tier="paid")
+    for _ in range(3):
+        _ask(paid, max_tokens=5)  # the paid key's limit is 1,000: never lowered by a free key's 40020
+    records = _settled_records(emulator, 64)
+    assert [r.relay_code for r in records if r.key_tier == "paid"] == [None, None, None]
+
+    windows = UsageStore().windows(tier="paid")
+    ip = next(w for w in windows if w.scope == "ip" and w.family == "gpt-3.5")
+    assert (ip.requests_used, ip.requests_limit, ip.exhausted_until) == (4, 1000, None)  # 40020: free, uncounted
+    keys = {w.key_hint: w for w in windows if w.scope == "key" and w.family == "gpt-3.5"}
+    free_row, paid_row = keys["baicai-…free"], keys["baicai-…paid"]
+    assert (free_row.tier, free_row.requests_used, free_row.requests_limit) == ("free", 1, 60)
+    assert free_row.exhausted_until is not None
+    assert (paid_row.tier, paid_row.requests_used, paid_row.requests_limit) == ("paid", 3, 1000)
+    assert paid_row.exhausted_until is None
+
+
+def test_usage_windows_shows_each_key_and_the_ip(emulator: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from baicai_sdk.cli import main
+
+    # (In this order: the free key's gpt-4 window counts the IP's requests too — after the paid key's, the relay
+    # would refuse it, and so does the gate.)
+    _ask(Baicai(api_key=emulator.free_key, base_url=emulator.base_url), model="gpt-4-0125-preview", max_tokens=5)
+    _ask(Baicai(api_key=emulator.paid_key, base_url=emulator.base_url, tier="paid"), model="gpt-4", max_tokens=5)
+    assert main(["usage", "windows"]) == 0
+    out = capsys.readouterr().out
+    assert "this IP" in out and "each key" in out
+    lines = out.splitlines()
+    paid_line = next(line for line in lines if "baicai-…paid" in line and "gpt-4" in line)
+    free_line = next(line for line in lines if "baicai-…free" in line and "gpt-4" in line)
+    assert "paid" in paid_line and "1/200" in paid_line  # not "2/1" under the free tier
+    assert "free" in free_line and "1/1" in free_line
+
+
+# ---- case 2: relay rules only where the relay is --------------------------------------------------------------
+
+@pytest.fixture
+def other_server() -> Iterator[str]:
+    """An OpenAI-compatible server that is not the relay (the emulator's answers without its marker)."""
+    app = RelayEmulator(EmulatorConfig(keys={"dummy": "paid"}))
+
+    async def unmarked(scope: Any, receive: Any, send: Any) -> None:
+        async def strip(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [h for h in message.get("headers", [])
+                                                   if h[0] != b"x-baicai-emulator"]}
+            await send(message)
+
+        await app(scope, receive, strip)
+
+    server = BackgroundServer(unmarked, "127.0.0.1", 0, lifespan="off", http="h11").start()
+    try:
+        yield f"{server.url}/v1"
+    finally:
+        server.stop()
+
+
+@pytest.mark.filterwarnings("ignore:.*baicai-")
+def test_another_openai_compatible_server_is_not_gated_but_recorded(other_server: str) -> None:
+    client = Baicai(api_key="dummy", base_url=other_server, quota="raise")
+    for _ in range(2):  # free gpt-4 would allow 1 an hour at the relay: irrelevant here
+        _ask(client, model="gpt-4-0125-preview", max_tokens=5)
+
+    def one(_: int) -> str:
+        try:
+            for _chunk in _ask(client, max_tokens=5, stream=True):
+                pass
+            return "ok"
+        except QuotaExceeded:
+            return "refused"
+
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        outcomes = list(pool.map(one, range(20)))
+    assert outcomes.count("refused") == 0
+    rows = _rows()
+    assert len(rows) == 22 and {r["status"] for r in rows} == {"ok"}
+    assert {r["counted"] for r in rows} == {2}, "recorded, but in no relay window"
+    assert all(w.requests_used == 0 for w in UsageStore().windows())
+    meter = Meter()
+    info = describe_request("/v1/chat/completions", {"model": "gpt-3.5-turbo", "messages": []})
+    decision = meter.decide("dummy", info, url=other_server)
+    assert decision.allowed and not decision.relay_rules and "not the BaicaiGPT relay" in decision.notes[0]
+    assert meter.relay_rules_for("https://api.baicaigpt.com/v1")[0]
+
+
+@pytest.mark.filterwarnings("ignore:.*baicai-")
+def test_relay_rules_can_be_forced_for_another_address(other_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BAICAI_RELAY_RULES", "on")
+    client = Baicai(api_key="dummy", base_url=other_server, quota="raise", tier="free")
+    _ask(client, model="gpt-4-0125-preview", max_tokens=5)
+    with pytest.raises(QuotaExceeded) as caught:
+        _ask(client, model="gpt-4-0125-preview", max_tokens=5)
+    assert "relay's hourly limits" in str(caught.value)
