@@ -371,7 +371,8 @@ class Meter:
         cached = self._relay_cache.get(netloc)
         tick = time.monotonic()
         if cached is None or (not cached[0] and tick - cached[2] > _CATALOG_TTL):
-            how = _ledger.relay_hosts(self._conn()).get(netloc)
+            # Only a ledger that exists can remember an address (asking must not create one: `baicai doctor`).
+            how = _ledger.relay_hosts(self._conn()).get(netloc) if self.path.exists() else None
             reason = (f"该地址曾像白菜GPT 中转一样应答（{how}） / this address answered like the relay ({how})"
                       if how else "不是白菜GPT 中转：不限额，只记账 / not the BaicaiGPT relay: no hourly limits, "
                       "recorded only")
@@ -676,6 +677,8 @@ class Meter:
             if values["learned_paid"]:
                 self._learn_tier(conn, key_fp, "paid", None)
             conn.execute("COMMIT")
+            if status == "ok" and values["measured"]:
+                self._samples.pop(model, None)  # a new answer of this model: its typical size may have moved
         except BaseException:
             conn.execute("ROLLBACK")
             raise

@@ -40,6 +40,14 @@ class Totals:
     """Requests whose model has no known price (not included in ``cost_cny``)."""
     pending: int = 0
     errors: int = 0
+    cost_measured: float = 0.0
+    """Spend on rows whose usage the relay reported (or a complete answer counted locally)."""
+    cost_estimated: float = 0.0
+    """Spend booked as an estimate (requests in flight, streams cut short, timeouts, orphans, unknown tier)."""
+    cost_low: float = 0.0
+    """The least the estimated rows can have cost, plus the measured spend."""
+    cost_high: float = 0.0
+    """The most the estimated rows can have cost, plus the measured spend."""
 
     @property
     def total_tokens(self) -> int:
@@ -141,8 +149,14 @@ _SELECT_TOTALS = (
     "SUM(CASE WHEN (CASE WHEN status IN ('pending', 'expired') THEN cost_est ELSE cost END) IS NULL "
     "THEN 1 ELSE 0 END), "
     "SUM(CASE WHEN status IN ('pending', 'expired') THEN 1 ELSE 0 END), "
-    "SUM(CASE WHEN status IN ('error', 'failed') THEN 1 ELSE 0 END) "
+    "SUM(CASE WHEN status IN ('error', 'failed') THEN 1 ELSE 0 END), "
+    "COALESCE(SUM(CASE WHEN status NOT IN ('pending', 'expired') AND measured = 1 THEN cost END), 0), "
+    "COALESCE(SUM(CASE WHEN status IN ('pending', 'expired') THEN cost_est WHEN measured = 0 THEN cost END), 0), "
+    "COALESCE(SUM(CASE WHEN status IN ('pending', 'expired') THEN 0 ELSE COALESCE(cost_low, cost) END), 0), "
+    "COALESCE(SUM(CASE WHEN status IN ('pending', 'expired') THEN cost_est ELSE COALESCE(cost_high, cost) END), 0) "
 )
+_GROUP_COLUMN = 12
+"""Index of the group key in a grouped ``_SELECT_TOTALS`` row."""
 
 
 def _totals(row: tuple[Any, ...]) -> dict[str, Any]:
@@ -155,6 +169,10 @@ def _totals(row: tuple[Any, ...]) -> dict[str, Any]:
         "unpriced": int(row[5] or 0),
         "pending": int(row[6] or 0),
         "errors": int(row[7] or 0),
+        "cost_measured": float(row[8] or 0.0),
+        "cost_estimated": float(row[9] or 0.0),
+        "cost_low": float(row[10] or 0.0),
+        "cost_high": float(row[11] or 0.0),
     }
 
 
@@ -217,18 +235,19 @@ class UsageStore:
             cur = conn.execute(
                 _SELECT_TOTALS + f", {column} AS grp FROM requests{where} GROUP BY grp ORDER BY grp", args
             )
-            return [ReportRow(key=str(r[8]), **_totals(r)) for r in cur]
+            return [ReportRow(key=str(r[_GROUP_COLUMN]), **_totals(r)) for r in cur]
         # Day/hour: bucket by quarter hours in SQL, then fold the buckets into local days/hours in Python. Every
         # real zone's offset is a multiple of 15 min (India +5:30, Nepal +5:45), so no bucket straddles a boundary.
         step = 900
         cur = conn.execute(
             _SELECT_TOTALS + f", CAST(ts / {step} AS INTEGER) AS b FROM requests{where} GROUP BY b ORDER BY b", args
         )
-        tz = tz or _local_tz()
+        tz = tz or local_zone()
         fmt = "%Y-%m-%d" if by == "day" else "%Y-%m-%d %H:00"
         merged: dict[str, dict[str, Any]] = {}
         for r in cur:
-            label = dt.datetime.fromtimestamp(int(r[8]) * step, tz).strftime(fmt)
+            # tz None: the system's local rules for that instant (DST-correct), not today's offset.
+            label = dt.datetime.fromtimestamp(int(r[_GROUP_COLUMN]) * step, tz).strftime(fmt)
             t = _totals(r)
             acc = merged.setdefault(label, dict.fromkeys(t, 0))
             for k, v in t.items():
@@ -407,5 +426,23 @@ def project_exhaustion(
     return max(at, now), what
 
 
-def _local_tz() -> dt.tzinfo:
-    return dt.datetime.now().astimezone().tzinfo or dt.timezone.utc
+def local_zone() -> dt.tzinfo | None:
+    """The user's real zone as a ``zoneinfo`` zone (``TZ``, else the system's ``/etc/localtime`` link), with its
+    daylight-saving rules; None when it cannot be named — then callers use naive local time, which the C library
+    also converts with the zone's rules for each instant. Never today's UTC offset applied to every date."""
+    import zoneinfo
+
+    names = [os.environ.get("TZ", "").lstrip(":")]
+    try:
+        target = os.path.realpath("/etc/localtime")
+        if "zoneinfo/" in target:
+            names.append(target.split("zoneinfo/", 1)[1])
+    except OSError:
+        pass
+    for name in names:
+        if name:
+            try:
+                return zoneinfo.ZoneInfo(name)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+                continue
+    return None

@@ -148,6 +148,7 @@ def run_checks(*, offline: bool = False, timeout: float = 5.0, profile: str | No
         checks.append(Check("key", "ok", f"密钥 / key: {creds.masked}（来源 / from {creds.key_source}；等级 / tier {creds.tier}）"))
         checks.extend(_key_checks(creds.key, creds.base_url))
         checks.append(Check("base_url", "ok", f"API_BASE: {creds.base_url}（来源 / from {creds.base_url_source}）"))
+        checks.append(_relay_rules_check(creds.base_url, creds.key))
         if creds.base_url_changes:
             double = has_double_v1(creds.raw_base_url)
             detail = (
@@ -243,6 +244,21 @@ def _repair(ledger: Any) -> int:
     print(f"新账本 / fresh ledger: {ledger}；救回记录 / rows salvaged: {result.rows}"
           + (f"（requests {result.salvaged.get('requests', 0)}）" if result.salvaged else ""))
     return 0
+
+
+def _relay_rules_check(base_url: str, key: str) -> Check:
+    """Whether the quota gate applies the relay's hourly limits to this base URL, and why."""
+    try:
+        from .._meter import Meter
+
+        applies, reason = Meter().relay_rules_for(base_url, key)
+    except Exception as exc:  # an unreadable ledger: the gate's rules are then moot for this report
+        return Check("relay_rules", "info", f"无法判断限额规则 / cannot tell the quota rules ({exc})")
+    if applies:
+        return Check("relay_rules", "ok", f"每小时限额：按白菜GPT 中转的规则把关 / hourly limits: the relay's, "
+                     f"enforced locally — {reason}")
+    return Check("relay_rules", "info", f"每小时限额：不适用，只记账 / hourly limits: not applied, usage recorded "
+                 f"only — {reason}（可用 BAICAI_RELAY_RULES=on 开启 / set BAICAI_RELAY_RULES=on to apply them）")
 
 
 def _key_checks(key: str, base_url: str) -> list[Check]:

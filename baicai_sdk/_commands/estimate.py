@@ -44,15 +44,15 @@ def _read(path: str) -> Any:
     return json.loads(text)
 
 
-def _active_key() -> tuple[str, Any]:
-    """The key the decision is for, and its configured tier (or None)."""
+def _active_key() -> tuple[str, Any, str | None]:
+    """The key the decision is for, its configured tier (or None), and the base URL it would go to."""
     try:
         from .._keys import resolve_credentials
 
         creds = resolve_credentials(warn=False)
     except Exception:  # no key configured: decide for an anonymous key (tier unknown)
-        return "", None
-    return creds.key, (creds.tier if creds.tier in ("free", "paid") else None)
+        return "", None, None
+    return creds.key, (creds.tier if creds.tier in ("free", "paid") else None), creds.base_url
 
 
 def _estimate(args: argparse.Namespace) -> int:
@@ -79,10 +79,16 @@ def _estimate(args: argparse.Namespace) -> int:
 
     catalog = load_catalog()
     info = describe_request("/v1/chat/completions", body, catalog=catalog)
-    key, configured = _active_key()
+    key, configured, base_url = _active_key()
     meter = Meter(tier=args.tier or configured)
-    decision = meter.decide(key, info)
+    applies, rules_reason = meter.relay_rules_for(base_url or "https://api.baicaigpt.com/v1", key or None)
+    decision = meter.decide(key, info, url=base_url or "https://api.baicaigpt.com/v1")
     low, high = info.minimum_cost(catalog), info.estimated_cost(catalog)
+    tier_for_cost = decision.tier
+    if tier_for_cost == "free" and catalog.allowed_on_free(info.model) is not False:
+        low = high = 0.0 if high is not None else None  # the free membership is free: the relay bills nothing
+    elif tier_for_cost == "unknown" and high is not None:
+        low = 0.0  # free costs nothing, paid the price: the range covers both
     result = {
         "model": info.model,
         "family": info.family,
@@ -91,6 +97,7 @@ def _estimate(args: argparse.Namespace) -> int:
         "max_tokens_given": info.max_tokens_given,
         "cost_cny": {"min": low, "max": high},
         "currency": "CNY",
+        "relay_rules": {"apply": applies, "reason": rules_reason},
         "decision": {
             "kind": decision.kind,
             "tier": decision.tier,
@@ -115,6 +122,12 @@ def _estimate(args: argparse.Namespace) -> int:
     tier_note = {"configured": "配置 / configured", "learned": "已学习 / learned",
                  "unknown": "未知，按免费估算 / unknown, assumed free"}[decision.tier_source]
     print(f"等级 / tier: {decision.tier} ({tier_note})")
+    if decision.tier == "unknown" and high:
+        print("  费用范围：免费会员 ¥0，付费会员按价目表 / cost range: ¥0 if the key is free, the price if paid")
+    if applies:
+        print(f"每小时限额 / hourly limits: 适用 / apply — {rules_reason}")
+    else:
+        print(f"每小时限额 / hourly limits: 不适用 / do not apply — {rules_reason}")
     if "paid-only model: paid limits assumed" in decision.notes:
         print("  此模型仅付费会员可用，按付费额度判断 / paid-only model: judged by the paid limits")
     verdict = {"allow": "可以发送 / allowed", "wait": "需等待 / wait", "refuse": "不会发送 / refused"}[decision.kind]

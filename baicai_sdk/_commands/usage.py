@@ -29,20 +29,28 @@ _GROUPS = ("model", "day", "hour", "key", "source")
 
 def parse_when(text: str, *, now: float | None = None, tz: dt.tzinfo | None = None) -> float:
     """``7d`` / ``24h`` / ``30m`` ago, ``today``, ``yesterday``, ``month`` (its first day), or a local date/time."""
+    from .._usage import local_zone
+
     now = time.time() if now is None else now
-    tz = tz or dt.datetime.now().astimezone().tzinfo
+    tz = tz or local_zone()  # a real zone (DST rules), or None: naive local time converts with them too
     value = text.strip().lower()
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([dhm])", value)
     if m:
         return now - float(m.group(1)) * {"d": 86400, "h": 3600, "m": 60}[m.group(2)]
-    local_now = dt.datetime.fromtimestamp(now, tz)
+    # Wall-clock arithmetic in the zone (zoneinfo fills in each date's own offset): the midnight of a day after
+    # a DST change has a different offset from now's.
+    local_now = dt.datetime.fromtimestamp(now, tz).replace(tzinfo=None)
     midnight = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def stamp(wall: dt.datetime) -> float:
+        return wall.replace(tzinfo=tz).timestamp() if tz is not None else wall.timestamp()
+
     if value == "today":
-        return midnight.timestamp()
+        return stamp(midnight)
     if value == "yesterday":
-        return (midnight - dt.timedelta(days=1)).timestamp()
+        return stamp(midnight - dt.timedelta(days=1))
     if value == "month":
-        return midnight.replace(day=1).timestamp()
+        return stamp(midnight.replace(day=1))
     try:
         parsed = dt.datetime.fromisoformat(text.strip())
     except ValueError:
@@ -50,7 +58,7 @@ def parse_when(text: str, *, now: float | None = None, tz: dt.tzinfo | None = No
             f"无法识别的时间 {text!r}：可用 7d、24h、today、month 或 2026-11-01 / "
             f"cannot read the time {text!r}: use 7d, 24h, today, month or 2026-11-01"
         ) from None
-    if parsed.tzinfo is None:
+    if parsed.tzinfo is None and tz is not None:
         parsed = parsed.replace(tzinfo=tz)
     return parsed.timestamp()
 
@@ -70,7 +78,8 @@ def register(subparsers: Any) -> None:
     log.add_argument("--limit", type=int, default=20, help="显示多少条（默认 20） / rows to show (default 20)")
     log.add_argument("--offset", type=int, default=0, help="跳过最新的多少条 / skip this many newest rows")
     log.add_argument("--model", help="只看此模型 / only this model")
-    log.add_argument("--status", choices=("pending", "expired", "ok", "error", "cancelled", "dropped", "failed"),
+    log.add_argument("--status", choices=("pending", "ok", "error", "cancelled", "dropped", "timeout", "orphaned",
+                                          "failed"),
                      help="只看此状态 / only this status")
     log.add_argument("--source", help="只看此来源（sdk、sidecar 或应用名） / only this source (sdk, sidecar or an app)")
     log.add_argument("--json", action="store_true", help="JSON 输出 / machine-readable output")
@@ -135,6 +144,11 @@ def _report(args: argparse.Namespace) -> int:
         unpriced = f"  (+{r.unpriced} 未定价/unpriced)" if r.unpriced else ""
         print(line(r.key, r.requests, r.prompt_tokens, r.completion_tokens, _cny(r.cost_cny)) + unpriced)
     print(line("合计/total", totals.requests, totals.prompt_tokens, totals.completion_tokens, _cny(totals.cost_cny)))
+    if totals.cost_estimated:
+        print(f"其中实测 {_cny(totals.cost_measured)}，估算 {_cny(totals.cost_estimated)}（合计范围 "
+              f"{_cny(totals.cost_low)}–{_cny(totals.cost_high)}） / measured {_cny(totals.cost_measured)}, "
+              f"estimated {_cny(totals.cost_estimated)} (total between {_cny(totals.cost_low)} and "
+              f"{_cny(totals.cost_high)})")
     if totals.pending:
         print(f"进行中 {totals.pending} 个请求按预估计入 / {totals.pending} requests in flight counted at their estimate")
     return 0

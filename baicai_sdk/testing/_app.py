@@ -452,8 +452,12 @@ class RelayEmulator:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 if req.disconnected.is_set():
+                    # Like a relay: the upstream model had generated this delta too before the disconnect was
+                    # noticed, so it is billed although it never reached the client.
                     req.record.outcome = "disconnected"
-                    settle(self._sent_tokens(model, sent_text, sent_tool_tokens))
+                    generated = list(sent_text)
+                    generated[index] += delta.get("content") or ""
+                    settle(self._sent_tokens(model, generated, sent_tool_tokens))
                     return
                 if faults.truncate is not None and content_chunks >= faults.truncate:
                     req.record.outcome = "truncated"

@@ -1,0 +1,301 @@
+"""Every ledger row says what is known (issue 13, cases 3–10), compared with what the emulator billed.
+
+Streams closed early, relay errors inside a stream, timeouts after sending, killed processes, in-flight
+reservations, the window's edge, tier and price, reports in the user's zone and counts without ``usage``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import openai
+import pytest
+
+from baicai_sdk import Baicai
+from baicai_sdk._errors import QuotaExceeded
+from baicai_sdk._meter import Meter, Reservation, describe_request
+from baicai_sdk._paths import ledger_path
+from baicai_sdk._quota import Decision
+from baicai_sdk._usage import UsageStore
+
+
+def _ask(client: Baicai, model: str = "gpt-3.5-turbo", text: str = "hi", **kw: Any) -> Any:
+    return client.chat.completions.create(model=model, messages=[{"role": "user", "content": text}], **kw)
+
+
+def _rows(where: str = "1") -> list[sqlite3.Row]:
+    conn = sqlite3.connect(ledger_path())
+    conn.row_factory = sqlite3.Row
+    try:
+        return list(conn.execute(f"SELECT * FROM requests WHERE {where} ORDER BY id"))
+    finally:
+        conn.close()
+
+
+def _billed(emulator: Any, count: int, model: str) -> list[Any]:
+    """The emulator's records for ``model``, once ``count`` of them have their final figures."""
+    deadline = time.monotonic() + 5.0
+    while True:
+        records = [r for r in emulator.state.relay_requests() if r.model == model]
+        if (len(records) >= count and all(r.status for r in records)) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.02)
+
+
+def _settle_wait(predicate: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+# ---- case 3: streams closed early ------------------------------------------------------------------------------
+
+def test_streams_closed_early_are_booked_as_what_the_relay_billed_within_bounds(emulator: Any) -> None:
+    client = Baicai(api_key=emulator.paid_key, base_url=emulator.base_url, tier="paid")
+    for i in range(5):  # this machine's own history of gpt-4 answers: what a typical one needs
+        _ask(client, model="gpt-4", text=f"seed {i}")
+    for i in range(10):
+        stream = _ask(client, model="gpt-4", text=f"stream {i}", stream=True)
+        for n, _chunk in enumerate(stream):
+            if n == 1:
+                break
+        stream.close()
+    _settle_wait(lambda: len(_rows("status = 'cancelled'")) == 10)
+    cancelled = _rows("status = 'cancelled'")
+    assert len(cancelled) == 10 and {r["measured"] for r in cancelled} == {0}
+    assert all("closed early" in r["estimate_reason"] for r in cancelled)
+    bill = sum(r.cost for r in _billed(emulator, 15, "gpt-4")[5:])
+    low, high, point = (sum(r[c] for r in cancelled) for c in ("cost_low", "cost_high", "cost"))
+    assert low < bill <= high, (low, bill, high)
+    # The relay generates until it notices the close: usually the whole (typical) answer. What was read (the low
+    # end, the old booking) was under half of it.
+    assert point == pytest.approx(bill, rel=0.15) and low < 0.6 * bill
+    totals = UsageStore().summary()
+    assert totals.cost_estimated == pytest.approx(point) and totals.cost_low < totals.cost_high
+
+
+def test_emulator_bills_what_it_generated_until_it_noticed_the_disconnect(emulator: Any) -> None:
+    emulator.configure(chunk_delay=0.05, reply_tokens=60)
+    client = Baicai(api_key=emulator.paid_key, base_url=emulator.base_url, tier="paid")
+    stream = _ask(client, model="gpt-4", stream=True)
+    for n, _chunk in enumerate(stream):
+        if n == 2:
+            break
+    stream.close()
+    (record,) = _billed(emulator, 1, "gpt-4")
+    _settle_wait(lambda: _billed(emulator, 1, "gpt-4")[0].outcome == "disconnected")
+    record = _billed(emulator, 1, "gpt-4")[0]
+    assert record.outcome == "disconnected" and 2 <= record.completion_tokens < 60
+    (row,) = _rows()
+    assert row["status"] == "cancelled"
+    assert row["completion_low"] <= record.completion_tokens <= row["completion_high"]
+    assert row["cost_low"] <= record.cost <= row["cost_high"]
+
+
+# ---- case 4: relay error inside a stream -----------------------------------------------------------------------
+
+def test_relay_error_inside_a_stream_is_billed_for_what_was_sent_and_counted(emulator: Any) -> None:
+    emulator.configure(faults="stream_error=3", reply_tokens=40)
+    client = Baicai(api_key=emulator.paid_key, base_url=emulator.base_url, tier="paid", max_retries=0)
+    with pytest.raises(openai.APIError):
+        for _chunk in _ask(client, model="gpt-4", stream=True):
+            pass
+    (record,) = _billed(emulator, 1, "gpt-4")
+    _settle_wait(lambda: bool(_rows("status != 'pending'")))
+    (row,) = _rows()
+    assert (row["status"], row["relay_code"], row["counted"]) == ("error", -1, 1)
+    assert row["cost"] == pytest.approx(record.cost) and record.cost > 0
+    assert UsageStore().windows(tier="paid")[1].requests_used == 1 or any(
+        w.family == "gpt-4" and w.requests_used == 1 for w in UsageStore().windows(tier="paid"))
+
+
+# ---- case 5: a timeout after sending ---------------------------------------------------------------------------
+
+def test_read_timeout_after_sending_is_counted_and_booked_as_maybe_billed(emulator: Any) -> None:
+    emulator.configure(faults="latency=1.0")
+    client = Baicai(api_key=emulator.paid_key, base_url=emulator.base_url, tier="paid", max_retries=0, timeout=0.3)
+    with pytest.raises(openai.APITimeoutError):
+        _ask(client, model="gpt-4", max_tokens=50)
+    (row,) = _rows()
+    assert (row["status"], row["counted"], row["measured"]) == ("timeout", 1, 0)
+    assert "may have been served" in row["estimate_reason"] and row["cost_low"] == 0
+    windows = {w.family: w for w in UsageStore().windows(tier="paid") if w.scope == "ip"}
+    assert windows["gpt-4"].requests_used == 1  # the relay counted it: so do we
+    (record,) = _billed(emulator, 1, "gpt-4")
+    _settle_wait(lambda: _billed(emulator, 1, "gpt-4")[0].cost > 0, timeout=3)
+    record = _billed(emulator, 1, "gpt-4")[0]
+    assert record.cost > 0 and row["cost_low"] <= record.cost <= row["cost_high"]
+
+
+# ---- case 6: a killed process --------------------------------------------------------------------------------
+
+def test_rows_of_a_killed_process_are_settled_as_orphaned_by_the_next_meter(tmp_path: Path) -> None:
+    script = tmp_path / "sender.py"
+    script.write_text(textwrap.dedent("""
+        import os, signal
+        from baicai_sdk._meter import Meter, describe_request
+        info = describe_request("/v1/chat/completions", {"model": "gpt-3.5-turbo",
+                                "messages": [{"role": "user", "content": "hi"}]})
+        Meter(tier="free").reserve("baicai-free-aaaaaaaaaaaaaaaaaaaa1111", info)
+        os.kill(os.getpid(), signal.SIGKILL)  # killed mid-request: nobody settles the row
+    """))
+    proc = subprocess.run([sys.executable, str(script)], env=os.environ.copy(), timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    (pending,) = _rows()
+    assert pending["status"] == "pending" and pending["host"] and pending["proc_start"]
+    held = pending["win_tokens"]
+    Meter().settle_orphans()
+    (row,) = _rows()
+    assert (row["status"], row["measured"], row["counted"]) == ("orphaned", 0, 1)
+    assert row["completion_low"] == 0 and row["completion_high"] >= 1024
+    assert row["win_tokens"] < held and "process ended" in row["estimate_reason"]
+    assert row["cost_low"] == 0 and row["cost"] == 0  # the key was configured free
+
+
+# ---- case 7: no false refusals from in-flight reservations ---------------------------------------------------
+
+def test_window_full_only_of_in_flight_reservations_waits_seconds(tmp_path: Path) -> None:
+    clock = [1_800_000_000.0]
+    meter = Meter(ledger_path=tmp_path / "l.db", tier="free", clock=lambda: clock[0])
+    info = describe_request("/v1/chat/completions", {"model": "gpt-3.5-turbo",
+                                                     "messages": [{"role": "user", "content": "hi"}]})
+    held = [meter.reserve("baicai-k", info) for _ in range(9)]  # 9 × (prompt + 1,024): no history yet
+    assert all(isinstance(r, Reservation) for r in held)
+    decision = meter.reserve("baicai-k", info)
+    assert isinstance(decision, Decision) and decision.kind == "wait" and decision.inflight
+    assert decision.wait_seconds <= 2 and "in flight" in decision.reason_en
+    for r in held:
+        r.settle(prompt_tokens=8, completion_tokens=16)  # type: ignore[union-attr]
+    clock[0] += 1
+    assert isinstance(meter.reserve("baicai-k", info), Reservation)
+    fresh = meter.reserve("baicai-k", info)  # nine answers of 16 tokens known: reserve about that, not 1,024
+    assert isinstance(fresh, Reservation) and fresh.window_tokens < 100
+
+
+def test_concurrent_requests_without_max_tokens_are_never_refused_locally(emulator: Any) -> None:
+    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="wait", max_wait=30)
+
+    def one(i: int) -> str:
+        try:
+            _ask(client, text=f"q{i}")
+            return "ok"
+        except QuotaExceeded:
+            return "refused"
+
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        outcomes = list(pool.map(one, range(24)))
+    assert outcomes.count("refused") == 0
+    assert not any(r.relay_code for r in emulator.state.relay_requests())
+
+
+def test_raise_mode_says_in_flight_requests_hold_the_room(emulator: Any, tmp_path: Path) -> None:
+    info = describe_request("/v1/chat/completions", {"model": "gpt-3.5-turbo",
+                                                     "messages": [{"role": "user", "content": "hi"}]})
+    other = Meter(tier="free")  # another process's requests, still in flight
+    for _ in range(9):
+        assert isinstance(other.reserve(emulator.free_key, info), Reservation)
+    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="raise")
+    with pytest.raises(QuotaExceeded) as caught:
+        _ask(client)
+    assert "in flight" in str(caught.value)
+    assert caught.value.retry_at is not None and caught.value.retry_at - time.time() < 5
+
+
+# ---- case 8: the window's edge ------------------------------------------------------------------------------
+
+def test_a_row_counts_from_when_its_answer_arrived(emulator: Any) -> None:
+    emulator.configure(faults="latency=0.3")
+    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="raise")
+    _ask(client, model="gpt-4-0125-preview", max_tokens=5)
+    (row,) = _rows()
+    (record,) = _billed(emulator, 1, "gpt-4-0125-preview")
+    assert row["win_ts"] >= row["ts"] + 0.3 + 0.25  # the relay counted it up to 0.3 s after we stamped it
+    with pytest.raises(QuotaExceeded) as caught:
+        _ask(client, model="gpt-4-0125-preview", max_tokens=5)
+    assert caught.value.retry_at == pytest.approx(row["win_ts"] + 3600)
+    assert caught.value.retry_at > record.time + 3600  # never before the relay frees it
+
+
+# ---- case 9: tier and price ---------------------------------------------------------------------------------
+
+def test_unknown_tier_is_booked_as_a_range(emulator: Any) -> None:
+    _ask(Baicai(api_key=emulator.free_key, base_url=emulator.base_url), max_tokens=5)
+    (row,) = _rows()
+    assert row["tier"] == "unknown" and row["measured"] == 0 and "tier unknown" in row["estimate_reason"]
+    assert row["cost_low"] == 0 and row["cost_high"] == pytest.approx(row["cost"]) and row["cost"] > 0
+
+
+def test_estimate_honours_the_tier(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from baicai_sdk.cli import main
+
+    body = tmp_path / "m.json"
+    body.write_text(json.dumps([{"role": "user", "content": "hello"}]))
+    assert main(["estimate", str(body), "--model", "gpt-3.5-turbo", "--tier", "free", "--json"]) == 0
+    free = json.loads(capsys.readouterr().out)
+    assert free["cost_cny"] == {"min": 0.0, "max": 0.0} and free["relay_rules"]["apply"] is True
+    assert main(["estimate", str(body), "--model", "gpt-3.5-turbo", "--tier", "paid", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["cost_cny"]["max"] > 0
+
+
+def test_a_key_learned_free_then_topped_up_is_priced_paid_on_its_first_paid_only_answer(emulator: Any) -> None:
+    key = emulator.free_key
+    Meter().observe(key, "gpt-3.5-turbo", 40020)  # learned free (and its gpt-3.5 window full) earlier
+    emulator.configure(keys={**emulator.config.keys, key: "paid"})  # a top-up upgrades the key
+    emulator.state.set_balance(key, 10.0)
+    _ask(Baicai(api_key=key, base_url=emulator.base_url), model="gpt-4", max_tokens=5)
+    (record,) = _billed(emulator, 1, "gpt-4")
+    (row,) = _rows()
+    assert row["tier"] == "paid" and row["cost"] == pytest.approx(record.cost) and record.cost > 0
+
+
+# ---- case 10: reports and counts ----------------------------------------------------------------------------
+
+def test_reports_group_by_the_zone_with_its_daylight_saving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from baicai_sdk._commands.usage import parse_when
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    # 2026-07-01 00:30 EDT (UTC-4). With December's offset (UTC-5) it would land on June 30.
+    summer = dt.datetime(2026, 7, 1, 4, 30, tzinfo=dt.timezone.utc).timestamp()
+    meter = Meter(ledger_path=tmp_path / "l.db", clock=lambda: summer, tier="paid")
+    r = meter.reserve("baicai-k", describe_request("/v1/chat/completions", {"model": "gpt-3.5-turbo",
+                                                                            "messages": [], "max_tokens": 5}))
+    r.settle(prompt_tokens=1, completion_tokens=1)  # type: ignore[union-attr]
+    assert [x.key for x in UsageStore(tmp_path / "l.db").report("day")] == ["2026-07-01"]
+    assert parse_when("2026-07-01") == dt.datetime(2026, 7, 1, 4, 0, tzinfo=dt.timezone.utc).timestamp()
+    december = dt.datetime(2026, 12, 1, 17, 0, tzinfo=dt.timezone.utc).timestamp()
+    assert parse_when("today", now=december) == dt.datetime(2026, 12, 1, 5, 0, tzinfo=dt.timezone.utc).timestamp()
+
+
+def test_answers_without_usage_count_each_choice_and_tool_calls(tmp_path: Path) -> None:
+    from baicai_sdk._tokens import count_text
+    from baicai_sdk._transport import MeteredTransport
+
+    call = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"city": "Shanghai"}'}}
+    body = {"id": "x", "object": "chat.completion", "created": 0, "model": "gpt-3.5-turbo", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "Hello there"}, "finish_reason": "stop"},
+        {"index": 1, "message": {"role": "assistant", "content": "General Kenobi"}, "finish_reason": "stop"},
+        {"index": 2, "message": {"role": "assistant", "content": None, "tool_calls": [call]},
+         "finish_reason": "tool_calls"}]}
+    inner = httpx2.MockTransport(lambda request: httpx2.Response(200, json=body))
+    meter = Meter(ledger_path=tmp_path / "l.db", tier="paid")
+    with httpx2.Client(transport=MeteredTransport(inner, meter=meter)) as client:
+        client.post("https://api.baicaigpt.com/v1/chat/completions", headers={"Authorization": "Bearer baicai-k"},
+                    json={"model": "gpt-3.5-turbo", "n": 3, "messages": [{"role": "user", "content": "hi"}]})
+    conn = sqlite3.connect(tmp_path / "l.db")
+    (completion,) = conn.execute("SELECT completion_tokens FROM requests").fetchone()
+    conn.close()
+    expected = (count_text("Hello there", "gpt-3.5-turbo") + count_text("General Kenobi", "gpt-3.5-turbo")
+                + count_text('lookup{"city": "Shanghai"}', "gpt-3.5-turbo"))
+    assert completion == expected
