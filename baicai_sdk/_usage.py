@@ -307,9 +307,9 @@ class UsageStore:
         return int(self._conn().execute(f"SELECT COUNT(*) FROM requests{where}", args).fetchone()[0])
 
     def windows(self, now: float | None = None, *, tier: Tier | None = None,
-                key_tiers: dict[str, str] | None = None) -> list[WindowStatus]:
-        """Each family's sliding hour across all local keys (the IP's, with ``tier``'s limits), then each key that
-        used the family this hour, with its own tier's limits.
+                key_tiers: dict[str, str] | None = None, per_key: bool = False) -> list[WindowStatus]:
+        """Each family's sliding hour across all local keys (the IP's, with ``tier``'s limits); with ``per_key``,
+        then each key that used the family this hour, with its own tier's limits (``scope="key"`` rows).
 
         ``tier``: the limits for the IP rows; default: the tier a relay code revealed most recently, else unknown
         (free limits, as the predictor assumes). ``key_tiers``: key fingerprint → configured tier (profiles); a key
@@ -326,6 +326,8 @@ class UsageStore:
         out = []
         for family in catalog.limits:
             out.append(self._window(conn, family, since, now, tier, tier_source, catalog))
+        if not per_key:
+            return out
         learned = {str(fp): str(t) for fp, t in conn.execute("SELECT key_fp, tier FROM learned_tiers")}
         # The tier the gate last judged each key by (a configured tier is stored with its rows).
         assumed = {str(fp): str(t) for fp, t in conn.execute(

@@ -85,7 +85,9 @@ class SidecarConfig:
 def _windows_default(tier: str | None) -> Any:
     from baicai_sdk import UsageStore
 
-    return UsageStore().windows(tier=tier if tier in ("free", "paid") else None)  # type: ignore[arg-type]
+    # per_key: each key's own window (by its own tier's limits) after this IP's, so a user sees which one is full
+    return UsageStore().windows(tier=tier if tier in ("free", "paid") else None,  # type: ignore[arg-type]
+                                per_key=True)
 
 
 def _jsonable(value: Any) -> Any:

@@ -387,7 +387,7 @@ class Services:
         active = self.active_profile()
         tier = active.tier if active is not None and active.tier in ("free", "paid") else None
         key_tiers = self._profile_tiers()
-        statuses = self._read(lambda u: u.windows(now=now, tier=tier, key_tiers=key_tiers))  # type: ignore[arg-type]
+        statuses = self._read(lambda u: u.windows(now=now, tier=tier, key_tiers=key_tiers, per_key=True))  # type: ignore[arg-type]
         return [
             WindowView(
                 family=w.family, tier=w.tier, requests_used=w.requests_used, requests_limit=w.requests_limit,

@@ -84,10 +84,10 @@ def _estimate(args: argparse.Namespace) -> int:
     applies, rules_reason = meter.relay_rules_for(base_url or "https://api.baicaigpt.com/v1", key or None)
     decision = meter.decide(key, info, url=base_url or "https://api.baicaigpt.com/v1")
     low, high = info.minimum_cost(catalog), info.estimated_cost(catalog)
-    tier_for_cost = decision.tier
-    if tier_for_cost == "free" and catalog.allowed_on_free(info.model) is not False:
+    paid_only = catalog.allowed_on_free(info.model) is False  # if it runs at all, the key is paid
+    if decision.tier == "free" and not paid_only:
         low = high = 0.0 if high is not None else None  # the free membership is free: the relay bills nothing
-    elif tier_for_cost == "unknown" and high is not None:
+    elif decision.tier == "unknown" and not paid_only and high is not None:
         low = 0.0  # free costs nothing, paid the price: the range covers both
     result = {
         "model": info.model,
@@ -122,7 +122,7 @@ def _estimate(args: argparse.Namespace) -> int:
     tier_note = {"configured": "配置 / configured", "learned": "已学习 / learned",
                  "unknown": "未知，按免费估算 / unknown, assumed free"}[decision.tier_source]
     print(f"等级 / tier: {decision.tier} ({tier_note})")
-    if decision.tier == "unknown" and high:
+    if decision.tier == "unknown" and high and not paid_only:
         print("  费用范围：免费会员 ¥0，付费会员按价目表 / cost range: ¥0 if the key is free, the price if paid")
     if applies:
         print(f"每小时限额 / hourly limits: 适用 / apply — {rules_reason}")

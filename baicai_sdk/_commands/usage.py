@@ -200,7 +200,7 @@ def profile_tiers() -> dict[str, str]:
 
 def _windows(args: argparse.Namespace) -> int:
     store = _store()
-    windows = store.windows(tier=args.tier or configured_tier(), key_tiers=profile_tiers())
+    windows = store.windows(tier=args.tier or configured_tier(), key_tiers=profile_tiers(), per_key=True)
     if args.json:
         print(json.dumps([w.as_dict() for w in windows], ensure_ascii=False, indent=2))
         return 0

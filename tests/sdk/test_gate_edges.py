@@ -66,7 +66,7 @@ def test_paid_key_is_not_refused_because_a_free_key_filled_its_window(emulator: 
     records = _settled_records(emulator, 64)
     assert [r.relay_code for r in records if r.key_tier == "paid"] == [None, None, None]
 
-    windows = UsageStore().windows(tier="paid")
+    windows = UsageStore().windows(tier="paid", per_key=True)
     ip = next(w for w in windows if w.scope == "ip" and w.family == "gpt-3.5")
     assert (ip.requests_used, ip.requests_limit, ip.exhausted_until) == (4, 1000, None)  # 40020: free, uncounted
     keys = {w.key_hint: w for w in windows if w.scope == "key" and w.family == "gpt-3.5"}

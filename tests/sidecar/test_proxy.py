@@ -257,8 +257,10 @@ def test_status_for_the_tui(emulator: Any, sidecar: Any, app_token: str) -> None
     assert status["uptime_s"] > 0 and status["requests"] == 2
     assert status["recent_errors"][-1]["status"] == 404
     assert status["windows_error"] is None  # the SDK's quota windows, with the limits of the sidecar's tier
-    (gpt35,) = [w for w in status["windows"] if w["family"] == "gpt-3.5"]
+    (gpt35,) = [w for w in status["windows"] if w["family"] == "gpt-3.5" and w["scope"] == "ip"]
     assert gpt35["tier"] == "paid" and gpt35["requests_used"] == 1 and gpt35["requests_limit"] == 1000
+    (own,) = [w for w in status["windows"] if w["family"] == "gpt-3.5" and w["scope"] == "key"]  # the key's own
+    assert own["key_hint"] == "baicai-…paid" and own["requests_used"] == 1 and own["requests_limit"] == 1000
     assert emulator.paid_key not in r.text
     assert httpx2.get(sidecar.origin + "/sidecar/status").status_code == 401
 

@@ -50,10 +50,12 @@ async def test_quota_windows_equal_usage_store_and_count_down(sdk_ledger) -> Non
         await settle(pilot)  # started: a key pressed while the overview is still being built can stall the pilot
         await pilot.press("2")
         await settle(pilot)
-        windows = UsageStore().windows(now=now[0])
+        windows = UsageStore().windows(now=now[0], per_key=True)  # this IP's window, then each key's own
         page = app.page("quota")
         assert [(w.family, w.requests_used, w.tokens_used) for w in page.views] == \
                [(w.family, w.requests_used, w.tokens_used) for w in windows]
+        assert any(w.key for w in page.views) and any(w.key in text_of(app.query_one(f"#window-{i}"))
+                                                      for i, w in enumerate(page.views) if w.key)
         gpt35 = next(i for i, w in enumerate(windows) if w.family == "gpt-3.5")
         w = windows[gpt35]
         shown = text_of(app.query_one(f"#window-{gpt35}"))
