@@ -51,6 +51,8 @@ RELAY_HOST_SUFFIX = "baicaigpt.com"
 _RELAY_HOSTS: set[str] = set()
 """``host:port`` of relays known in this process (an emulator started here registers itself)."""
 _RESERVE_PERCENTILE = 0.95
+_CLOCK_STEP = 5.0
+"""Seconds the wall clock may drift from the monotonic one between two requests before it counts as a step."""
 _MIN_SAMPLES = 5
 _SAMPLES_TTL = 10.0
 
@@ -300,6 +302,9 @@ class Meter:
         self.relay_rules = relay_rules
         self._relay_cache: dict[str, tuple[bool, str, float]] = {}
         self._samples: dict[str, tuple[float, list[int]]] = {}
+        self._anchor: tuple[float, float] | None = None
+        """(wall, monotonic) at this Meter's last request: a step of the wall clock shows against it."""
+        self._monotonic: Callable[[], float] | None = time.monotonic if clock is time.time else None
 
     # ---- plumbing -------------------------------------------------------------------------------------------
     @property
@@ -513,6 +518,7 @@ class Meter:
         conn = self._conn()
         now = self.clock()
         view = self._view(conn)
+        self._watch_clock(conn, now)  # a write it makes is not told to the view: it then counts afresh
         if self._last_sweep is None or now - self._last_sweep > _SWEEP_EVERY or now < self._last_sweep:
             self._last_sweep = now
             before = conn.total_changes
@@ -559,6 +565,30 @@ class Meter:
                    tokens=window_tokens if applies else 0)
         return Reservation(self, int(cur.lastrowid or 0), request, decision, key_fp, at=now,
                            window_tokens=window_tokens, counted=applies)
+
+    # ---- the wall clock stepping ----------------------------------------------------------------------------
+    def _watch_clock(self, conn: sqlite3.Connection, now: float) -> None:
+        """Keep the window right when the wall clock is stepped (NTP, a user setting the time).
+
+        The relay's hour runs on its own clock; ours is only a ruler. A step shows as the wall clock moving
+        differently from the monotonic one between two requests of this process. Forward by D: rows made before it
+        look D older than they are and would leave the window early (requests the relay refuses) — they are moved
+        D later. Backward: rows made before it lie in the future and would count for the hour *plus* the step
+        (two hours of refusals) — they are brought back to now, so they count for at most one more hour. Rows in
+        the future are brought back also when no process saw the step happen (on a Meter's first request)."""
+        if self._monotonic is None:
+            return  # an injected clock (tests, the emulator's) is the ruler itself
+        tick = self._monotonic()
+        anchor, self._anchor = self._anchor, (now, tick)
+        drift = 0.0 if anchor is None else (now - anchor[0]) - (tick - anchor[1])
+        if drift > _CLOCK_STEP and anchor is not None:
+            conn.execute("UPDATE requests SET win_ts = win_ts + ? WHERE ts > ? AND win_ts <= ? AND win_ts > ? "
+                         "AND counted = 1", (drift, anchor[0] - 2 * WINDOW_SECONDS, anchor[0],
+                                             anchor[0] - WINDOW_SECONDS))
+        elif anchor is None or drift < -_CLOCK_STEP:
+            # (ts > now - …: the rows in the future were made in it too, and the ts index finds them)
+            conn.execute("UPDATE requests SET win_ts = ? WHERE ts > ? AND win_ts > ?",
+                         (now, now - WINDOW_SECONDS, now + _CLOCK_STEP))
 
     # ---- rows nobody will settle ----------------------------------------------------------------------------
     @degrades

@@ -133,10 +133,11 @@ def test_read_timeout_after_sending_is_counted_and_booked_as_maybe_billed(emulat
     assert "may have been served" in row["estimate_reason"] and row["cost_low"] == 0
     windows = {w.family: w for w in UsageStore().windows(tier="paid") if w.scope == "ip"}
     assert windows["gpt-4"].requests_used == 1  # the relay counted it: so do we
-    (record,) = _billed(emulator, 1, "gpt-4")
-    _settle_wait(lambda: _billed(emulator, 1, "gpt-4")[0].cost > 0, timeout=3)
-    record = _billed(emulator, 1, "gpt-4")[0]
-    assert record.cost > 0 and row["cost_low"] <= record.cost <= row["cost_high"]
+    # This emulator's latency fault models a relay that stops when the client leaves before the model ran
+    # (nothing billed, issue 14); a relay that had started bills up to the high end. Both are inside the bounds.
+    _settle_wait(lambda: all(r.status for r in emulator.state.relay_requests()), timeout=3)
+    (record,) = emulator.state.relay_requests()
+    assert row["cost_low"] <= record.cost <= row["cost_high"]
 
 
 # ---- case 6: a killed process --------------------------------------------------------------------------------
@@ -299,3 +300,33 @@ def test_answers_without_usage_count_each_choice_and_tool_calls(tmp_path: Path) 
     expected = (count_text("Hello there", "gpt-3.5-turbo") + count_text("General Kenobi", "gpt-3.5-turbo")
                 + count_text('lookup{"city": "Shanghai"}', "gpt-3.5-turbo"))
     assert completion == expected
+
+
+def test_wall_clock_steps_are_treated_conservatively(tmp_path: Path) -> None:
+    """Forward: rows made before the step keep counting as long as the relay counts them. Backward: rows left in
+    the future count for at most one more hour, never the hour plus the step."""
+    wall, mono = [1_800_000_000.0], [100.0]
+    meter = Meter(ledger_path=tmp_path / "l.db", tier="free", clock=lambda: wall[0])
+    meter._monotonic = lambda: mono[0]
+    info = describe_request("/v1/chat/completions", {"model": "gpt-4-0125-preview", "max_tokens": 5,
+                                                     "messages": [{"role": "user", "content": "hi"}]})
+    first = meter.reserve("baicai-k", info)
+    assert isinstance(first, Reservation)
+    first.settle(prompt_tokens=8, completion_tokens=5)
+    wall[0] += 3000 + 1800  # 50 min pass, and the clock jumps 30 min ahead
+    mono[0] += 3000
+    refused = meter.reserve("baicai-k", info)
+    assert isinstance(refused, Decision), "the relay still counts the first request for 10 more minutes"
+    assert refused.retry_at == pytest.approx(1_800_000_000.0 + 1800 + 3600)
+
+    wall2, mono2 = [1_800_000_000.0], [100.0]
+    back = Meter(ledger_path=tmp_path / "b.db", tier="free", clock=lambda: wall2[0])
+    back._monotonic = lambda: mono2[0]
+    made = back.reserve("baicai-k", info)
+    assert isinstance(made, Reservation)
+    made.settle(prompt_tokens=8, completion_tokens=5)
+    wall2[0] -= 3600  # set back an hour
+    mono2[0] += 1
+    decision = back.reserve("baicai-k", info)
+    assert isinstance(decision, Decision)
+    assert decision.retry_at is not None and decision.retry_at - wall2[0] <= 3600 + 1  # not two hours
