@@ -10,6 +10,7 @@ from typing import Any
 import openai
 import pytest
 
+from baicai_sdk.testing import wait_until
 from baicai_sidecar._server import SidecarServer
 
 
@@ -35,8 +36,12 @@ def test_an_app_that_gives_up_cancels_the_upstream_request(emulator: Any, sideca
     assert len(records) == 3  # the app's first try and its two retries
     assert [r.outcome for r in records] == ["cancelled"] * 3, [(r.outcome, r.status) for r in records]
     assert sum(r.cost for r in records) == 0 and all(r.completion_tokens == 0 for r in records)
-    time.sleep(0.2)
-    assert [row["status"] for row in ledger_rows()] != ["ok"] * 3  # nothing recorded as answered
+    def settled() -> list[dict[str, Any]] | None:
+        found = ledger_rows()
+        return found if len(found) == 3 and all(r["status"] != "pending" for r in found) else None
+
+    rows = wait_until(settled, what="one settled ledger row per attempt")
+    assert [row["status"] for row in rows] == ["failed"] * 3  # nothing recorded as answered
 
 
 def test_an_app_that_waits_gets_its_answer(emulator: Any, sidecar: SidecarServer, app_token: str) -> None:
