@@ -40,6 +40,7 @@ from ._errors import (
     error_from_response,
     is_local_quota_body,
 )
+from ._quota import QuotaMode
 from ._retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from ._transport import _wire
 from ._transport._metered import RAISE_STREAM_ERRORS, STREAM_SCANNED
@@ -63,7 +64,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Baicai", "AsyncBaicai", "QuotaMode"]
 
-QuotaMode = Literal["wait", "raise", "off"]
 TierChoice = Literal["free", "paid"]
 
 

@@ -51,7 +51,7 @@ No exception here ever holds a key in full: messages and bodies are passed throu
 from __future__ import annotations
 
 import time
-from typing import Any, Literal, Mapping
+from typing import Any, Mapping
 
 import httpx2
 import openai
@@ -62,6 +62,7 @@ from ._text import Text
 from ._transport._wire import (
     LOCAL_QUOTA_TYPE,
     RelayAnswer,
+    Tier,
     parse_relay_error,
     parse_retry_after,
     redact,
@@ -113,7 +114,6 @@ __all__ = [
     "UnknownRelayError",
 ]
 
-Tier = Literal["free", "paid"]
 
 
 def is_local_quota_body(body: object) -> bool:

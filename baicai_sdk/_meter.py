@@ -29,12 +29,22 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from . import _ledger
 from ._catalog import Catalog, Tier, load_catalog
 from ._ledger_health import FallbackConnections, degrades
-from ._quota import WINDOW_SECONDS, Decision, Exhaustion, RequestInfo, TierSource, Window, decide, describe_request
+from ._quota import (
+    WINDOW_SECONDS,
+    Decision,
+    Exhaustion,
+    QuotaMode,
+    RequestInfo,
+    TierSource,
+    Window,
+    decide,
+    describe_request,
+)
 
 if TYPE_CHECKING:
     import sqlite3
@@ -44,7 +54,6 @@ __all__ = [
     "register_relay_host", "RELAY_HOST_SUFFIX",
 ]
 
-QuotaMode = Literal["wait", "raise", "off"]
 
 RELAY_HOST_SUFFIX = "baicaigpt.com"
 """Base URLs on this host (or a subdomain) are the relay's: its hourly limits apply."""

@@ -28,6 +28,10 @@ from typing import Any, Literal
 
 from ._catalog import Catalog, Limits, Tier, load_catalog
 
+QuotaMode = Literal["wait", "raise", "off"]
+"""What happens when a request would exceed an hourly limit: wait for the window, raise, or only record (the one
+definition: the meter, the metered transport and the clients use it)."""
+
 __all__ = [
     "WINDOW_SECONDS",
     "Decision",

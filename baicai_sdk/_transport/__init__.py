@@ -11,11 +11,11 @@ Import from here; the submodules are this package's own layout.
 
 from __future__ import annotations
 
+from .._quota import QuotaMode
 from ._metered import (
     DEFAULT_MAX_WAIT,
     AsyncMeteredTransport,
     MeteredTransport,
-    QuotaMode,
     async_http_client,
     http_client,
 )

@@ -27,11 +27,11 @@ import math
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 
-from .._quota import Decision
+from .._quota import Decision, QuotaMode
 from ._proxies import _AsyncEnvProxyTransport, _EnvProxyTransport
 from ._wire import (
     APP_HEADER,
@@ -67,7 +67,6 @@ __all__ = [
     "STREAM_SCANNED",
 ]
 
-QuotaMode = Literal["wait", "raise", "off"]
 
 RAISE_STREAM_ERRORS = "baicai.raise_stream_errors"
 """Request extension: a metered stream raises :class:`~._wire.RelayStreamError` at a relay error event (after the
