@@ -64,12 +64,12 @@ async def test_quota_windows_equal_usage_store_and_count_down(sdk_ledger) -> Non
             assert f"{count(w.tokens_used)}/{count(w.tokens_limit)}" in shown
         assert w.next_free_at is not None
         minutes = int((w.next_free_at - now[0]) // 60)  # the oldest request was made moments ago: about 59
-        assert minutes >= 55 and f"下一个空位 / next free slot in {minutes}:" in shown
+        assert minutes >= 55 and f"有空位，最早一笔释放于 / slots free; oldest frees in {minutes}:" in shown
         assert "按此速度" in shown  # recent traffic gives a burn-rate projection
         now[0] += 60  # the injected clock moves: the countdown follows on the next tick, no reload needed
         page.tick()
         await pilot.pause()
-        assert f"next free slot in {minutes - 1}:" in text_of(app.query_one(f"#window-{gpt35}"))
+        assert f"oldest frees in {minutes - 1}:" in text_of(app.query_one(f"#window-{gpt35}"))
 
 
 async def test_usage_groups_ranges_and_export(sdk_ledger, baicai_home) -> None:

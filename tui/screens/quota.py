@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -24,21 +25,28 @@ def window_text(w: WindowView, now: float, tz: object) -> Text:
     if not w.allowed:
         text.append("  " + tr("此档位不可用", "not available on this tier"), style="dim")
         return text
-    text.append(f"  {tr('请求', 'requests'):<16}")
-    text.append_text(quota_bar(w.requests_used, w.requests_limit))
-    text.append(f"\n  {'tokens':<16}")
-    text.append_text(quota_bar(w.tokens_used, w.tokens_limit))
+    # padded in terminal cells, not characters: 请求 is four cells wide, so both bars start in one column
+    labels = (tr("请求", "requests"), "tokens")
+    width = max(16, max(cell_len(label) for label in labels) + 1)
+    for i, (label, used, limit) in enumerate(zip(labels, (w.requests_used, w.tokens_used),
+                                                 (w.requests_limit, w.tokens_limit), strict=True)):
+        text.append(("\n  " if i else "  ") + label + " " * (width - cell_len(label)))
+        text.append_text(quota_bar(used, limit))
     text.append("\n  ")
-    if w.exhausted_until is not None and w.exhausted_until > now:
+    exhausted = w.exhausted_until if w.exhausted_until is not None and w.exhausted_until > now else None
+    if exhausted is not None:
         text.append(f"{tr('中转站已报额度用完，恢复于', 'the relay reported the limit; free again in')} "
-                    f"{countdown(w.exhausted_until - now)}", style="bold red")
+                    f"{countdown(exhausted - now)}", style="bold red")
         text.append(" · ")
-    if w.next_free_at is not None and w.next_free_at > now:
-        text.append(f"{tr('下一个空位', 'next free slot in')} {countdown(w.next_free_at - now)}")
-    else:
-        text.append(tr("有可用额度", "slots available"))
     used_up = [what for what, used, limit in (("requests", w.requests_used, w.requests_limit),
                                               ("tokens", w.tokens_used, w.tokens_limit)) if limit and used >= limit]
+    if w.next_free_at is not None and w.next_free_at > now:
+        # "next free slot" only when none is free: at 6 of 60 requests it read as "wait 59 min"
+        when = countdown(w.next_free_at - now)
+        text.append(f"{tr('下一个空位', 'next free slot in')} {when}" if used_up or exhausted is not None
+                    else f"{tr('有空位，最早一笔释放于', 'slots free; oldest frees in')} {when}")
+    else:
+        text.append(tr("有可用额度", "slots available"))
     if used_up:
         zh = "、".join("请求次数" if u == "requests" else "tokens" for u in used_up)
         text.append(" · ")
