@@ -44,6 +44,7 @@ __all__ = [
     "APP_HEADER",
     "LOCAL_QUOTA_HEADER",
     "SHOULD_RETRY_HEADER",
+    "STREAM_TALLY",
     "SSEDecoder",
     "SSEEvent",
     "iter_sse",
@@ -95,6 +96,7 @@ _LAZY: dict[str, str] = {
     "APP_HEADER": "._transport._wire",
     "LOCAL_QUOTA_HEADER": "._transport._wire",
     "SHOULD_RETRY_HEADER": "._transport._wire",
+    "STREAM_TALLY": "._transport._metered",
     "SSEDecoder": "._transport._wire",
     "SSEEvent": "._transport._wire",
     "iter_sse": "._transport._wire",
@@ -140,6 +142,7 @@ if _typing.TYPE_CHECKING:
     from ._text import Text, current_lang
     from ._tokens import get_encoding
     from ._transport import env_proxy_for
+    from ._transport._metered import STREAM_TALLY
     from ._transport._wire import (
         APP_HEADER,
         LOCAL_QUOTA_HEADER,

@@ -33,6 +33,7 @@ from baicai_sdk.integration import (
     APP_HEADER,
     LOCAL_QUOTA_HEADER,
     SHOULD_RETRY_HEADER,
+    STREAM_TALLY,
     SSEDecoder,
     documented_status,
     is_event_stream,
@@ -443,7 +444,9 @@ class Proxy:
 
     async def _pump(self, response: httpx2.Response, send: Send, path: str, app: str | None) -> None:
         done_seen = False
-        events = SSEDecoder()
+        # The metered transport reads the stream's events already (its tally knows [DONE]): one pass, not two.
+        tally: Any = response.extensions.get(STREAM_TALLY)
+        events = SSEDecoder() if tally is None else None
         scrub = KeyScrubber(self._key, self._masked)
         try:
             async for chunk in response.aiter_raw():
@@ -451,7 +454,7 @@ class Proxy:
                     continue
                 if done_seen:
                     continue  # nothing may follow the one [DONE]
-                done_seen = any(event.is_done for event in events.feed(chunk))
+                done_seen = tally.done if events is None else any(event.is_done for event in events.feed(chunk))
                 chunk = scrub.feed(chunk)
                 if chunk:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -461,7 +464,10 @@ class Proxy:
                                        f"the relay connection dropped mid-answer ({type(exc).__name__}); "
                                        "the reply is incomplete, retry")
             return
-        done_seen = done_seen or any(event.is_done for event in events.flush())
+        if events is None:
+            done_seen = done_seen or tally.done
+        else:
+            done_seen = done_seen or any(event.is_done for event in events.flush())
         rest = scrub.flush()
         if rest:
             await send({"type": "http.response.body", "body": rest, "more_body": True})

@@ -65,12 +65,16 @@ __all__ = [
     "DEFAULT_MAX_WAIT",
     "RAISE_STREAM_ERRORS",
     "STREAM_SCANNED",
+    "STREAM_TALLY",
 ]
 
 
 RAISE_STREAM_ERRORS = "baicai.raise_stream_errors"
 """Request extension: a metered stream raises :class:`~._wire.RelayStreamError` at a relay error event (after the
 bytes before it) instead of passing the event on. ``Baicai`` asks for it, so a reply is scanned once, here."""
+STREAM_TALLY = "baicai.stream_tally"
+"""Response extension on every metered stream: its tally (``done``: ``data: [DONE]`` came; ``relay_code``), up to
+date as each chunk leaves the stream, so a reader above (the sidecar) need not parse the bytes again."""
 STREAM_SCANNED = "baicai.stream_scanned"
 """Response extension set when the stream honours :data:`RAISE_STREAM_ERRORS` (else the client scans it itself):
 the stream's tally, whose ``done`` says whether ``data: [DONE]`` came."""
@@ -354,6 +358,7 @@ class _Pipeline:
         if attempt is None:
             return response
         tally = self.stream_tally(attempt.info, raise_errors=bool(request.extensions.get(RAISE_STREAM_ERRORS)))
+        response.extensions[STREAM_TALLY] = tally
         if tally.raise_errors:
             response.extensions[STREAM_SCANNED] = tally  # the client reads ``done`` from it, not the bytes again
         wrapper = _AsyncMeteredStream if isinstance(response.stream, httpx2.AsyncByteStream) else _MeteredStream

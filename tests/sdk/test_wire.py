@@ -145,3 +145,13 @@ def test_a_default_client_reads_a_streamed_reply_once(emulator: object, monkeypa
                                                     messages=[{"role": "user", "content": "hi"}]):
             text += (chunk.choices[0].delta.content or "") if chunk.choices else ""
     assert text and len(fed) == 1
+
+
+def test_chunks_of_one_event_each_read_as_the_whole_body() -> None:
+    """The decoder's shortcut for the common chunk (one one-line event) agrees with the general path."""
+    body = [b'data: {"a": 1}\n\n', b"data:no-space\n\n", b"data: two\n", b"data: lines\n\n", b": ping\n\n",
+            b"data: [DONE]\n\n"]
+    decoder = SSEDecoder()
+    one_by_one = [e for chunk in body for e in decoder.feed(chunk)] + decoder.flush()
+    assert [(e.data, e.event) for e in one_by_one] == [(e.data, e.event) for e in iter_sse(b"".join(body))]
+    assert [e.data for e in one_by_one] == [b'{"a": 1}', b"no-space", b"two\nlines", b"[DONE]"]
