@@ -607,11 +607,16 @@ class Meter:
         return self._settle_orphans(self._conn(), self.clock())
 
     def _settle_orphans(self, conn: sqlite3.Connection, now: float) -> int:
-        pid, host, _ = process_identity()
+        pid, host, started = process_identity()
         dead = []
         for row_id, ts, row_host, row_pid, row_start in _ledger.pending_rows(conn):
             if row_host == host and row_pid is not None:
-                if row_pid == pid or _process_alive(int(row_pid), row_start):
+                if int(row_pid) != pid:
+                    if _process_alive(int(row_pid), row_start):
+                        continue
+                # Our pid, but maybe an earlier process's: a container's sidecar restarts as the same pid (often 1)
+                # on the same host name, and the killed one's rows must not hold the window as if they were ours.
+                elif row_start is None or started is None or abs(float(row_start) - started) < 1.0:
                     continue
             elif float(ts) > now - _ledger.PENDING_TTL:
                 continue

@@ -165,6 +165,23 @@ def test_rows_of_a_killed_process_are_settled_as_orphaned_by_the_next_meter(tmp_
     assert row["cost_low"] == 0 and row["cost"] == 0  # the key was configured free
 
 
+def test_rows_of_an_earlier_process_with_our_pid_are_orphaned(tmp_path: Path) -> None:
+    """A container's sidecar restarts with the same pid (often 1) and host name: the killed one's rows are not ours."""
+    info = describe_request("/v1/chat/completions", {"model": "gpt-3.5-turbo",
+                            "messages": [{"role": "user", "content": "hi"}]})
+    meter = Meter(tier="free")
+    earlier = meter.reserve("baicai-free-aaaaaaaaaaaaaaaaaaaa1111", info)
+    ours = meter.reserve("baicai-free-aaaaaaaaaaaaaaaaaaaa1111", info)
+    assert isinstance(earlier, Reservation) and isinstance(ours, Reservation)
+    conn = sqlite3.connect(ledger_path())
+    with conn:
+        conn.execute("UPDATE requests SET proc_start = proc_start - 3600 WHERE id = ?", (earlier.id,))
+    conn.close()
+    assert Meter().settle_orphans() == 1
+    assert [(r["id"], r["status"]) for r in _rows()] == [(earlier.id, "orphaned"), (ours.id, "pending")]
+    ours.settle(prompt_tokens=5, completion_tokens=5)
+
+
 # ---- case 7: no false refusals from in-flight reservations ---------------------------------------------------
 
 def test_window_full_only_of_in_flight_reservations_waits_seconds(tmp_path: Path) -> None:
