@@ -35,6 +35,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 from . import _ledger
+from ._keys.errors import _user_stacklevel
 from ._ledger import LedgerError, ThreadConnections
 
 __all__ = [
@@ -262,7 +263,8 @@ def _start_fallback(path: Path, exc: BaseException, now: float) -> _Fallback:
         _ledger.migrate(anchor)
         _seed(anchor, path, now - _SEED_SECONDS)
         found = _fallbacks[key] = _Fallback(uri=uri, reason=exc, anchor=anchor)
-    warnings.warn(_degraded_line(path, exc), BaicaiLedgerWarning, stacklevel=4)
+    # at the user's own line (a fixed level pointed into _meter.py, under openai's and httpx2's frames)
+    warnings.warn(_degraded_line(path, exc), BaicaiLedgerWarning, stacklevel=_user_stacklevel())
     return found
 
 

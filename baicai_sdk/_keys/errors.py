@@ -18,10 +18,11 @@ warnings.filterwarnings("once", category=BaicaiConfigWarning, append=True)
 
 
 def _user_stacklevel() -> int:
-    """The ``stacklevel`` that makes a warning point at the user's line, past baicai's and openai's own frames.
+    """The ``stacklevel`` that makes a warning point at the user's line, past baicai's, openai's and httpx2's frames.
 
     (``Baicai()`` reaches ``resolve_credentials`` through a varying number of frames — direct, ``copy()``,
-    ``with_options`` — so a fixed number would point into ``_client.py``.)
+    ``with_options`` — so a fixed number would point into ``_client.py``; the ledger's warning comes from inside
+    the transport, under openai's and httpx2's frames.)
     """
 
     inside = tuple(os.path.dirname(m.__file__) + os.sep for m in _library_modules())
@@ -35,7 +36,7 @@ def _user_stacklevel() -> int:
 
 def _library_modules() -> list[Any]:
 
-    return [m for m in (sys.modules.get("baicai_sdk"), sys.modules.get("openai")) if m is not None
+    return [m for m in map(sys.modules.get, ("baicai_sdk", "openai", "httpx2", "httpx")) if m is not None
             and getattr(m, "__file__", None)]
 
 

@@ -86,6 +86,7 @@ def test_sdk_request_goes_out_with_one_warning(kind: str, emulator: Any) -> None
         assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     ours = [w for w in caught if issubclass(w.category, BaicaiLedgerWarning)]
     assert len(ours) == 1, [str(w.message) for w in caught]
+    assert ours[0].filename == __file__  # the user's line, not baicai's or openai's
     message = str(ours[0].message)
     assert "内存账本" in message and "in-memory ledger" in message and "baicai doctor --repair" in message
     assert message.index("内存账本") < message.index("in-memory")  # Chinese first
