@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from baicai_sdk import cli
+from baicai_sdk._commands._cells import cells
 from baicai_sdk._commands.usage import parse_when
 from baicai_sdk._meter import Meter, Reservation, describe_request
 from baicai_sdk._paths import ledger_path
@@ -58,6 +59,12 @@ def test_usage_log_says_when_there_is_more(monkeypatch: pytest.MonkeyPatch, caps
     assert code == 0 and out.count("gpt-3.5-turbo") == 2 and "rows 1–2 of 3; more with --offset 2" in out
     code, out, _ = run(monkeypatch, capsys, ["usage", "log", "--offset", "2"])
     assert out.count("gpt-3.5-turbo") == 1 and "of 3" not in out
+    zh, en, row = out.splitlines()[:3]  # a header says what each column is, in the rows' columns
+    assert zh.startswith("时间") and en.startswith("time") and "gpt-3.5-turbo" in row
+    for head in (zh, en):
+        for word, value in zip(head.split(), ("", "gpt-3.5-turbo", "ok"), strict=False):
+            if value:
+                assert cells(head[: head.index(word)]) == row.index(value), (word, head, row)
 
 
 def test_usage_log_windows_topup_balance(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

@@ -160,15 +160,22 @@ def _log(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.as_dict() for r in rows], ensure_ascii=False, indent=2))
         return 0
+    if not rows:
+        print("没有记录。 / No rows.")
+        return 0
+    from ._cells import ljust, rjust
+
+    # a header (Chinese over English, as the TUI's Log tab) so the columns say what they are
+    for head in (("时间", "模型", "状态", "输入+输出", "费用", "来源", "密钥"),
+                 ("time", "model", "status", "in+out", "cost", "source", "key")):
+        print(f"{ljust(head[0], 19)}  {ljust(head[1], 22)} {ljust(head[2], 9)} {ljust(head[3], 13)} "
+              f"{rjust(head[4], 10)}  {head[5]}  {head[6]}")
     for r in rows:
         when = dt.datetime.fromtimestamp(r.time).strftime("%Y-%m-%d %H:%M:%S")
         code = f" code={r.relay_code}" if r.relay_code is not None else ""
         source = r.source + (f":{r.app}" if r.app else "")
-        print(f"{when}  {r.model:<22} {r.status:<9} {r.prompt_tokens:>6}+{r.completion_tokens:<6} "
+        print(f"{when}  {ljust(r.model, 22)} {ljust(r.status, 9)} {r.prompt_tokens:>6}+{r.completion_tokens:<6} "
               f"{_cny(r.cost_cny):>10}  {source}  {r.key_hint or r.key_fingerprint}{code}")
-    if not rows:
-        print("没有记录。 / No rows.")
-        return 0
     total = store.count(model=args.model, status=args.status, source=args.source)
     shown = args.offset + len(rows)
     if shown < total:
