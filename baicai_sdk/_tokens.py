@@ -38,6 +38,7 @@ __all__ = [
     "BUNDLED_ENCODINGS",
     "TokenizerUnavailable",
     "REMOTE_IMAGE_ASSUMED_SIZE",
+    "verify_bundled",
 ]
 
 BUNDLED_ENCODINGS = ("cl100k_base", "o200k_base")
@@ -55,7 +56,8 @@ class TokenizerUnavailable(RuntimeError):
     """A bundled encoding file is missing or fails its checksum (a damaged install)."""
 
 
-def _read_bundled(name: str, expected_sha256: str | None) -> dict[bytes, int]:
+def _bundled_bytes(name: str, expected_sha256: str | None) -> bytes:
+    """The bundled file's text, after its checksum."""
     blob = resources.files("baicai_sdk").joinpath(f"data/{name}.tiktoken.gz").read_bytes()
     data = gzip.decompress(blob)
     digest = hashlib.sha256(data).hexdigest()
@@ -65,7 +67,31 @@ def _read_bundled(name: str, expected_sha256: str | None) -> dict[bytes, int]:
             f"内置分词文件 {name} 校验失败，请重新安装 baicai。 / "
             f"The bundled tokenizer file {name} fails its SHA-256 check ({digest[:12]}… != {want[:12]}…); reinstall baicai."
         )
+    return data
+
+
+def _read_bundled(name: str, expected_sha256: str | None) -> dict[bytes, int]:
+    data = _bundled_bytes(name, expected_sha256)
     return {base64.b64decode(tok): int(rank) for tok, rank in (line.split() for line in data.splitlines() if line)}
+
+
+def verify_bundled(name: str) -> None:
+    """Raise when ``name`` could not be loaded offline: tiktoken missing, or its bundled file missing or damaged.
+
+    What ``baicai doctor`` checks: the checksum proves the file is the known-good one, without building the BPE
+    table (building both encodings took most of doctor's time: bench/bench_cli.py).
+    """
+    if name not in BUNDLED_ENCODINGS:
+        raise TokenizerUnavailable(f"encoding {name!r} is not bundled; bundled: {', '.join(BUNDLED_ENCODINGS)}")
+    import tiktoken  # noqa: F401  - the extension module must load
+
+    try:
+        _bundled_bytes(name, None)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise TokenizerUnavailable(
+            f"内置分词文件 {name} 无法读取，请重新安装 baicai。 / The bundled tokenizer file {name} cannot be read "
+            f"({type(exc).__name__}); reinstall baicai."
+        ) from exc
 
 
 def _constructor_args(name: str) -> dict[str, Any]:
