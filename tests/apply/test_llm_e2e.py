@@ -12,6 +12,8 @@ import pytest
 import baicai_sidecar.apply as apply_api
 from baicai_sidecar.apply import Env, Target
 
+pytestmark = pytest.mark.slow  # runs the real `llm` CLI in a subprocess
+
 LLM = Path(sys.executable).with_name("llm")
 
 

@@ -13,6 +13,8 @@ import pytest
 
 from baicai_sdk.testing import FREE_DEMO_KEY, PAID_DEMO_KEY
 
+pytestmark = pytest.mark.slow  # each test starts `baicai emulator` in a subprocess
+
 
 def _start(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
     proc = subprocess.Popen(

@@ -39,6 +39,7 @@ def test_b64_images_have_the_size_and_price(emulator: EmulatorServer, paid: http
     assert emulator.state.requests[-1].images == 1
 
 
+@pytest.mark.slow  # > 2 s
 def test_url_images_are_served_by_the_emulator(emulator: EmulatorServer, paid: httpx2.Client) -> None:
     answer = paid.post("/images/generations", json={"model": "dall-e-2", "prompt": "cabbages", "n": 3,
                                                     "size": "512x512"}).json()

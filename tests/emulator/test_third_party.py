@@ -9,6 +9,7 @@ import pytest
 from baicai_sdk.testing import EmulatorServer
 
 
+@pytest.mark.slow  # imports AutoGen
 async def test_autogen_agent_calls_a_tool_and_streams(emulator: EmulatorServer) -> None:
     agents = pytest.importorskip("autogen_agentchat.agents")
     openai_ext = pytest.importorskip("autogen_ext.models.openai")

@@ -19,6 +19,7 @@ def _post(client: httpx2.Client, body: dict[str, object] | None = None, **header
     return 200 if response.status_code == 200 else int(response.json()["error"]["code"])
 
 
+@pytest.mark.slow  # fills a whole window
 def test_two_keys_on_one_ip_share_one_budget(emulator_factory) -> None:  # type: ignore[no-untyped-def]
     emu = emulator_factory(keys={KEY_A: "free", KEY_B: "free"})
     emu.clock.freeze()
@@ -30,6 +31,7 @@ def test_two_keys_on_one_ip_share_one_budget(emulator_factory) -> None:  # type:
     assert _post(b) == 200
 
 
+@pytest.mark.slow  # fills a whole window
 def test_one_key_on_several_ips_has_one_budget(emulator_factory) -> None:  # type: ignore[no-untyped-def]
     emu = emulator_factory(keys={KEY_A: "free", KEY_B: "free"}, trust_forwarded_for=True)
     emu.clock.freeze()
@@ -43,6 +45,7 @@ def test_one_key_on_several_ips_has_one_budget(emulator_factory) -> None:  # typ
     assert emu.state.requests[-1].client_ip == "10.9.9.9"
 
 
+@pytest.mark.slow  # fills a whole window
 def test_a_forwarded_for_header_is_ignored_unless_trusted(emulator_factory) -> None:  # type: ignore[no-untyped-def]
     """Only ``trust_forwarded_for`` lets a header choose the client IP: the server underneath must not rewrite
     the address either (uvicorn does for loopback peers unless told not to), or any local client could claim a
@@ -56,6 +59,7 @@ def test_a_forwarded_for_header_is_ignored_unless_trusted(emulator_factory) -> N
     assert {r.client_ip for r in emu.state.requests} == {"127.0.0.1"}
 
 
+@pytest.mark.slow  # fills a whole window
 def test_window_slides(emulator: EmulatorServer) -> None:
     emulator.clock.freeze()
     free = client_for(emulator, emulator.free_key)
@@ -83,6 +87,7 @@ def test_refused_requests_do_not_use_the_budget(emulator: EmulatorServer) -> Non
     assert _post(free, gpt4) == 200
 
 
+@pytest.mark.slow  # fills a whole window
 def test_free_token_window_rule(emulator: EmulatorServer) -> None:
     """Refuse when used + this prompt > limit; charge prompt + completion after the answer."""
     emulator.clock.freeze()
@@ -143,6 +148,7 @@ def test_clock_over_http(emulator: EmulatorServer, header_clock: bool) -> None:
     assert _post(free, gpt4) == 200
 
 
+@pytest.mark.slow  # fills a whole window
 async def test_concurrent_requests_never_over_admit(emulator: EmulatorServer) -> None:
     import asyncio
 
@@ -165,6 +171,7 @@ def test_two_keys_on_one_ip_share_the_token_budget(emulator_factory) -> None:  #
     assert [r.key_tier for r in emu.state.requests] == ["free"] * 5
 
 
+@pytest.mark.slow  # fills a whole window
 def test_catalog_override_applies_to_the_emulator(emulator: EmulatorServer, baicai_home) -> None:  # type: ignore[no-untyped-def]
     import json
 

@@ -20,6 +20,8 @@ from PIL import Image
 from baicai_sdk._codes import RELAY_CODES
 from baicai_sdk._usage import UsageStore
 
+pytestmark = pytest.mark.slow  # each test runs an example script in a fresh interpreter (AutoGen imports: 5-15 s)
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 

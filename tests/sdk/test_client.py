@@ -356,6 +356,7 @@ def test_config_warnings_point_at_the_users_line(monkeypatch: pytest.MonkeyPatch
     assert all("\n" not in str(w.message) for w in caught)
 
 
+@pytest.mark.slow  # fresh interpreters
 def test_each_config_warning_is_said_once_per_process(tmp_path: Any) -> None:
     """Three clients with the same odd key and URL: one line each, pointing at the script, not at baicai."""
     import subprocess

@@ -34,6 +34,7 @@ def test_unknown_names_raise_attribute_error() -> None:
         getattr(baicai_sdk, "NoSuchThing")  # noqa: B009 - the name must not be found statically either
 
 
+@pytest.mark.slow  # a fresh interpreter imports openai
 def test_import_is_light() -> None:
     code = (
         "import sys, baicai_sdk\n"
