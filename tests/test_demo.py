@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
+
+@pytest.mark.slow  # runs `baicai demo` in a subprocess
 def test_scripted_demo_runs_offline_and_leaves_the_users_ledger_alone(baicai_home: Path, tmp_path: Path) -> None:
     keep = tmp_path / "demo-data"
     env = {**os.environ, "NO_PROXY": "*", "HTTPS_PROXY": "http://127.0.0.1:9"}  # any real network use would fail

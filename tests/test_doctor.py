@@ -242,6 +242,7 @@ def test_places_and_ledger_are_listed(monkeypatch: pytest.MonkeyPatch, capsys: p
     assert cfg["ledger"] == str(baicai_home / "data" / "ledger.sqlite3") and cfg["ledger_exists"] is False
 
 
+@pytest.mark.slow  # runs `baicai doctor` in a subprocess
 def test_as_a_real_command(baicai_home: Path, emulator: Any) -> None:
     env = {**os.environ, "BAICAI_API_KEY": emulator.free_key, "BAICAI_BASE_URL": emulator.base_url}
     done = subprocess.run([sys.executable, "-m", "baicai_sdk.cli", "doctor", "--json"], env=env,

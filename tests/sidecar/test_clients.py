@@ -24,6 +24,7 @@ async def test_async_openai_stream(emulator: Any, sidecar: Any, app_token: str) 
     assert emulator.state.requests[-1].authorization == f"Bearer {emulator.paid_key}"
 
 
+@pytest.mark.slow  # runs the real `llm` CLI
 def test_llm_cli(emulator: Any, sidecar: Any, app_token: str, tmp_path: Path) -> None:
     user = tmp_path / "llm"
     user.mkdir()

@@ -334,6 +334,7 @@ def test_read_timeout_is_never_retried(emulator: Any, sidecar_factory: Any, app_
     assert sc.proxy.stats.retries == 0 and len(emulator.state.requests) <= 1
 
 
+@pytest.mark.slow  # runs `baicai sidecar` in a subprocess
 def test_cli_prints_what_to_paste_and_it_works(emulator: Any, baicai_home: Any) -> None:
     import os
     import subprocess

@@ -5,12 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from conftest import FIXED_NOW, TZ, settle, text_of
 
 from baicai_tui import make_app
 from baicai_tui.app import PAGES
 
 
+@pytest.mark.slow  # drives the whole app through many screens
 async def test_every_page_opens_by_number_and_help_by_question_mark(fixed_ledger) -> None:
     app = make_app(clock=lambda: FIXED_NOW, tz=TZ)
     async with app.run_test(size=(120, 36)) as pilot:
@@ -37,6 +39,7 @@ async def test_mouse_switches_tabs(fixed_ledger) -> None:
         assert app.active_page.id == "ledger"
 
 
+@pytest.mark.slow  # drives the whole app through many screens
 async def test_language_cycles_both_zh_en(fixed_ledger) -> None:
     app = make_app(clock=lambda: FIXED_NOW, tz=TZ)
     async with app.run_test(size=(120, 36)) as pilot:
@@ -53,6 +56,7 @@ async def test_language_cycles_both_zh_en(fixed_ledger) -> None:
         assert text_of(app.query_one("#today")).startswith("今日 / Today:")
 
 
+@pytest.mark.slow  # drives the whole app through many screens
 async def test_unreachable_relay_is_a_status_not_a_crash(fixed_ledger, monkeypatch) -> None:
     monkeypatch.setenv("BAICAI_API_KEY", "baicai-unreachable00000000000000zzzz")
     monkeypatch.setenv("BAICAI_BASE_URL", "http://127.0.0.1:9/v1")  # discard port: nothing listens
@@ -77,6 +81,7 @@ def test_baicai_tui_is_a_subcommand_and_imports_textual_lazily() -> None:
                           check=True).stdout.strip() == "False"
 
 
+@pytest.mark.slow  # drives the whole app through many screens
 async def test_log_tab_headers_fit_120_columns_and_help_matches_the_footer(fixed_ledger) -> None:
     app = make_app(clock=lambda: FIXED_NOW, tz=TZ)
     async with app.run_test(size=(120, 36)) as pilot:

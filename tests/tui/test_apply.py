@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import FIXED_NOW, TZ, settle, table_rows, text_of
 
 from baicai_sidecar._tokens import TokenStore
 from baicai_tui import make_app
 
 
+@pytest.mark.slow  # drives the whole app through many screens
 async def test_diff_first_then_write_then_undo(tmp_path, monkeypatch) -> None:
     home = tmp_path / "user"
     llm_dir = home / ".config" / "io.datasette.llm"

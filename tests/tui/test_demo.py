@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from conftest import TZ, settle, text_of
 
 from baicai_sdk import KeyStore, UsageStore
 from baicai_tui._demo import make_demo_app
 
 
+@pytest.mark.slow  # drives the whole app through many screens
 async def test_demo_figures_move_with_nothing_configured(emulator) -> None:
     app = make_demo_app(emulator.base_url, emulator.free_key, tier="free", interval=0.3, tz=TZ,
                         refresh_interval=0.25, paid_key=emulator.paid_key)
