@@ -190,6 +190,7 @@ def _worker(paths: list[str], barrier: Any, out: Any) -> None:
         out.put((index, allowed))
 
 
+@pytest.mark.slow  # four processes
 def test_four_processes_never_overspend_the_window(tmp_path: Path) -> None:
     paths = [tmp_path / f"shared-{i}.sqlite3" for i in range(len(SCENARIOS))]
     for path in paths:  # create the files first, so the processes race on reservations, not on the migration

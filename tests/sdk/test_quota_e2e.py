@@ -123,6 +123,7 @@ def test_relay_refusal_the_ledger_did_not_predict_makes_the_gate_conservative(em
     assert len(_relay_requests(emulator)) == before, "after the surprise the gate stops us locally"
 
 
+@pytest.mark.slow  # four processes
 def test_four_processes_never_overspend_the_window(emulator, baicai_home: Path, tmp_path: Path) -> None:
     script = tmp_path / "worker.py"
     script.write_text(textwrap.dedent(f"""

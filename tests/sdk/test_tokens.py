@@ -199,6 +199,7 @@ def test_legacy_functions_count_like_tools() -> None:
     assert count_tools("gpt-4", tools=[]) == 0
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_library_touches_no_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_tokens, "_cache", {})
     before = dict(os.environ)

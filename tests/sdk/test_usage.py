@@ -112,6 +112,7 @@ def test_windows_and_change_token(filled: tuple[UsageStore, Clock, Path]) -> Non
     assert {w.tier for w in store.windows()} == {"paid"}
 
 
+@pytest.mark.slow  # writes 100k rows
 def test_reading_100k_rows_is_fast(tmp_path: Path) -> None:
     path = tmp_path / "big.sqlite3"
     store = UsageStore(path)

@@ -33,6 +33,7 @@ async def test_demo_figures_move_with_nothing_configured(emulator) -> None:
     assert KeyStore().list() == [], "the demo stores no profile"
 
 
+@pytest.mark.slow  # runs the demo app
 async def test_demo_apply_tab_writes_only_into_the_demos_own_home(emulator, baicai_home, tmp_path, monkeypatch) -> None:
     """The demo's tokens vanish at exit, so what it writes must too: the user's real app configs stay untouched."""
     from conftest import table_rows
@@ -73,6 +74,7 @@ async def test_demo_apply_tab_writes_only_into_the_demos_own_home(emulator, baic
     assert sorted(p.relative_to(home) for p in home.rglob("*")) == before
 
 
+@pytest.mark.slow  # runs the demo app
 async def test_demo_keys_tab_agrees_with_the_overview(emulator, baicai_home) -> None:
     from conftest import table_rows
 

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import time
 
+import pytest
 from conftest import TZ, settle, table_rows, text_of
 
 from baicai_sdk import UsageStore
@@ -23,6 +24,7 @@ def _month(now: float) -> float:
     return dt.datetime.fromtimestamp(now, TZ).replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
 
 
+@pytest.mark.slow  # drives the app through many screens
 async def test_overview_equals_usage_store(sdk_ledger) -> None:
     now = time.time() + 1
     store = UsageStore()
@@ -43,6 +45,7 @@ async def test_overview_equals_usage_store(sdk_ledger) -> None:
         assert {r.key for r in by_model} >= {"gpt-3.5-turbo", "gpt-4", "gpt-4-0125-preview"}
 
 
+@pytest.mark.slow  # drives the app through many screens
 async def test_quota_windows_equal_usage_store_and_count_down(sdk_ledger) -> None:
     now = [time.time() + 1]
     app = make_app(clock=lambda: now[0], tz=TZ)
@@ -72,6 +75,7 @@ async def test_quota_windows_equal_usage_store_and_count_down(sdk_ledger) -> Non
         assert f"oldest frees in {minutes - 1}:" in text_of(app.query_one(f"#window-{gpt35}"))
 
 
+@pytest.mark.slow  # drives the app through many screens
 async def test_usage_groups_ranges_and_export(sdk_ledger, baicai_home) -> None:
     now = time.time() + 1
     store = UsageStore()
@@ -113,6 +117,7 @@ async def test_usage_groups_ranges_and_export(sdk_ledger, baicai_home) -> None:
         assert [round(d["cost_cny"], 9) for d in data] == [round(e.cost_cny, 9) for e in expected]
 
 
+@pytest.mark.slow  # drives the app through many screens
 async def test_expense_log_pages_and_filters(sdk_ledger) -> None:
     now = time.time() + 1
     store = UsageStore()
@@ -147,6 +152,7 @@ async def test_expense_log_pages_and_filters(sdk_ledger) -> None:
         assert len(table_rows(app.query_one("#ledger-table"))) == store.count(status="error") >= 1
 
 
+@pytest.mark.slow  # another process writes
 async def test_figures_follow_another_process_writing(sdk_ledger) -> None:
     """The ledger changes underneath (another process): the app reloads on its next change check."""
     from baicai_sdk import Baicai
@@ -175,6 +181,7 @@ async def test_figures_follow_another_process_writing(sdk_ledger) -> None:
         assert reloads + 1 <= app.reloads <= reloads + 2
 
 
+@pytest.mark.slow  # drives the app through many screens
 async def test_usage_custom_date_range(sdk_ledger) -> None:
     """`r` asks for from/to days: the table then equals the SDK's report for exactly those days (local time)."""
     now = time.time() + 1

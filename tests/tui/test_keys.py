@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import FIXED_NOW, TZ, settle, table_rows, text_of
 
 from baicai_sdk import KeyStore
@@ -10,6 +11,7 @@ from baicai_tui import make_app
 SECRET = "baicai-abcdefghijklmnop1234567890wxyz"
 
 
+@pytest.mark.slow  # drives the app through many screens
 async def test_add_key_hidden_then_tier_use_remove() -> None:
     KeyStore().add("home", "baicai-homekey000000000000000000aaaa", tier="free")
     app = make_app(clock=lambda: FIXED_NOW, tz=TZ)
@@ -54,6 +56,7 @@ async def test_add_key_hidden_then_tier_use_remove() -> None:
         assert table_rows(table)[0][1] == "home"
 
 
+@pytest.mark.slow  # drives the app through many screens
 async def test_cancelled_add_changes_nothing() -> None:
     app = make_app(clock=lambda: FIXED_NOW, tz=TZ)
     async with app.run_test(size=(120, 36)) as pilot:

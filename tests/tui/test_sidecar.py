@@ -20,6 +20,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow  # waits for a connection to fail
 async def test_down_sidecar_is_a_status() -> None:
     services = Services(clock=lambda: FIXED_NOW, tz=TZ, sidecar_url=f"http://127.0.0.1:{_free_port()}")
     app = make_app(services=services)
@@ -32,6 +33,7 @@ async def test_down_sidecar_is_a_status() -> None:
         assert app.is_running
 
 
+@pytest.mark.slow  # starts a real sidecar
 async def test_up_sidecar_tokens_issue_and_revoke(emulator) -> None:
     from baicai_sidecar._server import SidecarServer
     from baicai_sidecar.app import SidecarConfig
@@ -79,6 +81,7 @@ async def test_up_sidecar_tokens_issue_and_revoke(emulator) -> None:
             assert [r[0] for r in table_rows(app.query_one("#tokens-table"))] == ["default"]
 
 
+@pytest.mark.slow  # starts a real sidecar
 async def test_start_and_stop_from_the_tui(emulator) -> None:
     pytest.importorskip("baicai_sidecar._cli")
     from baicai_sdk import KeyStore

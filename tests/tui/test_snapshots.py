@@ -21,6 +21,7 @@ async def _ready(pilot) -> None:
     await settle(pilot, balance=True)
 
 
+@pytest.mark.slow  # renders whole pages
 @pytest.mark.parametrize("keys", [(), ("2",), ("3", "m"), ("4",)], ids=["overview", "quota", "usage", "log"])
 def test_page_snapshot(fixed_ledger, snap_compare, keys) -> None:
     async def run_before(pilot) -> None:
