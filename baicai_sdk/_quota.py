@@ -387,7 +387,7 @@ def decide(
     limits_by_scope: dict[str, dict[str, int | None]] = {
         "ip": {"requests": rph, "tokens": tph}, "key": {"requests": rph, "tokens": tph},
     }
-    exhaustion_until = None
+    exhaustion_until: float | None = None
     for ex in exhaustions:
         if ex.at + WINDOW_SECONDS <= now or not ex.applies_to(key_fp, effective_tier):
             continue
@@ -395,10 +395,10 @@ def decide(
         scope_limits = limits_by_scope["key" if ex.key_fp is not None else "ip"]
         if ex.kind == "requests" and scope_limits["requests"] is not None:
             held = ex.key_requests if ex.key_requests is not None and ex.key_fp is not None else ex.local_requests
-            scope_limits["requests"] = min(scope_limits["requests"], held)  # type: ignore[type-var]
+            scope_limits["requests"] = min(scope_limits["requests"], held)
         elif ex.kind == "tokens" and scope_limits["tokens"] is not None:
             held = ex.key_tokens if ex.key_tokens is not None and ex.key_fp is not None else ex.local_tokens
-            scope_limits["tokens"] = min(scope_limits["tokens"], held)  # type: ignore[type-var]
+            scope_limits["tokens"] = min(scope_limits["tokens"], held)
 
     worst: tuple[float, str, int, int, str] | None = None  # (retry_at, what, used, limit, scope)
     inflight_only = True
@@ -421,10 +421,11 @@ def decide(
             inflight_only = False
             excess = used + need - limit
             entries = window.entries or (entries_loader(scope) if entries_loader else ())
-            retry_at = _free_after(entries, excess, by_tokens, now)
-            if retry_at is None:
+            freed_at = _free_after(entries, excess, by_tokens, now)
+            if freed_at is None:
                 # Not enough of our own rows to free it (the budget was spent elsewhere): wait out the hour.
-                retry_at = exhaustion_until or now + WINDOW_SECONDS
+                freed_at = exhaustion_until if exhaustion_until is not None else now + WINDOW_SECONDS
+            retry_at = freed_at
             if worst is None or retry_at > worst[0] or (worst[0] == retry_at and what == "requests"):
                 worst = (retry_at, what, used, limit, scope)
 
