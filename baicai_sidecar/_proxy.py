@@ -48,10 +48,12 @@ __all__ = ["ProxyConfig", "Proxy", "build_upstream"]
 
 log = logging.getLogger("baicai.sidecar")
 
-_REASON: contextvars.ContextVar[tuple[int, str] | None] = contextvars.ContextVar("baicai_sidecar_reason",
-                                                                                default=None)
-"""(status, why) of the request being answered, set where an error is recorded and read by its console line:
-every refused or failed request says why on the console, not just ``-> 429`` or ``-> -``."""
+_REASON: contextvars.ContextVar[list[tuple[int, str] | None] | None] = contextvars.ContextVar(
+    "baicai_sidecar_reason", default=None)
+"""A box for (status, why) of the request being answered, filled where an error is recorded and read by its console
+line: every refused or failed request says why on the console, not just ``-> 429`` or ``-> -``. A box, not the value:
+the upstream request and the stream pump run in tasks of their own, and a task's ContextVar.set is not seen by the
+request's task (each task runs in a copy of the context), while the one box is shared."""
 
 
 def _console_reason(code: Any, message: str, err: dict[str, Any] | None = None) -> str:
@@ -190,7 +192,9 @@ class ProxyStats:
               reason: str | None = None) -> None:
         self.recent_errors.append({"at": time.time(), "status": status, "path": path, "app": app,
                                    "code": code, "message": redact(message)[:300]})
-        _REASON.set((status, reason or _console_reason(code, message)))
+        box = _REASON.get()
+        if box is not None:
+            box[0] = (status, reason or _console_reason(code, message))
 
 
 class Proxy:
@@ -260,7 +264,8 @@ class Proxy:
                                  extensions={"timeout": self.timeouts, PARSED_BODY: scope.get(PARSED_BODY)})
         response: httpx2.Response | None = None
         status = 0
-        _REASON.set(None)
+        box: list[tuple[int, str] | None] = [None]
+        _REASON.set(box)
         try:
             response = await self._until_disconnect(self._send_with_retries(request, scope, send, path, app),
                                                     receive, path, app)
@@ -277,7 +282,7 @@ class Proxy:
             # the stream did not finish) and returns the connection to the pool.
             if response is not None:
                 await _shielded_close(response)
-            reason = _REASON.get()
+            reason = box[0]
             if reason is not None:
                 status = status if status >= 400 else reason[0]
             log.info("%s %s -> %s app=%s %.1f ms%s", scope["method"], path, status or "-", app,
