@@ -30,8 +30,10 @@ class Console:
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
         self.lines: list[str] = []
         self._new: queue.Queue[str] = queue.Queue()
-        for stream in (self.proc.stdout, self.proc.stderr):
-            threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+        self._readers = [threading.Thread(target=self._read, args=(stream,), daemon=True)
+                         for stream in (self.proc.stdout, self.proc.stderr)]
+        for reader in self._readers:
+            reader.start()
 
     def _read(self, stream: Any) -> None:
         for line in stream:
@@ -59,7 +61,8 @@ class Console:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        time.sleep(0.2)  # the reader threads drain the pipes
+        for reader in self._readers:
+            reader.join(10)  # each ends at its pipe's end: every line the process printed is in ``lines``
         return self.proc.returncode
 
 
