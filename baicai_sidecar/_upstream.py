@@ -108,14 +108,20 @@ class _ResponseStream(httpx2.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         content = self._response.content
-        try:
-            while True:
+        while True:
+            try:
                 chunk = await content.readany()
-                if not chunk:
-                    return
-                yield chunk
-        except Exception as exc:
-            raise _as_httpx(exc, self._request, sent=True) from exc
+            except Exception as exc:
+                # aiohttp raises a broken connection's error *before* handing out bytes that arrived with it (its
+                # ``readany`` checks the exception first): those are the last words of an answer the relay did send,
+                # so pass them on, then the error — as httpx2 does.
+                tail = _buffered(content)
+                if tail:
+                    yield tail
+                raise _as_httpx(exc, self._request, sent=True) from exc
+            if not chunk:
+                return
+            yield chunk
 
     async def aclose(self) -> None:
         response = self._response
@@ -123,6 +129,16 @@ class _ResponseStream(httpx2.AsyncByteStream):
             response.release()  # complete: the connection goes back to the pool
         else:
             response.close()  # cut short (the app left, or an error): the relay sees the connection close
+
+
+def _buffered(content: aiohttp.StreamReader) -> bytes:
+    """What the reader holds but has not handed out (private in aiohttp; nothing if that ever changes)."""
+    buffer = getattr(content, "_buffer", None)
+    if not buffer:
+        return b""
+    data = b"".join(bytes(part) for part in buffer)
+    buffer.clear()
+    return data
 
 
 def _as_httpx(exc: BaseException, request: httpx2.Request, *, sent: bool) -> BaseException:

@@ -234,3 +234,33 @@ async def test_tls_is_verified(serve, tmp_path: Path) -> None:  # type: ignore[n
     finally:
         await transport.aclose()
     assert server.seen == []
+
+
+async def test_bytes_that_arrived_with_a_broken_connection_still_come_first(serve) -> None:  # type: ignore[no-untyped-def]
+    events = [b"data: {\"i\": %d}\n\n" % i for i in range(4)]
+    chunks = [b"%x\r\n%s\r\n" % (len(e), e) for e in events]
+
+    def then_break(conn: socket.socket, server: RawServer) -> None:
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+                     + chunks[0])
+        threading.Event().wait(0.1)
+        # The rest arrives, cut, while the reader is still busy with the first chunk: it finds data and the broken
+        # end waiting together.
+        conn.sendall(b"".join(chunks[1:]) + b"ff\r\ndata: {")
+        conn.close()
+
+    server = serve(then_break)
+    transport = AiohttpTransport()
+    got = b""
+    try:
+        response = await transport.handle_async_request(request(f"http://127.0.0.1:{server.port}/v1/chat"))
+        with pytest.raises(httpx2.TransportError):
+            async for chunk in response.aiter_raw():
+                if not got:
+                    await asyncio.sleep(0.5)  # an app slow to take the first chunk
+                got += chunk
+        await response.aclose()
+    finally:
+        await transport.aclose()
+    assert got.startswith(b"".join(events)), got
