@@ -72,7 +72,15 @@ def probe(base_url: str, key: str, timeout: float, proxies: dict[str, str], *, l
     )
     started = time.perf_counter()
     try:
-        with httpx2.Client(timeout=timeout, trust_env=True) as client:
+        client = httpx2.Client(timeout=timeout, trust_env=True)
+    except (ImportError, ValueError) as exc:  # a SOCKS proxy without socksio, a proxy URL httpx2 cannot read
+        shown = ", ".join(f"{k}={v}" for k, v in proxies.items() if k != "NO_PROXY") or "?"
+        return Check(label, "problem", f"代理设置无法使用（{shown}） / the proxy setting cannot be used ({shown}): "
+                                       f"{type(exc).__name__}",
+                     "改用 http:// 代理，或安装 SOCKS 支持：pip install socksio。 / Use an http:// proxy, or "
+                     "install SOCKS support: pip install socksio.")
+    try:
+        with client:
             response = client.get(url, headers={"Authorization": f"Bearer {key}", "Accept": "application/json"})
     except httpx2.TimeoutException:
         return Check(label, "problem", f"连接中转站超时（{timeout:g} 秒） / the relay did not answer within {timeout:g} s: {url}",

@@ -286,3 +286,17 @@ def test_doctor_routes_by_the_transports_own_proxy_rules(monkeypatch: pytest.Mon
     _, report, _ = doctor(monkeypatch, capsys, "--offline")
     assert env_proxy_for("https://api.baicaigpt.com/v1") is None
     assert "direct (NO_PROXY)" in checks(report)["proxy"]["summary"]
+
+
+def test_a_proxy_variable_httpx2_cannot_use_is_a_problem_line_not_a_traceback(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], emulator: Any) -> None:
+    monkeypatch.setenv("BAICAI_API_KEY", emulator.free_key)
+    monkeypatch.setenv("BAICAI_BASE_URL", emulator.base_url)
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "ftp://carol:pw7654321@10.255.255.3:21")
+    code, report, text = doctor(monkeypatch, capsys)
+    relay = checks(report)["relay"]
+    assert relay["status"] == "problem" and "the proxy setting cannot be used" in relay["summary"]
+    assert "http://" in relay["fix"] and "pw7654321" not in text + json.dumps(report)
+    assert code != 0
