@@ -77,8 +77,9 @@ def note(kind: str, message: str) -> None:
 
 
 def _raw_answer(status: int, reason: bytes, zh: str, en: str, code: str, extra: bytes = b"") -> bytes:
-    body = json.dumps({"error": {"message": f"{zh} / {en}", "type": "baicai_sidecar_limit", "param": None,
-                                 "code": code}}, ensure_ascii=False).encode("utf-8")
+    from baicai_sdk.integration import error_body  # the one error body: the user's language, as every other answer
+
+    body = json.dumps(error_body(zh, en, type="baicai_sidecar_limit", code=code), ensure_ascii=False).encode("utf-8")
     return (b"HTTP/1.1 %d %s\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: %d\r\n"
             b"connection: close\r\n%s\r\n" % (status, reason, len(body), extra)) + body
 

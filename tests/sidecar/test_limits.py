@@ -74,6 +74,18 @@ def test_a_huge_head_is_refused_before_it_is_read(limited: Callable[..., Sidecar
     assert r.status_code == 200
 
 
+@pytest.mark.parametrize(("lang", "expected"), [("en", "the request headers exceed the 16 KB limit"),
+                                                ("zh", "请求头超过 16 KB 上限")])
+def test_a_refused_head_speaks_the_users_language(limited: Callable[..., SidecarServer], lang: str, expected: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BAICAI_LANG", lang)
+    server = limited(max_head_bytes=16 * 1024)
+    sock = _connect(server)
+    sock.sendall(b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"a" * 100_000)
+    _, _, body = sock.recv(65536).partition(b"\r\n\r\n")
+    assert json.loads(body)["error"]["message"] == expected
+
+
 def test_idle_connections_make_room_for_an_app(limited: Callable[..., SidecarServer], app_token: str,
                                                caplog: pytest.LogCaptureFixture) -> None:
     server = limited(max_connections=20, head_timeout=30)
