@@ -292,13 +292,17 @@ class Proxy:
         """Await the upstream answer while watching the app: if it leaves first (closed the connection, gave up,
         timed out), the upstream request is cancelled — its connection closed, so the relay stops working on it —
         instead of running on to be billed for an answer nobody reads (and again for each of the app's retries)."""
-        task = asyncio.ensure_future(sending)
+        context = contextvars.copy_context()
+        task = asyncio.get_running_loop().create_task(sending, context=context)
         watch = asyncio.ensure_future(_wait_disconnect(receive))
         try:
             await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             if not task.done() and not watch.done():
                 task.cancel()  # we were cancelled ourselves (server shutdown)
+            reason = context.get(_REASON)
+            if reason is not None:
+                _REASON.set(reason)  # what the send recorded is what this request's console line says
         if task.done():
             watch.cancel()
             await asyncio.gather(watch, return_exceptions=True)

@@ -36,12 +36,14 @@ def test_an_app_that_gives_up_cancels_the_upstream_request(emulator: Any, sideca
     assert len(records) == 3  # the app's first try and its two retries
     assert [r.outcome for r in records] == ["cancelled"] * 3, [(r.outcome, r.status) for r in records]
     assert sum(r.cost for r in records) == 0 and all(r.completion_tokens == 0 for r in records)
+
     def settled() -> list[dict[str, Any]] | None:
         found = ledger_rows()
         return found if len(found) == 3 and all(r["status"] != "pending" for r in found) else None
 
     rows = wait_until(settled, what="one settled ledger row per attempt")
-    assert [row["status"] for row in rows] == ["failed"] * 3  # nothing recorded as answered
+    # nothing recorded as answered: each attempt the app gave up on is settled as cancelled
+    assert [row["status"] for row in rows] == ["cancelled"] * 3, [row["status"] for row in rows]
 
 
 def test_an_app_that_waits_gets_its_answer(emulator: Any, sidecar: SidecarServer, app_token: str) -> None:
