@@ -66,6 +66,9 @@ _SEED_SECONDS = 3600.0 + _ledger.PENDING_TTL
 
 _DISK_VFS = "win32" if os.name == "nt" else "unix"
 
+LOCKED_RETRY_SECONDS = 300.0
+"""How long a process serves from memory after the ledger file stayed locked past the busy timeout."""
+
 
 class BaicaiLedgerWarning(UserWarning):
     """The ledger file cannot be used: this process keeps serving with an in-memory ledger (shown once)."""
@@ -175,8 +178,14 @@ def problem_line(path: str | os.PathLike[str], exc: BaseException) -> str:
 
 
 def _degraded_line(path: Path, exc: BaseException) -> str:
-    what, what_en, fix, fix_en = _advice(classify(exc, path), path)
+    kind = classify(exc, path)
+    what, what_en, fix, fix_en = _advice(kind, path)
     reason = _sqlite_reason(exc)[:160]
+    if kind == "locked":
+        minutes = int(LOCKED_RETRY_SECONDS // 60)
+        return (f"{what}（{reason}）：本进程在 {minutes} 分钟内改用内存账本继续发送请求，之后再用 {path}。修复：{fix}。 / "
+                f"{what_en} ({reason}): this process keeps sending requests with an in-memory ledger for {minutes} "
+                f"minutes, then uses {path} again. To fix: {fix_en}.")
     return (f"{what}（{reason}）：本进程改用内存账本继续发送请求，本次运行的用量不会写入 {path}。修复：{fix}。 / "
             f"{what_en} ({reason}): this process keeps sending requests with an in-memory ledger; its usage will "
             f"not be saved to {path}. To fix: {fix_en}.")
@@ -189,6 +198,10 @@ class _Fallback:
     reason: BaseException
     anchor: sqlite3.Connection
     """Kept open for the life of the process: a memdb database lives while one connection to it does."""
+    retry_file_at: float | None = None
+    """For a file that was only locked (another process held it past the busy timeout): when to use it again.
+    Damage stays in memory for the process's life; a lock passes, and a gate that stopped seeing the other
+    processes' bookings for good would be worse than one request waiting on the lock again."""
 
 
 _fallbacks: dict[str, _Fallback] = {}
@@ -262,7 +275,8 @@ def _start_fallback(path: Path, exc: BaseException, now: float) -> _Fallback:
         anchor = _memory_connect(uri)
         _ledger.migrate(anchor)
         _seed(anchor, path, now - _SEED_SECONDS)
-        found = _fallbacks[key] = _Fallback(uri=uri, reason=exc, anchor=anchor)
+        retry_at = now + LOCKED_RETRY_SECONDS if classify(exc) == "locked" else None
+        found = _fallbacks[key] = _Fallback(uri=uri, reason=exc, anchor=anchor, retry_file_at=retry_at)
     # at the user's own line (a fixed level pointed into _meter.py, under openai's and httpx2's frames)
     warnings.warn(_degraded_line(path, exc), BaicaiLedgerWarning, stacklevel=_user_stacklevel())
     return found
@@ -290,7 +304,11 @@ class FallbackConnections(ThreadConnections):
     def get(self) -> sqlite3.Connection:
         fallback = _fallbacks.get(self._fallback_key)
         if fallback is not None:
-            return self._memory_conn(fallback)
+            if fallback.retry_file_at is None or self.clock() < fallback.retry_file_at:
+                return self._memory_conn(fallback)
+            with _fallback_lock:  # the lock has had time to pass: back to the file, shared with the other processes
+                if _fallbacks.get(self._fallback_key) is fallback:
+                    del _fallbacks[self._fallback_key]
         try:
             return super().get()
         except _OPEN_FAILURES as exc:
@@ -334,11 +352,11 @@ def degrades(method: F) -> F:
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         connections: FallbackConnections = self._connections
-        if connections.degraded:
-            return method(self, *args, **kwargs)
         try:
             return method(self, *args, **kwargs)
         except LEDGER_FAILURES as exc:
+            if connections.degraded:
+                raise  # the in-memory ledger failed: a bug, not damage
             connections.degrade(exc)
             return method(self, *args, **kwargs)
 

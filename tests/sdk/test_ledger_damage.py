@@ -294,3 +294,31 @@ def test_readonly_folder_and_full_disk_for_real(kind: str, emulator: Any, tmp_pa
     usage = result["usage"]
     if usage["code"] != 0:  # reading may work (full disk) or not (no WAL index on a read-only mount): one line
         assert len(usage["err"].strip().splitlines()) == 1 and fix in usage["err"], usage
+
+
+def test_a_locked_ledger_is_used_again_after_a_while_but_damage_is_not(tmp_path: Path) -> None:
+    """A lock held past the busy timeout passes; serving from memory for good would hide every other process's
+    bookings from this one's gate. Damage stays in memory: the file will not heal by itself."""
+    from baicai_sdk._ledger_health import LOCKED_RETRY_SECONDS, FallbackConnections
+
+    now = [1_000.0]
+    locked = FallbackConnections(tmp_path / "locked.sqlite3", clock=lambda: now[0])
+    damaged = FallbackConnections(tmp_path / "damaged.sqlite3", clock=lambda: now[0])
+    for conns in (locked, damaged):
+        conns.get().execute("SELECT 1")
+    with pytest.warns(BaicaiLedgerWarning, match="5 分钟"):
+        locked.degrade(sqlite3.OperationalError("database is locked"))
+    with pytest.warns(BaicaiLedgerWarning):
+        damaged.degrade(sqlite3.DatabaseError("file is not a database"))
+    assert locked.degraded and damaged.degraded
+    assert _is_memory(locked.get()) and _is_memory(damaged.get())
+
+    now[0] += LOCKED_RETRY_SECONDS - 1
+    assert _is_memory(locked.get())
+    now[0] += 2
+    assert not _is_memory(locked.get()) and not locked.degraded
+    assert _is_memory(damaged.get()) and damaged.degraded
+
+
+def _is_memory(conn: sqlite3.Connection) -> bool:
+    return not conn.execute("PRAGMA database_list").fetchall()[0][2].endswith(".sqlite3")
