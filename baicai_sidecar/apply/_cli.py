@@ -31,6 +31,8 @@ def register(subparsers: Any) -> None:
                         help="env：打印 shell 命令而不改文件 / env: print shell lines instead of editing a file")
     parser.add_argument("--dry-run", action="store_true", help="只显示差异，不写入 / show the diff, write nothing")
     parser.add_argument("--undo", action="store_true", help="撤销上一次 apply / undo the last apply")
+    parser.add_argument("-y", "--yes", action="store_true",
+                        help="不询问直接写入（在终端中默认先询问） / write without asking (in a terminal it asks first)")
     parser.add_argument("--force", action="store_true",
                         help="也改写只读文件（保持只读） / also write read-only files (they stay read-only)")
     parser.add_argument("--reveal", action="store_true",
@@ -51,6 +53,12 @@ REVEAL_HINT = (
     "密钥已隐藏（显示为 …末四位）：加 --reveal 打印可直接使用的完整密钥。 / "
     "the key is masked (…last four): add --reveal to print the full, usable key."
 )
+
+
+def _ask_first() -> bool:
+    """A person at a terminal sees the diff and says yes; scripts and pipes (no terminal) are not asked (``--yes``
+    says the same in a terminal)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,6 +102,14 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         _out("（--dry-run：未写入任何文件 / nothing written）")
         return 0
+    if any(change.changed for change in p.changes) and not args.yes and _ask_first():
+        try:
+            answer = input("写入以上改动？/ Write these changes? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes", "是"):
+            _out("未写入任何文件。 / nothing written.")
+            return 1
     try:
         record = apply(p, force=args.force)
     except ApplyError as exc:
