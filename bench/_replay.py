@@ -65,6 +65,18 @@ class _Message:
         self.done = True
 
 
+async def _read_request(reader: asyncio.StreamReader) -> tuple[_Message, httptools.HttpRequestParser] | None:
+    """The next request on a keep-alive connection, or None when the client closed it."""
+    message = _Message()
+    parser = httptools.HttpRequestParser(message)
+    while not message.done:
+        data = await reader.read(65536)
+        if not data:
+            return None
+        parser.feed_data(data)
+    return message, parser
+
+
 async def upstream(port: int = 0) -> None:
     plain, events = capture()
     delay = [0.0]
@@ -75,14 +87,8 @@ async def upstream(port: int = 0) -> None:
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while True:
-                request = _Message()
-                parser = httptools.HttpRequestParser(request)
-                while not request.done:
-                    data = await reader.read(65536)
-                    if not data:
-                        return
-                    parser.feed_data(data)
+            while (read := await _read_request(reader)) is not None:
+                request, _ = read
                 body = b"".join(request.body)
                 if request.url.startswith(b"/_replay/delay"):
                     delay[0] = float(body or b"0")
@@ -117,14 +123,8 @@ async def floor(upstream_port: int, key: str, port: int = 0) -> None:
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while True:
-                incoming = _Message()
-                parser = httptools.HttpRequestParser(incoming)
-                while not incoming.done:
-                    data = await reader.read(65536)
-                    if not data:
-                        return
-                    parser.feed_data(data)
+            while (read := await _read_request(reader)) is not None:
+                incoming, parser = read
                 if incoming.url.startswith(b"/sidecar/status"):
                     writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
                     continue
