@@ -247,15 +247,10 @@ class Proxy:
         self.stats.requests += 1
         body = b""
         if scope["method"] in ("POST", "PUT", "PATCH"):
-            chunks = []
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                chunks.append(message.get("body", b""))
-                if not message.get("more_body"):
-                    break
-            body = b"".join(chunks)
+            read = await read_body(receive)
+            if read is None:
+                return
+            body = read
         if self.transport is None:
             await self.start()
         # A Request of our own rather than client.build_request: the headers are complete already, and merging
@@ -500,6 +495,18 @@ async def _wait_disconnect(receive: Receive) -> None:
         message = await receive()
         if message["type"] == "http.disconnect":
             return
+
+
+async def read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or None when the app left before sending it."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
 
 
 async def _shielded_close(response: httpx2.Response) -> None:

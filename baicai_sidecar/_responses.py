@@ -64,6 +64,7 @@ from baicai_sdk import parse_relay_error
 from baicai_sdk.integration import SSEDecoder, relay_error_body
 
 from ._guard import openai_error_body
+from ._proxy import read_body
 
 __all__ = ["ResponsesEndpoint", "ResponseStore", "ResponsesError", "to_chat", "response_from_chat",
            "StreamTranslator"]
@@ -816,17 +817,12 @@ class ResponsesEndpoint:
         self.store = store if store is not None else ResponseStore()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        chunks = []
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
+        raw = await read_body(receive)
+        if raw is None:
+            return
         try:
             try:
-                body = json.loads(b"".join(chunks) or b"null")
+                body = json.loads(raw or b"null")
             except ValueError:
                 raise ResponsesError("请求体不是合法的 JSON", "the request body is not valid JSON",
                                      code="invalid_json") from None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from typing import Any
 
 import httptools
 
@@ -65,6 +66,24 @@ class _Message:
         self.done = True
 
 
+async def _serve(on_request: Any, port: int) -> None:
+    """Serve ``on_request(message, parser, reader, writer)`` for each request of each keep-alive connection."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while (read := await _read_request(reader)) is not None:
+                await on_request(*read, reader, writer)
+                await writer.drain()
+        except (ConnectionError, httptools.HttpParserError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+
 async def _read_request(reader: asyncio.StreamReader) -> tuple[_Message, httptools.HttpRequestParser] | None:
     """The next request on a keep-alive connection, or None when the client closed it."""
     message = _Message()
@@ -85,33 +104,23 @@ async def upstream(port: int = 0) -> None:
     stream_head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
     chunks = [b"%x\r\n%s\r\n" % (len(e), e) for e in events]
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while (read := await _read_request(reader)) is not None:
-                request, _ = read
-                body = b"".join(request.body)
-                if request.url.startswith(b"/_replay/delay"):
-                    delay[0] = float(body or b"0")
-                    writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
-                elif b'"stream":true' in body.replace(b" ", b""):
-                    writer.write(stream_head)
-                    for chunk in chunks:
-                        writer.write(chunk)
-                        if delay[0]:
-                            await writer.drain()
-                            await asyncio.sleep(delay[0])
-                    writer.write(b"0\r\n\r\n")
-                else:
-                    writer.write(plain_head + plain)
-                await writer.drain()
-        except (ConnectionError, httptools.HttpParserError):
-            pass
-        finally:
-            writer.close()
+    async def on_request(request: _Message, _parser: Any, _reader: Any, writer: asyncio.StreamWriter) -> None:
+        body = b"".join(request.body)
+        if request.url.startswith(b"/_replay/delay"):
+            delay[0] = float(body or b"0")
+            writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+        elif b'"stream":true' in body.replace(b" ", b""):
+            writer.write(stream_head)
+            for chunk in chunks:
+                writer.write(chunk)
+                if delay[0]:
+                    await writer.drain()
+                    await asyncio.sleep(delay[0])
+            writer.write(b"0\r\n\r\n")
+        else:
+            writer.write(plain_head + plain)
 
-    server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await server.serve_forever()
+    await _serve(on_request, port)
 
 
 # -- the floor: a raw asyncio forwarder ------------------------------------------------------------------------------
@@ -121,39 +130,28 @@ async def floor(upstream_port: int, key: str, port: int = 0) -> None:
     pool: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     auth = b"authorization: Bearer " + key.encode() + b"\r\n"
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while (read := await _read_request(reader)) is not None:
-                incoming, parser = read
-                if incoming.url.startswith(b"/sidecar/status"):
-                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
-                    continue
-                body = b"".join(incoming.body)
-                head = [parser.get_method() + b" " + incoming.url + b" HTTP/1.1\r\n"]
-                head += [k + b": " + v + b"\r\n" for k, v in incoming.headers
-                         if k.lower() not in (b"authorization", b"content-length", b"connection")]
-                head.append(auth + b"content-length: " + str(len(body)).encode() + b"\r\n\r\n")
-                up_reader, up_writer = pool.pop() if pool else await asyncio.open_connection("127.0.0.1",
-                                                                                              upstream_port)
-                up_writer.write(b"".join(head) + body)
-                response = _Message()
-                response_parser = httptools.HttpResponseParser(response)
-                while not response.done:
-                    data = await up_reader.read(65536)
-                    if not data:
-                        raise ConnectionError("upstream closed")
-                    response_parser.feed_data(data)
-                    writer.write(data)
-                pool.append((up_reader, up_writer))
-                await writer.drain()
-        except (ConnectionError, httptools.HttpParserError):
-            pass
-        finally:
-            writer.close()
+    async def on_request(incoming: _Message, parser: Any, _reader: Any, writer: asyncio.StreamWriter) -> None:
+        if incoming.url.startswith(b"/sidecar/status"):
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+            return
+        body = b"".join(incoming.body)
+        head = [parser.get_method() + b" " + incoming.url + b" HTTP/1.1\r\n"]
+        head += [k + b": " + v + b"\r\n" for k, v in incoming.headers
+                 if k.lower() not in (b"authorization", b"content-length", b"connection")]
+        head.append(auth + b"content-length: " + str(len(body)).encode() + b"\r\n\r\n")
+        up_reader, up_writer = pool.pop() if pool else await asyncio.open_connection("127.0.0.1", upstream_port)
+        up_writer.write(b"".join(head) + body)
+        response = _Message()
+        response_parser = httptools.HttpResponseParser(response)
+        while not response.done:
+            data = await up_reader.read(65536)
+            if not data:
+                raise ConnectionError("upstream closed")
+            response_parser.feed_data(data)
+            writer.write(data)
+        pool.append((up_reader, up_writer))
 
-    server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await server.serve_forever()
+    await _serve(on_request, port)
 
 
 # -- a second process writing the ledger ----------------------------------------------------------------------------
