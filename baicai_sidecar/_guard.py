@@ -24,13 +24,15 @@ import json
 import logging
 import re
 import socket
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 
 from baicai_sdk.integration import error_body
+
+from ._asgi import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "GuardConfig",
@@ -44,11 +46,6 @@ __all__ = [
 
 log = logging.getLogger("baicai.sidecar")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DEFAULT_MAX_BODY = 25 * 1024 * 1024
 """Image edits upload a PNG (OpenAI's own cap is 4 MB per image, audio 25 MB); chat bodies are far smaller."""
@@ -85,7 +82,10 @@ _ROUTES: tuple[tuple[re.Pattern[str], frozenset[str]], ...] = tuple(
 _MULTIPART_ROUTES = re.compile(r"^(/v1)?/(images/(edits|variations)|audio/(transcriptions|translations))$")
 STATUS_PATH = "/sidecar/status"
 PARSED_BODY = "baicai.parsed_body"
-"""Scope key: a large JSON body the guard parsed (in a worker thread), handed to the proxy so it is parsed once."""
+"""Scope key: the JSON body as the guard parsed it (a large one in a worker thread), handed on through the proxy to
+the metered transport, so a body is parsed once."""
+BODY = "baicai.body"
+"""Scope key: the request body the guard read (and checked), so the endpoint need not read it again."""
 
 
 def route_allowed(path: str, method: str) -> bool | None:
@@ -160,16 +160,43 @@ def _bearer(headers: dict[str, str]) -> str:
     return auth[7:].strip() if auth[:7].lower() == "bearer " else headers.get("api-key", "").strip()
 
 
+def _cors(origin: str) -> list[tuple[bytes, bytes]]:
+    """The CORS headers for an allowed origin: that origin by name, never ``*``."""
+    return [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin"), _EXPOSED]
+
+
 def _count(scope: Scope, name: bytes) -> int:
     return sum(1 for k, _ in scope.get("headers", []) if k.lower() == name)
 
 
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_JSON = b"application/json; charset=utf-8"
+_EXPOSED = (b"access-control-expose-headers", b"x-request-id, retry-after, x-baicai-local-quota")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An answer the guard gives in the endpoint's place (a refusal, or the answer to a CORS preflight)."""
+
+    status: int
+    body: bytes
+    extra: list[tuple[bytes, bytes]] = field(default_factory=list)
+    content_type: bytes | None = _JSON
+
+
+_LEFT = Refusal(0, b"")
+"""Not an answer: the app left while uploading, so there is nobody to answer."""
+
+
 class SidecarGuard:
-    """Pure ASGI middleware; sets ``scope["baicai.app"]`` (the app a request is attributed to)."""
+    """Pure ASGI middleware; sets ``scope["baicai.app"]`` (the app a request is attributed to), and for a request
+    with a body ``scope[BODY]`` (the bytes) and, for JSON, ``scope[PARSED_BODY]`` (the object) — read and parsed
+    once here, used as they are by the proxy and the metered transport."""
 
     def __init__(self, app: ASGIApp, config: GuardConfig) -> None:
         self.app = app
         self.config = config
+        self._hosts: dict[int | None, frozenset[str]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -178,124 +205,140 @@ class SidecarGuard:
         headers = _headers(scope)
         method = scope["method"].upper()
         path = scope["path"]
-
-        async def reply(status: int, body: bytes, **options: Any) -> None:
-            if status >= 400:
-                _log_refusal(method, path, status, body)
-            await _reply(send, status, body, **options)
-
-        if not self._host_ok(scope, headers.get("host", "")):
-            await reply(421 if headers.get("host") else 400, openai_error_body(
-                "Host 请求头不被接受：请用 http://127.0.0.1:端口 访问本地代理",
-                "the Host header is not accepted: reach the sidecar as http://127.0.0.1:PORT "
-                "(this blocks DNS-rebinding attacks from web pages)",
-                type="baicai_sidecar_forbidden", code="host_not_allowed"))
-            return
-
         origin = headers.get("origin")
-        cors: list[tuple[bytes, bytes]] = []
-        if origin is not None:
-            if _count(scope, b"origin") != 1:
-                # Browsers send one Origin; two mean a crafted request, and judging either one alone could be wrong.
-                await reply(400, openai_error_body(
-                    "请求带有多个 Origin 请求头，已拒绝", "the request carries more than one Origin header: refused",
-                    type="baicai_sidecar_forbidden", code="origin_not_allowed"))
-                return
-            if not self.config.origin_allowed(origin):
-                await reply(403, openai_error_body(
-                    f"来源 {origin[:80]} 未被允许：在 baicai sidecar 上用 --allow-origin 添加该网页应用的地址",
-                    f"origin {origin[:80]} is not allowed: add the web app's address with "
-                    "`baicai sidecar --allow-origin URL`",
-                    type="baicai_sidecar_forbidden", code="origin_not_allowed"))
-                return
-            cors = [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin"),
-                    (b"access-control-expose-headers", b"x-request-id, retry-after, x-baicai-local-quota")]
-            if method == "OPTIONS" and "access-control-request-method" in headers:
-                await reply(204, b"", extra=cors + [
-                    (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
-                    (b"access-control-allow-headers",
-                     headers.get("access-control-request-headers", "authorization, content-type").encode("latin-1")),
-                    (b"access-control-max-age", b"600"),
-                ], content_type=None)
-                return
+        cors = _cors(origin) if origin is not None and self.config.origin_allowed(origin) else []
+        refusal = (self._check_host(scope, headers) or self._check_origin(scope, headers, method, cors)
+                   or self._check_route(path, method, cors) or self._check_token(scope, headers, cors))
+        if refusal is None and method in _BODY_METHODS:
+            refusal = await self._check_body(scope, receive, headers, path, cors)
+            if refusal is None:
+                receive = _replay(scope[BODY], receive)
+        if refusal is _LEFT:
+            return
+        if refusal is not None:
+            if refusal.status >= 400:
+                _log_refusal(method, path, refusal.status, refusal.body)
+            await _reply(send, refusal.status, refusal.body, extra=refusal.extra, content_type=refusal.content_type)
+            return
+        await self.app(scope, receive, _with_headers(send, cors) if cors else send)
 
+    # -- the steps, in order: each returns the answer that ends the request, or None to go on ----------------
+    def _check_host(self, scope: Scope, headers: dict[str, str]) -> Refusal | None:
+        host = headers.get("host", "")
+        if self._host_ok(scope, host):
+            return None
+        return Refusal(421 if host else 400, openai_error_body(
+            "Host 请求头不被接受：请用 http://127.0.0.1:端口 访问本地代理",
+            "the Host header is not accepted: reach the sidecar as http://127.0.0.1:PORT "
+            "(this blocks DNS-rebinding attacks from web pages)",
+            type="baicai_sidecar_forbidden", code="host_not_allowed"))
+
+    def _check_origin(self, scope: Scope, headers: dict[str, str], method: str,
+                      cors: list[tuple[bytes, bytes]]) -> Refusal | None:
+        origin = headers.get("origin")
+        if origin is None:
+            return None
+        if _count(scope, b"origin") != 1:
+            # Browsers send one Origin; two mean a crafted request, and judging either one alone could be wrong.
+            return Refusal(400, openai_error_body(
+                "请求带有多个 Origin 请求头，已拒绝", "the request carries more than one Origin header: refused",
+                type="baicai_sidecar_forbidden", code="origin_not_allowed"))
+        if not cors:
+            return Refusal(403, openai_error_body(
+                f"来源 {origin[:80]} 未被允许：在 baicai sidecar 上用 --allow-origin 添加该网页应用的地址",
+                f"origin {origin[:80]} is not allowed: add the web app's address with "
+                "`baicai sidecar --allow-origin URL`",
+                type="baicai_sidecar_forbidden", code="origin_not_allowed"))
+        if method == "OPTIONS" and "access-control-request-method" in headers:
+            return Refusal(204, b"", extra=cors + [
+                (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
+                (b"access-control-allow-headers",
+                 headers.get("access-control-request-headers", "authorization, content-type").encode("latin-1")),
+                (b"access-control-max-age", b"600"),
+            ], content_type=None)
+        return None
+
+    def _check_route(self, path: str, method: str, cors: list[tuple[bytes, bytes]]) -> Refusal | None:
         allowed = route_allowed(path, method)
         if allowed is None:
-            await reply(404, openai_error_body(
+            return Refusal(404, openai_error_body(
                 f"本地代理不转发此路径：{path[:100]}",
                 f"the sidecar does not forward this path: {path[:100]} (OpenAI API routes only)",
                 type="invalid_request_error", code="unknown_url"), extra=cors)
-            return
         if not allowed:
-            await reply(405, openai_error_body(
+            return Refusal(405, openai_error_body(
                 f"此路径不支持 {method} 方法", f"method {method} is not allowed on {path[:100]}",
                 type="invalid_request_error", code="method_not_allowed"), extra=cors)
-            return
+        return None
 
+    def _check_token(self, scope: Scope, headers: dict[str, str], cors: list[tuple[bytes, bytes]]) -> Refusal | None:
         app_name = self._authorise(headers)
-        if app_name is None and _bearer(headers).startswith("baicai-"):
-            await reply(401, openai_error_body(
+        if app_name is not None:
+            scope["baicai.app"] = app_name
+            return None
+        if _bearer(headers).startswith("baicai-"):
+            return Refusal(401, openai_error_body(
                 "这里填的是你的白菜GPT 真实密钥：本地代理不接受它（应用里不应保存真实密钥）。请改填 `baicai sidecar` "
                 "启动时显示的本地令牌（sk-baicai-…），或用 `baicai sidecar token add 应用名` 生成一个",
                 "that is your real BaicaiGPT key: the sidecar does not take it (apps should not hold it). Paste the "
                 "local token `baicai sidecar` printed at start (sk-baicai-…), or make one with "
                 "`baicai sidecar token add APP`",
                 type="invalid_request_error", code="invalid_api_key"), extra=cors)
-            return
-        if app_name is None:
-            await reply(401, openai_error_body(
-                "本地令牌无效：请在应用中填入 `baicai sidecar` 启动时显示的令牌（sk-baicai-…），"
-                "或用 `baicai sidecar token add 应用名` 生成一个",
-                "invalid local token: paste the token `baicai sidecar` printed at start (sk-baicai-…), "
-                "or make one with `baicai sidecar token add APP`",
-                type="invalid_request_error", code="invalid_api_key"), extra=cors)
-            return
-        scope["baicai.app"] = app_name
+        return Refusal(401, openai_error_body(
+            "本地令牌无效：请在应用中填入 `baicai sidecar` 启动时显示的令牌（sk-baicai-…），"
+            "或用 `baicai sidecar token add 应用名` 生成一个",
+            "invalid local token: paste the token `baicai sidecar` printed at start (sk-baicai-…), "
+            "or make one with `baicai sidecar token add APP`",
+            type="invalid_request_error", code="invalid_api_key"), extra=cors)
 
-        if method in ("POST", "PUT", "PATCH"):
-            problem = self._content_type_problem(path, headers.get("content-type", ""))
-            if problem is not None:
-                await reply(415, problem, extra=cors)
-                return
-            declared = headers.get("content-length")
-            if declared is not None and (not declared.isdigit() or int(declared) > self.config.max_body):
-                await reply(413, self._too_large(), extra=cors)
-                return
+    async def _check_body(self, scope: Scope, receive: Receive, headers: dict[str, str], path: str,
+                          cors: list[tuple[bytes, bytes]]) -> Refusal | None:
+        """Type, size and (JSON) syntax; the body and its parse are left in the scope for the endpoint."""
+        content_type = headers.get("content-type", "")
+        problem = self._content_type_problem(path, content_type)
+        if problem is not None:
+            return Refusal(415, problem, extra=cors)
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.config.max_body):
+            return Refusal(413, self._too_large(), extra=cors)
+        try:
+            body = await self._read_body(receive)
+        except ConnectionAbortedError:
+            return _LEFT
+        except _BodyTooLarge:
+            return Refusal(413, self._too_large(), extra=cors)
+        scope[BODY] = body
+        if content_type.lower().startswith("application/json"):
             try:
-                body = await self._read_body(receive)
-            except ConnectionAbortedError:
-                return  # the app left while uploading: nothing to answer
-            except _BodyTooLarge:
-                await reply(413, self._too_large(), extra=cors)
-                return
-            if headers.get("content-type", "").lower().startswith("application/json"):
-                try:
-                    if len(body) > self.config.offload_bytes:
-                        # Parsed once, off the event loop; the metered transport reuses it (PARSED_BODY).
-                        scope[PARSED_BODY] = await anyio.to_thread.run_sync(json.loads, body)
-                    else:
-                        json.loads(body)
-                except ValueError as exc:
-                    await reply(400, openai_error_body(
-                        f"请求体不是合法的 JSON（{exc.__class__.__name__}）",
-                        f"the request body is not valid JSON ({exc})",
-                        type="invalid_request_error", code="invalid_json"), extra=cors)
-                    return
-            receive = _replay(body, receive)
-
-        await self.app(scope, receive, _with_headers(send, cors) if cors else send)
+                if len(body) > self.config.offload_bytes:
+                    # Off the event loop: one app's huge request must not stall the others.
+                    scope[PARSED_BODY] = await anyio.to_thread.run_sync(json.loads, body)
+                else:
+                    scope[PARSED_BODY] = json.loads(body)
+            except ValueError as exc:
+                return Refusal(400, openai_error_body(
+                    f"请求体不是合法的 JSON（{exc.__class__.__name__}）",
+                    f"the request body is not valid JSON ({exc})",
+                    type="invalid_request_error", code="invalid_json"), extra=cors)
+        return None
 
     # -- checks ----------------------------------------------------------------------------------
     def _host_ok(self, scope: Scope, host: str) -> bool:
         if not host or _count(scope, b"host") != 1:
             return False
-        host = host.strip().lower()
         server = scope.get("server")
-        port = server[1] if server else None
-        for name in (*_LOOPBACK_NAMES, *(h.lower() for h in self.config.extra_hosts)):
-            if host == f"{name}:{port}" or (host == name and port in (80, None)):
-                return True
-        return False
+        return host.strip().lower() in self._allowed_hosts(server[1] if server else None)
+
+    def _allowed_hosts(self, port: int | None) -> frozenset[str]:
+        """``name:port`` for loopback and the extra names (bare names too on port 80): built once per port."""
+        hosts = self._hosts.get(port)
+        if hosts is None:
+            names = (*_LOOPBACK_NAMES, *(h.lower() for h in self.config.extra_hosts))
+            hosts = frozenset(f"{name}:{port}" for name in names)
+            if port in (80, None):
+                hosts |= frozenset(names)
+            self._hosts[port] = hosts
+        return hosts
 
     def _authorise(self, headers: dict[str, str]) -> str | None:
         token = _bearer(headers)

@@ -56,14 +56,14 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from baicai_sdk import parse_relay_error
 from baicai_sdk.integration import SSEDecoder, relay_error_body
 
-from ._guard import openai_error_body
+from ._asgi import Message, Receive, Scope, Send
+from ._guard import BODY, PARSED_BODY, openai_error_body
 from ._proxy import read_body
 
 __all__ = ["ResponsesEndpoint", "ResponseStore", "ResponsesError", "to_chat", "response_from_chat",
@@ -71,10 +71,6 @@ __all__ = ["ResponsesEndpoint", "ResponseStore", "ResponsesError", "to_chat", "r
 
 log = logging.getLogger("baicai.sidecar")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 DROPPED_HEADER = "x-baicai-responses-dropped"
 
@@ -817,12 +813,12 @@ class ResponsesEndpoint:
         self.store = store if store is not None else ResponseStore()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw = await read_body(receive)
+        raw = scope[BODY] if BODY in scope else await read_body(receive)  # the guard read (and parsed) it already
         if raw is None:
             return
         try:
             try:
-                body = json.loads(raw or b"null")
+                body = scope[PARSED_BODY] if PARSED_BODY in scope else json.loads(raw or b"null")
             except ValueError:
                 raise ResponsesError("请求体不是合法的 JSON", "the request body is not valid JSON",
                                      code="invalid_json") from None
@@ -839,6 +835,7 @@ class ResponsesEndpoint:
         inner = dict(scope)
         inner.update(path="/v1/chat/completions", raw_path=b"/v1/chat/completions", query_string=b"",
                      headers=headers)
+        inner[BODY], inner[PARSED_BODY] = chat_body, tr.chat  # the chat request, not the Responses one
         sent = False
 
         async def replay() -> Message:

@@ -1,30 +1,30 @@
 """The sidecar as an ASGI app: ``create_app(SidecarConfig(...))``.
 
-Layers, outermost first: Starlette's error handling → :class:`~baicai_sidecar._guard.SidecarGuard` (Host, Origin,
-path, token, body checks — nothing below runs for a refused request) → routes: ``GET /sidecar/status`` for the TUI,
+Layers, outermost first: :class:`~baicai_sidecar._guard.SidecarGuard` (Host, Origin, path, token, body checks —
+nothing below runs for a refused request) → by path: ``GET /sidecar/status`` for the TUI (Starlette),
 ``POST /v1/responses`` to :class:`~baicai_sidecar._responses.ResponsesEndpoint` (translated to a chat request
-for the same proxy), and everything else to the forwarding :class:`~baicai_sidecar._proxy.Proxy`. The lifespan owns the one upstream
-client. Tests pass an explicit upstream URL and key, so they need no keyring.
+for the same proxy), and everything else to the forwarding :class:`~baicai_sidecar._proxy.Proxy`. The lifespan owns
+the one upstream client. Tests pass an explicit upstream URL and key, so they need no keyring.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from baicai_sdk import __version__
 
+from ._asgi import Receive, Scope, Send
 from ._guard import DEFAULT_ALLOWED_ORIGINS, DEFAULT_MAX_BODY, STATUS_PATH, GuardConfig, SidecarGuard, is_loopback_host
 from ._limits import DEFAULT_LIMITS, ServerLimits
 from ._proxy import Proxy, ProxyConfig
@@ -32,7 +32,7 @@ from ._responses import ResponsesEndpoint
 from ._state import DEFAULT_PORT
 from ._tokens import TokenStore
 
-__all__ = ["SidecarConfig", "create_app"]
+__all__ = ["SidecarConfig", "SidecarApp", "create_app"]
 
 
 @dataclass
@@ -102,31 +102,72 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def create_app(config: SidecarConfig) -> Starlette:
-    tokens = config.tokens or TokenStore()
-    verify = config.verify_token or tokens.verify
-    proxy = Proxy(ProxyConfig(
-        upstream=config.upstream, api_key=config.api_key, connect_timeout=config.connect_timeout,
-        read_timeout=config.read_timeout, retry_policy=config.retry_policy, transport=config.transport,
-        meter=config.meter, tier=config.tier, quota=config.quota, http_client=config.http_client,
-    ))
-    started = time.time()
+class SidecarApp:
+    """The sidecar's ASGI app: the lifespan, then every HTTP request through the guard to its endpoint.
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        await proxy.start()
-        # Load the tokenizer now (≈0.3 s), not inside the first app request.
-        from baicai_sdk.integration import get_encoding
+    No framework on the forwarding path: a request the guard lets through goes to the proxy (or the Responses
+    route) by one comparison of its path. Starlette's routing, its two error middlewares and their ``send``
+    wrappers cost CPU on every request and every streamed chunk and decide nothing here — the guard already
+    checked path and method, and uvicorn answers an exception with a 500 as Starlette did. Starlette serves
+    only the cold ``GET /sidecar/status`` (its JSON response)."""
 
-        await anyio.to_thread.run_sync(get_encoding, "cl100k_base")
-        try:
-            yield
-        finally:
-            await proxy.aclose()
+    def __init__(self, config: SidecarConfig) -> None:
+        tokens = config.tokens or TokenStore()
+        self.config = config
+        self.proxy = Proxy(ProxyConfig(
+            upstream=config.upstream, api_key=config.api_key, connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout, retry_policy=config.retry_policy, transport=config.transport,
+            meter=config.meter, tier=config.tier, quota=config.quota, http_client=config.http_client,
+        ))
+        self.responses = ResponsesEndpoint(self.proxy)
+        self.started = time.time()
+        self.status = Starlette(routes=[Route(STATUS_PATH, self._status, methods=["GET"])])
+        self.state = SimpleNamespace(proxy=self.proxy, config=config)
+        """As Starlette's ``app.state``: ``SidecarServer.proxy`` and tests read the proxy here."""
+        self.guard = SidecarGuard(self._route, GuardConfig(
+            verify_token=config.verify_token or tokens.verify, open_access=config.open_access,
+            allowed_origins=config.allowed_origins, extra_hosts=config.extra_hosts, max_body=config.max_body,
+            offload_bytes=config.limits.offload_bytes))
 
-    async def status(request: Request) -> JSONResponse:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.guard(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if path == STATUS_PATH:
+            await self.status(scope, receive, send)
+        elif path in _RESPONSES_PATHS:
+            await self.responses(scope, receive, send)
+        else:
+            await self.proxy(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        """Open the one upstream client at start (and load the tokenizer, ≈0.3 s, not inside the first app
+        request); close it at the end."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.proxy.start()
+                    from baicai_sdk.integration import get_encoding
+
+                    await anyio.to_thread.run_sync(get_encoding, "cl100k_base")
+                except BaseException as exc:
+                    await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
+                    raise
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.proxy.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _status(self, request: Request) -> JSONResponse:
         from baicai_sdk import mask_key
 
+        config = self.config
         windows: Any = None
         windows_error = None
         try:
@@ -134,7 +175,7 @@ def create_app(config: SidecarConfig) -> Starlette:
             windows = _jsonable(config.windows() if config.windows else _windows_default(config.tier))
         except Exception as exc:  # the status page must answer even when the ledger is unreadable
             windows_error = f"{type(exc).__name__}: {exc}"[:200]
-        stats = proxy.stats
+        stats = self.proxy.stats
         return JSONResponse({
             "version": __version__,
             "upstream": config.upstream,
@@ -143,7 +184,7 @@ def create_app(config: SidecarConfig) -> Starlette:
             "tier": config.tier or "unknown",
             "open": config.open_access,
             "app": request.scope.get("baicai.app"),
-            "uptime_s": round(time.time() - started, 3),
+            "uptime_s": round(time.time() - self.started, 3),
             "requests": stats.requests,
             "streams": stats.streams,
             "retries": stats.retries,
@@ -152,18 +193,9 @@ def create_app(config: SidecarConfig) -> Starlette:
             "recent_errors": list(stats.recent_errors),
         })
 
-    guard = GuardConfig(verify_token=verify, open_access=config.open_access,
-                        allowed_origins=config.allowed_origins, extra_hosts=config.extra_hosts,
-                        max_body=config.max_body, offload_bytes=config.limits.offload_bytes)
-    responses = ResponsesEndpoint(proxy)
-    app = Starlette(
-        routes=[Route(STATUS_PATH, status, methods=["GET"]),
-                Route("/v1/responses", endpoint=responses, methods=["POST"]),
-                Route("/responses", endpoint=responses, methods=["POST"]),
-                Route("/{path:path}", endpoint=proxy)],
-        middleware=[Middleware(SidecarGuard, config=guard)],
-        lifespan=lifespan,
-    )
-    app.state.proxy = proxy
-    app.state.config = config
-    return app
+
+_RESPONSES_PATHS = frozenset({"/v1/responses", "/responses"})
+
+
+def create_app(config: SidecarConfig) -> SidecarApp:
+    return SidecarApp(config)
