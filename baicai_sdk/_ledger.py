@@ -143,6 +143,15 @@ _MIGRATIONS: list[str] = [
         ts REAL NOT NULL
     );
     """,
+    # 3: the most completion tokens a row's request can produce (its max_tokens × n, else the model's limit): the
+    # high end of its estimate when its process dies (completion_est is only what the reservation held). And what a
+    # row of a key whose tier is unknown costs if the key is paid (point, low; the high end is cost_high): booked at
+    # ¥0 until the tier is learned, then repriced.
+    """
+    ALTER TABLE requests ADD COLUMN completion_cap INTEGER;
+    ALTER TABLE requests ADD COLUMN paid_cost REAL;
+    ALTER TABLE requests ADD COLUMN paid_cost_low REAL;
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 

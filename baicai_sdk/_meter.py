@@ -8,7 +8,7 @@ relay says is full although we predicted room).
 
 The tier of a key: ``tier=`` given to the Meter (configured), else what a relay code revealed (learned, kept in the
 ledger per key fingerprint), else unknown — predicted with the free tier's limits, and said so; its cost is booked
-as the range [¥0 (free), the paid price].
+at ¥0 (most likely free) with the paid price as the high end, and repriced when the tier is learned.
 
 Relay rules (the hourly limits) apply only where the relay is: a base URL on the relay's host, an address that
 answered like the relay (the emulator's marker header, a relay code), or when the user says so
@@ -123,6 +123,15 @@ def _process_alive(pid: int, started: float | None) -> bool:
         return False
 
 _SWEEP_EVERY = 60.0
+_ESTIMATED = ("cancelled", "dropped", "timeout", "orphaned")
+"""Statuses whose usage the relay did not report: booked as a point estimate within bounds."""
+_TIER_UNKNOWN = "tier unknown: booked as free (¥0), the paid price as the high end"
+_REASONS = {
+    "cancelled": "stream closed early: the relay bills what it generated until it noticed",
+    "dropped": "connection broke mid-answer: the relay bills what it generated",
+    "timeout": "no answer in time after sending: it may have been served and billed",
+    "orphaned": "its process ended before settling: it may have been served and billed",
+}
 _MODEL_CHARS = 100
 """A model name as stored: real ones are far shorter, and a megabyte "model" sent to the sidecar must not land in
 every report."""
@@ -557,14 +566,15 @@ class Meter:
             cur = conn.execute(
                 "INSERT INTO requests (ts, win_ts, key_fp, key_hint, source, app, model, family, endpoint, tier, "
                 "stream, prompt_est, completion_est, images, cost_est, status, counted, win_tokens, pid, host, "
-                "proc_start, server) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+                "proc_start, server, completion_cap) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
                 (
                     now, now, key_fp, _ledger.key_hint(api_key), self.source, app, request.model[:_MODEL_CHARS],
                     request.family,
                     request.endpoint, decision.tier, int(request.stream), request.prompt_tokens,
                     request.max_completion_tokens, request.images, request.estimated_cost(self.catalog),
                     counted, window_tokens, pid, host, started, server,
+                    self.completion_limit(request) if request.endpoint in ("chat", "completions") else None,
                 ),
             )
             conn.execute("COMMIT")
@@ -678,20 +688,22 @@ class Meter:
         try:
             row = conn.execute(
                 "SELECT ts, win_ts, counted, win_tokens, key_fp, model, family, endpoint, tier, prompt_est, "
-                "completion_est, images, stream FROM requests WHERE id = ? AND status IN ('pending', 'expired')",
+                "completion_est, images, stream, completion_cap FROM requests "
+                "WHERE id = ? AND status IN ('pending', 'expired')",
                 (row_id,),
             ).fetchone()
             if row is None:
                 conn.execute("COMMIT")
                 return  # settled already (by another process's sweep, say): nothing changed
             (ts, old_win_ts, old_counted, old_tokens, key_fp, model, family, endpoint, row_tier, prompt_est,
-             completion_est, est_images, row_stream) = row
+             completion_est, est_images, row_stream, completion_cap) = row
             old_win_ts = float(old_win_ts if old_win_ts is not None else ts)
             if info is None:
                 from ._quota import RequestInfo as _Info
 
                 info = _Info(endpoint=endpoint, model=model, family=family, prompt_tokens=int(prompt_est or 0),
-                             max_completion_tokens=int(completion_est or 0), max_tokens_given=True,
+                             max_completion_tokens=int(completion_cap if completion_cap is not None
+                                                       else completion_est or 0), max_tokens_given=True,
                              images=int(est_images or 0), stream=bool(row_stream))
             values = self._outcome(
                 info, key_fp=key_fp, row_tier=row_tier, decision=decision, status=status,
@@ -710,13 +722,15 @@ class Meter:
                 "UPDATE requests SET settled_at = ?, prompt_tokens = ?, completion_tokens = ?, images = ?, cost = ?, "
                 "status = ?, relay_code = ?, http_status = ?, latency_ms = ?, counted = ?, win_tokens = ?, "
                 "stream = COALESCE(?, stream), win_ts = ?, measured = ?, cost_low = ?, cost_high = ?, "
-                "completion_low = ?, completion_high = ?, estimate_reason = ?, tier = ? WHERE id = ?",
+                "completion_low = ?, completion_high = ?, estimate_reason = ?, tier = ?, paid_cost = ?, paid_cost_low = ? "
+                "WHERE id = ?",
                 (
                     self.clock(), values["prompt"], values["completion"], values["images"], values["cost"], status,
                     relay_code, http_status, None if latency_ms is None else int(latency_ms), new_counted,
                     values["win_tokens"], None if stream is None else int(stream), new_win_ts,
                     int(values["measured"]), values["cost_low"], values["cost_high"], values["completion_low"],
-                    values["completion_high"], values["reason"], values["tier"], row_id,
+                    values["completion_high"], values["reason"], values["tier"], values["paid_cost"],
+                    values["paid_cost_low"], row_id,
                 ),
             )
             if values["learned_paid"]:
@@ -734,6 +748,38 @@ class Meter:
         view.wrote_row(before, family, (old_win_ts, int(int(old_counted) == 1), int(old_tokens)),
                        (new_win_ts, int(new_counted == 1), int(values["win_tokens"])))
 
+    def _estimate(self, info: RequestInfo, *, status: str, seen: int, answer_read: bool,
+                  conn: sqlite3.Connection) -> tuple[int, int, int, bool, str]:
+        """(point, low, high completion tokens, whether it may never have been served, reason) of a row whose usage the relay did not
+        report: the point is the most likely billed figure given what the relay does (docs/internals.md,
+        "Row statuses"), the bounds what it can have billed at all.
+
+        The relay counts a request when it arrives and bills what the model generated; its upstream call does not
+        stop because the client left. A non-streamed answer is generated and billed in full. A stream stops when
+        the relay notices the client has gone, at its next writes: soon after the client left."""
+        limit = max(seen, self.completion_limit(info))
+        typical = self.typical_completion(info.model, conn=conn) if info.endpoint != "images" else None
+        usual = min(limit, typical) if typical is not None else None
+        reason = _REASONS.get(status, "usage not reported: estimated")
+        if answer_read and status != "orphaned":
+            # Part of the answer came. Cancelled: the relay had generated more than the app read before it noticed
+            # the close (a short answer is complete by then), so this machine's typical answer, never less than
+            # what was read. Dropped (the relay or the network ended it): what arrived is what was sent.
+            point = max(seen, usual or seen) if status == "cancelled" else seen
+            return point, seen, limit, False, reason
+        # Nothing of the answer was read (a timeout, a connection closed or a caller that gave up before the
+        # answer, a process that died): it may never have been served (low: ¥0), else the relay billed the
+        # prompt and what it generated.
+        if status == "orphaned":
+            # It died at an unknown moment: a non-streamed request is served in full regardless; a stream was cut
+            # when the process died, on average halfway through a typical answer.
+            point = (usual or 0) if not info.stream else (usual or 0) // 2
+        else:
+            # The client left before the answer: a non-streamed one is served in full anyway; a stream stops at
+            # the relay's first writes (the prompt and a token or so).
+            point = (usual or 0) if not info.stream else 0
+        return point, 0, limit, True, reason
+
     def _outcome(
         self, info: RequestInfo, *, key_fp: str, row_tier: str | None, decision: Decision | None, status: str,
         prompt_tokens: int | None, completion_tokens: int | None, images: int | None, relay_code: int | None,
@@ -749,32 +795,22 @@ class Meter:
             counted = not (relay_code is not None or status == "failed")
         reason = None
         low = high = point = seen
-        if status in ("cancelled", "dropped", "timeout", "orphaned") or not measured:
+        maybe_unserved = False
+        if status in _ESTIMATED or not measured:
             measured = False
-            limit = max(seen, self.completion_limit(info))
-            typical = self.typical_completion(info.model, conn=conn) if info.endpoint != "images" else None
-            high = limit
-            low = seen if status in ("cancelled", "dropped") else 0
-            point = min(high, max(seen, typical if typical is not None else seen))
-            reason = {
-                "cancelled": "stream closed early: the relay bills what it generated until it noticed",
-                "dropped": "connection broke mid-answer: the relay bills what it generated",
-                "timeout": "no answer in time after sending: it may have been served and billed",
-                "orphaned": "its process ended before settling: it may have been served and billed",
-            }.get(status, "usage not reported: estimated")
-            if status in ("timeout", "orphaned") and prompt_tokens is None:
-                prompt = info.prompt_tokens
+            point, low, high, maybe_unserved, reason = self._estimate(
+                info, status=status, seen=seen, answer_read=completion_tokens is not None, conn=conn)
         # The tier this answer shows: a paid-only model that worked means a paid key, priced as such now.
         tier = row_tier or (decision.tier if decision else None)
         learned_paid = bool(status == "ok" and counted and self.catalog.allowed_on_free(info.model) is False)
         if learned_paid:
             tier = "paid"
-        prompt_low = 0 if status in ("timeout", "orphaned") else prompt
-        cost = cost_low = cost_high = None
+        cost = cost_low = cost_high = paid_cost = paid_cost_low = None
         if counted:
             cost = self._actual_cost(info, prompt, point, n_images)
             cost_high = self._actual_cost(info, prompt, high, n_images if n_images else info.images)
-            cost_low = self._actual_cost(info, prompt_low, low, 0 if status in ("timeout", "orphaned") else n_images)
+            cost_low = (0.0 if maybe_unserved and info.endpoint == "images"
+                        else self._actual_cost(info, 0 if maybe_unserved else prompt, low, n_images))
         else:
             cost = cost_low = cost_high = 0.0
         if counted and status == "error" and (http_status or 0) >= 400 and relay_code is None:
@@ -782,15 +818,18 @@ class Meter:
         if tier == "free":
             cost = cost_low = cost_high = 0.0  # the free membership is free: the relay bills nothing
         elif tier not in ("paid", "free") and cost is not None:
-            # Nobody knows the key's tier: free costs ¥0, paid the price. Booked as that range.
-            cost_low = 0.0
+            # Nobody knows the key's tier. A key that has done nothing only a paid key can (a paid-only model, a
+            # paid-tier code) is most likely free: booked at ¥0, the paid price as the high end, and repriced when
+            # its tier is learned (_learn_tier).
+            paid_cost, paid_cost_low = cost, cost_low
+            cost = cost_low = 0.0
             measured = False
-            reason = (reason + "; " if reason else "") + "tier unknown: ¥0 if free, the paid price if paid"
+            reason = (reason + "; " if reason else "") + _TIER_UNKNOWN
         return {
             "prompt": prompt, "completion": point, "images": n_images, "cost": cost, "cost_low": cost_low,
             "cost_high": cost_high, "completion_low": low, "completion_high": high, "measured": measured,
             "reason": reason, "counted": int(counted), "win_tokens": (prompt + point) if counted else 0,
-            "tier": tier, "learned_paid": learned_paid,
+            "tier": tier, "learned_paid": learned_paid, "paid_cost": paid_cost, "paid_cost_low": paid_cost_low,
         }
 
     @degrades
@@ -800,13 +839,34 @@ class Meter:
         self._conn().execute("DELETE FROM requests WHERE id = ? AND status IN ('failed', 'error')", (row_id,))
 
     def _learn_tier(self, conn: sqlite3.Connection, key_fp: str, tier: str, code: int | None) -> None:
-        """Remember what the relay revealed: a code (40020 → free), or a paid-only model that worked (→ paid)."""
+        """Remember what the relay revealed: a code (40020 → free), or a paid-only model that worked (→ paid).
+
+        The key's rows booked while its tier was unknown are repriced: at ¥0 for free; at the paid price they
+        carry for paid (a key topped up long after its first requests has those repriced too: the ledger cannot
+        tell when the top-up happened, and the paid price was their high end all along)."""
         conn.execute(
             "INSERT INTO learned_tiers (key_fp, tier, code, ts) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(key_fp) DO UPDATE SET tier = excluded.tier, code = excluded.code, ts = excluded.ts",
             (key_fp, tier, code, self.clock()),
         )
         self._view(conn).tiers[key_fp] = tier
+        unknown = ("key_fp = ? AND (tier IS NULL OR tier = 'unknown') "
+                   "AND status NOT IN ('pending', 'expired')")
+        strip = ("CASE WHEN estimate_reason = ? THEN NULL ELSE REPLACE(estimate_reason, '; ' || ?, '') END")
+        if tier == "paid":
+            conn.execute(
+                f"UPDATE requests SET tier = 'paid', cost = COALESCE(paid_cost, cost), "
+                f"cost_low = COALESCE(paid_cost_low, cost_low), measured = (estimate_reason = ?), "
+                f"estimate_reason = {strip}, paid_cost = NULL, paid_cost_low = NULL WHERE {unknown}",
+                (_TIER_UNKNOWN, _TIER_UNKNOWN, _TIER_UNKNOWN, key_fp),
+            )
+        elif tier == "free":
+            conn.execute(
+                f"UPDATE requests SET tier = 'free', cost = CASE WHEN cost IS NULL THEN NULL ELSE 0 END, "
+                f"cost_low = 0, cost_high = 0, measured = (estimate_reason = ?), estimate_reason = {strip}, "
+                f"paid_cost = NULL, paid_cost_low = NULL WHERE {unknown}",
+                (_TIER_UNKNOWN, _TIER_UNKNOWN, _TIER_UNKNOWN, key_fp),
+            )
 
     def _actual_cost(self, info: RequestInfo, prompt: int, completion: int, images: int) -> float | None:
         if info.endpoint == "images":

@@ -5,7 +5,7 @@
 One emulator, one fresh BAICAI_HOME, free and paid keys on one machine. Phases: plain and streamed paid requests
 (with and without max_tokens), streams closed after two chunks, relay errors inside streams, read timeouts, images,
 a free key's concurrent requests without max_tokens (wait mode), and a process killed with SIGKILL mid-stream.
-Prints the emulator's bill for the paid key against the ledger's point figure and [low, high]; requests the gate let
+Prints the emulator's bill (both keys) against the ledger's point figure and [low, high]; requests the gate let
 through that the relay refused for quota; local refusals; whether the paid key was ever refused.
 """
 
@@ -76,7 +76,7 @@ def main() -> int:
                     pass
             except Exception:
                 pass
-        emu.configure(faults="latency=0.6", reply_tokens=16)
+        emu.configure(faults="slow=0.6", reply_tokens=16)  # a relay serves and bills what a client gave up on
         slow = Baicai(api_key=emu.paid_key, base_url=emu.base_url, tier="paid", max_retries=0, timeout=0.2)
         for _ in range(5):  # read timeouts after sending
             ask(slow, "paid", model="gpt-4", max_tokens=20)
@@ -108,11 +108,11 @@ def main() -> int:
         elapsed = time.monotonic() - started
 
         records = emu.state.relay_requests()
-        bill = emu.state.spent(emu.paid_key)
+        bill = sum(emu.state.spent(k) for k in (emu.paid_key, emu.free_key))
         totals = UsageStore().summary()
         relay_quota = [r for r in records if r.relay_code in QUOTA_CODES]
         print(f"requests attempted: {sent} in {elapsed:.1f} s; reached the relay: {len(records)}")
-        print(f"paid key bill (emulator): ¥{bill:.4f}")
+        print(f"bill (emulator, both keys): ¥{bill:.4f}")
         print(f"ledger: point ¥{totals.cost_cny:.4f} (measured ¥{totals.cost_measured:.4f} + estimated "
               f"¥{totals.cost_estimated:.4f}); range [¥{totals.cost_low:.4f}, ¥{totals.cost_high:.4f}]")
         inside = totals.cost_low - 1e-9 <= bill <= totals.cost_high + 1e-9

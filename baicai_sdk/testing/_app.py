@@ -93,6 +93,8 @@ class _Request:
     tier: str = ""
     wants_stream: bool = False
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
+    abandoned: bool = False
+    """The client left before the answer began (``slow`` fault): served and billed anyway."""
 
     def json(self) -> dict[str, Any]:
         if not self.body.strip():
@@ -207,6 +209,8 @@ class RelayEmulator:
         watcher = asyncio.ensure_future(_watch_disconnect(receive, req.disconnected))
         try:
             await self._dispatch(req)
+            if req.abandoned and req.record.outcome == "ok":
+                req.record.outcome = "abandoned"  # served (and billed) after the client had gone
         except _RelayError as exc:
             await self._send_relay_error(req, exc.code)
         except _OpenAIError as exc:
@@ -227,6 +231,11 @@ class RelayEmulator:
                 req.record.outcome = "cancelled"
                 req.record.status = 499
                 return
+        if faults.slow > 0:
+            # The upstream model is slow, and the relay does not stop when its client leaves: what it serves is
+            # billed though nobody reads it (an app's read timeout is a bill, not a refund).
+            await asyncio.sleep(faults.slow)
+            req.abandoned = req.disconnected.is_set()
         method, path = req.scope["method"], req.scope["path"].rstrip("/") or "/"
         handler = self._route(method, path)
         if handler is None:

@@ -4,7 +4,11 @@ The fault spec is a short string so that a flag (``--faults``), an env var and `
 all carry it. Syntax: comma-separated ``name=value`` pairs, whitespace ignored::
 
     busy=0.2         each relay request answers -1 (system busy) with probability 0.2 (seeded RNG)
-    latency=0.1      add 0.1 s before every relay answer
+    latency=0.1      add 0.1 s before every relay answer; a client that leaves meanwhile is not served or billed
+                     (a relay that stops before the model ran)
+    slow=0.6         the model takes 0.6 s before answering, and a client that leaves meanwhile is served and billed
+                     anyway, as a real relay does (its upstream call keeps running): a non-streamed answer in full,
+                     a stream for what was generated until the relay noticed the client had gone
     chunk_delay=0.05 sleep 0.05 s between stream chunks (also a config field of its own)
     truncate=3       streams stop after 3 content chunks: no finish chunk, no usage, no ``[DONE]``
     reset=3          streams break the connection after 3 content chunks (the client sees a dropped read)
@@ -63,6 +67,7 @@ class Faults:
 
     busy: float = 0.0
     latency: float = 0.0
+    slow: float = 0.0
     chunk_delay: float = 0.0
     truncate: int | None = None
     reset: int | None = None
@@ -88,7 +93,7 @@ class Faults:
                     f"unknown fault setting {part!r} (known: {', '.join(types)}; e.g. busy=0.2,reset=3)"
                 )
             try:
-                values[name] = float(raw) if name in ("busy", "latency", "chunk_delay") else int(raw)
+                values[name] = float(raw) if name in ("busy", "latency", "slow", "chunk_delay") else int(raw)
             except ValueError:
                 raise FaultSpecError(
                     f"故障设置 {name} 的值 {raw!r} 不是数字 / the value {raw!r} of fault {name} is not a number"

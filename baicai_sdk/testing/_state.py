@@ -44,7 +44,8 @@ class RequestRecord:
     key_tier: str | None = None
     outcome: str = "ok"
     """``ok`` or ``error``; ``cancelled`` when the client left during the ``latency`` fault (status 499, nothing
-    billed); for streams also ``truncated``, ``reset``, ``stream_error``, ``disconnected``."""
+    billed); ``abandoned`` when it left during the ``slow`` fault and was served and billed anyway; for streams also
+    ``truncated``, ``reset``, ``stream_error``, ``disconnected``."""
 
     @property
     def key_masked(self) -> str | None:

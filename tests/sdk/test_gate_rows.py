@@ -29,6 +29,7 @@ from baicai_sdk._meter import Meter, Reservation, describe_request
 from baicai_sdk._paths import ledger_path
 from baicai_sdk._quota import Decision
 from baicai_sdk._usage import UsageStore
+from baicai_sdk.testing import wait_until
 
 
 def _ask(client: Baicai, model: str = "gpt-3.5-turbo", text: str = "hi", **kw: Any) -> Any:
@@ -133,11 +134,35 @@ def test_read_timeout_after_sending_is_counted_and_booked_as_maybe_billed(emulat
     assert "may have been served" in row["estimate_reason"] and row["cost_low"] == 0
     windows = {w.family: w for w in UsageStore().windows(tier="paid") if w.scope == "ip"}
     assert windows["gpt-4"].requests_used == 1  # the relay counted it: so do we
-    # This emulator's latency fault models a relay that stops when the client leaves before the model ran
-    # (nothing billed, issue 14); a relay that had started bills up to the high end. Both are inside the bounds.
+    # The latency fault models a relay that stops when the client leaves before the model ran (nothing billed,
+    # issue 14): inside the bounds.
     _settle_wait(lambda: all(r.status for r in emulator.state.relay_requests()), timeout=3)
     (record,) = emulator.state.relay_requests()
     assert row["cost_low"] <= record.cost <= row["cost_high"]
+
+
+def test_a_timed_out_request_is_booked_at_what_a_relay_that_serves_it_anyway_bills(emulator: Any) -> None:
+    client = Baicai(api_key=emulator.paid_key, base_url=emulator.base_url, tier="paid", max_retries=0)
+    for i in range(5):  # this machine's typical gpt-4 answer
+        _ask(client, model="gpt-4", text=f"seed {i}", max_tokens=50)
+    emulator.configure(faults="slow=0.5")  # the relay keeps serving after the client gave up, and bills it
+    impatient = Baicai(api_key=emulator.paid_key, base_url=emulator.base_url, tier="paid", max_retries=0,
+                       timeout=0.15)
+    with pytest.raises(openai.APITimeoutError):
+        _ask(impatient, model="gpt-4", text="plain", max_tokens=50)
+    with pytest.raises(openai.APITimeoutError):
+        _ask(impatient, model="gpt-4", text="streamed", max_tokens=50, stream=True)
+    records = wait_until(lambda: (lambda rs: rs if len(rs) == 7 and all(r.status for r in rs) else None)(
+        emulator.state.relay_requests()), timeout=5, what="both served")
+    plain, streamed = records[5:]
+    assert (plain.outcome, streamed.outcome) == ("abandoned", "disconnected")
+    timeouts = _rows("status = 'timeout'")
+    assert [r["stream"] for r in timeouts] == [0, 1]
+    # Non-streamed: served in full (the typical answer); a stream: stopped at the relay's first writes.
+    assert timeouts[0]["cost"] == pytest.approx(plain.cost)
+    assert timeouts[1]["cost"] <= streamed.cost <= timeouts[1]["cost"] + 2 * 0.5 / 1000
+    for row, record in zip(timeouts, (plain, streamed)):
+        assert row["cost_low"] == 0 <= record.cost <= row["cost_high"]
 
 
 # ---- case 6: a killed process --------------------------------------------------------------------------------
@@ -252,7 +277,31 @@ def test_unknown_tier_is_booked_as_a_range(emulator: Any) -> None:
     _ask(Baicai(api_key=emulator.free_key, base_url=emulator.base_url), max_tokens=5)
     (row,) = _rows()
     assert row["tier"] == "unknown" and row["measured"] == 0 and "tier unknown" in row["estimate_reason"]
-    assert row["cost_low"] == 0 and row["cost_high"] == pytest.approx(row["cost"]) and row["cost"] > 0
+    # Nothing only a paid key can do: most likely free (¥0, which the emulator billed), the paid price the high end.
+    assert row["cost"] == row["cost_low"] == 0 and row["cost_high"] > 0
+    assert emulator.state.spent(emulator.free_key) == 0
+
+
+@pytest.mark.parametrize("tier", ["paid", "free"])
+def test_rows_of_an_unknown_tier_are_repriced_when_the_tier_is_learned(emulator: Any, tier: str) -> None:
+    key = emulator.paid_key if tier == "paid" else emulator.free_key
+    client = Baicai(api_key=key, base_url=emulator.base_url, max_retries=0)
+    for i in range(3):
+        _ask(client, text=f"before {i}", max_tokens=5)
+    assert {r["cost"] for r in _rows()} == {0.0}
+    if tier == "paid":
+        _ask(client, model="gpt-4", max_tokens=5)  # a paid-only model that works: the key is paid
+    else:
+        Meter().observe(key, "gpt-3.5-turbo", 40020)  # a free tier's code
+    rows = _rows()
+    billed = {r.model: 0.0 for r in emulator.state.relay_requests()}
+    for r in emulator.state.relay_requests():
+        billed[r.model or ""] += r.cost
+    booked = sum(r["cost"] for r in rows if r["model"] == "gpt-3.5-turbo")
+    assert booked == pytest.approx(billed["gpt-3.5-turbo"]) and {r["tier"] for r in rows} == {tier}
+    assert {r["measured"] for r in rows} == {1} and {r["estimate_reason"] for r in rows} == {None}
+    assert all(r["cost_low"] == r["cost"] == r["cost_high"] for r in rows)
+    assert (booked > 0) == (tier == "paid")
 
 
 def test_estimate_honours_the_tier(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
