@@ -113,6 +113,10 @@ def _measured(key: str, base: str, *, timeout: float, transport: Any, now: float
     today = dt.date.fromtimestamp(now)
     params = {"start_date": "2023-01-01", "end_date": (today + dt.timedelta(days=1)).isoformat()}
     failures: list[str] = []
+    if transport is None:  # routed by the proxy variables like every SDK request; no CA bundle for http://
+        from ._transport._proxies import _EnvProxyTransport
+
+        transport = _EnvProxyTransport()
     with httpx2.Client(timeout=timeout, headers=headers, transport=transport) as client:
         for root in bases:
             try:
