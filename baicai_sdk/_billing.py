@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._text import tr
+
 if TYPE_CHECKING:
     import httpx2
 
@@ -43,7 +45,7 @@ class Balance:
 
     @property
     def label(self) -> str:
-        return "实测 / measured" if self.measured else "估算 / estimated"
+        return tr("实测", "measured") if self.measured else tr("估算", "estimated")
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "label": self.label}
@@ -139,7 +141,7 @@ def _measured(key: str, base: str, *, timeout: float, transport: Any, now: float
             used = total / 100.0
             return Balance(
                 amount_cny=round(granted - used, 6), measured=True, source="relay", as_of=now,
-                detail="中转计费接口（按人民币计） / the relay's billing endpoints (amounts taken as CNY)",
+                detail=tr("中转计费接口（按人民币计）", "the relay's billing endpoints (amounts taken as CNY)"),
                 granted_cny=granted, used_cny=used,
             )
     raise _Unavailable("; ".join(failures) or "no answer")
@@ -160,8 +162,8 @@ def estimated_balance(
         if not topups:
             return Balance(
                 amount_cny=None, measured=False, source="none", as_of=now,
-                detail=f"中转未提供余额{why}，且未记录充值：运行 baicai usage topup 金额 / the relay gave no "
-                f"balance{why_en} and no top-up is recorded: run `baicai usage topup AMOUNT`",
+                detail=tr(f"中转未提供余额{why}，且未记录充值：运行 baicai usage topup 金额",
+                          f"the relay gave no balance{why_en} and no top-up is recorded: run `baicai usage topup AMOUNT`"),
             )
         granted = sum(amount for _, amount, _ in topups)
         spent, unpriced = store.spend(since=topups[0][0])
@@ -169,8 +171,8 @@ def estimated_balance(
         note_en = f"; {unpriced} requests of unpriced models not included" if unpriced else ""
         return Balance(
             amount_cny=round(granted - spent, 6), measured=False, source="ledger", as_of=now,
-            detail=f"估算：记录的充值减去本机账本消费{why}{note_zh} / estimated: recorded top-ups minus this "
-            f"machine's ledger spend{why_en}{note_en}",
+            detail=tr(f"估算：记录的充值减去本机账本消费{why}{note_zh}",
+                      f"estimated: recorded top-ups minus this machine's ledger spend{why_en}{note_en}"),
             granted_cny=granted, used_cny=spent,
         )
     finally:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ._text import Text
+
 __all__ = ["RelayCode", "RELAY_CODES", "relay_code"]
 
 Group = Literal[
@@ -43,12 +45,12 @@ class RelayCode:
     """The model family whose hourly window the code speaks of, for limit codes."""
 
     @property
-    def hint(self) -> str:
-        return f"{self.hint_zh} / {self.hint_en}"
+    def hint(self) -> Text:
+        return Text(self.hint_zh, self.hint_en)
 
     @property
-    def message(self) -> str:
-        return f"{self.message_zh} / {self.message_en}"
+    def message(self) -> Text:
+        return Text(self.message_zh, self.message_en)
 
 
 _WAIT_ZH = "等待一小时窗口释放额度后再试"

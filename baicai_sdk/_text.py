@@ -1,9 +1,16 @@
 """Bilingual text: a Chinese and an English half, shown as the user's language setting says.
 
-The setting: ``BAICAI_LANG`` (``zh``, ``en`` or ``both``; ``zh_CN``-style values count by their prefix), else the
-locale (``LC_ALL`` > ``LC_MESSAGES`` > ``LANG``): a Chinese locale shows Chinese, an English one English, and any
-other (``C``, ``POSIX``, unset) both, Chinese first — ``中文 / English``. Read when a text is shown, so a process
-that changes ``BAICAI_LANG`` sees it at once. The English half is what logs keep (:attr:`Text.en`).
+Every message a person reads — errors, hints, the CLI, the sidecar's console, the TUI's labels — is a :class:`Text`
+(or :func:`tr`, its one-line form for a label), so one setting decides the language everywhere:
+
+1. a choice made inside the program (:func:`set_lang`: the TUI's ``--lang`` and its language key);
+2. ``BAICAI_LANG`` (``zh``, ``en`` or ``both``; ``zh_CN``-style values count by their prefix);
+3. the locale (``LC_ALL`` > ``LC_MESSAGES`` > ``LANG``): a Chinese locale shows Chinese, an English one English;
+4. any other locale (``C``, ``POSIX``, ``de_DE``, unset — containers, CI, a bare ssh session) says nothing about
+   who reads the output, so both are shown, Chinese first — ``中文 / English`` — as the project's errors always were.
+
+Read when a text is shown, so a process that changes the setting sees it at once. The English half is what logs
+keep (:attr:`Text.en`), whatever the setting.
 """
 
 from __future__ import annotations
@@ -12,10 +19,13 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Lang", "Text", "current_lang"]
+__all__ = ["LANGS", "Lang", "Text", "current_lang", "set_lang", "tr"]
 
 Lang = Literal["zh", "en", "both"]
+LANGS: tuple[Lang, ...] = ("both", "zh", "en")
 SEPARATOR = " / "
+
+_chosen: Lang | None = None  # set_lang's choice; None: the environment decides
 
 
 def _lang_of(value: str) -> Lang | None:
@@ -29,8 +39,18 @@ def _lang_of(value: str) -> Lang | None:
     return None
 
 
+def set_lang(lang: str | None) -> Lang:
+    """Choose the language for this process (the TUI's ``--lang`` and language key); ``None`` or an unknown value
+    gives the choice back to ``BAICAI_LANG`` and the locale. Returns the language now in effect."""
+    global _chosen
+    _chosen = _lang_of(lang) if lang else None
+    return current_lang()
+
+
 def current_lang() -> Lang:
     """The language texts are shown in now (see the module's docstring)."""
+    if _chosen is not None:
+        return _chosen
     chosen = _lang_of(os.environ.get("BAICAI_LANG", ""))
     if chosen is not None:
         return chosen
@@ -48,16 +68,28 @@ class Text:
     zh: str
     en: str
 
-    def render(self, lang: Lang | None = None) -> str:
+    def render(self, lang: Lang | None = None, *, sep: str = SEPARATOR) -> str:
+        """The text in ``lang`` (default: :func:`current_lang`); ``sep`` joins the halves when both are shown."""
         lang = lang or current_lang()
         if lang == "zh":
             return self.zh
         if lang == "en":
             return self.en
-        return f"{self.zh}{SEPARATOR}{self.en}"
+        return f"{self.zh}{sep}{self.en}"
 
     def __str__(self) -> str:
         return self.render()
 
-    def __add__(self, other: Text) -> Text:
+    def __add__(self, other: Text | str) -> Text:
+        """Join two texts half by half; a plain string (a path, a number) joins both halves."""
+        if isinstance(other, str):
+            return Text(self.zh + other, self.en + other)
         return Text(self.zh + other.zh, self.en + other.en)
+
+    def __radd__(self, other: str) -> Text:
+        return Text(other + self.zh, other + self.en)
+
+
+def tr(zh: str, en: str, *, sep: str = SEPARATOR) -> str:
+    """``str(Text(zh, en))``: a label or a line printed at once, in the current language."""
+    return Text(zh, en).render(sep=sep)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit, urlunsplit
 
+from ._text import Text
+
 __all__ = [
     "DEFAULT_BASE_URL",
     "OPENAI_HOST",
@@ -48,41 +50,41 @@ def is_openai_url(url: str) -> bool:
     return host == OPENAI_HOST
 
 
-def normalise_base_url(url: str) -> tuple[str, list[str]]:
+def normalise_base_url(url: str) -> tuple[str, list[Text]]:
     """Return the relay base URL ``url`` should have been, and what was changed (empty when nothing was).
 
     Rules: surrounding spaces dropped; a missing scheme becomes ``https://``; the host is lower-cased; a pasted
     endpoint path (``/chat/completions``…) is cut off; ``/v1/v1`` collapses to ``/v1``; trailing slashes go; and
     ``/v1`` is added when the path does not end with it. Query strings and fragments are dropped (openai would
-    append paths after them). Each change is a short bilingual phrase for ``format_changes``.
+    append paths after them). Each change is a short :class:`Text` for ``format_changes``.
 
-    >>> normalise_base_url("https://api.baicaigpt.com/v1/v1/")
-    ('https://api.baicaigpt.com/v1', ['去掉重复的 /v1 / removed a repeated /v1', '去掉末尾斜杠 / removed the trailing slash'])
+    >>> normalise_base_url("https://api.baicaigpt.com/v1/v1/")[1][0].en
+    'removed a repeated /v1'
     """
-    changes: list[str] = []
+    changes: list[Text] = []
     text = url.strip()
     if text != url:
-        changes.append("去掉首尾空白 / removed surrounding spaces")
+        changes.append(Text("去掉首尾空白", "removed surrounding spaces"))
     if not text:
-        raise ValueError("API_BASE 为空 / the base URL is empty")
+        raise ValueError(Text("API_BASE 为空", "the base URL is empty"))
     if "://" not in text:
         # a local sidecar or emulator speaks plain http; anything else is the relay or a proxy in front of it
         scheme_guess = "http" if _LOOPBACK.match(text.lstrip("/")) else "https"
         text = f"{scheme_guess}://" + text.lstrip("/")
-        changes.append(f"补上 {scheme_guess}:// / added {scheme_guess}://")
+        changes.append(Text(f"补上 {scheme_guess}://", f"added {scheme_guess}://"))
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise ValueError(
-            f"API_BASE 必须以 http:// 或 https:// 开头：{text!r} / the base URL must start with http:// or https://"
+            Text(f"API_BASE 必须以 http:// 或 https:// 开头：{text!r}", f"the base URL must start with http:// or https://: {text!r}")
         )
     if not parts.netloc:
-        raise ValueError(f"API_BASE 缺少主机名：{text!r} / the base URL has no host name")
+        raise ValueError(Text(f"API_BASE 缺少主机名：{text!r}", f"the base URL has no host name: {text!r}"))
     netloc = parts.netloc.lower() if "@" not in parts.netloc else parts.netloc
     if netloc != parts.netloc:
-        changes.append("主机名改为小写 / lower-cased the host name")
+        changes.append(Text("主机名改为小写", "lower-cased the host name"))
     if parts.query or parts.fragment:
-        changes.append("去掉 ? 或 # 之后的部分 / removed the query or fragment")
+        changes.append(Text("去掉 ? 或 # 之后的部分", "removed the query or fragment"))
 
     path = parts.path
     trimmed = path.rstrip("/")
@@ -93,23 +95,23 @@ def normalise_base_url(url: str) -> tuple[str, list[str]]:
     for suffix in _ENDPOINT_SUFFIXES:
         if lowered.endswith(suffix) and len(path) > len(suffix):
             path = path[: -len(suffix)].rstrip("/")
-            changes.append(f"去掉接口路径 {suffix} / removed the endpoint path {suffix}")
+            changes.append(Text(f"去掉接口路径 {suffix}", f"removed the endpoint path {suffix}"))
             break
     collapsed = _REPEATED_V1.sub("/v1", path)
     if collapsed != path:
-        changes.append("去掉重复的 /v1 / removed a repeated /v1")
+        changes.append(Text("去掉重复的 /v1", "removed a repeated /v1"))
         path = collapsed
     if had_trailing_slash:
-        changes.append("去掉末尾斜杠 / removed the trailing slash")
+        changes.append(Text("去掉末尾斜杠", "removed the trailing slash"))
     if not path.endswith("/v1"):
         path = path + "/v1"
-        changes.append("补上 /v1 / added /v1")
+        changes.append(Text("补上 /v1", "added /v1"))
     return urlunsplit((scheme, netloc, path, "", "")), changes
 
 
-def format_changes(original: str, normalised: str, changes: list[str]) -> str:
+def format_changes(original: str, normalised: str, changes: list[Text]) -> Text:
     """The one-line warning shown when ``normalise_base_url`` changed something."""
-    return (
-        f"API_BASE 已自动修正为 {normalised}（{'；'.join(c.split(' / ', 1)[0] for c in changes)}）"
-        f" / base URL {original.strip()!r} corrected to {normalised} ({'; '.join(c.split(' / ', 1)[-1] for c in changes)})"
+    return Text(
+        f"API_BASE 已自动修正为 {normalised}（{'；'.join(c.zh for c in changes)}）",
+        f"base URL {original.strip()!r} corrected to {normalised} ({'; '.join(c.en for c in changes)})",
     )

@@ -55,8 +55,12 @@ __all__ = [
     "relay_error_body",
     "relay_error_message",
     # bilingual text shown per BAICAI_LANG, else the locale
+    "LANGS",
+    "Lang",
     "Text",
     "current_lang",
+    "set_lang",
+    "tr",
     # keys and secrets
     "KeyStoreError",
     "redact",
@@ -106,8 +110,12 @@ _LAZY: dict[str, str] = {
     "error_body": "._transport._wire",
     "relay_error_body": "._transport._wire",
     "relay_error_message": "._transport._wire",
+    "LANGS": "._text",
+    "Lang": "._text",
     "Text": "._text",
     "current_lang": "._text",
+    "set_lang": "._text",
+    "tr": "._text",
     "KeyStoreError": "._keys",
     "redact": "._transport._wire",
     "relay_code": "._codes",
@@ -139,7 +147,7 @@ if _typing.TYPE_CHECKING:
     from ._paths import config_dir, data_dir, ledger_path
     from ._probe import Check, probe_relay
     from ._serving import BackgroundServer, bind_socket, serve_forever
-    from ._text import Text, current_lang
+    from ._text import LANGS, Lang, Text, current_lang, set_lang, tr
     from ._tokens import get_encoding
     from ._transport import env_proxy_for
     from ._transport._metered import STREAM_TALLY

@@ -32,6 +32,9 @@ def baicai_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost,::1")
     monkeypatch.setenv("BAICAI_LANG", "both")  # messages in both languages, whatever the developer's locale
+    from baicai_sdk.integration import set_lang
+
+    set_lang(None)  # and no language chosen in-process by an earlier test (the TUI's --lang, its language key)
     return home
 
 

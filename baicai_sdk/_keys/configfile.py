@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _files
+from .._text import Text
 from .errors import ConfigCorrupt, KeyStoreError
 
 _CONFIG_VERSION = 1
@@ -30,7 +31,7 @@ def _atomic_write_json(path: Path, data: Any) -> None:
     _files.atomic_write(path, text.encode("utf-8"), secret=True)
 
 
-def _read_json(path: Path, what_zh: str, what_en: str) -> dict[str, Any] | None:
+def _read_json(path: Path, what: Text) -> dict[str, Any] | None:
     """The file's JSON object, None when it does not exist, ``ConfigCorrupt`` when it is damaged."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -38,8 +39,8 @@ def _read_json(path: Path, what_zh: str, what_en: str) -> dict[str, Any] | None:
         return None
     except OSError as exc:
         raise ConfigCorrupt(
-            f"无法读取{what_zh} {path}：{exc.strerror}。请检查文件权限。 / "
-            f"cannot read the {what_en} {path}: {exc.strerror}. Check its permissions."
+            Text(f"无法读取{what.zh} {path}：{exc.strerror}。请检查文件权限。",
+                 f"cannot read the {what.en} {path}: {exc.strerror}. Check its permissions.")
         ) from None
     try:
         data = json.loads(text)
@@ -49,8 +50,8 @@ def _read_json(path: Path, what_zh: str, what_en: str) -> dict[str, Any] | None:
         reason = "" if isinstance(data, dict) else "not a JSON object"
     if not isinstance(data, dict):
         raise ConfigCorrupt(
-            f"{what_zh} {path} 已损坏（{reason}）。baicai 不会覆盖它：请修复该文件，或把它移走后重新运行 "
-            f"`baicai key add`。 / The {what_en} {path} is damaged ({reason}). baicai will not overwrite it: "
-            "fix the file, or move it aside and run `baicai key add` again."
+            Text(f"{what.zh} {path} 已损坏（{reason}）。baicai 不会覆盖它：请修复该文件，或把它移走后重新运行 `baicai key add`。",
+                 f"The {what.en} {path} is damaged ({reason}). baicai will not overwrite it: fix the file, or move it "
+                 "aside and run `baicai key add` again.")
         )
     return data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+from .._text import Text
 from .errors import KeyStoreError
 
 _KNOWN_PREFIXES = ("sk-baicai-", "baicai-", "sk-proj-", "sk-")
@@ -33,7 +34,7 @@ def _is_loopback(url: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
-def key_warnings(key: str, base_url: str | None = None) -> list[str]:
+def key_warnings(key: str, base_url: str | None = None) -> list[Text]:
     """Warnings about the shape of ``key`` (never a refusal: the relay may issue new prefixes)."""
     masked = mask_key(key)
     if key.startswith("baicai-"):
@@ -42,26 +43,24 @@ def key_warnings(key: str, base_url: str | None = None) -> list[str]:
         if base_url is None or _is_loopback(base_url):
             return []  # a sidecar token, used against the local sidecar
         return [
-            f"{masked} 是本机 sidecar 的令牌，只能发给本机 sidecar，不能直接发给中转站。 / "
-            f"{masked} is a local sidecar token: use it against the sidecar on 127.0.0.1, not the relay."
+            Text(f"{masked} 是本机 sidecar 的令牌，只能发给本机 sidecar，不能直接发给中转站。",
+                 f"{masked} is a local sidecar token: use it against the sidecar on 127.0.0.1, not the relay.")
         ]
     if key.startswith("sk-"):
         return [
-            f"{masked} 看起来是 OpenAI 官方的 sk- 密钥，白菜GPT 中转站只接受 baicai-… 密钥；请到 "
-            "https://shop.baicaigpt.com 的「我的KEY」复制。 / "
-            f"{masked} looks like an OpenAI sk- key; the relay only accepts baicai-… keys (copy yours from "
-            "the shop's 'My KEY' page)."
+            Text(f"{masked} 看起来是 OpenAI 官方的 sk- 密钥，白菜GPT 中转站只接受 baicai-… 密钥；请到 https://shop.baicaigpt.com 的「我的KEY」复制。",
+                 f"{masked} looks like an OpenAI sk- key; the relay only accepts baicai-… keys (copy yours from the shop's 'My KEY' page).")
         ]
     return [
-        f"密钥 {masked} 不是以 baicai- 开头，可能不是白菜GPT 的密钥。 / "
-        f"the key {masked} does not start with baicai-; it may not be a BaicaiGPT key."
+        Text(f"密钥 {masked} 不是以 baicai- 开头，可能不是白菜GPT 的密钥。",
+             f"the key {masked} does not start with baicai-; it may not be a BaicaiGPT key.")
     ]
 
 
 _QUOTES = ("\"", "'", "`", "“", "”", "‘", "’")
 
 
-def trimmed_key(key: str) -> tuple[str, str | None]:
+def trimmed_key(key: str) -> tuple[str, Text | None]:
     """``key`` without the whitespace and quotes a paste often brings along, and a note saying what was removed
     (None when nothing was). Copying ``"baicai-…"`` from a config file or a chat window keeps the quotes."""
     cleaned = key.strip()
@@ -71,8 +70,8 @@ def trimmed_key(key: str) -> tuple[str, str | None]:
         removed = True
     if not removed:
         return key, None
-    return cleaned, ("已去掉密钥两端的空白或引号 / removed the whitespace or quotes around the key "
-                     f"({mask_key(cleaned)})")
+    return cleaned, Text(f"已去掉密钥两端的空白或引号（{mask_key(cleaned)}）",
+                         f"removed the whitespace or quotes around the key ({mask_key(cleaned)})")
 
 
 def _clean_key(key: str) -> str:
@@ -80,10 +79,10 @@ def _clean_key(key: str) -> str:
     HTTP header."""
     cleaned, _ = trimmed_key(key)
     if not cleaned:
-        raise KeyStoreError("密钥为空。 / The key is empty.")
+        raise KeyStoreError(Text("密钥为空。", "The key is empty."))
     if any(ch.isspace() for ch in cleaned) or not cleaned.isascii() or not cleaned.isprintable():
         raise KeyStoreError(
-            f"密钥 {mask_key(cleaned)} 含有空白或非 ASCII 字符，请重新复制。 / "
-            f"The key {mask_key(cleaned)} contains spaces or non-ASCII characters; copy it again."
+            Text(f"密钥 {mask_key(cleaned)} 含有空白或非 ASCII 字符，请重新复制。",
+                 f"The key {mask_key(cleaned)} contains spaces or non-ASCII characters; copy it again.")
         )
     return cleaned

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from .. import _paths
 from .._catalog import Tier
+from .._text import Text
 from .._urls import normalise_base_url
 from .configfile import _CONFIG_VERSION, _atomic_write_json, _locked, _read_json
 from .errors import ConfigCorrupt, KeyStoreError, ProfileNotFound
@@ -27,14 +28,13 @@ def _check_name(name: str) -> str:
     if name.lower().startswith(("baicai-", "sk-")) and len(name) > 16:
         # Almost certainly the key itself, typed where the name goes: never echo it, never store it as a name.
         raise KeyStoreError(
-            f"配置名 {mask_key(name)} 看起来是密钥本身：名称请用 main、work 这类词，密钥会在提示时输入。 / "
-            f"the profile name {mask_key(name)} looks like the key itself: use a name such as main or work; "
-            "the key is asked for at the prompt."
+            Text(f"配置名 {mask_key(name)} 看起来是密钥本身：名称请用 main、work 这类词，密钥会在提示时输入。",
+                 f"the profile name {mask_key(name)} looks like the key itself: use a name such as main or work; the key is asked for at the prompt.")
         )
     if not _NAME_RE.match(name):
         raise KeyStoreError(
-            f"配置名 {name!r} 无效：请用字母、数字、. _ -，最长 64 个字符。 / "
-            f"invalid profile name {name!r}: use letters, digits, '.', '_' or '-', at most 64 characters."
+            Text(f"配置名 {name!r} 无效：请用字母、数字、. _ -，最长 64 个字符。",
+                 f"invalid profile name {name!r}: use letters, digits, '.', '_' or '-', at most 64 characters.")
         )
     return name
 
@@ -42,7 +42,7 @@ def _check_name(name: str) -> str:
 def _check_tier(tier: str) -> Tier:
     if tier not in TIERS:
         raise KeyStoreError(
-            f"会员等级只能是 free、paid 或 unknown，而不是 {tier!r}。 / tier must be free, paid or unknown, not {tier!r}."
+            Text(f"会员等级只能是 free、paid 或 unknown，而不是 {tier!r}。", f"tier must be free, paid or unknown, not {tier!r}.")
         )
     return tier
 
@@ -63,7 +63,7 @@ class Profile:
     def secret(self) -> str:
         """The full key. Reads the keyring (or the 0600 file) on every call; never cached here."""
         if self._fetch is None:
-            raise KeyStoreError(f"配置 {self.name!r} 没有关联密钥库 / profile {self.name!r} has no key store")
+            raise KeyStoreError(Text(f"配置 {self.name!r} 没有关联密钥库", f"profile {self.name!r} has no key store"))
         return self._fetch()
 
     def as_dict(self) -> dict[str, Any]:
@@ -94,8 +94,8 @@ class KeyStore:
         chosen = (secret_store or os.environ.get(SECRET_STORE_ENV, "") or "keyring").strip().lower()
         if chosen not in ("keyring", "file"):
             raise KeyStoreError(
-                f"{SECRET_STORE_ENV} 只能是 keyring 或 file，而不是 {chosen!r}。 / "
-                f"{SECRET_STORE_ENV} must be keyring or file, not {chosen!r}."
+                Text(f"{SECRET_STORE_ENV} 只能是 keyring 或 file，而不是 {chosen!r}。",
+                     f"{SECRET_STORE_ENV} must be keyring or file, not {chosen!r}.")
             )
         self.secret_store: StoreKind = cast(StoreKind, chosen)
         self._stores: dict[StoreKind, _KeyringSecrets | _FileSecrets] = {
@@ -109,15 +109,14 @@ class KeyStore:
     # -- the config file
 
     def _load(self) -> dict[str, Any]:
-        data = _read_json(self.path, "配置文件", "profiles file")
+        data = _read_json(self.path, Text("配置文件", "profiles file"))
         if data is None:
             return {"version": _CONFIG_VERSION, "active": None, "profiles": {}}
         profiles = data.get("profiles")
         if not isinstance(profiles, dict) or not all(isinstance(p, dict) for p in profiles.values()):
             raise ConfigCorrupt(
-                f"配置文件 {self.path} 已损坏（profiles 格式不对）。baicai 不会覆盖它：请修复或移走该文件。 / "
-                f"The profiles file {self.path} is damaged ('profiles' has the wrong shape). baicai will not "
-                "overwrite it: fix it or move it aside."
+                Text(f"配置文件 {self.path} 已损坏（profiles 格式不对）。baicai 不会覆盖它：请修复或移走该文件。",
+                     f"The profiles file {self.path} is damaged ('profiles' has the wrong shape). baicai will not overwrite it: fix it or move it aside.")
             )
         return data
 
@@ -142,18 +141,18 @@ class KeyStore:
     def _secret(self, name: str, store: StoreKind) -> str:
         key = self._stores[store].get(name)
         if key is None:
-            where = "系统密钥环 / the OS keyring" if store == "keyring" else str(self.secrets_path)
+            where = Text("系统密钥环", "the OS keyring") if store == "keyring" else Text(*[str(self.secrets_path)] * 2)
             raise KeyStoreError(
-                f"配置 {name!r} 的密钥在 {where} 中找不到（可能已被删除）。请运行 `baicai key add {name}` 重新添加。 / "
-                f"The key of profile {name!r} is missing from {where}; run `baicai key add {name}` to add it again."
+                Text(f"配置 {name!r} 的密钥在 {where.zh} 中找不到（可能已被删除）。请运行 `baicai key add {name}` 重新添加。",
+                     f"The key of profile {name!r} is missing from {where.en}; run `baicai key add {name}` to add it again.")
             )
         return key
 
     def _not_found(self, name: str, data: dict[str, Any]) -> ProfileNotFound:
-        names = ", ".join(sorted(data["profiles"])) or "（无 / none）"
+        names = ", ".join(sorted(data["profiles"]))
         return ProfileNotFound(
-            f"没有名为 {name!r} 的配置；现有：{names}。用 `baicai key add {name}` 添加。 / "
-            f"no profile named {name!r}; existing: {names}. Add it with `baicai key add {name}`."
+            Text(f"没有名为 {name!r} 的配置；现有：{names or '无'}。用 `baicai key add {name}` 添加。",
+                 f"no profile named {name!r}; existing: {names or 'none'}. Add it with `baicai key add {name}`.")
         )
 
     # -- public API
@@ -175,7 +174,7 @@ class KeyStore:
             base_url = normalise_base_url(base_url)[0]
         kind = cast(StoreKind, (store or self.secret_store).strip().lower())
         if kind not in self._stores:
-            raise KeyStoreError(f"--store 只能是 keyring 或 file / --store must be keyring or file, not {kind!r}")
+            raise KeyStoreError(Text(f"--store 只能是 keyring 或 file，而不是 {kind!r}", f"--store must be keyring or file, not {kind!r}"))
         with _locked(self.path):
             data = self._load()  # before touching the secret store: a damaged config stops us early
             previous = data["profiles"].get(name)
@@ -260,7 +259,7 @@ class KeyStore:
         """Raise ``NoKeyringBackend`` (naming the file fallback) or ``ConfigCorrupt`` before asking for a key."""
         kind = (store or self.secret_store).strip().lower()
         if kind not in self._stores:
-            raise KeyStoreError(f"--store 只能是 keyring 或 file / --store must be keyring or file, not {kind!r}")
+            raise KeyStoreError(Text(f"--store 只能是 keyring 或 file，而不是 {kind!r}", f"--store must be keyring or file, not {kind!r}"))
         self._stores[kind].ensure_usable()
 
     @property

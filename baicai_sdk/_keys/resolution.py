@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from .._catalog import Tier
+from .._text import Text
 from .._urls import DEFAULT_BASE_URL, format_changes, is_openai_url, normalise_base_url
 from .errors import BaicaiConfigWarning, ConfigCorrupt, KeyStoreError, MissingKeyError, _user_stacklevel
 from .masking import _clean_key, key_fingerprint, key_warnings, mask_key
@@ -25,8 +26,8 @@ class Credentials:
     tier: Tier = "unknown"
     profile: str | None = None
     raw_base_url: str = ""
-    base_url_changes: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
+    base_url_changes: tuple[Text, ...] = ()
+    warnings: tuple[Text, ...] = ()
 
     @property
     def masked(self) -> str:
@@ -43,22 +44,21 @@ class Credentials:
         )
 
 
-def missing_key_message() -> str:
+def missing_key_message() -> Text:
     """The error when no key is found: the three places, and what to do."""
-    lines = [
+    message = Text(
         "找不到白菜GPT 的 API 密钥。已依次查找：1) 参数 api_key=；2) 环境变量 BAICAI_API_KEY；"
         "3) 当前配置（baicai key use）。请运行 `baicai key add NAME` 保存密钥，或设置 BAICAI_API_KEY；"
         "没有密钥时可用 `baicai demo` 离线体验。",
         "No BaicaiGPT API key found. Looked in: 1) the api_key= argument; 2) the BAICAI_API_KEY environment variable; "
         "3) the active profile (baicai key use). Run `baicai key add NAME` to save a key, or set BAICAI_API_KEY; "
         "without a key, `baicai demo` runs offline.",
-    ]
+    )
     if os.environ.get("OPENAI_API_KEY", "").strip():
-        lines.append(
-            "注意：已设置 OPENAI_API_KEY，但 baicai 不读取它（以免把 OpenAI 密钥发给中转站）。 / "
-            "Note: OPENAI_API_KEY is set, but baicai does not read it (so an OpenAI key is never sent to the relay)."
-        )
-    return " / ".join(lines[:2]) + ("\n" + lines[2] if len(lines) > 2 else "")
+        message += Text("\n注意：已设置 OPENAI_API_KEY，但 baicai 不读取它（以免把 OpenAI 密钥发给中转站）。",
+                        "\nNote: OPENAI_API_KEY is set, but baicai does not read it (so an OpenAI key is never sent to "
+                        "the relay).")
+    return message
 
 
 def _env_tier() -> Tier:
@@ -83,7 +83,7 @@ def resolve_credentials(
     else the one whose fingerprint matches the key, else (key from a profile) the active one: a profile's base URL
     and tier describe *its* key, so they are not applied to a different key.
     """
-    found: list[str] = []
+    found: list[Text] = []
     key_source: str
     chosen: Profile | None = None
     keystore = store
@@ -125,7 +125,8 @@ def resolve_credentials(
     try:
         normalised, changes = normalise_base_url(raw)
     except ValueError as exc:
-        raise KeyStoreError(f"{exc}（来源 / from: {base_source}）") from None
+        reason = exc.args[0] if isinstance(exc.args[0], Text) else Text(str(exc), str(exc))
+        raise KeyStoreError(Text(f"{reason.zh}（来源：{base_source}）", f"{reason.en} (from: {base_source})")) from None
     if changes:
         found.append(format_changes(raw, normalised, changes))
 
@@ -137,22 +138,20 @@ def resolve_credentials(
             other = openai_base
         if other != normalised:
             found.append(
-                f"环境变量 OPENAI_BASE_URL={openai_base} 与 baicai 使用的 {normalised} 不同；baicai 不采用它。"
-                "其他读取 OPENAI_BASE_URL 的工具会连到那里。 / "
-                f"OPENAI_BASE_URL={openai_base} differs from the base URL baicai uses ({normalised}); baicai ignores it, "
-                "but other tools that read it will go there."
+                Text(f"环境变量 OPENAI_BASE_URL={openai_base} 与 baicai 使用的 {normalised} 不同；baicai 不采用它。其他读取 OPENAI_BASE_URL 的工具会连到那里。",
+                     f"OPENAI_BASE_URL={openai_base} differs from the base URL baicai uses ({normalised}); baicai ignores it, but other tools that read it will go there.")
             )
     if is_openai_url(normalised):
         found.append(
-            f"API_BASE 指向 OpenAI 官方 ({normalised})：白菜GPT 的 baicai- 密钥在那里无效。请改为 {DEFAULT_BASE_URL}。 / "
-            f"the base URL points at OpenAI ({normalised}); a baicai- key is not valid there. Use {DEFAULT_BASE_URL}."
+            Text(f"API_BASE 指向 OpenAI 官方 ({normalised})：白菜GPT 的 baicai- 密钥在那里无效。请改为 {DEFAULT_BASE_URL}。",
+                 f"the base URL points at OpenAI ({normalised}); a baicai- key is not valid there. Use {DEFAULT_BASE_URL}.")
         )
     found.extend(key_warnings(key, normalised))
 
     if warn:
         level = _user_stacklevel()
         for message in found:
-            warnings.warn(message, BaicaiConfigWarning, stacklevel=level)
+            warnings.warn(str(message), BaicaiConfigWarning, stacklevel=level)
     return Credentials(
         key=key,
         key_source=key_source,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from .._text import Text, tr
 from .configfile import _CONFIG_VERSION, _atomic_write_json, _locked, _read_json
 from .errors import ConfigCorrupt, NoKeyringBackend
 
@@ -22,7 +23,7 @@ def keyring_status() -> tuple[bool, str]:
         import keyring
         from keyring.backends import chainer, fail
     except Exception as exc:  # pragma: no cover - keyring is a dependency, but a broken install happens
-        return False, f"keyring 无法导入 / keyring cannot be imported: {type(exc).__name__}"
+        return False, f"keyring cannot be imported: {type(exc).__name__}"  # named like a backend: one language
     backend = keyring.get_keyring()
     name = f"{type(backend).__module__}.{type(backend).__qualname__}"
     if isinstance(backend, fail.Keyring):
@@ -34,13 +35,10 @@ def keyring_status() -> tuple[bool, str]:
     return True, name
 
 
-def _fallback_advice(path: Path) -> str:
+def _fallback_advice(path: Path) -> Text:
     return (
-        f"可改用文件存储：设置环境变量 {SECRET_STORE_ENV}=file，或运行 `baicai key add NAME --store file`；"
-        f"密钥将以明文保存在 {path}（权限 0600，仅本人可读）。也可安装系统密钥环（如 gnome-keyring、KWallet）。 / "
-        f"To keep keys in a file instead, set {SECRET_STORE_ENV}=file or run `baicai key add NAME --store file`: "
-        f"the key is then stored in plain text in {path} (mode 0600, readable only by you). "
-        "Or install an OS keyring (e.g. gnome-keyring, KWallet)."
+        Text(f"可改用文件存储：设置环境变量 {SECRET_STORE_ENV}=file，或运行 `baicai key add NAME --store file`；密钥将以明文保存在 {path}（权限 0600，仅本人可读）。也可安装系统密钥环（如 gnome-keyring、KWallet）。",
+             f"To keep keys in a file instead, set {SECRET_STORE_ENV}=file or run `baicai key add NAME --store file`: the key is then stored in plain text in {path} (mode 0600, readable only by you). Or install an OS keyring (e.g. gnome-keyring, KWallet).")
     )
 
 
@@ -54,8 +52,7 @@ class _KeyringSecrets:
         usable, description = keyring_status()
         if not usable:
             raise NoKeyringBackend(
-                f"本机没有可用的系统密钥环（{description}）。 / This machine has no usable OS keyring "
-                f"({description}). " + _fallback_advice(self._fallback_path)
+                Text(f"本机没有可用的系统密钥环（{description}）。", f"This machine has no usable OS keyring ({description}). ") + _fallback_advice(self._fallback_path)
             )
         import keyring
 
@@ -69,8 +66,8 @@ class _KeyringSecrets:
             return action(keyring)
         except KeyringError as exc:
             raise NoKeyringBackend(
-                f"系统密钥环出错（{type(exc).__name__}），可能被锁定或不可用。 / The OS keyring failed "
-                f"({type(exc).__name__}); it may be locked or unavailable. " + _fallback_advice(self._fallback_path)
+                Text(f"系统密钥环出错（{type(exc).__name__}），可能被锁定或不可用。",
+                     f"The OS keyring failed ({type(exc).__name__}); it may be locked or unavailable. ") + _fallback_advice(self._fallback_path)
             ) from None
 
     def get(self, name: str) -> str | None:
@@ -93,7 +90,7 @@ class _KeyringSecrets:
 
     def describe(self) -> str:
         usable, description = keyring_status()
-        return f"keyring: {description}" if usable else f"keyring 不可用 / unavailable: {description}"
+        return f"keyring: {description}" if usable else tr(f"keyring 不可用：{description}", f"keyring unavailable: {description}")
 
 
 class _FileSecrets:
@@ -109,15 +106,15 @@ class _FileSecrets:
             mode = self.path.stat().st_mode & 0o777
             if mode & 0o077:
                 raise ConfigCorrupt(
-                    f"密钥文件 {self.path} 的权限是 {mode:o}，其他用户可读。请运行 chmod 600 {self.path}。 / "
-                    f"The secrets file {self.path} has mode {mode:o} and others can read it; run chmod 600 {self.path}."
+                    Text(f"密钥文件 {self.path} 的权限是 {mode:o}，其他用户可读。请运行 chmod 600 {self.path}。",
+                         f"The secrets file {self.path} has mode {mode:o} and others can read it; run chmod 600 {self.path}.")
                 )
-        data = _read_json(self.path, "密钥文件", "secrets file") or {}
+        data = _read_json(self.path, Text("密钥文件", "secrets file")) or {}
         secrets = data.get("secrets", {})
         if not isinstance(secrets, dict):
             raise ConfigCorrupt(
-                f"密钥文件 {self.path} 已损坏（secrets 不是对象）。 / The secrets file {self.path} is damaged "
-                "('secrets' is not an object)."
+                Text(f"密钥文件 {self.path} 已损坏（secrets 不是对象）。",
+                     f"The secrets file {self.path} is damaged ('secrets' is not an object).")
             )
         return {str(k): str(v) for k, v in secrets.items()}
 

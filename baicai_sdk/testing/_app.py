@@ -600,10 +600,10 @@ class RelayEmulator:
         known = RELAY_CODES[code]
         style = self.config.error_style
         if style == "code-msg":
-            return {"code": code, "msg": known.message}
+            return {"code": code, "msg": known.message.render("both")}
         if style == "errcode":
-            return {"errcode": code, "errmsg": known.message}
-        return {"error": {"message": known.message, "type": "baicai_error", "param": None,
+            return {"errcode": code, "errmsg": known.message.render("both")}
+        return {"error": {"message": known.message.render("both"), "type": "baicai_error", "param": None,
                           "code": str(code) if style == "openai-str" else code}}
 
     async def _send_openai_error(self, req: _Request, exc: _OpenAIError) -> None:

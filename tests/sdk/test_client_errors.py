@@ -84,7 +84,7 @@ def check(error: BaseException, code: int, message: str, *, status: int) -> None
     assert error.relay_code == code
     assert error.code == str(code)
     assert error.relay_message == message
-    assert error.hint == known.hint
+    assert error.hint == str(known.hint)
     assert error.retryable is known.retryable
     assert error.tier == known.reveals_tier
     assert error.family == known.family

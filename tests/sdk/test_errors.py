@@ -170,7 +170,7 @@ def test_error_fields_and_bilingual_message() -> None:
     assert isinstance(error, _errors.FreeGpt35TokenLimit)
     assert error.relay_code == 40031 and error.code == "40031"
     assert error.relay_message == "免费会员tokens超限"
-    assert error.hint == RELAY_CODES[40031].hint
+    assert error.hint == str(RELAY_CODES[40031].hint)
     assert error.retryable is False and error.tier == "free" and error.family == "gpt-3.5"
     assert error.retry_at is not None and 100 < error.retry_at - __import__("time").time() <= 120
     text = str(error)

@@ -44,7 +44,7 @@ def test_normalising_twice_changes_nothing() -> None:
 
 def test_each_change_is_named_bilingually() -> None:
     _, changes = normalise_base_url("api.baicaigpt.com/v1/v1/")
-    assert changes == [
+    assert [str(c) for c in changes] == [
         "补上 https:// / added https://",
         "去掉重复的 /v1 / removed a repeated /v1",
         "去掉末尾斜杠 / removed the trailing slash",
@@ -54,7 +54,7 @@ def test_each_change_is_named_bilingually() -> None:
 def test_warning_is_one_line_chinese_first() -> None:
     raw = "https://api.baicaigpt.com/v1/v1/"
     fixed, changes = normalise_base_url(raw)
-    line = format_changes(raw, fixed, changes)
+    line = str(format_changes(raw, fixed, changes))
     assert "\n" not in line
     zh, en = line.split(" / base URL ", 1)
     assert zh.startswith("API_BASE 已自动修正为 https://api.baicaigpt.com/v1")

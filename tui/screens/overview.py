@@ -11,21 +11,11 @@ from ..widgets._format import cny, count, stamp
 from ._base import Page
 
 
-def _pick_lang(bilingual: str) -> str:
-    """The SDK writes ``中文 / English``: keep the side the language setting asks for."""
-    from .._i18n import get_lang
-
-    zh, sep, en = bilingual.partition(" / ")
-    if not sep or get_lang() == "both":
-        return bilingual
-    return zh if get_lang() == "zh" else en
-
-
 def balance_text(b: BalanceView | None) -> str:
     if b is None:
         return f"{tr('余额', 'Balance')}: {tr('查询中…', 'checking…')}"
     if b.error is not None or b.amount_cny is None:
-        reason = b.error or _pick_lang(b.detail) or tr("无数据", "no data")
+        reason = b.error or b.detail or tr("无数据", "no data")
         return f"{tr('余额', 'Balance')}: — ({tr('无法查询', 'unavailable')}: {reason})"
     label = tr("实测", "measured") if b.measured else tr("估算", "estimated")
     return f"{tr('余额', 'Balance')}: {cny(b.amount_cny)} ({label} · {b.source})"
