@@ -197,3 +197,32 @@ def test_balance_and_doctor_never_import_openai(emulator: Any, baicai_home: Path
         out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env,
                              timeout=120).stdout
         assert out.strip().splitlines()[-1] == "[]", (argv, out)
+
+
+def test_estimate_says_an_unknown_model_is_unknown(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """`-m gpt-9` used to print "allowed": the relay's catalogue has no such model, so nothing was judged."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "baicai_sdk.cli", "estimate", "-m", "gpt-9", "-"], input="[]",
+                          capture_output=True, text=True, timeout=60)
+    out = done.stdout
+    assert done.returncode == 1, out  # the relay would refuse it: a script notices
+    assert "unknown model: gpt-9 is not in the catalogue" in out and "未知模型" in out
+    assert "known models: gpt-3.5-turbo, " in out and "gpt-4-turbo-preview" in out
+    assert "allowed" not in out and "cannot predict" in out
+    code, out, _ = run(monkeypatch, capsys, ["estimate", "-m", "gpt-4-turbo", "--json", "-"], stdin="[]")
+    data = json.loads(out)
+    assert code == 1 and data["model_known"] is False and "gpt-4-turbo-preview" in data["did_you_mean"]
+    assert data["decision"]["kind"] == "allow"  # the gpt-4 family's windows were judged …
+    code, out, _ = run(monkeypatch, capsys, ["estimate", "-m", "gpt-4-turbo", "-"], stdin="[]")
+    assert "the model itself is unknown" in out  # … and the text does not stop there
+    code, out, _ = run(monkeypatch, capsys, ["estimate", "-m", "gpt-9", "--json", "-"], stdin="[]")
+    assert json.loads(out)["decision"]["kind"] == "unknown"
+    # Another OpenAI-compatible server: its own model names are normal there, no hourly limits apply.
+    monkeypatch.setenv("BAICAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("BAICAI_API_KEY", "sk-litellm-aaaaaaaaaaaa")
+    code, out, _ = run(monkeypatch, capsys, ["estimate", "-m", "llama3", "-"], stdin="[]")
+    assert code == 0 and "its cost is unknown" in out and "allowed" in out
+    code, out, _ = run(monkeypatch, capsys, ["estimate", "-m", "gpt-4", "--json", "-"], stdin="[]")
+    assert code == 0 and json.loads(out)["model_known"] is True and "known_models" not in json.loads(out)

@@ -79,6 +79,7 @@ def _estimate(args: argparse.Namespace) -> int:
 
     catalog = load_catalog()
     info = describe_request("/v1/chat/completions", body, catalog=catalog)
+    known = catalog.chat(info.model) is not None or info.model in catalog.unsupported
     key, configured, base_url = _active_key()
     meter = Meter(tier=args.tier or configured)
     applies, rules_reason = meter.relay_rules_for(base_url or "https://api.baicaigpt.com/v1", key or None)
@@ -89,8 +90,11 @@ def _estimate(args: argparse.Namespace) -> int:
         low = high = 0.0 if high is not None else None  # the free membership is free: the relay bills nothing
     elif decision.tier == "unknown" and not paid_only and high is not None:
         low = 0.0  # free costs nothing, paid the price: the range covers both
+    # Off the relay no hourly limit applies, so "allow" is the answer; on it, a model in no family was not judged.
+    predicted = not applies or info.family is not None or info.model in catalog.unsupported
     result = {
         "model": info.model,
+        "model_known": known,
         "family": info.family,
         "prompt_tokens": info.prompt_tokens,
         "max_completion_tokens": info.max_completion_tokens,
@@ -99,7 +103,9 @@ def _estimate(args: argparse.Namespace) -> int:
         "currency": "CNY",
         "relay_rules": {"apply": applies, "reason": rules_reason},
         "decision": {
-            "kind": decision.kind,
+            # "unknown": no hourly limit is known for the model, so nothing was predicted (the Meter lets the
+            # server decide, which is not the same as "allowed")
+            "kind": decision.kind if predicted else "unknown",
             "tier": decision.tier,
             "tier_source": decision.tier_source,
             "wait_seconds": decision.wait_seconds,
@@ -108,11 +114,18 @@ def _estimate(args: argparse.Namespace) -> int:
             "notes": list(decision.notes),
         },
     }
+    if not known:
+        result["known_models"] = sorted(catalog.chat_models)
+        result["did_you_mean"] = _close(info.model, catalog.chat_models)
+    # A model the relay's catalogue does not list would most likely be refused there: a script should notice.
+    status = 1 if (applies and not known) else 0
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
-        return 0
+        return status
     default = "" if info.max_tokens_given else "（默认 / default）"
     print(f"模型 / model: {info.model}  ({info.family or '未知系列 / unknown family'})")
+    if not known:
+        _unknown_model(info.model, catalog.chat_models, applies)
     print(f"输入 tokens / prompt tokens: {info.prompt_tokens}")
     print(f"最大输出 / max completion: {info.max_completion_tokens}{default}")
     if high is None:
@@ -130,6 +143,30 @@ def _estimate(args: argparse.Namespace) -> int:
         print(f"每小时限额 / hourly limits: 不适用 / do not apply — {rules_reason}")
     if "paid-only model: paid limits assumed" in decision.notes:
         print("  此模型仅付费会员可用，按付费额度判断 / paid-only model: judged by the paid limits")
+    if not predicted:
+        print("额度 / quota: 无法预测——不知道此模型属于哪个每小时限额，由服务器决定 / cannot predict: no hourly "
+              "limit is known for this model, the server decides")
+        return status
     verdict = {"allow": "可以发送 / allowed", "wait": "需等待 / wait", "refuse": "不会发送 / refused"}[decision.kind]
+    if not known and applies and info.family and decision.kind == "allow":
+        verdict = (f"{info.family} 系列的额度还够，但模型本身未知（见上） / the {info.family} family's limits have "
+                   "room, but the model itself is unknown (see above)")
     print(f"额度 / quota: {verdict}" + (f" — {decision.message()}" if decision.kind != "allow" else ""))
-    return 0
+    return status
+
+
+def _close(model: str, known: Any) -> list[str]:
+    import difflib
+
+    return difflib.get_close_matches(model, list(known), n=3, cutoff=0.6)
+
+
+def _unknown_model(model: str, known: Any, relay: bool) -> None:
+    """Say plainly that the catalogue has no such model (a typo, or one the relay does not sell), and what it has."""
+    where_zh, where_en = (("白菜GPT 很可能拒绝它", "the relay will most likely refuse it") if relay else
+                          ("费用未知", "its cost is unknown"))
+    print(f"  未知模型：{model} 不在价目表中，{where_zh} / unknown model: {model} is not in the catalogue, {where_en}")
+    close = _close(model, known)
+    if close:
+        print(f"  是否想用 / did you mean: {', '.join(close)}")
+    print(f"  已知模型 / known models: {', '.join(sorted(known))}")
