@@ -20,6 +20,8 @@ __all__ = [
     "is_openai_url",
     "has_double_v1",
     "format_changes",
+    "is_loopback_host",
+    "is_loopback_url",
 ]
 
 DEFAULT_BASE_URL = "https://api.baicaigpt.com/v1"
@@ -115,3 +117,41 @@ def format_changes(original: str, normalised: str, changes: list[Text]) -> Text:
         f"API_BASE 已自动修正为 {normalised}（{'；'.join(c.zh for c in changes)}）",
         f"base URL {original.strip()!r} corrected to {normalised} ({'; '.join(c.en for c in changes)})",
     )
+
+
+def is_loopback_host(host: str, *, resolve: bool = True) -> bool:
+    """Whether ``host`` stays on this machine: decided by the address(es) it resolves to, never by its spelling
+    ("127.example.net" or a hosts-file name may resolve to a LAN address). A name that does not resolve is not
+    loopback. ``resolve=False`` (no DNS: for a warning, not a security decision) accepts only literal loopback
+    addresses and ``localhost`` names (RFC 6761 reserves them for loopback)."""
+    name = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        return _loopback_address(name)
+    except ValueError:
+        pass
+    if not resolve:
+        lowered = name.lower().rstrip(".")
+        return lowered == "localhost" or lowered.endswith(".localhost")
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False
+    addresses = {str(info[4][0]) for info in infos}
+    return bool(addresses) and all(_loopback_address(a) for a in addresses)
+
+
+def _loopback_address(text: str) -> bool:
+    """A literal address (a zone index allowed) in 127.0.0.0/8 or ::1, also IPv4-mapped; ValueError if not one."""
+    import ipaddress
+
+    address = ipaddress.ip_address(text.split("%", 1)[0])
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
+def is_loopback_url(url: str, *, resolve: bool = True) -> bool:
+    """:func:`is_loopback_host` for the host of ``url``; a URL without a host is not loopback."""
+    host = urlsplit(url).hostname
+    return host is not None and host != "" and is_loopback_host(host, resolve=resolve)

@@ -25,6 +25,7 @@ __all__ = [
     # base URLs
     "DEFAULT_BASE_URL",
     "normalise_base_url",
+    "is_loopback_host",
     # writing files: atomic, locked across processes (Windows too), watched for changes
     "TEMP_SUFFIX",
     "FileWatch",
@@ -84,6 +85,7 @@ _LAZY: dict[str, str] = {
     "ledger_path": "._paths",
     "DEFAULT_BASE_URL": "._urls",
     "normalise_base_url": "._urls",
+    "is_loopback_host": "._urls",
     "TEMP_SUFFIX": "._files",
     "FileWatch": "._files",
     "LockTimeout": "._files",
@@ -166,7 +168,7 @@ if _typing.TYPE_CHECKING:
         relay_error_body,
         relay_error_message,
     )
-    from ._urls import DEFAULT_BASE_URL, normalise_base_url
+    from ._urls import DEFAULT_BASE_URL, is_loopback_host, normalise_base_url
 
 
 def __getattr__(name: str) -> _typing.Any:

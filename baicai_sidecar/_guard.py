@@ -19,18 +19,16 @@ Order of checks (each one answers with an OpenAI-shaped error an app can show):
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import re
-import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 
-from baicai_sdk.integration import error_body
+from baicai_sdk.integration import error_body, is_loopback_host
 
 from ._asgi import ASGIApp, Message, Receive, Scope, Send
 
@@ -99,23 +97,6 @@ def route_allowed(path: str, method: str) -> bool | None:
         if pattern.fullmatch(tail):
             return method in methods
     return None
-
-
-def is_loopback_host(host: str) -> bool:
-    """Whether listening on ``host`` stays on this machine: decided by the address(es) it resolves to, never by its
-    spelling ("127.example.net" or a hosts-file name may resolve to a LAN address). A name that does not resolve is
-    not loopback."""
-    name = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
-        return False
-    addresses = {str(info[4][0]) for info in infos}
-    return bool(addresses) and all(ipaddress.ip_address(a.split("%", 1)[0]).is_loopback for a in addresses)
 
 
 def openai_error_body(message_zh: str, message_en: str, *, type: str, code: str | int | None = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from .._text import Text
+from .._urls import is_loopback_url
 from .errors import KeyStoreError
 
 _KNOWN_PREFIXES = ("sk-baicai-", "baicai-", "sk-proj-", "sk-")
@@ -27,20 +28,14 @@ def key_fingerprint(key: str) -> str:
     return hashlib.sha256(key.strip().encode("utf-8")).hexdigest()[:16]
 
 
-def _is_loopback(url: str) -> bool:
-    from urllib.parse import urlsplit
-
-    host = (urlsplit(url).hostname or "").lower()
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 def key_warnings(key: str, base_url: str | None = None) -> list[Text]:
     """Warnings about the shape of ``key`` (never a refusal: the relay may issue new prefixes)."""
     masked = mask_key(key)
     if key.startswith("baicai-"):
         return []
     if key.startswith("sk-baicai-"):
-        if base_url is None or _is_loopback(base_url):
+        # No DNS lookup for a warning: a literal loopback address or a localhost name is the local sidecar.
+        if base_url is None or is_loopback_url(base_url, resolve=False):
             return []  # a sidecar token, used against the local sidecar
         return [
             Text(f"{masked} 是本机 sidecar 的令牌，只能发给本机 sidecar，不能直接发给中转站。",

@@ -70,6 +70,13 @@ def test_key_warnings() -> None:
     _no_full_key(sk)
     assert key_warnings("sk-baicai-0123456789abcdef", "http://127.0.0.1:8765/v1") == []
     assert key_warnings("sk-baicai-0123456789abcdef", "https://api.baicaigpt.com/v1")
+    # loopback by address, not by spelling (one rule with the sidecar's --host check), and no DNS for a warning
+    for local in ("http://[::1]:8765/v1", "http://127.8.9.10:1/v1", "http://localhost:8765/v1",
+                  "http://app.localhost:8765/v1", "http://[::ffff:127.0.0.1]:8765/v1"):
+        assert key_warnings("sk-baicai-0123456789abcdef", local) == [], local
+    for remote in ("http://127.evil.example/v1", "http://localhost.evil.example/v1", "http://10.0.0.2:8765/v1",
+                   "http://0.0.0.0:8765/v1", "sidecar:8765"):
+        assert key_warnings("sk-baicai-0123456789abcdef", remote), remote
     (odd,) = map(str, key_warnings("weird-0123456789abcdef"))
     assert "baicai-" in odd
 
