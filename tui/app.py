@@ -7,10 +7,8 @@ home folder, the clock and the services to use, so a test can run the app on a t
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Protocol
 
 from textual import on
@@ -221,7 +219,6 @@ class BaicaiApp(App[int]):
 
 def make_app(
     *,
-    home: str | os.PathLike[str] | None = None,
     clock: Callable[[], float] | None = None,
     services: Services | None = None,
     demo: DemoTraffic | None = None,
@@ -229,11 +226,11 @@ def make_app(
     lang: str | None = None,
     refresh_interval: float = 1.0,
 ) -> BaicaiApp:
-    """Build the app. Tests pass ``home`` (a temporary BAICAI_HOME), a fixed ``clock`` and ``tz``."""
+    """Build the app. Tests pass a fixed ``clock`` and ``tz`` (and set ``BAICAI_HOME`` themselves)."""
     if lang is not None:
         set_lang(lang)
     if services is None:
-        services = Services(home=Path(home) if home is not None else None, clock=clock or time.time, tz=tz)
+        services = Services(clock=clock or time.time, tz=tz)
     return BaicaiApp(services, demo=demo, refresh_interval=refresh_interval)
 
 

@@ -231,21 +231,19 @@ def _masked_key(fingerprint: Any) -> str:
 class Services:
     """Every call the TUI makes to the SDK, the key store, the sidecar and ``apply``.
 
-    ``home`` moves the SDK's files (it sets ``BAICAI_HOME``, which every SDK part reads); ``clock`` is the
-    time the app shows and asks about, injected so snapshots and countdowns are deterministic.
+    Where the files are is the process's business (``BAICAI_HOME``, read by every SDK part), never changed
+    here: a constructor that set the environment would move the files of everything else in the process too.
+    ``clock`` is the time the app shows and asks about, injected so snapshots and countdowns are deterministic.
     """
 
     def __init__(
         self,
         *,
-        home: str | os.PathLike[str] | None = None,
         clock: Clock | None = None,
         tz: dt.tzinfo | None = None,
         sidecar_url: str | None = None,
         demo_credentials: tuple[str, str, str] | None = None,
     ) -> None:
-        if home is not None:
-            os.environ["BAICAI_HOME"] = str(Path(home).expanduser())
         self.clock: Clock = clock or time.time
         self.tz = tz or dt.datetime.now().astimezone().tzinfo or dt.timezone.utc
         self._sidecar_url = sidecar_url or os.environ.get("BAICAI_SIDECAR_URL") or None
