@@ -27,7 +27,7 @@ from baicai_sdk import Baicai  # noqa: E402
 from baicai_sdk._errors import QuotaExceeded  # noqa: E402
 from baicai_sdk._meter import Meter  # noqa: E402
 from baicai_sdk._usage import UsageStore  # noqa: E402
-from baicai_sdk.testing import EmulatorServer  # noqa: E402
+from baicai_sdk.testing import EmulatorServer, wait_until  # noqa: E402
 
 QUOTA_CODES = {40020, 40021, 40022, 40023, 40031, 40032, 40040, 40041}
 
@@ -103,7 +103,8 @@ def main() -> int:
             subprocess.run([sys.executable, "-c", script], env=os.environ.copy(), timeout=120)
             sent += 1
         emu.configure(chunk_delay=0.0)
-        time.sleep(0.5)
+        wait_until(lambda: all(r.finished for r in emu.state.relay_requests()), timeout=10,
+                   what="every request answered and billed")
         orphans = Meter().settle_orphans()
         elapsed = time.monotonic() - started
 

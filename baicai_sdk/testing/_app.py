@@ -217,6 +217,7 @@ class RelayEmulator:
             await self._send_openai_error(req, exc)
         finally:
             watcher.cancel()
+            record.finished = True
 
     async def _dispatch(self, req: _Request) -> None:
         faults = self.config.faults
@@ -317,16 +318,37 @@ class RelayEmulator:
 
     def _admit(self, req: _Request, family: str, prompt_tokens: int) -> Any:
         """Check the key's and the IP's hourly windows; on success the request is counted in both."""
-        limits = self.catalog.limits_for(family, req.tier)  # type: ignore[arg-type]
+        with self.state.lock:
+            now = self.clock.now()
+            code = self._window_code(req.tier, family, req.key, req.record.client_ip, prompt_tokens, now)
+            if code is not None:
+                raise _RelayError(code)
+            return self.state.admit(family, req.key, req.record.client_ip, now)
+
+    def _window_code(self, tier: str, family: str, key: str, ip: str, prompt_tokens: int, now: float) -> int | None:
+        limits = self.catalog.limits_for(family, tier)  # type: ignore[arg-type]
         if limits is None:
-            raise _RelayError(40050)
-        now = self.clock.now()
-        by_key, by_ip, tokens_key, tokens_ip = self.state.window_use(family, req.key, req.record.client_ip, now)
+            return 40050
+        by_key, by_ip, tokens_key, tokens_ip = self.state.window_use(family, key, ip, now)
         if limits.requests_per_hour is not None and max(by_key, by_ip) >= limits.requests_per_hour:
-            raise _RelayError(_RATE_CODES[(req.tier, family)])
+            return _RATE_CODES[(tier, family)]
         if limits.tokens_per_hour is not None and max(tokens_key, tokens_ip) + prompt_tokens > limits.tokens_per_hour:
-            raise _RelayError(_TOKEN_CODES[(req.tier, family)])
-        return self.state.admit(family, req.key, req.record.client_ip, now)
+            return _TOKEN_CODES[(tier, family)]
+        return None
+
+    def quota_refusal(self, key: str, model: str, *, prompt_tokens: int = 0, client_ip: str = "127.0.0.1"
+                      ) -> int | None:
+        """The code the hourly windows would answer ``key``'s request for ``model`` now (40020…, 40050), or None
+        when it would be admitted. Nothing is counted: tests use it to tell a client's local refusal that the relay
+        would have made too from one it would not have."""
+        tier = (self.config.keys or {}).get(key)
+        chat, image = self.catalog.chat(model), self.catalog.image(model)
+        family = chat.family if chat is not None else image.family if image is not None else None
+        if tier not in ("free", "paid") or family is None:
+            return None
+        if tier == "free" and not (chat.free if chat is not None else image.free):  # type: ignore[union-attr]
+            return 40050
+        return self._window_code(tier, family, key, client_ip, prompt_tokens, self.clock.now())
 
     async def _chat(self, req: _Request) -> None:
         body = req.json()

@@ -42,6 +42,9 @@ class RequestRecord:
     cost: float = 0.0
     stream: bool = False
     key_tier: str | None = None
+    finished: bool = False
+    """The relay is done with it: answered (or left by its client) and billed. A stream its client left is billed
+    when the relay notices, which can be after the client has moved on."""
     outcome: str = "ok"
     """``ok`` or ``error``; ``cancelled`` when the client left during the ``latency`` fault (status 499, nothing
     billed); ``abandoned`` when it left during the ``slow`` fault and was served and billed anyway; for streams also
@@ -70,6 +73,8 @@ class EmulatorState:
 
     def __init__(self, paid_keys: list[str], paid_balance: float) -> None:
         self._lock = threading.RLock()
+        self.lock = self._lock
+        """Held while a request is checked against the windows and counted (one decision at a time)."""
         self.requests: list[RequestRecord] = []
         self._uses: dict[str, deque[_Use]] = {}
         self._recent: dict[str, deque[float]] = {}
