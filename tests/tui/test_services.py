@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from conftest import FIXED_NOW, TZ
+
 from baicai_tui.app import make_app
 from baicai_tui.services import Services
-from conftest import FIXED_NOW, TZ
 
 
 def test_building_the_services_leaves_the_environment_alone(baicai_home: Path) -> None:
