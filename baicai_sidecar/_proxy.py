@@ -105,7 +105,8 @@ class ProxyConfig:
     meter: Any = None
     tier: str | None = None
     http_client: str = "auto"
-    """The upstream HTTP client: "auto" (aiohttp when installed, else httpx2), "aiohttp" or "httpx2"."""
+    """The upstream HTTP client: "auto"/"direct" (asyncio + httptools, aiohttp through proxies), "aiohttp" or
+    "httpx2" (see :func:`upstream_transport`)."""
     quota: str = "raise"
     """The transport's quota mode: "raise" (an app cannot be told to wait: it gets the 429 with Retry-After), or
     "off" (meter and record, never refuse — the bench)."""
@@ -156,18 +157,23 @@ def _metered(config: ProxyConfig) -> httpx2.AsyncBaseTransport:
 
 
 def upstream_transport(kind: str) -> httpx2.AsyncBaseTransport | None:
-    """The bytes-on-the-wire client under the metered pipeline: aiohttp where installed (it costs a fraction of
-    httpx2's CPU per forwarded request, see ``_upstream``), else None — the SDK's own httpx2 transport. Both route
-    by ``HTTPS_PROXY`` / ``NO_PROXY`` per request."""
+    """The bytes-on-the-wire client under the metered pipeline. "auto" (the default) and "direct": direct
+    connections on asyncio + httptools, requests through an environment proxy by aiohttp (``_direct``);
+    "aiohttp": aiohttp for all; "httpx2", or auto without the ``[sidecar]`` extra: None — the SDK's own httpx2
+    transport. All route by ``HTTPS_PROXY`` / ``NO_PROXY`` per request. Figures: ``bench/bench_sidecar.py``."""
     if kind == "httpx2":
         return None
     try:
-        from ._upstream import AiohttpTransport
-    except ImportError:
         if kind == "aiohttp":
+            from ._upstream import AiohttpTransport
+
+            return AiohttpTransport()
+        from ._direct import DirectTransport
+    except ImportError:
+        if kind != "auto":
             raise
         return None
-    return AiohttpTransport()
+    return DirectTransport()
 
 
 def _default_policy() -> Any:

@@ -61,7 +61,8 @@ class SidecarConfig:
     """An ``httpx2.AsyncBaseTransport`` replacing the SDK's metered one (tests, bench); normally None."""
     meter: Any = None
     http_client: str = "auto"
-    """The upstream HTTP client under the metered pipeline: "auto" (aiohttp when installed), "aiohttp", "httpx2"."""
+    """The upstream HTTP client under the metered pipeline: "auto" (= "direct": asyncio + httptools, aiohttp through
+    environment proxies), "aiohttp", "httpx2"."""
     quota: str = "raise"
     """"raise": refuse over-quota requests with a readable 429; "off": record only (the bench)."""
     windows: Callable[[], Any] | None = None

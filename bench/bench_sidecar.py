@@ -8,8 +8,10 @@ Processes (each its own, as for a user, so no two share a GIL):
   itself costs more CPU per request than the proxy under test and would drown the figures on two cores;
 * ``sidecar`` — the real sidecar: token check, Host/Origin guard, the SDK's metered pipeline with the quota gate ON
   ("raise", paid tier, limits raised by a catalogue override in the bench's own BAICAI_HOME so that a run's
-  thousands of requests are counted but never refused), the SQLite ledger, token counting, and aiohttp upstream;
-* ``sidecar-httpx2`` — the same with the SDK's httpx2 transport upstream (what shipped before issue 17);
+  thousands of requests are counted but never refused), the SQLite ledger, token counting, and its default upstream
+  client (``http_client="auto"``: asyncio + httptools, ``_direct.py``);
+* ``sidecar-aiohttp`` — the same with aiohttp for every upstream request (``http_client="aiohttp"``, the default
+  before; the SDK's httpx2 transport, ``"httpx2"``, was slower still);
 * ``floor`` — a raw asyncio forwarder (uvloop + httptools, pooled upstream sockets, no framework, no checks, no
   metering): what forwarding alone costs here;
 * ``sidecar+writer`` — the sidecar again while a second process writes the same ledger 50 times a second (a script
@@ -113,14 +115,14 @@ class Bench:
         floor = self._spawn("floor", [str(HERE / "_replay.py"), "floor", self.upstream_origin.rsplit(":", 1)[1], KEY])
         assert floor.stdout is not None
         self.urls["floor"] = f"http://127.0.0.1:{floor.stdout.readline().strip()}/v1"
-        for name, client in (("sidecar", "aiohttp"), ("sidecar-httpx2", "httpx2")):
+        for name, client in (("sidecar", "auto"), ("sidecar-aiohttp", "aiohttp")):
             port = _free_port()
             self._spawn(name, ["-c", _SIDECAR, self.urls["direct"], KEY, str(port), client])
             self.urls[name] = f"http://127.0.0.1:{port}/v1"
         from baicai_sidecar._tokens import TokenStore
 
         self.token = TokenStore().issue("bench")
-        for name in ("sidecar", "sidecar-httpx2"):
+        for name in ("sidecar", "sidecar-aiohttp"):
             self._wait_ready(self.urls[name])
 
     def _wait_ready(self, base: str) -> None:
@@ -260,7 +262,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.requests, args.streams, args.per_worker = 2, 60, 20, 2
-    variants = ["direct", "floor", "sidecar", "sidecar-httpx2"]
+    variants = ["direct", "floor", "sidecar", "sidecar-aiohttp"]
     load_before = os.getloadavg()[0]
     bench = Bench(args)
     bench.start()
@@ -287,7 +289,7 @@ def main() -> int:
           f"{args.streams} concurrent streams × {args.per_worker}. Median [min–max] over rounds.")
     print(f"{'variant':<16}{'added p50 ms':>22}{'added p99 ms':>22}{'CPU ms/request':>22}{'added TTFC p50':>22}"
           f"{'paced % direct':>20}{'unpaced % direct':>20}{'peak RSS MB':>13}")
-    for v in ["direct", "floor", "sidecar", "sidecar+writer", "sidecar-httpx2"]:
+    for v in ["direct", "floor", "sidecar", "sidecar+writer", "sidecar-aiohttp"]:
         L = result["latency"].get(v, {})
         T = result["first_chunk"].get(v, {})
         P = result["paced"].get(v, {})

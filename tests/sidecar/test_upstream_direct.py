@@ -1,0 +1,122 @@
+"""The direct upstream client (``_direct.DirectTransport``, the sidecar's default) held to every rule
+``test_upstream.py`` holds aiohttp to: the same tests, run again with it in aiohttp's place. Plus what only it has:
+the idle pool closes connections before the usual servers' keep-alive ends, and never reuses one the server closed."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from typing import Any
+
+import pytest
+
+from baicai_sidecar._direct import DirectTransport
+
+from . import test_upstream as base
+from .test_upstream import OK, RawServer, read_request, request, send, serve  # noqa: F401 (a fixture)
+
+
+@pytest.fixture(autouse=True)
+def direct_in_aiohttps_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base, "AiohttpTransport", DirectTransport)
+
+
+test_answer_headers_and_body_pass_through_and_the_connection_is_reused = (
+    base.test_answer_headers_and_body_pass_through_and_the_connection_is_reused)
+test_refused_connection_is_connect_error_so_the_proxy_may_retry = (
+    base.test_refused_connection_is_connect_error_so_the_proxy_may_retry)
+test_silent_server_is_read_timeout_not_connect_error = base.test_silent_server_is_read_timeout_not_connect_error
+test_leaving_a_stream_early_closes_the_upstream_connection = (
+    base.test_leaving_a_stream_early_closes_the_upstream_connection)
+test_a_stream_cut_mid_answer_raises_httpx_read_error = base.test_a_stream_cut_mid_answer_raises_httpx_read_error
+test_environment_proxy_is_used_and_no_proxy_is_honoured = base.test_environment_proxy_is_used_and_no_proxy_is_honoured
+test_tls_is_verified = base.test_tls_is_verified
+test_bytes_that_arrived_with_a_broken_connection_still_come_first = (
+    base.test_bytes_that_arrived_with_a_broken_connection_still_come_first)
+
+
+async def test_an_idle_connection_is_closed_before_the_server_would(serve: Any) -> None:
+    closed = threading.Event()
+
+    def answer_then_watch(conn: socket.socket, server: RawServer) -> None:
+        server.seen.append(read_request(conn))
+        conn.sendall(OK)
+        if conn.recv(1) == b"":  # our side closed it
+            closed.set()
+
+    server = serve(answer_then_watch)
+    transport = DirectTransport(keepalive=0.2)
+    try:
+        await send(transport, request(f"http://127.0.0.1:{server.port}/v1/models", method="GET", content=b""))
+        assert await asyncio.to_thread(closed.wait, 5.0), "the idle connection stayed open past its keep-alive"
+    finally:
+        await transport.aclose()
+
+
+async def test_a_connection_the_server_closed_is_not_reused(serve: Any) -> None:
+    def answer_once(conn: socket.socket, server: RawServer) -> None:
+        server.seen.append(read_request(conn))
+        conn.sendall(OK)
+        conn.close()  # no Connection: close header: only the socket says it
+
+    server = serve(answer_once)
+    transport = DirectTransport()
+    try:
+        url = f"http://127.0.0.1:{server.port}/v1/models"
+        for _ in range(3):
+            response = await send(transport, request(url, method="GET", content=b""))
+            assert response.status_code == 200
+            await asyncio.sleep(0.05)  # the close reaches us while the connection is idle
+    finally:
+        await transport.aclose()
+    assert server.connections == 3
+
+
+async def test_connection_close_and_an_answer_without_length(serve: Any) -> None:
+    def until_close(conn: socket.socket, server: RawServer) -> None:
+        server.seen.append(read_request(conn))
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{\"a\": 1}")
+        conn.close()
+
+    server = serve(until_close)
+    transport = DirectTransport()
+    try:
+        url = f"http://127.0.0.1:{server.port}/v1/models"
+        for _ in range(2):
+            response = await send(transport, request(url, method="GET", content=b""))
+            assert response.content == b'{"a": 1}'
+    finally:
+        await transport.aclose()
+    assert server.connections == 2
+
+
+async def test_cancelling_while_waiting_for_the_answer_closes_the_connection(serve: Any) -> None:
+    gone = threading.Event()
+
+    def silent(conn: socket.socket, server: RawServer) -> None:
+        read_request(conn)
+        if conn.recv(1) == b"":
+            gone.set()
+
+    server = serve(silent)
+    transport = DirectTransport()
+    try:
+        task = asyncio.ensure_future(transport.handle_async_request(
+            request(f"http://127.0.0.1:{server.port}/v1/chat/completions")))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await asyncio.to_thread(gone.wait, 5.0), "the relay never saw the client go"
+    finally:
+        await transport.aclose()
+
+
+def test_the_sidecar_uses_it_by_default() -> None:
+    from baicai_sidecar._proxy import upstream_transport
+    from baicai_sidecar._upstream import AiohttpTransport
+
+    assert isinstance(upstream_transport("auto"), DirectTransport)
+    assert isinstance(upstream_transport("aiohttp"), AiohttpTransport)
+    assert upstream_transport("httpx2") is None
