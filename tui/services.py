@@ -488,9 +488,15 @@ class Services:
             data = resp.json() if resp.status_code == 200 else {}
             if not isinstance(data, dict):
                 data = {}
+        except httpx2.ConnectError:  # nothing listens there: the usual case, said in words with the way out
+            return SidecarView(up=False, url=self.sidecar_url, port=port, detail=tr_both(
+                "没有在运行：按 s 在这里启动，或在终端运行 baicai sidecar",
+                "not running: press s to start it here, or run `baicai sidecar` in a terminal"),
+                tokens=tokens, started_here=started_here)
         except Exception as exc:
-            return SidecarView(up=False, url=self.sidecar_url, port=port, detail=_short_error(exc), tokens=tokens,
-                               started_here=started_here)
+            return SidecarView(up=False, url=self.sidecar_url, port=port, detail=tr_both(
+                f"没有回答（{_short_error(exc)}）", f"no answer ({_short_error(exc)})"), tokens=tokens,
+                started_here=started_here)
         if resp.status_code != 200:
             return SidecarView(up=False, url=self.sidecar_url, port=port, detail=f"HTTP {resp.status_code}",
                                tokens=tokens, started_here=started_here)

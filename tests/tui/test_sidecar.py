@@ -30,6 +30,9 @@ async def test_down_sidecar_is_a_status() -> None:
         await settle(pilot)
         status = text_of(app.query_one("#sidecar-status"))
         assert status.startswith("○ 未运行 / down")
+        # in words, with the way out — not "[Errno 111] Connection refused"
+        assert "not running: press s to start it here, or run `baicai sidecar`" in status
+        assert "Errno" not in status and "refused" not in status
         assert app.is_running
 
 
