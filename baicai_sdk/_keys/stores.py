@@ -89,8 +89,17 @@ class _KeyringSecrets:
         self._backend()
 
     def describe(self) -> str:
+        """In words, for people: a backend's Python class name (``keyring.backends.fail.Keyring``) means nothing
+        to most users, so it is named only by its short name when it works, and not at all when it does not."""
         usable, description = keyring_status()
-        return f"keyring: {description}" if usable else tr(f"keyring 不可用：{description}", f"keyring unavailable: {description}")
+        if usable:
+            short = description.removeprefix("keyring.backends.").removesuffix(".Keyring")
+            return tr(f"系统密钥环（{short}）", f"the OS keyring ({short})")
+        return tr(f"本机没有可用的系统密钥环；可改存到文件 {self._fallback_path}（0600，仅本人可读）：设置 "
+                  f"{SECRET_STORE_ENV}=file，或 baicai key add NAME --store file",
+                  f"no OS keyring on this machine; keys can be kept in the file {self._fallback_path} instead "
+                  f"(mode 0600, readable only by you): set {SECRET_STORE_ENV}=file, or use "
+                  "`baicai key add NAME --store file`")
 
 
 class _FileSecrets:
@@ -140,4 +149,4 @@ class _FileSecrets:
         self._load()  # a world-readable or damaged file is reported before a new key is written to it
 
     def describe(self) -> str:
-        return f"file: {self.path} (0600)"
+        return tr(f"文件 {self.path}（0600，仅本人可读）", f"the file {self.path} (mode 0600, readable only by you)")

@@ -278,6 +278,12 @@ def test_no_keyring_backend_names_the_fallback(baicai_home: Path, no_keyring: No
     with pytest.raises(NoKeyringBackend):
         store.ensure_usable()
     store.ensure_usable("file")  # the explicit fallback is fine
+    # The Keys tab shows where keys go: in words, with the way out, never keyring's class name.
+    where = store.backend_description
+    assert "no OS keyring on this machine" in where and "没有可用的系统密钥环" in where
+    assert str(baicai_home / "config" / "secrets.json") in where and "BAICAI_SECRET_STORE=file" in where
+    assert "keyring.backends" not in where and "fail.Keyring" not in where
+    assert "0600" in KeyStore(secret_store="file").backend_description
 
 
 # ---------------------------------------------------------------------------------------- resolution

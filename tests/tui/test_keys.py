@@ -67,3 +67,15 @@ async def test_cancelled_add_changes_nothing() -> None:
         await settle(pilot)
         assert KeyStore().list() == []
         assert app.query_one("#keys-table").row_count == 0
+
+
+async def test_no_keyring_is_said_in_words(no_keyring: None, baicai_home) -> None:  # type: ignore[no-untyped-def]
+    """A headless machine: the Keys tab showed `keyring.backends.fail.Keyring`; it says what it means instead."""
+    app = make_app(clock=lambda: FIXED_NOW, tz=TZ)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        await pilot.press("5")
+        await settle(pilot)
+        backend = text_of(app.query_one("#keys-backend"))
+        assert "no OS keyring on this machine" in backend and "BAICAI_SECRET_STORE=file" in backend
+        assert str(baicai_home / "config" / "secrets.json") in backend and "keyring.backends" not in backend
