@@ -46,6 +46,7 @@ from ._quota import (
     decide,
     describe_request,
 )
+from ._text import Text
 
 if TYPE_CHECKING:
     import sqlite3
@@ -296,9 +297,9 @@ class Meter:
         """``relay_rules``: True/False forces the relay's hourly limits on/off for every server; None (default)
         applies them where the relay is (see the module docstring), or as ``BAICAI_RELAY_RULES=on|off`` says."""
         if quota not in ("wait", "raise", "off"):
-            raise ValueError(f"quota 只能是 wait/raise/off / quota must be wait, raise or off, not {quota!r}")
+            raise ValueError(Text(f"quota 只能是 wait/raise/off，而不是 {quota!r}", f"quota must be wait, raise or off, not {quota!r}"))
         if tier not in (None, "free", "paid", "unknown"):
-            raise ValueError(f"tier 只能是 free/paid / tier must be free or paid, not {tier!r}")
+            raise ValueError(Text(f"tier 只能是 free/paid，而不是 {tier!r}", f"tier must be free or paid, not {tier!r}"))
         if ledger_path is None:
             from ._paths import ledger_path as default_path
 
@@ -319,7 +320,7 @@ class Meter:
         self._last_sweep: float | None = None
         self._sweep_lock = threading.Lock()
         self.relay_rules = relay_rules
-        self._relay_cache: dict[str, tuple[bool, str, float]] = {}
+        self._relay_cache: dict[str, tuple[bool, Text, float]] = {}
         self._samples: dict[str, tuple[float, list[int]]] = {}
         self._anchor: tuple[float, float] | None = None
         """(wall, monotonic) at this Meter's last request: a step of the wall clock shows against it."""
@@ -368,8 +369,8 @@ class Meter:
 
     # ---- where the relay's rules apply --------------------------------------------------------------------------
     @degrades
-    def relay_rules_for(self, url: Any, api_key: str | None = None) -> tuple[bool, str]:
-        """(whether the relay's hourly limits apply to requests sent to ``url``, why) — bilingual reason.
+    def relay_rules_for(self, url: Any, api_key: str | None = None) -> tuple[bool, Text]:
+        """(whether the relay's hourly limits apply to requests sent to ``url``, why) — the reason a :class:`Text`.
 
         A relay key (``baicai-…``) says the relay too: only the relay issues them, and gating a request that goes
         elsewhere by mistake costs nothing (that server refuses the key)."""
@@ -381,25 +382,24 @@ class Meter:
             elif env in ("off", "0", "false", "no"):
                 forced = False
         if forced is not None:
-            return forced, ("按设置 / as configured (BAICAI_RELAY_RULES or relay_rules=)")
+            return forced, Text("按设置（BAICAI_RELAY_RULES 或 relay_rules=）", "as configured (BAICAI_RELAY_RULES or relay_rules=)")
         if url is None:
-            return True, "按设置 / as configured"
+            return True, Text("按设置", "as configured")
         netloc = _netloc(url)
         host = netloc.rsplit(":", 1)[0]
         if host == RELAY_HOST_SUFFIX or host.endswith("." + RELAY_HOST_SUFFIX):
-            return True, "白菜GPT 中转地址 / the BaicaiGPT relay's address"
+            return True, Text("白菜GPT 中转地址", "the BaicaiGPT relay's address")
         if netloc in _RELAY_HOSTS:
-            return True, "白菜GPT 模拟器 / the BaicaiGPT emulator"
+            return True, Text("白菜GPT 模拟器", "the BaicaiGPT emulator")
         if api_key is not None and api_key.startswith("baicai-"):
-            return True, "白菜GPT 的密钥 / a BaicaiGPT relay key"
+            return True, Text("白菜GPT 的密钥", "a BaicaiGPT relay key")
         cached = self._relay_cache.get(netloc)
         tick = time.monotonic()
         if cached is None or (not cached[0] and tick - cached[2] > _CATALOG_TTL):
             # Only a ledger that exists can remember an address (asking must not create one: `baicai doctor`).
             how = _ledger.relay_hosts(self._conn()).get(netloc) if self.path.exists() else None
-            reason = (f"该地址曾像白菜GPT 中转一样应答（{how}） / this address answered like the relay ({how})"
-                      if how else "不是白菜GPT 中转：不限额，只记账 / not the BaicaiGPT relay: no hourly limits, "
-                      "recorded only")
+            reason = (Text(f"该地址曾像白菜GPT 中转一样应答（{how}）", f"this address answered like the relay ({how})")
+                      if how else Text("不是白菜GPT 中转：不限额，只记账", "not the BaicaiGPT relay: no hourly limits, recorded only"))
             cached = self._relay_cache[netloc] = (how is not None, reason, tick)
         return cached[0], cached[1]
 
@@ -514,12 +514,12 @@ class Meter:
             return self._no_rules_decision(conn, api_key, request, why)
         return self._decide(conn, api_key, self._sized(conn, request), self.clock())
 
-    def _no_rules_decision(self, conn: sqlite3.Connection, api_key: str, request: RequestInfo, why: str) -> Decision:
+    def _no_rules_decision(self, conn: sqlite3.Connection, api_key: str, request: RequestInfo, why: Text) -> Decision:
         view = self._view(conn)
         view.sync()
         tier, tier_source = self._tier(view, _ledger.fingerprint(api_key))
         return Decision("allow", family=request.family, tier=tier, tier_source=tier_source, relay_rules=False,
-                        request_tokens=request.estimated_tokens, notes=(why,))
+                        request_tokens=request.estimated_tokens, notes=(why.en,))
 
     @degrades
     def reserve(

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._catalog import Catalog, Limits, Tier, load_catalog
+from ._text import Text
 
 QuotaMode = Literal["wait", "raise", "off"]
 """What happens when a request would exceed an hourly limit: wait for the window, raise, or only record (the one
@@ -273,10 +274,10 @@ class Decision:
     def allowed(self) -> bool:
         return self.kind == "allow"
 
-    def message(self) -> str:
+    def message(self) -> Text:
         if not self.reason_zh and not self.reason_en:
-            return "允许 / allowed"
-        return f"{self.reason_zh} / {self.reason_en}"
+            return Text("允许", "allowed")
+        return Text(self.reason_zh, self.reason_en)
 
 
 _TIER_ZH = {"free": "免费额度", "paid": "付费额度", "unknown": "会员等级未知（按免费估算）"}

@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["LANGS", "Lang", "Text", "current_lang", "set_lang", "tr"]
+__all__ = ["LANGS", "Lang", "Text", "current_lang", "labelled", "set_lang", "tr"]
 
 Lang = Literal["zh", "en", "both"]
 LANGS: tuple[Lang, ...] = ("both", "zh", "en")
@@ -93,3 +93,14 @@ class Text:
 def tr(zh: str, en: str, *, sep: str = SEPARATOR) -> str:
     """``str(Text(zh, en))``: a label or a line printed at once, in the current language."""
     return Text(zh, en).render(sep=sep)
+
+
+def labelled(zh: str, en: str, value: object) -> str:
+    """A label before a value already in the user's language (an exception, a warning, a path): ``错误：…``,
+    ``error: …``, or with both ``错误 / error: …`` — the value once, never twice."""
+    lang = current_lang()
+    if lang == "zh":
+        return f"{zh}：{value}"
+    if lang == "en":
+        return f"{en}: {value}"
+    return f"{zh}{SEPARATOR}{en}: {value}"

@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ._text import Text, labelled, tr
+
 __all__ = ["main", "build_parser"]
 
 _CORE = ("demo", "emulator", "doctor", "key", "usage", "estimate")
@@ -27,7 +29,7 @@ _EXTRA_OF = {
 }
 
 
-def missing_extra(exc: BaseException) -> str | None:
+def missing_extra(exc: BaseException) -> Text | None:
     """The one-line bilingual advice when ``exc`` is an optional dependency's ``ModuleNotFoundError``, else None."""
     from ._serving import UvicornMissing
 
@@ -40,8 +42,8 @@ def missing_extra(exc: BaseException) -> str | None:
     if extra is None:
         return None
     install = f'pip install "baicai[{extra}]"'
-    return (f"这个命令需要可选组件 [{extra}]（缺少 {module}）：{install} / "
-            f"this command needs the [{extra}] extra ({module} is not installed): {install}")
+    return (Text(f"这个命令需要可选组件 [{extra}]（缺少 {module}）：{install}",
+                 f"this command needs the [{extra}] extra ({module} is not installed): {install}"))
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -53,13 +55,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(
         prog="baicai",
-        description="白菜GPT 中转 API 工具箱 / Client toolkit for the BaicaiGPT relay.",
-        epilog="无密钥时 `baicai demo` 离线运行演示。 / With no key, `baicai demo` runs an offline demo.",
+        description=tr("白菜GPT 中转 API 工具箱", "Client toolkit for the BaicaiGPT relay."),
+        epilog=tr("无密钥时 `baicai demo` 离线运行演示。", "With no key, `baicai demo` runs an offline demo."),
     )
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"baicai {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="子命令 / commands")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title=tr("子命令", "commands"))
     for register in _registrars(command):
         register(sub)
     return parser
@@ -98,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(func(args) or 0)
     except KeyboardInterrupt:
-        print("\n已中断 / interrupted", file=sys.stderr)
+        print(Text("\n已中断", "\ninterrupted"), file=sys.stderr)
         return 130
     except Exception as exc:
         line = _ledger_problem(exc)
@@ -124,7 +126,7 @@ def _plain_warnings() -> None:
     def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
              line: str | None = None) -> None:
         if category.__module__.startswith("baicai_sdk"):
-            print(f"注意 / note: {message}", file=file or sys.stderr)
+            print(labelled("注意", "note", message), file=file or sys.stderr)
         else:
             original(message, category, filename, lineno, file, line)
 

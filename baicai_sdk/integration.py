@@ -60,6 +60,7 @@ __all__ = [
     "Lang",
     "Text",
     "current_lang",
+    "labelled",
     "set_lang",
     "tr",
     # keys and secrets
@@ -116,6 +117,7 @@ _LAZY: dict[str, str] = {
     "Lang": "._text",
     "Text": "._text",
     "current_lang": "._text",
+    "labelled": "._text",
     "set_lang": "._text",
     "tr": "._text",
     "KeyStoreError": "._keys",
@@ -149,7 +151,7 @@ if _typing.TYPE_CHECKING:
     from ._paths import config_dir, data_dir, ledger_path
     from ._probe import Check, probe_relay
     from ._serving import BackgroundServer, bind_socket, serve_forever
-    from ._text import LANGS, Lang, Text, current_lang, set_lang, tr
+    from ._text import LANGS, Lang, Text, current_lang, labelled, set_lang, tr
     from ._tokens import get_encoding
     from ._transport import env_proxy_for
     from ._transport._metered import STREAM_TALLY

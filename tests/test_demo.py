@@ -22,7 +22,7 @@ def test_scripted_demo_runs_offline_and_leaves_the_users_ledger_alone(baicai_hom
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert f"emulator: http://127.0.0.1:{port}/v1" in out
-    assert "本小时 / this hour gpt-3.5: 请求 requests 2/60" in out
+    assert "本小时 gpt-3.5：请求 2/60" in out and "this hour gpt-3.5: requests 2/60" in out
     assert "stopped locally, never sent" in out and "1/1 gpt-4" in out
     assert "gpt-4 requests the emulator saw: 1" in out
     assert "ledger cost ¥0.40" in out  # DALL·E 3 standard 1024², from the catalogue via the ledger

@@ -16,21 +16,22 @@ import tempfile
 from importlib.metadata import entry_points
 from typing import Any
 
+from .._text import Text, tr
+
 __all__ = ["register", "run"]
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="离线演示（内置模拟器）/ offline demo against the built-in emulator",
-        description="启动本地中转模拟器并演示 SDK、配额与账本；不需要密钥，不联网，不写入你的账本。 / "
-        "Starts a local relay emulator and shows the SDK, quota and ledger at work; no key, no network, "
-        "and your own ledger is left untouched.",
+        help=tr("离线演示（内置模拟器）", "offline demo against the built-in emulator"),
+        description=tr("启动本地中转模拟器并演示 SDK、配额与账本；不需要密钥，不联网，不写入你的账本。",
+                       "Starts a local relay emulator and shows the SDK, quota and ledger at work; no key, no network, and your own ledger is left untouched."),
     )
-    parser.add_argument("--no-tui", action="store_true", help="只打印脚本演示 / print the scripted tour only")
-    parser.add_argument("--keep", metavar="DIR", help="把演示数据保存在 DIR / keep the demo data in DIR")
+    parser.add_argument("--no-tui", action="store_true", help=tr("只打印脚本演示", "print the scripted tour only"))
+    parser.add_argument("--keep", metavar="DIR", help=tr("把演示数据保存在 DIR", "keep the demo data in DIR"))
     parser.add_argument("--port", type=int, default=0,
-                        help="模拟器端口（默认任选空闲端口） / the emulator's port (default: any free one)")
+                        help=tr("模拟器端口（默认任选空闲端口）", "the emulator's port (default: any free one)"))
     parser.set_defaults(func=run)
 
 
@@ -53,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
             emu = stack.enter_context(EmulatorServer(EmulatorConfig(chunk_delay=0.02, reply_tokens=48),
                                                      port=args.port))
         except OSError as exc:
-            print(f"错误：无法监听 127.0.0.1:{args.port}（{exc.strerror or exc}），请换一个 --port / error: cannot "
-                  f"listen on 127.0.0.1:{args.port} ({exc.strerror or exc}); pick another --port", file=sys.stderr)
+            print(Text(f"错误：无法监听 127.0.0.1:{args.port}（{exc.strerror or exc}），请换一个 --port",
+                       f"error: cannot listen on 127.0.0.1:{args.port} ({exc.strerror or exc}); pick another --port"), file=sys.stderr)
             return 1
         tui = None if args.no_tui or not sys.stdout.isatty() else _tui_demo()
         if tui is not None:
@@ -62,19 +63,19 @@ def run(args: argparse.Namespace) -> int:
         return _scripted_tour(emu, home, kept=bool(args.keep))
 
 
-def _line(text: str = "") -> None:
+def _line(text: object = "") -> None:
     print(text, flush=True)
 
 
-def _window_line(family: str) -> str:
+def _window_line(family: str) -> Text:
     from .._usage import UsageStore
 
     for w in UsageStore().windows():
         if w.family == family:
             req = f"{w.requests_used}/{w.requests_limit if w.requests_limit is not None else '∞'}"
             tok = f"{w.tokens_used}/{w.tokens_limit if w.tokens_limit is not None else '∞'}"
-            return f"本小时 / this hour {family}: 请求 requests {req} · tokens {tok}"
-    return ""
+            return Text(f"本小时 {family}：请求 {req} · tokens {tok}", f"this hour {family}: requests {req} · tokens {tok}")
+    return Text("", "")
 
 
 def _scripted_tour(emu: Any, home: str, *, kept: bool) -> int:
@@ -83,14 +84,15 @@ def _scripted_tour(emu: Any, home: str, *, kept: bool) -> int:
     from .._errors import BaicaiError
     from .._usage import UsageStore
 
-    _line("白菜GPT 离线演示 / baicai offline demo")
-    _line(f"  模拟器 / emulator: {emu.base_url}   数据 / data: {home}")
-    _line("  （演示数据不会写入你的账本" + ("" if kept else "，退出时删除") + " / demo data never touches your own ledger"
-          + ("" if kept else " and is removed at exit; --keep DIR keeps it") + "）")
+    _line(Text("白菜GPT 离线演示", "baicai offline demo"))
+    _line(Text(f"  模拟器：{emu.base_url}   数据：{home}", f"  emulator: {emu.base_url}   data: {home}"))
+    _line(Text("  （演示数据不会写入你的账本" + ("" if kept else "，退出时删除") + "）",
+               "  (demo data never touches your own ledger"
+               + ("" if kept else " and is removed at exit; --keep DIR keeps it") + ")"))
     _line()
 
     free = Baicai(api_key=emu.free_key, base_url=emu.base_url, tier="free", quota="raise")
-    _line("1) 免费 KEY 流式对话 / free key, streamed chat (gpt-3.5-turbo)")
+    _line(Text("1) 免费 KEY 流式对话（gpt-3.5-turbo）", "1) free key, streamed chat (gpt-3.5-turbo)"))
     for question in ("你好！用一句话介绍白菜GPT。", "How do hourly limits work on the free tier?"):
         _line(f"   > {question}")
         print("   < ", end="", flush=True)
@@ -105,26 +107,29 @@ def _scripted_tour(emu: Any, home: str, *, kept: bool) -> int:
                 print(chunk.choices[0].delta.content, end="", flush=True)
         _line()
         row = UsageStore().rows(limit=1)[0]  # what the ledger recorded for this request: counts, never text
-        _line(f"     账本 ledger: tokens 提示 prompt {row.prompt_tokens} · 回答 completion {row.completion_tokens}"
-              f" · 费用 cost ¥{row.cost_cny or 0:.5f}")
-        _line(f"     {_window_line('gpt-3.5')}")
+        cost = f"¥{row.cost_cny or 0:.5f}"
+        _line(Text(f"     账本：提示 tokens {row.prompt_tokens} · 回答 tokens {row.completion_tokens} · 费用 {cost}",
+                   f"     ledger: prompt tokens {row.prompt_tokens} · completion tokens {row.completion_tokens}"
+                   f" · cost {cost}"))
+        _line(Text("     ", "     ") + _window_line("gpt-3.5"))
     _line()
 
-    _line("2) 免费 KEY 的 gpt-4 每小时 1 次 / the free tier allows gpt-4 once an hour")
+    _line(Text("2) 免费 KEY 的 gpt-4 每小时 1 次", "2) the free tier allows gpt-4 once an hour"))
     for attempt in (1, 2):
         try:
             reply = free.chat.completions.create(
                 model="gpt-4-0125-preview", messages=[{"role": "user", "content": "Say hi"}], max_tokens=20
             )
-            _line(f"   第 {attempt} 次 / attempt {attempt}: ok — {reply.choices[0].message.content!r}")
+            said = reply.choices[0].message.content
+            _line(Text(f"   第 {attempt} 次：ok — {said!r}", f"   attempt {attempt}: ok — {said!r}"))
         except BaicaiError as exc:
-            _line(f"   第 {attempt} 次 / attempt {attempt}: 本地拦截，未发送 / stopped locally, never sent:")
+            _line(Text(f"   第 {attempt} 次：本地拦截，未发送：", f"   attempt {attempt}: stopped locally, never sent:"))
             _line(f"     {exc}")
     gpt4_seen = sum(1 for r in emu.state.requests if (r.model or "").startswith("gpt-4"))
-    _line(f"   模拟器收到的 gpt-4 请求 / gpt-4 requests the emulator saw: {gpt4_seen}")
+    _line(Text(f"   模拟器收到的 gpt-4 请求：{gpt4_seen}", f"   gpt-4 requests the emulator saw: {gpt4_seen}"))
     _line()
 
-    _line("3) 付费 KEY 生成图片 / paid key, DALL·E 3 image (1024x1024 standard)")
+    _line(Text("3) 付费 KEY 生成图片（DALL·E 3，1024x1024 standard）", "3) paid key, DALL·E 3 image (1024x1024 standard)"))
     paid = Baicai(api_key=emu.paid_key, base_url=emu.base_url, tier="paid")
     image = paid.images.generate(model="dall-e-3", prompt="a cabbage", size="1024x1024", response_format="b64_json")
     path = os.path.join(home, "demo-image.png")
@@ -132,25 +137,30 @@ def _scripted_tour(emu: Any, home: str, *, kept: bool) -> int:
 
     with open(path, "wb") as fh:
         fh.write(base64.b64decode((image.data or [])[0].b64_json or ""))
-    _line(f"   已保存 / saved {path} · 账本记账 ledger cost ¥{UsageStore().rows(limit=1)[0].cost_cny or 0:.2f}")
+    cost = f"¥{UsageStore().rows(limit=1)[0].cost_cny or 0:.2f}"
+    _line(Text(f"   已保存 {path} · 账本记账 {cost}", f"   saved {path} · ledger cost {cost}"))
     _line()
 
-    _line("4) 账本用量（按模型）/ ledger usage by model")
+    _line(Text("4) 账本用量（按模型）", "4) ledger usage by model"))
     store = UsageStore()
     for group in store.report(by="model"):
-        cost = f"¥{group.cost_cny:.5f}" + (f" (+{group.unpriced} 未知价格 unpriced)" if group.unpriced else "")
-        _line(f"   {group.key:<22} 请求 requests {group.requests:>3} · tokens {group.total_tokens:>6}"
-              f" · 图片 images {group.images} · {cost}")
+        cost = f"¥{group.cost_cny:.5f}"
+        unpriced = Text(f"（+{group.unpriced} 未知价格）", f" (+{group.unpriced} unpriced)") if group.unpriced \
+            else Text("", "")
+        _line(Text(f"   {group.key:<22} 请求 {group.requests:>3} · tokens {group.total_tokens:>6}"
+                   f" · 图片 {group.images} · {cost}{unpriced.zh}",
+                   f"   {group.key:<22} requests {group.requests:>3} · tokens {group.total_tokens:>6}"
+                   f" · images {group.images} · {cost}{unpriced.en}"))
     _line()
 
-    _line("5) 余额 / balance (paid key)")
+    _line(Text("5) 余额（付费 KEY）", "5) balance (paid key)"))
     from .._keys import resolve_credentials
 
     bal = balance(resolve_credentials(api_key=emu.paid_key, base_url=emu.base_url, warn=False))
-    label = "中转实测 measured" if bal.measured else "本地估算 estimated"
+    label = Text("中转实测", "measured") if bal.measured else Text("本地估算", "estimated")
     amount = "—" if bal.amount_cny is None else f"¥{bal.amount_cny:.4f}"
-    _line(f"   {amount} ({label}) — {bal.detail}")
+    _line(Text(f"   {amount}（{label.zh}）— ", f"   {amount} ({label.en}) — ") + bal.detail)
     _line()
-    _line("完成。真实使用：`baicai key add NAME` 保存密钥，然后 `baicai doctor`。 / "
-          "Done. For real use: `baicai key add NAME`, then `baicai doctor`.")
+    _line(Text("完成。真实使用：`baicai key add NAME` 保存密钥，然后 `baicai doctor`。",
+               "Done. For real use: `baicai key add NAME`, then `baicai doctor`."))
     return 0

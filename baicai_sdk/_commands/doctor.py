@@ -298,10 +298,10 @@ def _relay_rules_check(base_url: str, key: str) -> Check:
     except Exception as exc:  # an unreadable ledger: the gate's rules are then moot for this report
         return Check("relay_rules", "info", tr(f"无法判断限额规则（{exc}）", f"cannot tell the quota rules ({exc})"))
     if applies:
-        return Check("relay_rules", "ok", tr(f"每小时限额：按白菜GPT 中转的规则在本机把关 — {reason}",
-                                             f"hourly limits: the relay's, enforced locally — {reason}"))
-    return Check("relay_rules", "info", tr(f"每小时限额：不适用，只记账 — {reason}（可用 BAICAI_RELAY_RULES=on 开启）",
-                                           f"hourly limits: not applied, usage recorded only — {reason} "
+        return Check("relay_rules", "ok", tr(f"每小时限额：按白菜GPT 中转的规则在本机把关 — {reason.zh}",
+                                             f"hourly limits: the relay's, enforced locally — {reason.en}"))
+    return Check("relay_rules", "info", tr(f"每小时限额：不适用，只记账 — {reason.zh}（可用 BAICAI_RELAY_RULES=on 开启）",
+                                           f"hourly limits: not applied, usage recorded only — {reason.en} "
                                            "(set BAICAI_RELAY_RULES=on to apply them)"))
 
 

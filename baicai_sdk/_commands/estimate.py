@@ -14,23 +14,25 @@ import json
 import sys
 from typing import Any
 
+from .._text import Text, labelled, tr
+
 __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "estimate",
-        help="发送前估算 tokens、费用与额度 / estimate tokens, cost and quota before sending",
-        description="读取消息 JSON（列表或完整请求体），离线计数。 / Reads messages JSON (a list or a whole request "
-        "body) and counts offline; nothing is sent.",
+        help=tr("发送前估算 tokens、费用与额度", "estimate tokens, cost and quota before sending"),
+        description=tr("读取消息 JSON（列表或完整请求体），离线计数。",
+                       "Reads messages JSON (a list or a whole request body) and counts offline; nothing is sent."),
     )
-    parser.add_argument("file", nargs="?", default="-", help="JSON 文件，或 - 表示标准输入 / JSON file, or - for stdin")
-    parser.add_argument("--model", "-m", default=None, help="模型 / model (required unless the body names one)")
+    parser.add_argument("file", nargs="?", default="-", help=tr("JSON 文件，或 - 表示标准输入", "JSON file, or - for stdin"))
+    parser.add_argument("--model", "-m", default=None, help=tr("模型", "model (required unless the body names one)"))
     parser.add_argument("--max-tokens", type=int, default=None, dest="max_tokens",
-                        help="最大输出 tokens / maximum completion tokens (default: the catalogue's default)")
+                        help=tr("最大输出 tokens", "maximum completion tokens (default: the catalogue's default)"))
     parser.add_argument("--tier", choices=("free", "paid"), default=None,
-                        help="按此等级判断 / decide as this tier (default: the active key's)")
-    parser.add_argument("--json", action="store_true", help="JSON 输出 / machine-readable output")
+                        help=tr("按此等级判断", "decide as this tier (default: the active key's)"))
+    parser.add_argument("--json", action="store_true", help=tr("JSON 输出", "machine-readable output"))
     parser.set_defaults(func=_estimate)
 
 
@@ -101,7 +103,7 @@ def _estimate(args: argparse.Namespace) -> int:
         "max_tokens_given": info.max_tokens_given,
         "cost_cny": {"min": low, "max": high},
         "currency": "CNY",
-        "relay_rules": {"apply": applies, "reason": rules_reason},
+        "relay_rules": {"apply": applies, "reason": str(rules_reason)},
         "decision": {
             # "unknown": no hourly limit is known for the model, so nothing was predicted (the Meter lets the
             # server decide, which is not the same as "allowed")
@@ -110,7 +112,7 @@ def _estimate(args: argparse.Namespace) -> int:
             "tier_source": decision.tier_source,
             "wait_seconds": decision.wait_seconds,
             "retry_at": decision.retry_at,
-            "reason": decision.message() if decision.kind != "allow" else None,
+            "reason": str(decision.message()) if decision.kind != "allow" else None,
             "notes": list(decision.notes),
         },
     }
@@ -122,36 +124,40 @@ def _estimate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return status
-    default = "" if info.max_tokens_given else "（默认 / default）"
-    print(f"模型 / model: {info.model}  ({info.family or '未知系列 / unknown family'})")
+    default = Text("", "") if info.max_tokens_given else Text("（默认）", " (default)")
+    family = Text(info.family, info.family) if info.family else Text("未知系列", "unknown family")
+    print(Text(f"模型：{info.model}（{family.zh}）", f"model: {info.model}  ({family.en})"))
     if not known:
         _unknown_model(info.model, catalog.chat_models, applies)
-    print(f"输入 tokens / prompt tokens: {info.prompt_tokens}")
-    print(f"最大输出 / max completion: {info.max_completion_tokens}{default}")
+    print(Text(f"输入 tokens：{info.prompt_tokens}", f"prompt tokens: {info.prompt_tokens}"))
+    print(Text(f"最大输出：{info.max_completion_tokens}{default.zh}", f"max completion: {info.max_completion_tokens}{default.en}"))
     if high is None:
-        print("费用 / cost: 未知（价目表中没有此模型） / unknown (the model has no price in the catalogue)")
+        print(Text("费用：未知（价目表中没有此模型）", "cost: unknown (the model has no price in the catalogue)"))
     else:
-        print(f"费用 / cost: ¥{low:.6f} – ¥{high:.6f}")
-    tier_note = {"configured": "配置 / configured", "learned": "已学习 / learned",
-                 "unknown": "未知，按免费估算 / unknown, assumed free"}[decision.tier_source]
-    print(f"等级 / tier: {decision.tier} ({tier_note})")
+        print(labelled("费用", "cost", f"¥{low:.6f} – ¥{high:.6f}"))
+    tier_note = {"configured": Text("配置", "configured"), "learned": Text("已学习", "learned"),
+                 "unknown": Text("未知，按免费估算", "unknown, assumed free")}[decision.tier_source]
+    print(Text(f"等级：{decision.tier}（{tier_note.zh}）", f"tier: {decision.tier} ({tier_note.en})"))
     if decision.tier == "unknown" and high and not paid_only:
-        print("  费用范围：免费会员 ¥0，付费会员按价目表 / cost range: ¥0 if the key is free, the price if paid")
+        print(Text("  费用范围：免费会员 ¥0，付费会员按价目表", "  cost range: ¥0 if the key is free, the price if paid"))
     if applies:
-        print(f"每小时限额 / hourly limits: 适用 / apply — {rules_reason}")
+        print(Text(f"每小时限额：适用 — {rules_reason.zh}", f"hourly limits: apply — {rules_reason.en}"))
     else:
-        print(f"每小时限额 / hourly limits: 不适用 / do not apply — {rules_reason}")
+        print(Text(f"每小时限额：不适用 — {rules_reason.zh}", f"hourly limits: do not apply — {rules_reason.en}"))
     if "paid-only model: paid limits assumed" in decision.notes:
-        print("  此模型仅付费会员可用，按付费额度判断 / paid-only model: judged by the paid limits")
+        print(Text("  此模型仅付费会员可用，按付费额度判断", "  paid-only model: judged by the paid limits"))
     if not predicted:
-        print("额度 / quota: 无法预测——不知道此模型属于哪个每小时限额，由服务器决定 / cannot predict: no hourly "
-              "limit is known for this model, the server decides")
+        print(Text("额度：无法预测——不知道此模型属于哪个每小时限额，由服务器决定",
+                   "quota: cannot predict: no hourly limit is known for this model, the server decides"))
         return status
-    verdict = {"allow": "可以发送 / allowed", "wait": "需等待 / wait", "refuse": "不会发送 / refused"}[decision.kind]
+    verdict = {"allow": Text("可以发送", "allowed"), "wait": Text("需等待", "wait"),
+               "refuse": Text("不会发送", "refused")}[decision.kind]
     if not known and applies and info.family and decision.kind == "allow":
-        verdict = (f"{info.family} 系列的额度还够，但模型本身未知（见上） / the {info.family} family's limits have "
-                   "room, but the model itself is unknown (see above)")
-    print(f"额度 / quota: {verdict}" + (f" — {decision.message()}" if decision.kind != "allow" else ""))
+        verdict = Text(f"{info.family} 系列的额度还够，但模型本身未知（见上）",
+                       f"the {info.family} family's limits have room, but the model itself is unknown (see above)")
+    reason = Text(f" — {decision.message().zh}", f" — {decision.message().en}") if decision.kind != "allow" \
+        else Text("", "")
+    print(Text(f"额度：{verdict.zh}", f"quota: {verdict.en}") + reason)
     return status
 
 
@@ -163,10 +169,10 @@ def _close(model: str, known: Any) -> list[str]:
 
 def _unknown_model(model: str, known: Any, relay: bool) -> None:
     """Say plainly that the catalogue has no such model (a typo, or one the relay does not sell), and what it has."""
-    where_zh, where_en = (("白菜GPT 很可能拒绝它", "the relay will most likely refuse it") if relay else
-                          ("费用未知", "its cost is unknown"))
-    print(f"  未知模型：{model} 不在价目表中，{where_zh} / unknown model: {model} is not in the catalogue, {where_en}")
+    where = Text("白菜GPT 很可能拒绝它", "the relay will most likely refuse it") if relay else \
+        Text("费用未知", "its cost is unknown")
+    print(Text(f"  未知模型：{model} 不在价目表中，{where.zh}", f"  unknown model: {model} is not in the catalogue, {where.en}"))
     close = _close(model, known)
     if close:
-        print(f"  是否想用 / did you mean: {', '.join(close)}")
-    print(f"  已知模型 / known models: {', '.join(sorted(known))}")
+        print("  " + labelled("是否想用", "did you mean", ", ".join(close)))
+    print("  " + labelled("已知模型", "known models", ", ".join(sorted(known))))

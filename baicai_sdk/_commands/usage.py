@@ -17,7 +17,9 @@ import json
 import re
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .._text import Text, current_lang, labelled, tr
 
 if TYPE_CHECKING:
     from .._catalog import Tier
@@ -55,8 +57,8 @@ def parse_when(text: str, *, now: float | None = None, tz: dt.tzinfo | None = No
         parsed = dt.datetime.fromisoformat(text.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"无法识别的时间 {text!r}：可用 7d、24h、today、month 或 2026-11-01 / "
-            f"cannot read the time {text!r}: use 7d, 24h, today, month or 2026-11-01"
+            Text(f"无法识别的时间 {text!r}：可用 7d、24h、today、month 或 2026-11-01",
+                 f"cannot read the time {text!r}: use 7d, 24h, today, month or 2026-11-01")
         ) from None
     if parsed.tzinfo is None and tz is not None:
         parsed = parsed.replace(tzinfo=tz)
@@ -66,48 +68,48 @@ def parse_when(text: str, *, now: float | None = None, tz: dt.tzinfo | None = No
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "usage",
-        help="本机用量、消费、额度与余额 / this machine's usage, spend, quota windows and balance",
-        description="读取本机用量账本（只有计数，没有对话内容）。 / Reads the local usage ledger (counts only, never "
-        "text). Days and hours are local time.",
+        help=tr("本机用量、消费、额度与余额", "this machine's usage, spend, quota windows and balance"),
+        description=tr("读取本机用量账本（只有计数，没有对话内容）。",
+                       "Reads the local usage ledger (counts only, never text). Days and hours are local time."),
     )
     _common_report_args(parser)
     parser.set_defaults(func=_report)
     sub = parser.add_subparsers(dest="usage_command", metavar="ACTION")
 
-    log = sub.add_parser("log", help="消费明细（最新在前） / the expense log, newest first")
-    log.add_argument("--limit", type=int, default=20, help="显示多少条（默认 20） / rows to show (default 20)")
-    log.add_argument("--offset", type=int, default=0, help="跳过最新的多少条 / skip this many newest rows")
-    log.add_argument("--model", help="只看此模型 / only this model")
+    log = sub.add_parser("log", help=tr("消费明细（最新在前）", "the expense log, newest first"))
+    log.add_argument("--limit", type=int, default=20, help=tr("显示多少条（默认 20）", "rows to show (default 20)"))
+    log.add_argument("--offset", type=int, default=0, help=tr("跳过最新的多少条", "skip this many newest rows"))
+    log.add_argument("--model", help=tr("只看此模型", "only this model"))
     log.add_argument("--status", choices=("pending", "ok", "error", "cancelled", "dropped", "timeout", "orphaned",
                                           "failed"),
-                     help="只看此状态 / only this status")
-    log.add_argument("--source", help="只看此来源（sdk、sidecar 或应用名） / only this source (sdk, sidecar or an app)")
-    log.add_argument("--json", action="store_true", help="JSON 输出 / machine-readable output")
+                     help=tr("只看此状态", "only this status"))
+    log.add_argument("--source", help=tr("只看此来源（sdk、sidecar 或应用名）", "only this source (sdk, sidecar or an app)"))
+    log.add_argument("--json", action="store_true", help=tr("JSON 输出", "machine-readable output"))
     log.set_defaults(func=_log)
 
-    windows = sub.add_parser("windows", help="每小时额度窗口 / the hourly quota windows")
+    windows = sub.add_parser("windows", help=tr("每小时额度窗口", "the hourly quota windows"))
     windows.add_argument("--tier", choices=("free", "paid"), default=None,
-                         help="按此等级显示上限 / show this tier's limits (default: the active key's tier, "
-                              "else learned, else free)")
+                         help=tr("按此等级显示上限",
+                                 "show this tier's limits (default: the active key's tier, else learned, else free)"))
     windows.add_argument("--json", action="store_true")
     windows.set_defaults(func=_windows)
 
-    bal = sub.add_parser("balance", help="余额（实测或估算） / balance (measured or estimated)")
+    bal = sub.add_parser("balance", help=tr("余额（实测或估算）", "balance (measured or estimated)"))
     bal.add_argument("--json", action="store_true")
     bal.set_defaults(func=_balance)
 
-    topup = sub.add_parser("topup", help="记录一次充值（用于估算余额） / record a top-up (for the estimated balance)")
-    topup.add_argument("amount", type=float, help="金额（元） / amount in CNY")
-    topup.add_argument("--note", default=None, help="备注 / note, e.g. 支付宝")
+    topup = sub.add_parser("topup", help=tr("记录一次充值（用于估算余额）", "record a top-up (for the estimated balance)"))
+    topup.add_argument("amount", type=float, help=tr("金额（元）", "amount in CNY"))
+    topup.add_argument("--note", default=None, help=tr("备注，如 支付宝", "note, e.g. Alipay"))
     topup.set_defaults(func=_topup)
 
 
 def _common_report_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--by", choices=_GROUPS, default="day", help="分组 / group by (default: day)")
+    parser.add_argument("--by", choices=_GROUPS, default="day", help=tr("分组", "group by (default: day)"))
     parser.add_argument("--since", type=parse_when, default=None,
-                        help="起始：7d、24h、today、month、2026-11-01 / from: 7d, 24h, today, month, 2026-11-01")
-    parser.add_argument("--until", type=parse_when, default=None, help="截止 / until (same forms)")
-    parser.add_argument("--json", action="store_true", help="JSON 输出 / machine-readable output")
+                        help=tr("起始：7d、24h、today、month、2026-11-01", "from: 7d, 24h, today, month, 2026-11-01"))
+    parser.add_argument("--until", type=parse_when, default=None, help=tr("截止", "until (same forms)"))
+    parser.add_argument("--json", action="store_true", help=tr("JSON 输出", "machine-readable output"))
 
 
 def _store() -> Any:
@@ -129,29 +131,38 @@ def _report(args: argparse.Namespace) -> int:
                           "rows": [r.as_dict() for r in rows], "total": totals.as_dict()}, ensure_ascii=False, indent=2))
         return 0
     if not rows:
-        print("账本中没有记录。 / No requests in the ledger for this period.")
+        print(Text("账本中没有记录。", "No requests in the ledger for this period."))
         return 0
     from ._cells import cells, ljust, rjust
 
-    head = {"model": "模型/model", "day": "日期/day", "hour": "小时/hour", "key": "密钥/key", "source": "来源/source"}[args.by]
+    head = {"model": tr("模型", "model", sep="/"), "day": tr("日期", "day", sep="/"), "hour": tr("小时", "hour", sep="/"),
+            "key": tr("密钥", "key", sep="/"), "source": tr("来源", "source", sep="/")}[args.by]
     width = max(cells(head), *(cells(r.key) for r in rows)) + 2
 
     def line(first: str, *figures: object) -> str:
         return ljust(first, width) + "".join(rjust(f, w) for f, w in zip(figures, (10, 12, 12, 14)))
 
-    print(line(head, "请求/req", "输入/in", "输出/out", "费用/cost"))
+    print(line(head, tr("请求", "req", sep="/"), tr("输入", "in", sep="/"), tr("输出", "out", sep="/"),
+               tr("费用", "cost", sep="/")))
     for r in rows:
-        unpriced = f"  (+{r.unpriced} 未定价/unpriced)" if r.unpriced else ""
+        unpriced = tr(f"  （+{r.unpriced} 未定价）", f"  (+{r.unpriced} unpriced)") if r.unpriced else ""
         print(line(r.key, r.requests, r.prompt_tokens, r.completion_tokens, _cny(r.cost_cny)) + unpriced)
-    print(line("合计/total", totals.requests, totals.prompt_tokens, totals.completion_tokens, _cny(totals.cost_cny)))
+    print(line(tr("合计", "total", sep="/"), totals.requests, totals.prompt_tokens, totals.completion_tokens, _cny(totals.cost_cny)))
     if totals.cost_estimated:
-        print(f"其中实测 {_cny(totals.cost_measured)}，估算 {_cny(totals.cost_estimated)}（合计范围 "
-              f"{_cny(totals.cost_low)}–{_cny(totals.cost_high)}） / measured {_cny(totals.cost_measured)}, "
-              f"estimated {_cny(totals.cost_estimated)} (total between {_cny(totals.cost_low)} and "
-              f"{_cny(totals.cost_high)})")
+        print(Text(f"其中实测 {_cny(totals.cost_measured)}，估算 {_cny(totals.cost_estimated)}（合计范围 {_cny(totals.cost_low)}–{_cny(totals.cost_high)}）",
+                   f"measured {_cny(totals.cost_measured)}, estimated {_cny(totals.cost_estimated)} (total between {_cny(totals.cost_low)} and {_cny(totals.cost_high)})"))
     if totals.pending:
-        print(f"进行中 {totals.pending} 个请求按预估计入 / {totals.pending} requests in flight counted at their estimate")
+        print(Text(f"进行中 {totals.pending} 个请求按预估计入", f"{totals.pending} requests in flight counted at their estimate"))
     return 0
+
+
+class _Columns(NamedTuple):
+    zh: tuple[str, ...]
+    en: tuple[str, ...]
+
+
+_LOG_HEAD = _Columns(("时间", "模型", "状态", "输入+输出", "费用", "来源", "密钥"),
+                     ("time", "model", "status", "in+out", "cost", "source", "key"))
 
 
 def _log(args: argparse.Namespace) -> int:
@@ -161,13 +172,13 @@ def _log(args: argparse.Namespace) -> int:
         print(json.dumps([r.as_dict() for r in rows], ensure_ascii=False, indent=2))
         return 0
     if not rows:
-        print("没有记录。 / No rows.")
+        print(Text("没有记录。", "No rows."))
         return 0
     from ._cells import ljust, rjust
 
-    # a header (Chinese over English, as the TUI's Log tab) so the columns say what they are
-    for head in (("时间", "模型", "状态", "输入+输出", "费用", "来源", "密钥"),
-                 ("time", "model", "status", "in+out", "cost", "source", "key")):
+    # a header so the columns say what they are (with both languages: Chinese over English, as the TUI's Log tab)
+    heads = {"zh": [_LOG_HEAD.zh], "en": [_LOG_HEAD.en], "both": [_LOG_HEAD.zh, _LOG_HEAD.en]}[current_lang()]
+    for head in heads:
         print(f"{ljust(head[0], 19)}  {ljust(head[1], 22)} {ljust(head[2], 9)} {ljust(head[3], 13)} "
               f"{rjust(head[4], 10)}  {head[5]}  {head[6]}")
     for r in rows:
@@ -179,8 +190,8 @@ def _log(args: argparse.Namespace) -> int:
     total = store.count(model=args.model, status=args.status, source=args.source)
     shown = args.offset + len(rows)
     if shown < total:
-        print(f"（第 {args.offset + 1}–{shown} 条，共 {total} 条；更多：--offset {shown} 或 --limit N） / "
-              f"(rows {args.offset + 1}–{shown} of {total}; more with --offset {shown} or --limit N)")
+        print(Text(f"（第 {args.offset + 1}–{shown} 条，共 {total} 条；更多：--offset {shown} 或 --limit N）",
+                   f"(rows {args.offset + 1}–{shown} of {total}; more with --offset {shown} or --limit N)"))
     return 0
 
 
@@ -213,23 +224,25 @@ def _windows(args: argparse.Namespace) -> int:
         return 0
     now = time.time()
     shown_key_header = False
-    print("本机 IP（所有本地密钥合计）/ this IP (every local key together):")
+    print(Text("本机 IP（所有本地密钥合计）：", "this IP (every local key together):"))
     for w in windows:
         if w.scope == "key" and not shown_key_header:
             shown_key_header = True
-            print("各密钥（按各自档位的限额）/ each key (by its own tier's limits):")
+            print(Text("各密钥（按各自档位的限额）：", "each key (by its own tier's limits):"))
         who = f"{w.key_hint or w.key_fingerprint or ''} " if w.scope == "key" else ""
         if not w.allowed:
-            print(f"  {who}{w.family:<9} {w.tier}: 不可用 / not available on this tier")
+            print(Text(f"  {who}{w.family:<9} {w.tier}：不可用", f"  {who}{w.family:<9} {w.tier}: not available on this tier"))
             continue
         req = f"{w.requests_used}/{w.requests_limit if w.requests_limit is not None else '∞'}"
         tok = f"{w.tokens_used}/{w.tokens_limit if w.tokens_limit is not None else '∞'}"
-        free = ""
+        free = Text("", "")
         if w.next_free_at is not None:
-            free = f"  下一个释放 / next frees in {max(0, int(w.next_free_at - now)) // 60} min"
+            minutes = max(0, int(w.next_free_at - now)) // 60
+            free = Text(f"  {minutes} 分钟后释放下一个", f"  next frees in {minutes} min")
         if w.exhausted_until is not None and w.exhausted_until > now:
-            free += "  中转已报满 / the relay said full"
-        print(f"  {who}{w.family:<9} {w.tier:<7} 请求/requests {req:<10} tokens {tok:<14}{free}")
+            free += Text("  中转已报满", "  the relay said full")
+        print(Text(f"  {who}{w.family:<9} {w.tier:<7} 请求 {req:<10} tokens {tok:<14}{free.zh}",
+                   f"  {who}{w.family:<9} {w.tier:<7} requests {req:<10} tokens {tok:<14}{free.en}"))
     return 0
 
 
@@ -246,16 +259,17 @@ def _balance(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(b.as_dict(), ensure_ascii=False, indent=2))
         return 0
-    print(f"余额 / balance: {_cny(b.amount_cny)}  [{b.label}]")
+    print(labelled("余额", "balance", f"{_cny(b.amount_cny)}  [{b.label}]"))
     print(b.detail)
     if b.measured:
         from .._billing import estimated_balance
 
         estimate = estimated_balance()
         if estimate.source == "ledger":  # top-ups were recorded: they only ever feed the estimate
-            print(f"本机估算 / local estimate: {_cny(estimate.amount_cny)}  [{estimate.label}] — 记录的充值 "
-                  f"{_cny(estimate.granted_cny)} 减去本机消费；上面的实测值以中转为准 / recorded top-ups "
-                  f"({_cny(estimate.granted_cny)}) minus this machine's spend; the measured figure above is the relay's")
+            amount, granted = _cny(estimate.amount_cny), _cny(estimate.granted_cny)
+            print(Text(f"本机估算：{amount}  [{estimate.label}] — 记录的充值 {granted} 减去本机消费；上面的实测值以中转为准",
+                       f"local estimate: {amount}  [{estimate.label}] — recorded top-ups ({granted}) minus this "
+                       "machine's spend; the measured figure above is the relay's"))
     return 0
 
 
@@ -263,12 +277,10 @@ def _topup(args: argparse.Namespace) -> int:
     from .._billing import record_topup
 
     if args.amount <= 0:
-        print("金额必须大于 0 / the amount must be above 0", file=sys.stderr)
+        print(Text("金额必须大于 0", "the amount must be above 0"), file=sys.stderr)
         return 2
     record_topup(args.amount, note=args.note)
-    print(f"已记录充值 {_cny(args.amount)} / recorded a top-up of {_cny(args.amount)}")
-    print("注意：这只用于本机的余额估算，不会改动中转站的余额；中转的计费接口有应答时，`baicai usage balance` "
-          "显示中转的实测余额（充值到账后才变化）。 / note: this only feeds this machine's balance estimate and "
-          "changes nothing at the relay; when the relay's billing endpoints answer, `baicai usage balance` shows "
-          "the relay's measured figure, which changes once the relay books the payment.")
+    print(Text(f"已记录充值 {_cny(args.amount)}", f"recorded a top-up of {_cny(args.amount)}"))
+    print(Text("注意：这只用于本机的余额估算，不会改动中转站的余额；中转的计费接口有应答时，`baicai usage balance` 显示中转的实测余额（充值到账后才变化）。",
+               "note: this only feeds this machine's balance estimate and changes nothing at the relay; when the relay's billing endpoints answer, `baicai usage balance` shows the relay's measured figure, which changes once the relay books the payment."))
     return 0

@@ -111,8 +111,8 @@ def _refusal_response(request: httpx2.Request, decision: Decision) -> httpx2.Res
     retry_after = None
     if decision.retry_at is not None:
         retry_after = max(1, math.ceil(decision.retry_at - time.time()))
-    zh, _, en = decision.message().partition(" / ")
-    body = error_body(zh, en, type=LOCAL_QUOTA_TYPE, code=LOCAL_QUOTA_TYPE,
+    message = decision.message()
+    body = error_body(message.zh, message.en, type=LOCAL_QUOTA_TYPE, code=LOCAL_QUOTA_TYPE,
                       retry_at=decision.retry_at, family=decision.family, tier=decision.tier)
     headers = {"content-type": "application/json", SHOULD_RETRY_HEADER: "false", LOCAL_QUOTA_HEADER: "1"}
     if retry_after is not None:

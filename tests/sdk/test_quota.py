@@ -61,7 +61,7 @@ def test_free_request_limit_waits_for_the_oldest_entry() -> None:
     assert d.retry_at == NOW - 3000 + 3600 and d.wait_seconds == 600
     assert "60/60" in d.reason_zh and "60/60 gpt-3.5 requests" in d.reason_en
     assert "tier unknown (assumed free)" in d.reason_en and "10 min 0 s" in d.reason_en
-    assert d.message().index("免费") < d.message().index("/ ")
+    assert str(d.message()).index("免费") < str(d.message()).index("/ ")
 
 
 def test_token_limit_frees_when_enough_tokens_leave() -> None:

@@ -53,3 +53,42 @@ def test_relay_errors_and_error_bodies_follow_the_setting(monkeypatch: pytest.Mo
         Baicai(base_url=emulator.base_url, api_key="baicai-" + "w" * 40).models.list()  # type: ignore[attr-defined]
     assert _has_chinese(caught.value.message) is (lang == "zh") and _has_chinese(caught.value.hint) is (lang == "zh")
     assert "40001" in caught.value.message
+
+
+# One setting for every command: in one language a line never carries the other one (no "中文 / English" left).
+_COMMANDS = [
+    ["doctor", "--offline"],
+    ["key", "list"],
+    ["key", "show"],
+    ["usage", "report"],
+    ["usage", "log"],
+    ["usage", "windows"],
+    ["usage", "topup", "-1"],
+    ["estimate", "-", "--model", "gpt-3.5-turbo"],
+    ["--help"],
+    ["doctor", "--help"],
+    ["usage", "--help"],
+]
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("argv", _COMMANDS, ids=" ".join)
+def test_cli_output_is_in_one_language(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                       lang: str, argv: list[str]) -> None:
+    import io
+
+    from baicai_sdk import cli
+
+    monkeypatch.setenv("BAICAI_LANG", lang)
+    monkeypatch.setattr("sys.stdin", io.StringIO('[{"role": "user", "content": "hi"}]'))
+    try:
+        cli.main(argv)
+    except SystemExit:  # --help
+        pass
+    out = capsys.readouterr()
+    shown = out.out + out.err
+    assert shown.strip()
+    if lang == "en":
+        assert not _has_chinese(shown), shown
+    else:
+        assert " / " not in shown.replace("https://", "").replace("http://", ""), shown
