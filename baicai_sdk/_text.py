@@ -99,6 +99,8 @@ def labelled(zh: str, en: str, value: object) -> str:
     """A label before a value already in the user's language (an exception, a warning, a path): ``错误：…``,
     ``error: …``, or with both ``错误 / error: …`` — the value once, never twice."""
     lang = current_lang()
+    if zh == en:  # a name both languages use ("API Key")
+        return f"{en}: {value}"
     if lang == "zh":
         return f"{zh}：{value}"
     if lang == "en":

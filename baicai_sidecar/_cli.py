@@ -12,6 +12,8 @@ import sys
 import threading
 from typing import Any
 
+from baicai_sdk.integration import Text, labelled, tr
+
 __all__ = ["register"]
 
 
@@ -24,7 +26,7 @@ def _clean_errors(func: Any) -> Any:
         try:
             return int(func(args) or 0)
         except TokenFileDamaged as exc:
-            print(f"错误 / error: {exc}", file=sys.stderr)
+            print(labelled("错误", "error", exc), file=sys.stderr)
             return 2
 
     return run
@@ -38,50 +40,48 @@ def register(subparsers: Any) -> None:
         # Written out: argparse would show the optional `token` subcommand as a required-looking ACTION.
         usage="baicai sidecar [--host HOST] [--port PORT] [--profile PROFILE] [--upstream URL] [--open] ...\n"
               "       baicai sidecar token {add,list,revoke} ...",
-        help="本地代理：让桌面聊天应用使用白菜GPT / local proxy for desktop chat apps",
-        description="在本机启动 OpenAI 兼容代理：应用填本地地址和本地令牌，真实密钥只留在本机。 / "
-        "Run an OpenAI-compatible proxy on this machine: apps get a local URL and a local token; the real key "
-        "never leaves baicai.",
+        help=tr("本地代理：让桌面聊天应用使用白菜GPT", "local proxy for desktop chat apps"),
+        description=tr("在本机启动 OpenAI 兼容代理：应用填本地地址和本地令牌，真实密钥只留在本机。",
+                       "Run an OpenAI-compatible proxy on this machine: apps get a local URL and a local token; the real key never leaves baicai."),
     )
-    parser.add_argument("--host", default="127.0.0.1", help="监听地址 / listen address (default 127.0.0.1)")
+    parser.add_argument("--host", default="127.0.0.1", help=tr("监听地址", "listen address (default 127.0.0.1)"))
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
-                        help=f"端口，0 为任选空闲端口 / port, 0 for any free one (default {DEFAULT_PORT})")
-    parser.add_argument("--profile", default=None, help="使用的密钥配置 / key profile to use (default: active)")
-    parser.add_argument("--upstream", default=None, help="中转地址 / relay base URL (default: the profile's)")
+                        help=tr("端口，0 为任选空闲端口", f"port, 0 for any free one (default {DEFAULT_PORT})"))
+    parser.add_argument("--profile", default=None, help=tr("使用的密钥配置", "key profile to use (default: active)"))
+    parser.add_argument("--upstream", default=None, help=tr("中转地址", "relay base URL (default: the profile's)"))
     parser.add_argument("--open", dest="open_access", action="store_true",
-                        help="不校验本地令牌（仅限本机回环） / accept any key (loopback only)")
+                        help=tr("不校验本地令牌（仅限本机回环）", "accept any key (loopback only)"))
     parser.add_argument("--allow-remote", action="store_true",
-                        help="允许监听非回环地址（仍需令牌） / allow a non-loopback --host (token still required)")
+                        help=tr("允许监听非回环地址（仍需令牌）", "allow a non-loopback --host (token still required)"))
     parser.add_argument("--allow-origin", action="append", default=[], metavar="URL",
-                        help="允许的网页应用来源，可重复 / browser origin to allow (repeatable), "
-                        "e.g. http://localhost:3210")
+                        help=tr("允许的网页应用来源，可重复", "browser origin to allow (repeatable), e.g. http://localhost:3210"))
     parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
-                        help="额外允许的 Host 名 / extra Host name to accept (with --allow-remote)")
-    parser.add_argument("--max-body-mb", type=float, default=25.0, help="请求体上限 / body size limit in MB")
-    limits = parser.add_argument_group("连接限制 / connection limits")
+                        help=tr("额外允许的 Host 名", "extra Host name to accept (with --allow-remote)"))
+    parser.add_argument("--max-body-mb", type=float, default=25.0, help=tr("请求体上限", "body size limit in MB"))
+    limits = parser.add_argument_group(tr("连接限制", "connection limits"))
     limits.add_argument("--head-timeout", type=float, default=10.0, metavar="S",
-                        help="请求头须在几秒内收完 / seconds for a request's headers to arrive (10)")
+                        help=tr("请求头须在几秒内收完", "seconds for a request's headers to arrive (10)"))
     limits.add_argument("--keepalive-timeout", type=float, default=5.0, metavar="S",
-                        help="空闲长连接保留秒数 / seconds an idle keep-alive connection stays open (5)")
+                        help=tr("空闲长连接保留秒数", "seconds an idle keep-alive connection stays open (5)"))
     limits.add_argument("--max-header-kb", type=int, default=64, metavar="KB",
-                        help="请求头大小上限 / request header size limit in KB (64)")
+                        help=tr("请求头大小上限", "request header size limit in KB (64)"))
     limits.add_argument("--max-connections", type=int, default=512, metavar="N",
-                        help="同时连接数上限：超出时先关空闲连接，全忙则回 503 / open connections before idle ones "
-                        "are closed and, when all are busy, new ones get 503 (512)")
+                        help=tr("同时连接数上限：超出时先关空闲连接，全忙则回 503",
+                                "open connections before idle ones are closed and, when all are busy, new ones get 503 (512)"))
     parser.set_defaults(func=_clean_errors(_run))
-    sub = parser.add_subparsers(dest="sidecar_command", metavar="{token}", title="令牌 / tokens")
+    sub = parser.add_subparsers(dest="sidecar_command", metavar="{token}", title=tr("令牌", "tokens"))
 
-    token = sub.add_parser("token", help="本地令牌（每个应用一个） / local tokens, one per app")
+    token = sub.add_parser("token", help=tr("本地令牌（每个应用一个）", "local tokens, one per app"))
     token.set_defaults(func=lambda args: (token.print_help(), 0)[1])
     tsub = token.add_subparsers(dest="token_command", metavar="ACTION")
-    add = tsub.add_parser("add", help="为应用生成令牌 / make a token for an app")
-    add.add_argument("app", help="应用名 / app name, e.g. lobechat")
-    add.add_argument("--rotate", action="store_true", help="换一个新令牌 / replace an existing token")
+    add = tsub.add_parser("add", help=tr("为应用生成令牌", "make a token for an app"))
+    add.add_argument("app", help=tr("应用名", "app name, e.g. lobechat"))
+    add.add_argument("--rotate", action="store_true", help=tr("换一个新令牌", "replace an existing token"))
     add.set_defaults(func=_clean_errors(_token_add))
-    lst = tsub.add_parser("list", aliases=["ls"], help="列出令牌（已遮蔽） / list tokens (masked)")
+    lst = tsub.add_parser("list", aliases=["ls"], help=tr("列出令牌（已遮蔽）", "list tokens (masked)"))
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(func=_clean_errors(_token_list))
-    rev = tsub.add_parser("revoke", aliases=["rm"], help="吊销应用的令牌 / cut an app off")
+    rev = tsub.add_parser("revoke", aliases=["rm"], help=tr("吊销应用的令牌", "cut an app off"))
     rev.add_argument("app")
     rev.set_defaults(func=_clean_errors(_token_revoke))
 
@@ -96,9 +96,9 @@ def _token_add(args: argparse.Namespace) -> int:
     except InvalidAppName as exc:
         print(exc, file=sys.stderr)
         return 2
-    note = "（已有令牌，未更换；换新请加 --rotate） / (existing token kept; --rotate for a new one)" \
-        if existed and not args.rotate else ""
-    print(f"应用 {args.app} 的本地令牌 / local token for {args.app}: {token} {note}".rstrip())
+    note = Text("（已有令牌，未更换；换新请加 --rotate）", " (existing token kept; --rotate for a new one)") \
+        if existed and not args.rotate else Text("", "")
+    print(Text(f"应用 {args.app} 的本地令牌：{token}{note.zh}", f"local token for {args.app}: {token}{note.en}"))
     return 0
 
 
@@ -113,8 +113,8 @@ def _token_list(args: argparse.Namespace) -> int:
                          ensure_ascii=False, indent=2))
         return 0
     if not tokens:
-        print("还没有本地令牌；启动 `baicai sidecar` 会生成默认令牌 / no local tokens yet; "
-              "`baicai sidecar` makes the default one")
+        print(Text("还没有本地令牌；启动 `baicai sidecar` 会生成默认令牌",
+                   "no local tokens yet; `baicai sidecar` makes the default one"))
         return 0
     for t in tokens:
         made = time.strftime("%Y-%m-%d %H:%M", time.localtime(t.created))
@@ -126,10 +126,10 @@ def _token_revoke(args: argparse.Namespace) -> int:
     from ._tokens import TokenStore
 
     if TokenStore().revoke(args.app):
-        print(f"已吊销 {args.app} 的令牌（运行中的代理立即生效） / revoked {args.app}'s token "
-              "(takes effect in a running sidecar at once)")
+        print(Text(f"已吊销 {args.app} 的令牌（运行中的代理立即生效）",
+                   f"revoked {args.app}'s token (takes effect in a running sidecar at once)"))
         return 0
-    print(f"没有名为 {args.app} 的令牌 / no token for app {args.app}", file=sys.stderr)
+    print(Text(f"没有名为 {args.app} 的令牌", f"no token for app {args.app}"), file=sys.stderr)
     return 1
 
 
@@ -139,7 +139,7 @@ def _check_relay(base_url: str, key: str) -> None:
 
     check = probe_relay(base_url, key)
     if check.status != "ok":
-        print(f"注意 / note: {check.summary}\n  {check.fix}", file=sys.stderr, flush=True)
+        print(labelled("注意", "note", f"{check.summary}\n  {check.fix}"), file=sys.stderr, flush=True)
 
 
 def _console_log() -> None:
@@ -160,7 +160,7 @@ def _run(args: argparse.Namespace) -> int:
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ModuleNotFoundError:
-        print("本地代理需要额外依赖：pip install 'baicai[sidecar]' / the sidecar needs: pip install 'baicai[sidecar]'",
+        print(Text("本地代理需要额外依赖：pip install 'baicai[sidecar]'", "the sidecar needs: pip install 'baicai[sidecar]'"),
               file=sys.stderr)
         return 2
     from baicai_sdk import mask_key, resolve_credentials
@@ -178,7 +178,7 @@ def _run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     for warning in creds.warnings:
-        print(f"注意 / note: {warning}", file=sys.stderr)
+        print(labelled("注意", "note", warning), file=sys.stderr)
     try:
         config = SidecarConfig(
             upstream=creds.base_url, api_key=creds.key, profile=creds.profile, tier=creds.tier,
@@ -199,39 +199,42 @@ def _run(args: argparse.Namespace) -> int:
     try:
         sock = bind_socket(args.host, args.port)  # before the banner: a busy port must not look like a start
     except OSError as exc:
-        print(f"错误：无法监听 {shown_host}:{args.port}（{exc.strerror}）。端口被占用？可能已有 baicai sidecar 在运行"
-              f"（查看：curl http://{shown_host}:{args.port}/sidecar/status），或换用 --port / error: cannot listen "
-              f"on {shown_host}:{args.port} ({exc.strerror}): is a sidecar already running? Check, or pick "
-              "another --port", file=sys.stderr)
+        print(Text(f"错误：无法监听 {shown_host}:{args.port}（{exc.strerror}）。端口被占用？可能已有 baicai sidecar 在运行"
+                   f"（查看：curl http://{shown_host}:{args.port}/sidecar/status），或换用 --port",
+                   f"error: cannot listen on {shown_host}:{args.port} ({exc.strerror}): is a sidecar already running? "
+                   f"Check (curl http://{shown_host}:{args.port}/sidecar/status), or pick another --port"),
+              file=sys.stderr)
         return 1
     port = sock.getsockname()[1]  # the real one, also for --port 0
     bound = sock.getsockname()[0]
     if not args.allow_remote and not is_loopback_host(bound):
         # The name was checked before binding; what was bound is what counts (a name may resolve differently).
         sock.close()
-        print(f"错误：{args.host} 绑定到了非回环地址 {bound}；要在局域网监听请加 --allow-remote / error: {args.host} "
-              f"bound to {bound}, which is not loopback; pass --allow-remote to listen beyond this machine",
+        print(Text(f"错误：{args.host} 绑定到了非回环地址 {bound}；要在局域网监听请加 --allow-remote",
+                   f"error: {args.host} bound to {bound}, which is not loopback; pass --allow-remote to listen beyond this machine"),
               file=sys.stderr)
         return 2
     from ._state import clear_state, write_state
 
-    print("白菜GPT 本地代理 / BaicaiGPT sidecar")
-    print(f"  接口地址 / Base URL : http://{shown_host}:{port}/v1")
+    print(Text("白菜GPT 本地代理", "BaicaiGPT sidecar"))
+    # Labels before values: the value once, whatever the language (both: "接口地址 / Base URL: …").
+    print("  " + labelled("接口地址", "Base URL", f"http://{shown_host}:{port}/v1"))
     if args.open_access:
-        print("  API Key           : 任意值 / anything (--open)")
-        print("  警告：--open 模式下本机任何程序都可使用你的余额 / WARNING: with --open any local program can spend "
-              "your balance", file=sys.stderr)
+        print("  " + labelled("API Key", "API Key", Text("任意值（--open）", "anything (--open)")))
+        print(Text("  警告：--open 模式下本机任何程序都可使用你的余额",
+                   "  WARNING: with --open any local program can spend your balance"), file=sys.stderr)
     else:
-        print(f"  API Key           : {token}")
-        print("                      （本地令牌，不是你的真实密钥；每个应用单独一个：baicai sidecar token add 应用名）")
-        print("                      (a local token, not your real key; one per app: baicai sidecar token add APP)")
-    print(f"  上游 / Upstream    : {creds.base_url}  ({creds.key_source}, {mask_key(creds.key)})")
+        print("  " + labelled("API Key", "API Key", token))
+        print(tr("    （本地令牌，不是你的真实密钥；每个应用单独一个：baicai sidecar token add 应用名）",
+                 "    (a local token, not your real key; one per app: baicai sidecar token add APP)", sep="\n"))
+    print("  " + labelled("上游", "Upstream", f"{creds.base_url}  ({creds.key_source}, {mask_key(creds.key)})"))
     if not is_loopback_host(args.host):
-        print(f"  警告：代理监听在 {args.host}，局域网内的设备可访问（仍需令牌） / WARNING: listening on {args.host}; "
-              "other machines can reach it (a token is still required)", file=sys.stderr)
+        print(Text(f"  警告：代理监听在 {args.host}，局域网内的设备可访问（仍需令牌）",
+                   f"  WARNING: listening on {args.host}; other machines can reach it (a token is still required)"),
+              file=sys.stderr)
     write_state(port, args.host)  # `apply --target sidecar` and the TUI read the port from here
     try:
-        print("  按 Ctrl-C 停止 / Ctrl-C to stop", flush=True)
+        print(Text("  按 Ctrl-C 停止", "  Ctrl-C to stop"), flush=True)
         _console_log()
         threading.Thread(target=_check_relay, args=(creds.base_url, creds.key), daemon=True, name="relay-check").start()
         serve(config, sock=sock, log_level="warning")  # uvicorn's INFO lines would mix into the banner

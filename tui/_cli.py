@@ -5,19 +5,21 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from baicai_sdk.integration import Text, tr
+
 __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "tui",
-        help="终端面板：余额、额度、用量、明细、密钥、边车 / terminal dashboard: balance, quota, usage, keys, sidecar",
-        description="白菜GPT 终端面板 / The BaicaiGPT terminal dashboard.",
+        help=tr("终端面板：余额、额度、用量、明细、密钥、边车", "terminal dashboard: balance, quota, usage, keys, sidecar"),
+        description=tr("白菜GPT 终端面板", "The BaicaiGPT terminal dashboard."),
     )
     parser.add_argument("--lang", choices=("both", "zh", "en"), default=None,
-                        help="界面语言（默认中英双语；也可设 BAICAI_LANG）/ label language (default both; or BAICAI_LANG)")
+                        help=tr("界面语言（默认中英双语；也可设 BAICAI_LANG）", "label language (default both; or BAICAI_LANG)"))
     parser.add_argument("--sidecar-url", default=None,
-                        help="边车地址 / sidecar address (default http://127.0.0.1:<default port>)")
+                        help=tr("边车地址", "sidecar address (default http://127.0.0.1:<default port>)"))
     parser.set_defaults(func=_run)
 
 
@@ -29,7 +31,7 @@ def _run(args: argparse.Namespace) -> int:
         if exc.name and exc.name.split(".")[0] == "textual":
             import sys
 
-            print("需要安装 TUI 组件：pip install 'baicai[tui]' / the TUI needs: pip install 'baicai[tui]'",
+            print(Text("需要安装 TUI 组件：pip install 'baicai[tui]'", "the TUI needs: pip install 'baicai[tui]'"),
                   file=sys.stderr)
             return 2
         raise

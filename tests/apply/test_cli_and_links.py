@@ -262,7 +262,7 @@ def test_list_shows_at_least_twenty_apps_each_saying_what_it_does(capsys: pytest
     out = capsys.readouterr().out
     for a in apps:
         line = next(line for line in out.splitlines() if line[2:].split(" ", 1)[0] == a.name)
-        assert KIND_LABELS[a.kind] in line
+        assert str(KIND_LABELS[a.kind]) in line
 
 
 def _bash() -> str:
