@@ -280,8 +280,8 @@ class Decision:
         return Text(self.reason_zh, self.reason_en)
 
 
-_TIER_ZH = {"free": "免费额度", "paid": "付费额度", "unknown": "会员等级未知（按免费估算）"}
-_TIER_EN = {"free": "free tier", "paid": "paid tier", "unknown": "tier unknown (assumed free)"}
+_TIER_ZH = {"free": "免费额度", "paid": "付费额度", "unknown": "会员等级未知（按两种会员共有的上限判断）"}
+_TIER_EN = {"free": "free tier", "paid": "paid tier", "unknown": "tier unknown (judged by the limits both tiers share)"}
 
 
 def format_duration(seconds: float) -> tuple[str, str]:
@@ -304,6 +304,20 @@ def _free_after(entries: Iterable[tuple[float, int]], excess: float, weight_toke
         if freed >= excess:
             return max(now, ts + WINDOW_SECONDS)
     return None
+
+
+PAID_ONLY_NOTE = "paid-only model: paid limits assumed"
+PAST_FREE_NOTE = ("tier unknown: past the free tier's hourly limit — a free key would be refused (the relay's answer "
+                  "tells the tier); not refused here")
+
+
+def _past(limits: Limits, ip_window: Window, key_window: Window, info: RequestInfo) -> bool:
+    """Whether this request goes past ``limits`` (a free key's) in either window."""
+    used_requests = max(ip_window.requests, key_window.requests)
+    used_tokens = max(ip_window.tokens, key_window.tokens)
+    rph, tph = limits.requests_per_hour, limits.tokens_per_hour
+    return ((rph is not None and used_requests + 1 > rph)
+            or (tph is not None and used_tokens + info.prompt_tokens > tph))
 
 
 def decide(
@@ -361,7 +375,14 @@ def decide(
         # Only a paid key can run this model at all, so the paid limits are the ones that will apply (the tier is
         # unknown, or learned as free and possibly upgraded since).
         effective_tier = "paid"
-        notes = ("paid-only model: paid limits assumed",)
+        notes = (PAID_ONLY_NOTE,)
+    elif tier == "unknown":
+        # Nobody knows the tier: refuse only past a limit both tiers have (the paid one). A limit only the free tier
+        # has would refuse a paying user for nothing; past it a free key gets the relay's code (40020…), which costs
+        # no quota and teaches the tier.
+        effective_tier = "paid"
+        if free_limits is not None and _past(free_limits, ip_window, key_window, info):
+            notes = (PAST_FREE_NOTE,)
     limits = catalog.limits_for(family, effective_tier)
     if limits is None:
         return Decision(

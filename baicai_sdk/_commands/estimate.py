@@ -77,7 +77,7 @@ def _estimate(args: argparse.Namespace) -> int:
 
     from .._catalog import load_catalog
     from .._meter import Meter
-    from .._quota import describe_request
+    from .._quota import PAID_ONLY_NOTE, PAST_FREE_NOTE, describe_request
 
     catalog = load_catalog()
     info = describe_request("/v1/chat/completions", body, catalog=catalog)
@@ -136,7 +136,9 @@ def _estimate(args: argparse.Namespace) -> int:
     else:
         print(labelled("费用", "cost", f"¥{low:.6f} – ¥{high:.6f}"))
     tier_note = {"configured": Text("配置", "configured"), "learned": Text("已学习", "learned"),
-                 "unknown": Text("未知，按免费估算", "unknown, assumed free")}[decision.tier_source]
+                 "unknown": Text("未知：按两种会员共有的上限判断，中转的回答会告知等级",
+                                 "unknown: judged by the limits both tiers share; the relay's answer tells the tier"),
+                 }[decision.tier_source]
     print(Text(f"等级：{decision.tier}（{tier_note.zh}）", f"tier: {decision.tier} ({tier_note.en})"))
     if decision.tier == "unknown" and high and not paid_only:
         print(Text("  费用范围：免费会员 ¥0，付费会员按价目表", "  cost range: ¥0 if the key is free, the price if paid"))
@@ -144,7 +146,11 @@ def _estimate(args: argparse.Namespace) -> int:
         print(Text(f"每小时限额：适用 — {rules_reason.zh}", f"hourly limits: apply — {rules_reason.en}"))
     else:
         print(Text(f"每小时限额：不适用 — {rules_reason.zh}", f"hourly limits: do not apply — {rules_reason.en}"))
-    if "paid-only model: paid limits assumed" in decision.notes:
+    if PAST_FREE_NOTE in decision.notes:
+        print(Text("  已超过免费会员的每小时上限：若是免费密钥，中转会拒绝（并由此得知等级）",
+                   "  past the free tier's hourly limit: a free key would be refused by the relay (which then tells "
+                   "the tier)"))
+    if PAID_ONLY_NOTE in decision.notes:
         print(Text("  此模型仅付费会员可用，按付费额度判断", "  paid-only model: judged by the paid limits"))
     if not predicted:
         print(Text("额度：无法预测——不知道此模型属于哪个每小时限额，由服务器决定",

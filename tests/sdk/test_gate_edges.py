@@ -19,6 +19,7 @@ from baicai_sdk import Baicai
 from baicai_sdk._errors import FreeGpt35RequestLimit, QuotaExceeded
 from baicai_sdk._meter import Meter, describe_request
 from baicai_sdk._paths import ledger_path
+from baicai_sdk._quota import Decision
 from baicai_sdk._serving import BackgroundServer
 from baicai_sdk._usage import UsageStore
 from baicai_sdk.testing import EmulatorConfig, RelayEmulator
@@ -153,3 +154,57 @@ def test_relay_rules_can_be_forced_for_another_address(other_server: str, monkey
     with pytest.raises(QuotaExceeded) as caught:
         _ask(client, model="gpt-4-0125-preview", max_tokens=5)
     assert "relay's hourly limits" in str(caught.value)
+
+
+# ---- retries: one request, one row — never at the cost of spend or window -----------------------------------
+
+def test_a_retry_never_erases_a_stream_error_the_relay_counted_and_billed(emulator: Any) -> None:
+    meter = Meter(tier="paid")
+    info = describe_request("/v1/chat/completions", {"model": "gpt-4", "stream": True, "max_tokens": 50,
+                                                     "messages": [{"role": "user", "content": "hi"}]})
+    began = meter.reserve(emulator.paid_key, info, url=emulator.base_url)
+    refused = meter.reserve(emulator.paid_key, info, url=emulator.base_url)
+    assert not isinstance(began, Decision) and not isinstance(refused, Decision)
+    # An error event after three chunks of answer: counted and billed for what was sent.
+    began.settle(status="error", relay_code=-1, http_status=200, completion_tokens=3, stream=True, counted=True)
+    # A busy answer before any output: neither counted nor billed.
+    refused.settle(status="error", relay_code=-1, http_status=503, prompt_tokens=0, completion_tokens=0, images=0)
+    meter.forget_failed(began.id)
+    meter.forget_failed(refused.id)
+    (row,) = _rows()
+    assert row["id"] == began.id and row["counted"] == 1 and row["cost"] > 0
+
+
+# ---- an unknown tier: never refused on a limit only the free tier has --------------------------------------------
+
+def _sixty_in_the_ledger(key: str, url: str) -> None:
+    meter = Meter()
+    info = describe_request("/v1/chat/completions", {"model": "gpt-3.5-turbo", "max_tokens": 5,
+                                                     "messages": [{"role": "user", "content": "x"}]})
+    for _ in range(60):
+        reservation = meter.reserve(key, info, url=url)
+        assert not isinstance(reservation, Decision)
+        reservation.settle(prompt_tokens=8, completion_tokens=5)
+
+
+def test_an_unknown_tier_paid_key_is_not_refused_past_the_free_limit(emulator: Any) -> None:
+    _sixty_in_the_ledger(emulator.paid_key, emulator.base_url)
+    client = Baicai(api_key=emulator.paid_key, base_url=emulator.base_url, quota="raise")
+    for _ in range(3):
+        _ask(client, max_tokens=5)  # the 61st–63rd: a paid key's limit is 1,000
+    assert [r.relay_code for r in emulator.state.relay_requests()] == [None] * 3
+
+
+def test_an_unknown_tier_free_key_learns_its_tier_from_the_relay_then_is_gated(emulator: Any) -> None:
+    with httpx2.Client(base_url=emulator.base_url, headers={"Authorization": f"Bearer {emulator.free_key}"}) as raw:
+        for _ in range(60):
+            raw.post("/chat/completions", json={"model": "gpt-3.5-turbo", "max_tokens": 5,
+                                                "messages": [{"role": "user", "content": "x"}]}).raise_for_status()
+    _sixty_in_the_ledger(emulator.free_key, emulator.base_url)
+    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="raise", max_retries=0)
+    with pytest.raises(FreeGpt35RequestLimit):
+        _ask(client, max_tokens=5)  # the relay says: free, and full (a refusal costs no quota)
+    with pytest.raises(QuotaExceeded) as caught:
+        _ask(client, max_tokens=5)  # from now on the gate knows
+    assert "free tier" in str(caught.value) and len(emulator.state.relay_requests()) == 61
+    assert Meter().tier_for(emulator.free_key) == ("free", "learned")

@@ -249,7 +249,7 @@ def test_raise_mode_says_in_flight_requests_hold_the_room(emulator: Any, tmp_pat
     other = Meter(tier="free")  # another process's requests, still in flight
     for _ in range(9):
         assert isinstance(other.reserve(emulator.free_key, info), Reservation)
-    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="raise")
+    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, tier="free", quota="raise")
     with pytest.raises(QuotaExceeded) as caught:
         _ask(client)
     assert "in flight" in str(caught.value)
@@ -260,7 +260,7 @@ def test_raise_mode_says_in_flight_requests_hold_the_room(emulator: Any, tmp_pat
 
 def test_a_row_counts_from_when_its_answer_arrived(emulator: Any) -> None:
     emulator.configure(faults="latency=0.3")
-    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="raise")
+    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, tier="free", quota="raise")
     _ask(client, model="gpt-4-0125-preview", max_tokens=5)
     (row,) = _rows()
     (record,) = _billed(emulator, 1, "gpt-4-0125-preview")

@@ -81,7 +81,8 @@ def test_unknown_model_cost_is_null_not_zero(meter: Meter) -> None:
     assert row["cost"] is None and row["cost_est"] is None and row["family"] is None
 
 
-def test_free_window_allows_60_then_waits_with_bilingual_reason(meter: Meter, clock: Clock) -> None:
+def test_free_window_allows_60_then_waits_with_bilingual_reason(tmp_path: Path, clock: Clock) -> None:
+    meter = Meter(ledger_path=tmp_path / "ledger.sqlite3", clock=clock, tier="free")
     for _ in range(60):
         r = meter.reserve(FREE_KEY, chat())
         assert isinstance(r, Reservation)
@@ -90,13 +91,14 @@ def test_free_window_allows_60_then_waits_with_bilingual_reason(meter: Meter, cl
     d = meter.reserve(OTHER_KEY, chat())  # another key on this machine shares the IP budget
     assert isinstance(d, Decision) and d.kind == "wait" and d.scope == "ip"
     assert d.retry_at == T0 + 3600 and d.wait_seconds == pytest.approx(3600 - 300)
-    assert d.reason_zh.startswith("会员等级未知") and "60/60" in d.reason_en
+    assert d.reason_zh.startswith("免费额度") and "60/60" in d.reason_en
     assert len(rows(meter.path)) == 60  # nothing written for a refusal
     clock.t = T0 + 3600.01
     assert isinstance(meter.reserve(OTHER_KEY, chat()), Reservation)
 
 
-def test_pending_rows_hold_room_and_failed_sends_give_it_back(meter: Meter) -> None:
+def test_pending_rows_hold_room_and_failed_sends_give_it_back(tmp_path: Path, clock: Clock) -> None:
+    meter = Meter(ledger_path=tmp_path / "ledger.sqlite3", clock=clock, tier="free")
     big = chat(max_tokens=4000 - 10)
     first = meter.reserve(FREE_KEY, big)
     second = meter.reserve(FREE_KEY, big)

@@ -48,19 +48,28 @@ def test_describe_images_and_costs() -> None:
     assert chat_info("my-new-model").estimated_cost() is None  # unknown price is None, never 0
 
 
-def test_allow_and_unknown_tier_is_said() -> None:
+def test_an_unknown_tier_is_judged_by_the_limits_both_tiers_share_and_warned_past_the_free_ones() -> None:
     d = decide(chat_info(), tier="unknown", tier_source="unknown", ip_window=Window(0, 0), key_window=Window(0, 0), now=NOW)
-    assert d.kind == "allow" and d.limits is not None and d.limits.requests_per_hour == 60
+    assert d.kind == "allow" and d.limits is not None and d.limits.requests_per_hour == 1000 and d.notes == ()
+    # Past the free tier's 60: a paying user must not be refused for it; the relay's 40020 would teach "free".
+    entries = [(NOW - 3000 + i, 100) for i in range(60)]
+    d = decide(chat_info(), tier="unknown", tier_source="unknown", ip_window=Window(60, 6000, entries),
+               key_window=Window(60, 6000, entries), now=NOW)
+    assert d.kind == "allow" and "past the free tier's hourly limit" in d.notes[0]
+    entries = [(NOW - 3000 + i, 100) for i in range(1000)]
+    d = decide(chat_info(), tier="unknown", tier_source="unknown", ip_window=Window(1000, 6000, entries),
+               key_window=Window(1000, 6000, entries), now=NOW)
+    assert d.kind == "wait" and "tier unknown (judged by the limits both tiers share)" in d.reason_en
 
 
 def test_free_request_limit_waits_for_the_oldest_entry() -> None:
     entries = [(NOW - 3000 + i, 100) for i in range(60)]
-    d = decide(chat_info(), tier="unknown", tier_source="unknown", ip_window=Window(60, 6000, entries),
+    d = decide(chat_info(), tier="free", tier_source="learned", ip_window=Window(60, 6000, entries),
                key_window=Window(60, 6000, entries), now=NOW)
     assert d.kind == "wait"
     assert d.retry_at == NOW - 3000 + 3600 and d.wait_seconds == 600
     assert "60/60" in d.reason_zh and "60/60 gpt-3.5 requests" in d.reason_en
-    assert "tier unknown (assumed free)" in d.reason_en and "10 min 0 s" in d.reason_en
+    assert "free tier" in d.reason_en and "10 min 0 s" in d.reason_en
     assert str(d.message()).index("免费") < str(d.message()).index("/ ")
 
 

@@ -33,7 +33,7 @@ def _ask(client: Baicai, model: str = "gpt-3.5-turbo", text: str = "hi", **kw):
 
 
 def test_sixty_first_gpt35_request_is_refused_locally(emulator) -> None:
-    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="raise")
+    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, tier="free", quota="raise")
     for _ in range(60):
         _ask(client, max_tokens=5)
     with pytest.raises(QuotaExceeded) as caught:
@@ -47,7 +47,7 @@ def test_sixty_first_gpt35_request_is_refused_locally(emulator) -> None:
 
 
 def test_free_token_budget_is_never_overspent(emulator) -> None:
-    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="raise")
+    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, tier="free", quota="raise")
     long_text = "白菜 cabbage " * 300  # ~1,200 prompt tokens each
     sent = 0
     with pytest.raises(QuotaExceeded) as caught:
@@ -65,7 +65,7 @@ def test_free_token_budget_is_never_overspent(emulator) -> None:
 
 
 def test_free_gpt4_allows_one_request_an_hour(emulator) -> None:
-    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="raise")
+    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, tier="free", quota="raise")
     _ask(client, model="gpt-4-0125-preview", max_tokens=50)
     with pytest.raises(QuotaExceeded):
         _ask(client, model="gpt-4-0125-preview", max_tokens=50)
@@ -73,7 +73,7 @@ def test_free_gpt4_allows_one_request_an_hour(emulator) -> None:
 
 
 def test_request_bigger_than_the_hourly_token_budget_is_refused_as_never(emulator) -> None:
-    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="wait", max_wait=3600)
+    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, tier="free", quota="wait", max_wait=3600)
     started = time.monotonic()
     with pytest.raises(QuotaExceeded) as caught:
         _ask(client, model="gpt-4-0125-preview", text="word " * 1400, max_tokens=10)
@@ -92,12 +92,12 @@ def test_wait_mode_sleeps_until_the_sliding_window_frees(emulator) -> None:
     for _ in range(60):
         reservation = past.reserve(emulator.free_key, info)
         reservation.settle(prompt_tokens=8, completion_tokens=5)  # type: ignore[union-attr]
-    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="wait", max_wait=10)
+    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, tier="free", quota="wait", max_wait=10)
     started = time.monotonic()
     _ask(client, max_tokens=5)
     waited = time.monotonic() - started
     assert 0.5 < waited < 5
-    raising = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="raise")
+    raising = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, tier="free", quota="raise")
     for _ in range(59):
         _ask(raising, max_tokens=5)
     with pytest.raises(QuotaExceeded):
@@ -112,7 +112,7 @@ def test_relay_refusal_the_ledger_did_not_predict_makes_the_gate_conservative(em
         for _ in range(59):  # not through baicai: the ledger knows nothing of these
             raw.post("/chat/completions", json={"model": "gpt-3.5-turbo", "max_tokens": 5,
                                                 "messages": [{"role": "user", "content": "x"}]}).raise_for_status()
-    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="raise")
+    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, tier="free", quota="raise")
     _ask(client, max_tokens=5)
     with pytest.raises(FreeGpt35RequestLimit) as caught:
         _ask(client, max_tokens=5)
@@ -130,7 +130,7 @@ def test_four_processes_never_overspend_the_window(emulator, baicai_home: Path, 
         import sys
         from baicai_sdk import Baicai
         from baicai_sdk._errors import QuotaExceeded
-        client = Baicai(api_key={emulator.free_key!r}, base_url={emulator.base_url!r}, quota="raise")
+        client = Baicai(api_key={emulator.free_key!r}, base_url={emulator.base_url!r}, tier="free", quota="raise")
         ok = 0
         for _ in range(40):
             try:
@@ -178,7 +178,7 @@ def test_local_refusal_is_an_openai_shaped_429_for_any_client(emulator) -> None:
     """Third-party code on plain httpx2 (AutoGen, LangChain…) gets the same gate through http_client()."""
     from baicai_sdk._transport import http_client
 
-    with http_client(quota="raise") as raw:
+    with http_client(quota="raise", tier="free") as raw:
         headers = {"Authorization": f"Bearer {emulator.free_key}"}
         body = {"model": "gpt-4-0125-preview", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
         assert raw.post(f"{emulator.base_url}/chat/completions", json=body, headers=headers).status_code == 200
