@@ -126,6 +126,7 @@ def _process_alive(pid: int, started: float | None) -> bool:
 _SWEEP_EVERY = 60.0
 _ESTIMATED = ("cancelled", "dropped", "timeout", "orphaned")
 """Statuses whose usage the relay did not report: booked as a point estimate within bounds."""
+_IMAGE_UNKNOWN = "images of unknown size: the prompt counted at 1024×1024 each, bounded by the smallest and largest"
 _TIER_UNKNOWN = "tier unknown: booked as free (¥0), the paid price as the high end"
 _REASONS = {
     "cancelled": "stream closed early: the relay bills what it generated until it noticed",
@@ -788,6 +789,10 @@ class Meter:
     ) -> dict[str, Any]:
         """Tokens, cost, bounds and window figures of a settled row."""
         prompt = info.prompt_tokens if prompt_tokens is None else int(prompt_tokens)
+        # Not reported by the relay: our own count, a range when it has images of unknown size.
+        prompt_low = prompt_high = prompt
+        if prompt_tokens is None and info.prompt_low is not None and info.prompt_high is not None:
+            prompt_low, prompt_high = info.prompt_low, info.prompt_high
         seen = 0 if completion_tokens is None else int(completion_tokens)
         n_images = info.images if images is None else int(images)
         if counted is None:
@@ -805,12 +810,15 @@ class Meter:
         learned_paid = bool(status == "ok" and counted and self.catalog.allowed_on_free(info.model) is False)
         if learned_paid:
             tier = "paid"
+        if prompt_low != prompt_high and status not in ("error", "failed"):
+            measured = False
+            reason = (reason + "; " if reason else "") + _IMAGE_UNKNOWN
         cost = cost_low = cost_high = paid_cost = paid_cost_low = None
         if counted:
             cost = self._actual_cost(info, prompt, point, n_images)
-            cost_high = self._actual_cost(info, prompt, high, n_images if n_images else info.images)
+            cost_high = self._actual_cost(info, prompt_high, high, n_images if n_images else info.images)
             cost_low = (0.0 if maybe_unserved and info.endpoint == "images"
-                        else self._actual_cost(info, 0 if maybe_unserved else prompt, low, n_images))
+                        else self._actual_cost(info, 0 if maybe_unserved else prompt_low, low, n_images))
         else:
             cost = cost_low = cost_high = 0.0
         if counted and status == "error" and (http_status or 0) >= 400 and relay_code is None:

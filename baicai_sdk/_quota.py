@@ -72,11 +72,15 @@ class RequestInfo:
     quality: str | None = None
     stream: bool = False
     path: str = ""
+    prompt_low: int | None = None
+    """When the prompt's count is uncertain (images of unknown size): the fewest tokens it can cost."""
+    prompt_high: int | None = None
+    """… and the most (None: ``prompt_tokens`` is exact)."""
 
     @property
     def estimated_tokens(self) -> int:
-        """What a reservation holds in the token window until it settles."""
-        return self.prompt_tokens + self.max_completion_tokens
+        """What a reservation holds in the token window until it settles (the prompt at its most)."""
+        return (self.prompt_high if self.prompt_high is not None else self.prompt_tokens) + self.max_completion_tokens
 
     def estimated_cost(self, catalog: Catalog | None = None) -> float | None:
         """CNY for the worst case (every allowed completion token used); None for an unpriced model."""
@@ -86,7 +90,8 @@ class RequestInfo:
             price = image.price(self.size, self.quality) if image else None
             return None if price is None else price * max(self.images, 1)
         chat = catalog.chat(self.model)
-        return chat.cost(self.prompt_tokens, self.max_completion_tokens) if chat else None
+        prompt = self.prompt_high if self.prompt_high is not None else self.prompt_tokens
+        return chat.cost(prompt, self.max_completion_tokens) if chat else None
 
     def minimum_cost(self, catalog: Catalog | None = None) -> float | None:
         """CNY if the reply were empty (the prompt alone): the low end of an estimate's range."""
@@ -94,7 +99,7 @@ class RequestInfo:
         if self.endpoint == "images":
             return self.estimated_cost(catalog)
         chat = catalog.chat(self.model)
-        return chat.cost(self.prompt_tokens, 0) if chat else None
+        return chat.cost(self.prompt_low if self.prompt_low is not None else self.prompt_tokens, 0) if chat else None
 
 
 def _endpoint_of(path: str) -> Endpoint:
@@ -157,17 +162,20 @@ def describe_request(
         )
 
     prompt = 0
+    spread = (0, 0)
     if model:
         if endpoint == "chat":
             messages = data.get("messages")
             tools = data.get("tools")
             functions = data.get("functions")
+            listed = messages if isinstance(messages, Sequence) and not isinstance(messages, str) else ()
             prompt = _tokens.count_chat(
-                messages if isinstance(messages, Sequence) and not isinstance(messages, str) else (),
+                listed,
                 model,
                 tools=tools if isinstance(tools, Sequence) else None,
                 functions=functions if isinstance(functions, Sequence) else None,
             )
+            spread = _tokens.remote_image_spread(listed)
         elif endpoint in ("completions", "embeddings"):
             prompt = _count_plain_input(data.get("prompt" if endpoint == "completions" else "input"), model)
 
@@ -190,6 +198,8 @@ def describe_request(
         max_tokens_given=given is not None,
         stream=stream,
         path=path,
+        prompt_low=prompt - spread[0] if spread != (0, 0) else None,
+        prompt_high=prompt + spread[1] if spread != (0, 0) else None,
     )
 
 

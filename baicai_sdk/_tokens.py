@@ -33,6 +33,7 @@ __all__ = [
     "count_chat",
     "count_tools",
     "count_image",
+    "remote_image_spread",
     "image_size_from_data_url",
     "StreamCounter",
     "BUNDLED_ENCODINGS",
@@ -160,6 +161,10 @@ REPLY_PRIMING = 3
 # Remote image URLs are not fetched (no network, and no waiting before a request): they are assumed to be
 # 1024×1024 at high detail, i.e. 765 tokens — what OpenAI charges for the most common upload size.
 REMOTE_IMAGE_ASSUMED_SIZE = (1024, 1024)
+REMOTE_IMAGE_RANGE = {"low": (85, 85), "high": (255, 1445), "auto": (85, 1445)}
+"""(fewest, most) tokens one image of unknown size can cost, by ``detail``: ``low`` is always 85; ``high`` is one
+512-px tile (255) for a small image up to eight (1,445) for a 768×2048 one — the most tiles OpenAI's scaling (fit
+2048×2048, short side to 768) leaves; ``auto`` lets the model choose either."""
 
 
 def _encode_len(enc: "tiktoken.Encoding", text: str) -> int:
@@ -260,6 +265,29 @@ def _image_part_tokens(part: Mapping[str, Any]) -> int:
         return 85
     size = image_size_from_data_url(url)
     return count_image(*(size or REMOTE_IMAGE_ASSUMED_SIZE), detail=detail)
+
+
+def remote_image_spread(messages: Iterable[Mapping[str, Any]]) -> tuple[int, int]:
+    """(how many tokens fewer, how many more) a prompt can cost than :func:`count_chat` says, because of its image
+    parts whose size cannot be read (remote URLs: counted as 1024×1024, bounded by :data:`REMOTE_IMAGE_RANGE`)."""
+    fewer = more = 0
+    for message in messages:
+        content = message.get("content") if isinstance(message, Mapping) else None
+        if not isinstance(content, list):
+            continue
+        for part in content:
+            if not isinstance(part, Mapping) or not (part.get("type") == "image_url" or "image_url" in part):
+                continue
+            spec = part.get("image_url")
+            url = spec if isinstance(spec, str) else str(spec.get("url") or "") if isinstance(spec, Mapping) else ""
+            detail = str(spec.get("detail") or "auto") if isinstance(spec, Mapping) else "auto"
+            if image_size_from_data_url(url) is not None:
+                continue
+            low, high = REMOTE_IMAGE_RANGE.get(detail, REMOTE_IMAGE_RANGE["auto"])
+            counted = _image_part_tokens(part)
+            fewer += max(0, counted - low)
+            more += max(0, high - counted)
+    return fewer, more
 
 
 def _content_tokens(enc: "tiktoken.Encoding", content: object) -> int:

@@ -417,9 +417,7 @@ class _Pipeline:
             return  # the stream was both exhausted and closed
         tally.finish()
         completion = tally.counter.tokens
-        prompt = tally.counter.prompt_tokens_reported
-        if prompt is None:
-            prompt = attempt.info.prompt_tokens
+        prompt = tally.counter.prompt_tokens_reported  # None: the meter takes its own count (and its bounds)
         measured, counted = True, None
         if tally.relay_code is not None:
             state = "error"
@@ -457,7 +455,7 @@ def _usage_outcome(body: Any, info: RequestInfo) -> dict[str, Any]:
         message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
         index = choice.get("index") if isinstance(choice.get("index"), int) else position
         counter.feed_chunk({"choices": [{"index": index, "delta": message}]})
-    return {"prompt_tokens": info.prompt_tokens, "completion_tokens": counter.tokens}
+    return {"prompt_tokens": None, "completion_tokens": counter.tokens}  # the prompt: the meter's own count
 
 
 class _MeteredStream(httpx2.SyncByteStream):

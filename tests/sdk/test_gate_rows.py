@@ -329,6 +329,30 @@ def test_a_key_learned_free_then_topped_up_is_priced_paid_on_its_first_paid_only
 
 # ---- case 10: reports and counts ----------------------------------------------------------------------------
 
+def test_a_remote_image_of_unknown_size_is_booked_as_a_bounded_estimate(emulator: Any) -> None:
+    from baicai_sdk._tokens import REMOTE_IMAGE_RANGE, count_chat
+
+    client = Baicai(api_key=emulator.paid_key, base_url=emulator.base_url, tier="paid")
+    image = {"type": "image_url", "image_url": {"url": "https://example.invalid/cabbage.jpg"}}
+    messages = [{"role": "user", "content": [{"type": "text", "text": "这是什么？"}, image]}]
+    info = describe_request("/v1/chat/completions", {"model": "gpt-4-vision-preview", "messages": messages})
+    counted = count_chat(messages, "gpt-4-vision-preview")  # the image at 1024×1024: 765
+    fewest, most = REMOTE_IMAGE_RANGE["auto"]
+    assert (info.prompt_low, info.prompt_tokens, info.prompt_high) == (counted - 765 + fewest, counted,
+                                                                       counted - 765 + most)
+    # Streamed without usage: the relay never says what the prompt cost, so the row carries the range.
+    for _chunk in client.chat.completions.create(model="gpt-4-vision-preview", messages=messages, stream=True,
+                                                 max_tokens=10):
+        pass
+    # With usage (a non-streamed answer): measured.
+    client.chat.completions.create(model="gpt-4-vision-preview", messages=messages, max_tokens=10)
+    streamed, plain = _rows()
+    records = _billed(emulator, 2, "gpt-4-vision-preview")
+    assert streamed["measured"] == 0 and "unknown size" in streamed["estimate_reason"]
+    assert streamed["cost_low"] < records[0].cost < streamed["cost_high"]
+    assert streamed["cost_high"] - streamed["cost_low"] == pytest.approx((most - fewest) * 0.5 / 1000)
+    assert plain["measured"] == 1 and plain["cost"] == pytest.approx(records[1].cost)
+
 def test_reports_group_by_the_zone_with_its_daylight_saving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from baicai_sdk._commands.usage import parse_when
 
