@@ -66,6 +66,7 @@ __all__ = [
     "RAISE_STREAM_ERRORS",
     "STREAM_SCANNED",
     "STREAM_TALLY",
+    "RELAY_ANSWER",
 ]
 
 
@@ -78,6 +79,9 @@ date as each chunk leaves the stream, so a reader above (the sidecar) need not p
 STREAM_SCANNED = "baicai.stream_scanned"
 """Response extension set when the stream honours :data:`RAISE_STREAM_ERRORS` (else the client scans it itself):
 the stream's tally, whose ``done`` says whether ``data: [DONE]`` came."""
+RELAY_ANSWER = "baicai.relay_error"
+"""Response extension on a complete answer whose body is JSON: the relay error it holds (a ``RelayAnswer``) or
+None, as classified here — a reader above (the sidecar) need not parse the body again to find it."""
 EMULATOR_HEADER = "x-baicai-emulator"
 """Sent by the relay emulator on every answer: its address then follows the relay's hourly limits."""
 _WAITED = "baicai.waited"
@@ -396,6 +400,8 @@ class _Pipeline:
             self._retry_headers(request, headers, status, answer.code if answer else None)
         if attempt is not None and status >= 400 and headers.get(SHOULD_RETRY_HEADER) == "true":
             request.extensions[_SUPERSEDED_ROW] = attempt.reservation.id  # if resent, the next row replaces it
+        if parsed is not None:
+            response.extensions[RELAY_ANSWER] = answer  # (a body that is not JSON: the reader decides on its own)
         return httpx2.Response(status, headers=headers, content=body, request=request, extensions=response.extensions)
 
     def _retry_headers(self, request: httpx2.Request, headers: httpx2.Headers, status: int, relay_code: int | None) -> None:
