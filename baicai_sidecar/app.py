@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -36,12 +36,12 @@ __all__ = ["SidecarConfig", "SidecarApp", "create_app"]
 
 
 @dataclass
-class SidecarConfig:
-    upstream: str
-    """The relay base URL (normalised: ``…/v1`` once)."""
-    api_key: str = field(repr=False)
+class SidecarConfig(ProxyConfig):
+    """Everything a sidecar runs with: the proxy's settings (it *is* a :class:`ProxyConfig`: upstream, key,
+    timeouts, retry policy, transport, meter, tier, upstream client, quota mode — handed to the proxy as they are),
+    plus where it listens, whom it lets in (:meth:`guard_config`) and its connection limits."""
+
     profile: str | None = None
-    tier: str | None = None
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     open_access: bool = False
@@ -54,19 +54,15 @@ class SidecarConfig:
     tokens: TokenStore | None = None
     verify_token: Callable[[str], str | None] | None = None
     """Overrides ``tokens.verify`` (tests)."""
-    connect_timeout: float = 10.0
-    read_timeout: float = 300.0
-    retry_policy: Any = None
-    transport: Any = None
-    """An ``httpx2.AsyncBaseTransport`` replacing the SDK's metered one (tests, bench); normally None."""
-    meter: Any = None
-    http_client: str = "auto"
-    """The upstream HTTP client under the metered pipeline: "auto" (= "direct": asyncio + httptools, aiohttp through
-    environment proxies), "aiohttp", "httpx2"."""
-    quota: str = "raise"
-    """"raise": refuse over-quota requests with a readable 429; "off": record only (the bench)."""
     windows: Callable[[], Any] | None = None
     """Quota windows for the status page; default: the SDK's ``UsageStore().windows(tier=tier)``."""
+
+    def guard_config(self) -> GuardConfig:
+        """The guard's settings: this config's access rules, and the token check of its token store."""
+        verify = self.verify_token or (self.tokens or TokenStore()).verify
+        return GuardConfig(verify_token=verify, open_access=self.open_access, allowed_origins=self.allowed_origins,
+                           extra_hosts=self.extra_hosts, max_body=self.max_body,
+                           offload_bytes=self.limits.offload_bytes)
 
     def __post_init__(self) -> None:
         if not is_loopback_host(self.host):
@@ -113,22 +109,14 @@ class SidecarApp:
     only the cold ``GET /sidecar/status`` (its JSON response)."""
 
     def __init__(self, config: SidecarConfig) -> None:
-        tokens = config.tokens or TokenStore()
         self.config = config
-        self.proxy = Proxy(ProxyConfig(
-            upstream=config.upstream, api_key=config.api_key, connect_timeout=config.connect_timeout,
-            read_timeout=config.read_timeout, retry_policy=config.retry_policy, transport=config.transport,
-            meter=config.meter, tier=config.tier, quota=config.quota, http_client=config.http_client,
-        ))
+        self.proxy = Proxy(config)
         self.responses = ResponsesEndpoint(self.proxy)
         self.started = time.time()
         self.status = Starlette(routes=[Route(STATUS_PATH, self._status, methods=["GET"])])
         self.state = SimpleNamespace(proxy=self.proxy, config=config)
         """As Starlette's ``app.state``: ``SidecarServer.proxy`` and tests read the proxy here."""
-        self.guard = SidecarGuard(self._route, GuardConfig(
-            verify_token=config.verify_token or tokens.verify, open_access=config.open_access,
-            allowed_origins=config.allowed_origins, extra_hosts=config.extra_hosts, max_body=config.max_body,
-            offload_bytes=config.limits.offload_bytes))
+        self.guard = SidecarGuard(self._route, config.guard_config())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
