@@ -159,10 +159,11 @@ def test_client_disconnect_cancels_upstream_and_settles(emulator: Any, sidecar: 
             events += chunk.count(b"data: {")
             if events >= 3:
                 break  # the app's user pressed "stop"
-    row = wait_for(lambda: [r for r in ledger_rows() if r["status"] != "pending"], timeout=5)[0]
+    row = wait_for(lambda: [r for r in ledger_rows() if r["status"] != "pending"], timeout=10)[0]
     assert row["status"] == "cancelled"
     assert 2 <= row["completion_tokens"] < 200  # the first event carries the role, not a token
-    assert time.monotonic() - started < 5  # 200 chunks × 0.1 s would take 20 s: the upstream read was cancelled
+    # 200 chunks × 0.1 s would take 20 s: the upstream read was cancelled (10 s leaves room for a busy machine)
+    assert time.monotonic() - started < 10
 
 
 @pytest.mark.parametrize("style", ["openai", "openai-str", "code-msg", "errcode"])
@@ -330,8 +331,10 @@ def test_read_timeout_is_never_retried(emulator: Any, sidecar_factory: Any, app_
         client(sc, app_token).chat.completions.create(**CHAT)
     assert info.value.status_code == 504 and info.value.body["code"] == "upstream_timeout"  # type: ignore[index]
     bilingual(info.value.body["message"])  # type: ignore[index]
-    time.sleep(0.8)  # let the emulator finish the one request it got
-    assert sc.proxy.stats.retries == 0 and len(emulator.state.requests) <= 1
+    # A retry would have been sent (and timed out, so recorded as cancelled) before the 504 came back: once the
+    # emulator has recorded the first request, every request the sidecar made is in the records.
+    records = emulator.wait_for_requests(1)
+    assert sc.proxy.stats.retries == 0 and len(records) == 1, [(r.outcome, r.status) for r in records]
 
 
 @pytest.mark.slow  # runs `baicai sidecar` in a subprocess
