@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
-from ._i18n import LANGS, get_lang, set_lang, tr
+from ._i18n import LANGS, Key, Text, get_lang, relabel_bindings, set_lang, tr
 from .screens._base import Page
 from .screens.apply import ApplyPage
 from .screens.keys import KeysPage
@@ -57,14 +57,17 @@ class BaicaiApp(App[int]):
 
     BINDINGS = [
         *[Binding(str(i + 1), f"show_page('{pid}')", tr(zh, en), show=False) for i, (pid, _, zh, en) in enumerate(PAGES)],
-        Binding("r", "refresh", tr("刷新", "Refresh")),
-        Binding("l", "cycle_lang", tr("语言", "Language")),
-        Binding("question_mark,f1", "help", tr("帮助", "Help")),
-        Binding("q", "quit", tr("退出", "Quit")),
+        # Shown in the footer by the pages without keys of their own (screens/_base.py, APP_KEYS): in both
+        # languages 80 columns hold a page's keys, help and quit, not these two as well. The help lists them.
+        Key("r", "refresh", label=Text("刷新", "Refresh"), show=False),
+        Key("l", "cycle_lang", label=Text("语言", "Language"), show=False),
+        Key("question_mark,f1", "help", label=Text("帮助", "Help")),
+        Key("q", "quit", label=Text("退出", "Quit")),
     ]
 
     def __init__(self, services: Services, *, demo: DemoTraffic | None = None, refresh_interval: float = 1.0,
                  sidecar_interval: float = 5.0) -> None:
+        relabel_bindings()  # footer labels in the language set before the app was built (--lang, BAICAI_LANG)
         super().__init__()
         self.services = services
         self.demo = demo
@@ -83,7 +86,7 @@ class BaicaiApp(App[int]):
                 with TabPane(f"{i + 1} {tr(zh, en)}", id=f"tab-{pid}"):
                     yield cls(id=pid)
         yield Static("", id="status")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)  # 80 columns hold every page's keys
 
     def page(self, pid: str) -> Page:
         return self.query_one(f"#{pid}", Page)
@@ -95,6 +98,7 @@ class BaicaiApp(App[int]):
 
     async def on_mount(self) -> None:
         await self.page("overview").ensure_built()
+        self.page("overview").focus_main()  # its keys (refresh, language) show in the footer from the start
         self.sub_title = tr("用量与额度", "usage & quota") + (f" · {tr('演示', 'demo')}" if self.demo else "")
         self._check_changes(force=True)
         self.reload_balance()
@@ -194,6 +198,8 @@ class BaicaiApp(App[int]):
 
     async def action_cycle_lang(self) -> None:
         set_lang(LANGS[(LANGS.index(get_lang()) + 1) % len(LANGS)])
+        relabel_bindings()  # the recomposed pages copy the new labels; the app keeps its instance, so renew its own
+        self._bindings = self._merged_bindings.copy() if self._merged_bindings is not None else self._bindings
         active = self.query_one("#tabs", TabbedContent).active
         self.refresh_bindings()
         await self.recompose()

@@ -185,6 +185,8 @@ class PlanView:
     handle: Any = field(repr=False, compare=False, default=None)
     target: str = ""
     """Masked: where the app will point (the sidecar with its token, or the relay with the key)."""
+    title: str = ""
+    """The preview's title, in the language in effect: "What will change for llm → the local sidecar …"."""
 
 
 # --------------------------------------------------------------------------- adapters
@@ -581,7 +583,7 @@ class Services:
         parts += [f"# {tr_both('链接', 'link')}: {p.masked_link(link)}" for link in p.links]
         parts += [f"# {line}" for line in [*p.instructions, *p.notes]]
         return PlanView(app=app, diff="\n".join(parts), changed=bool(p.changed), handle=p,
-                        target=str(p.target.label))
+                        target=str(p.target.label), title=_plan_title(app, p.target))
 
     def apply_plan(self, plan: PlanView) -> str:
         """Write the plan (backup once, atomic); returns what happened to each file, for the status line."""
@@ -603,6 +605,17 @@ class Services:
 
 def _profile(p: Profile, active: bool) -> ProfileView:
     return ProfileView(name=p.name, tier=p.tier, masked=p.masked, base_url=p.base_url, active=active)
+
+
+def _plan_title(app: str, target: Any) -> str:
+    """From the target's parts, not its label: the label is already "中文 / English", and set inside both halves of
+    a bilingual title it read "→ 本地 sidecar / sidecar …" in the English half too."""
+    from baicai_sidecar.apply import mask_secret
+
+    where = f"{target.base_url} ({mask_secret(target.key)})"
+    if target.kind == "sidecar":
+        return tr_both(f"{app} 将要写入的改动 → 本地边车 {where}", f"What will change for {app} → the local sidecar {where}")
+    return tr_both(f"{app} 将要写入的改动 → 白菜GPT 中转 {where}", f"What will change for {app} → the BaicaiGPT relay {where}")
 
 
 def tr_both(zh: str, en: str) -> str:

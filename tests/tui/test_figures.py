@@ -185,7 +185,7 @@ async def test_figures_follow_another_process_writing(sdk_ledger) -> None:
 
 @pytest.mark.slow  # drives the app through many screens
 async def test_usage_custom_date_range(sdk_ledger) -> None:
-    """`r` asks for from/to days: the table then equals the SDK's report for exactly those days (local time)."""
+    """`f` asks for from/to days: the table then equals the SDK's report for exactly those days (local time)."""
     now = time.time() + 1
     store = UsageStore()
     app = make_app(clock=lambda: now, tz=TZ)
@@ -194,7 +194,7 @@ async def test_usage_custom_date_range(sdk_ledger) -> None:
         await settle(pilot)
         await pilot.press("3")
         await settle(pilot)
-        await pilot.press("m", "r")
+        await pilot.press("m", "f")
         await settle(pilot)
         first = app.screen.query_one("#field-first")
         first.value = "20x6-01-01"  # a typo: an error, and the range stays as it was
@@ -202,7 +202,7 @@ async def test_usage_custom_date_range(sdk_ledger) -> None:
         await settle(pilot)
         assert app.page("usage").range_name == "30d"
 
-        await pilot.press("r")
+        await pilot.press("f")
         await settle(pilot)
         app.screen.query_one("#field-first").value = (today - dt.timedelta(days=1)).isoformat()
         app.screen.query_one("#field-last").value = today.isoformat()

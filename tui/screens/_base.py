@@ -6,14 +6,24 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual.app import ComposeResult
+from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.worker import Worker, get_current_worker
+
+from .._i18n import Key, Text
 
 if TYPE_CHECKING:
     from ..app import BaicaiApp
     from ..services import Services
 
 T = TypeVar("T")
+
+APP_KEYS: list[BindingType] = [
+    Key("r", "app.refresh", label=Text("刷新", "Refresh")),
+    Key("l", "app.cycle_lang", label=Text("语言", "Language")),
+]
+"""The app's refresh and language keys, for the footer of a page that has no keys of its own (they work on every
+page; the app's own bindings stay out of the footer so that a page's keys, help and quit fit in 80 columns)."""
 
 
 class Page(Vertical):

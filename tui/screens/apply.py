@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from rich.text import Text
+from rich.cells import cell_len
+from rich.text import Text as Plain
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from .._i18n import tr
+from .._i18n import Key, Text, tr
 from ..services import ApplyAppView, PlanView
 from ._base import Page
 from .modals import ConfirmModal, DiffModal
 
 
-class AppsTable(DataTable[str | Text]):
+class AppsTable(DataTable[str | Plain]):
     BINDINGS = [
-        Binding("enter", "plan", tr("预览并写入", "Preview & write"), priority=True),
-        Binding("z", "undo", tr("撤销", "Undo")),
-        Binding("t", "target", tr("目标：边车/中转", "Target: sidecar/relay")),
+        Key("enter", "plan", label=Text("预览", "Preview"), priority=True),
+        Key("z", "undo", label=Text("撤销", "Undo")),
+        Key("t", "target", label=Text("目标", "Target")),
     ]
 
     def action_target(self) -> None:
@@ -44,9 +44,9 @@ class ApplyPage(Page):
                         "Pick an app, press Enter to preview the change; nothing is written until you confirm "
                         "(a backup is kept)."), classes="section-title")
         table = AppsTable(id="apps-table", cursor_type="row", zebra_stripes=True)
-        for label, width in ((tr("应用", "App"), 14), (tr("已检测到", "Detected"), 10), (tr("位置", "Where"), 40),
+        for label, width in ((tr("应用", "App"), 14), (tr("已检测到", "Found"), 8), (tr("位置", "Where"), 40),
                              (tr("将改动", "Will change"), 80)):
-            table.add_column(label, width=width)
+            table.add_column(label, width=max(width, cell_len(label)))  # a header is never cut ("已检测到 /")
         yield table
         note = self.services.apply_note()
         if note:
@@ -79,8 +79,8 @@ class ApplyPage(Page):
         table = self.query_one("#apps-table", AppsTable)
         table.clear()
         for a in apps:
-            # Text, not str: a DataTable reads str cells as Rich markup, and "[model_providers.baicai]" would vanish.
-            table.add_row(a.name, tr("是", "yes") if a.detected else tr("否", "no"), Text(a.target), Text(a.status),
+            # Plain (rich Text), not str: a DataTable reads str cells as Rich markup, and "[model_providers.baicai]" would vanish.
+            table.add_row(a.name, tr("是", "yes") if a.detected else tr("否", "no"), Plain(a.target), Plain(a.status),
                           key=a.name)
         names = [a.name for a in apps]
         if before is not None and before.name in names:  # stay on the app just applied, so undo is one key away
@@ -102,8 +102,7 @@ class ApplyPage(Page):
                 if yes:
                     self.in_thread(lambda: self.services.apply_plan(plan), self._applied, group="change")
 
-            self.app.push_screen(DiffModal(tr(f"{plan.app} 将要写入的改动 → {plan.target}",
-                                              f"What will change for {plan.app} → {plan.target}"), plan.diff), done)
+            self.app.push_screen(DiffModal(plan.title, plan.diff), done)
 
         target = self.target
         self.in_thread(lambda: self.services.plan(app.name, target), show, group="change")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from .._i18n import tr
+from .._i18n import Key, Text, tr
 from ..services import ProfileView
 from ._base import Page
 from .modals import ConfirmModal, Field, FormModal
@@ -16,10 +15,10 @@ TIERS = ("unknown", "free", "paid")
 
 class KeysTable(DataTable[str]):
     BINDINGS = [
-        Binding("a", "add", tr("添加", "Add")),
-        Binding("t", "tier", tr("档位", "Tier")),
-        Binding("u", "use", tr("设为当前", "Use")),
-        Binding("x,delete", "remove", tr("删除", "Remove")),
+        Key("a", "add", label=Text("添加", "Add")),
+        Key("t", "tier", label=Text("档位", "Tier")),
+        Key("u", "use", label=Text("启用", "Use")),
+        Key("x,delete", "remove", label=Text("删除", "Remove")),
     ]
 
     @property

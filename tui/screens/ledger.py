@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from rich.text import Text
+from rich.text import Text as Plain
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Static
 
-from .._i18n import get_lang, tr
+from .._i18n import Key, Text, get_lang, tr
 from ..services import LedgerPage
 from ..widgets._format import cny, count, stamp
 from ._base import Page
@@ -16,11 +15,11 @@ from ._base import Page
 PAGE_SIZE = 50
 
 
-class LedgerTable(DataTable[str | Text]):
+class LedgerTable(DataTable[str | Plain]):
     BINDINGS = [
-        Binding("n,pagedown", "page(1)", tr("下一页", "Next")),
-        Binding("p,pageup", "page(-1)", tr("上一页", "Prev")),
-        Binding("slash", "filters", tr("筛选", "Filter")),
+        Key("n,pagedown", "page(1)", label=Text("下页", "Next")),
+        Key("p,pageup", "page(-1)", label=Text("上页", "Prev")),
+        Key("slash", "filters", label=Text("筛选", "Filter")),
     ]
 
     def action_page(self, step: int) -> None:
@@ -90,6 +89,6 @@ class LedgerPageView(Page):
             source = f"{line.source}:{line.app}" if line.app else line.source
             latency = "—" if line.latency_ms is None else f"{line.latency_ms:,.0f} ms"
             tokens = f"{count(line.prompt_tokens)}+{count(line.completion_tokens)}"
-            table.add_row(stamp(line.time, tz)[5:], Text(line.model), Text(source), line.status, tokens,  # MM-DD
+            table.add_row(stamp(line.time, tz)[5:], Plain(line.model), Plain(source), line.status, tokens,  # MM-DD
                           cny(line.cost_cny), latency,
-                          "" if line.relay_code is None else str(line.relay_code), Text(line.meaning), key=str(line.id))
+                          "" if line.relay_code is None else str(line.relay_code), Plain(line.meaning), key=str(line.id))

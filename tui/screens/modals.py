@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from .._i18n import tr
+from .._i18n import Key, Text, tr
 
 __all__ = ["HelpScreen", "ConfirmModal", "FormModal", "Field", "DiffModal", "NoticeModal"]
 
@@ -37,7 +36,7 @@ def _page_key_rows() -> list[str]:
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss", tr("关闭", "Close"))]
+    BINDINGS = [Key("escape,q,question_mark", "dismiss", label=Text("关闭", "Close"))]
 
     def compose(self) -> ComposeResult:
         from textual.widgets import Markdown  # loaded on first help, not at start-up
@@ -78,7 +77,7 @@ class _YesNoModal(ModalScreen[bool]):
 
 
 class ConfirmModal(_YesNoModal):
-    BINDINGS = [Binding("escape,n", "no", tr("取消", "Cancel")), Binding("y", "yes", tr("确认", "Confirm"))]
+    BINDINGS = [Key("escape,n", "no", label=Text("取消", "Cancel")), Key("y", "yes", label=Text("确认", "Confirm"))]
 
     def __init__(self, question: str) -> None:
         super().__init__()
@@ -104,7 +103,7 @@ class Field:
 class FormModal(ModalScreen["dict[str, str] | None"]):
     """A few inputs and OK/Cancel; dismisses with the values, or None when cancelled."""
 
-    BINDINGS = [Binding("escape", "cancel", tr("取消", "Cancel"))]
+    BINDINGS = [Key("escape", "cancel", label=Text("取消", "Cancel"))]
 
     def __init__(self, title: str, fields: list[Field]) -> None:
         super().__init__()
@@ -150,7 +149,7 @@ class FormModal(ModalScreen["dict[str, str] | None"]):
 class DiffModal(_YesNoModal):
     """The change ``apply`` would make, shown before anything is written."""
 
-    BINDINGS = [Binding("escape,n", "no", tr("取消", "Cancel")), Binding("y", "yes", tr("写入", "Write"))]
+    BINDINGS = [Key("escape,n", "no", label=Text("取消", "Cancel")), Key("y", "yes", label=Text("写入", "Write"))]
 
     def __init__(self, title: str, diff: str) -> None:
         super().__init__()
@@ -173,7 +172,7 @@ class DiffModal(_YesNoModal):
 class NoticeModal(ModalScreen[None]):
     """Shows something once (a new sidecar token): it is not kept on any screen afterwards."""
 
-    BINDINGS = [Binding("escape,enter", "dismiss", tr("关闭", "Close"))]
+    BINDINGS = [Key("escape,enter", "dismiss", label=Text("关闭", "Close"))]
 
     def __init__(self, title: str, body: str) -> None:
         super().__init__()

@@ -8,7 +8,7 @@ from textual.widgets import DataTable, Static
 from .._i18n import tr
 from ..services import BalanceView, OverviewView
 from ..widgets._format import cny, count, stamp
-from ._base import Page
+from ._base import APP_KEYS, Page
 
 
 def balance_text(b: BalanceView | None) -> str:
@@ -22,6 +22,8 @@ def balance_text(b: BalanceView | None) -> str:
 
 
 class OverviewPage(Page):
+    BINDINGS = APP_KEYS
+
     def build(self) -> ComposeResult:
         yield Static(balance_text(None), id="balance", classes="figure")
         yield Static("", id="profile", classes="figure")

@@ -12,7 +12,7 @@ from .._i18n import tr
 from ..services import WindowView
 from ..widgets._format import clock_time, countdown, percent
 from ..widgets.bars import level, quota_bar
-from ._base import Page
+from ._base import APP_KEYS, Page
 
 _TIER = {"free": ("免费", "free"), "paid": ("付费", "paid"), "unknown": ("未知档位", "unknown tier")}
 
@@ -67,6 +67,8 @@ def _level(w: WindowView) -> str:
 
 
 class QuotaPage(Page):
+    BINDINGS = APP_KEYS
+
     views: list[WindowView] = []
 
     def build(self) -> ComposeResult:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from .._i18n import tr
+from .._i18n import Key, Text, tr
 from ..services import SidecarView
 from ._base import Page
 from .modals import ConfirmModal, Field, FormModal, NoticeModal
@@ -14,9 +13,9 @@ from .modals import ConfirmModal, Field, FormModal, NoticeModal
 
 class TokensTable(DataTable[str]):
     BINDINGS = [
-        Binding("s", "start_stop", tr("启动/停止", "Start/stop")),
-        Binding("i", "issue", tr("签发令牌", "Issue token")),
-        Binding("v", "revoke", tr("吊销", "Revoke")),
+        Key("s", "start_stop", label=Text("启停", "Start-stop")),
+        Key("i", "issue", label=Text("签发", "Issue")),
+        Key("v", "revoke", label=Text("吊销", "Revoke")),
     ]
 
     @property

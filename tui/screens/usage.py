@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Sparkline, Static
 
-from .._i18n import tr
+from .._i18n import Key, KeyGroup, Text, tr
 from ..services import GROUPS, GroupBy, ReportLine
 from ..widgets._format import cny, count
 from ..widgets.bars import bar_chart
@@ -20,17 +19,24 @@ _GROUP_LABEL = {"day": ("按天", "by day"), "hour": ("按小时", "by hour"), "
                 "key": ("按密钥", "by key"), "source": ("按来源应用", "by source app")}
 
 
+# The footer shows a group as its keys and one label ("dhmks 按/By": by day, hour, model, key, source), so the
+# page's nine keys, help and quit fit in 80 columns in both languages (tests/tui/test_first_hour.py).
+_GROUP_BY = KeyGroup(label=Text("按", "By"), compact=True)
+_EXPORT = KeyGroup(label=Text("导出", "Export"), compact=True)
+
+
 class UsageTable(DataTable[str]):
     BINDINGS = [
-        Binding("d", "group('day')", tr("按天", "Day")),
-        Binding("h", "group('hour')", tr("按小时", "Hour")),
-        Binding("m", "group('model')", tr("按模型", "Model")),
-        Binding("k", "group('key')", tr("按密钥", "Key")),
-        Binding("s", "group('source')", tr("按来源", "Source")),
-        Binding("g", "next_range", tr("日期范围", "Range")),
-        Binding("r", "custom_range", tr("自定日期", "From–to")),
-        Binding("e", "export('csv')", tr("导出CSV", "CSV")),
-        Binding("j", "export('json')", tr("导出JSON", "JSON")),
+        Key("d", "group('day')", label=Text("按天", "Day"), group=_GROUP_BY),
+        Key("h", "group('hour')", label=Text("按小时", "Hour"), group=_GROUP_BY),
+        Key("m", "group('model')", label=Text("按模型", "Model"), group=_GROUP_BY),
+        Key("k", "group('key')", label=Text("按密钥", "Key"), group=_GROUP_BY),
+        Key("s", "group('source')", label=Text("按来源", "Source"), group=_GROUP_BY),
+        Key("g", "next_range", label=Text("范围", "Range")),
+        # f, not r: r refreshes on every page
+        Key("f", "custom_range", label=Text("自定", "From–to")),
+        Key("e", "export('csv')", label=Text("导出CSV", "CSV"), group=_EXPORT),
+        Key("j", "export('json')", label=Text("导出JSON", "JSON"), group=_EXPORT),
     ]
 
     def action_group(self, by: str) -> None:
