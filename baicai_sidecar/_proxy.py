@@ -555,18 +555,23 @@ class KeyScrubber:
 
     def __init__(self, key: bytes, masked: bytes) -> None:
         self.key, self.masked, self.pending = key, masked, b""
+        self._first = key[:1]
 
     def feed(self, chunk: bytes) -> bytes:
-        data = self.pending + chunk
+        data = self.pending + chunk if self.pending else chunk
         if self.key in data:
             data = data.replace(self.key, self.masked)
-        keep = 0
-        for size in range(min(len(self.key) - 1, len(data)), 0, -1):
-            if self.key.startswith(data[-size:]):
-                keep = size
-                break
-        self.pending = data[len(data) - keep:] if keep else b""
-        return data[:len(data) - keep] if keep else data
+        # The longest tail that begins the key is held back. Only where the key's first byte occurs in the last
+        # len(key) - 1 bytes can one begin (the usual chunk ends "\n\n": none) — a few µs less per streamed chunk
+        # than trying every tail length.
+        pos = data.find(self._first, max(0, len(data) - len(self.key) + 1))
+        while pos != -1:
+            if self.key.startswith(data[pos:]):
+                self.pending = data[pos:]
+                return data[:pos]
+            pos = data.find(self._first, pos + 1)
+        self.pending = b""
+        return data
 
     def flush(self) -> bytes:
         rest, self.pending = self.pending, b""
