@@ -209,9 +209,16 @@ class DirectTransport(httpx2.AsyncBaseTransport):
         except BaseException:
             conn.close()
             raise
+        extensions = {"http_version": b"HTTP/1.1", "reason_phrase": conn.reason}
+        if conn.complete and not _event_stream(conn.headers):
+            # The whole answer came with its head (a chat answer usually does): handed over as read content, so
+            # no stream machinery runs for it, and the connection is free again at once.
+            body = conn.take_body() if conn.body else b""
+            status, headers = conn.status, conn.headers
+            self.release(conn)
+            return httpx2.Response(status, headers=headers, content=body, extensions=extensions, request=request)
         return httpx2.Response(conn.status, headers=conn.headers, stream=_Body(self, conn, request, read_timeout),
-                               extensions={"http_version": b"HTTP/1.1", "reason_phrase": conn.reason},
-                               request=request)
+                               extensions=extensions, request=request)
 
     async def _connect(self, key: tuple[str, str, int], timeout: float | None,
                        request: httpx2.Request) -> _Connection:
@@ -280,6 +287,13 @@ def _head(request: httpx2.Request) -> bytes:
         lines.append(b"content-length: %d\r\n" % len(request.content))
     lines.append(b"\r\n")
     return b"".join(lines)
+
+
+def _event_stream(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name.lower() == b"content-type":
+            return value.split(b";")[0].strip().lower() == b"text/event-stream"
+    return False
 
 
 def _why(conn: _Connection, default: str) -> str:
