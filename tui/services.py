@@ -252,6 +252,8 @@ class Services:
         self._store: UsageStore | None = None
         self._ledger_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=_LEDGER_THREAD)
         self._sidecar_proc: subprocess.Popen[bytes] | None = None
+        self._sidecar_stderr: Any = None
+        """Where the sidecar started from here writes its errors: why it stopped, shown on the Sidecar tab."""
         self._demo = demo_credentials
         """(key, base_url, tier) for ``baicai demo``: used instead of the user's profiles, never stored."""
 
@@ -479,6 +481,7 @@ class Services:
         store = self._token_store()
         tokens = [TokenView(app=t.app, masked=t.masked) for t in store.list()]
         started_here = self._sidecar_proc is not None and self._sidecar_proc.poll() is None
+        exited = self._exit_reason()
         port = _port_of(self.sidecar_url)
         headers = {}
         default = store.get("default")  # the status page sits behind the same token guard as the proxy
@@ -491,6 +494,11 @@ class Services:
             if not isinstance(data, dict):
                 data = {}
         except httpx2.ConnectError:  # nothing listens there: the usual case, said in words with the way out
+            if exited:  # started from here and gone again (no key, port taken): say why, not "press s" once more
+                return SidecarView(up=False, url=self.sidecar_url, port=port, detail=exited, tokens=tokens)
+            if started_here:  # launched a moment ago, not listening yet
+                return SidecarView(up=False, url=self.sidecar_url, port=port, detail=tr_both("正在启动…", "starting…"),
+                                   tokens=tokens, started_here=True)
             return SidecarView(up=False, url=self.sidecar_url, port=port, detail=tr_both(
                 "没有在运行：按 s 在这里启动，或在终端运行 baicai sidecar",
                 "not running: press s to start it here, or run `baicai sidecar` in a terminal"),
@@ -511,16 +519,39 @@ class Services:
         """Start ``baicai sidecar`` as a child process (stopped with the TUI, or with :meth:`stop_sidecar`)."""
         if self._sidecar_proc is not None and self._sidecar_proc.poll() is None:
             return
+        import tempfile
+
         from baicai_sidecar._state import DEFAULT_PORT
 
+        from ._i18n import get_lang
+
         port = _port_of(self.sidecar_url) or DEFAULT_PORT
+        self._sidecar_stderr = tempfile.TemporaryFile()  # a file, not a pipe: nobody reads it while it runs
         self._sidecar_proc = subprocess.Popen(
             [sys.executable, "-m", "baicai_sdk.cli", "sidecar", "--port", str(port)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._sidecar_stderr,
+            env={**os.environ, "BAICAI_LANG": get_lang()},  # its messages in the language on screen
         )
+
+    def _exit_reason(self) -> str | None:
+        """Why the sidecar started from here stopped (its last error line), or None while it runs or if it was
+        never started here."""
+        proc = self._sidecar_proc
+        if proc is None or proc.poll() is None or self._sidecar_stderr is None:
+            return None
+        self._sidecar_stderr.seek(0)
+        lines = [line.strip() for line in self._sidecar_stderr.read().decode("utf-8", "replace").splitlines()]
+        last = next((line for line in reversed(lines) if line), "")[:400]
+        code = proc.returncode
+        return tr_both(f"从这里启动的边车已退出（代码 {code}）：{last}", f"the sidecar started here exited (code {code}): "
+                       f"{last}") if last else tr_both(f"从这里启动的边车已退出（代码 {code}）",
+                                                      f"the sidecar started here exited (code {code})")
 
     def stop_sidecar(self) -> bool:
         proc, self._sidecar_proc = self._sidecar_proc, None
+        stderr, self._sidecar_stderr = self._sidecar_stderr, None
+        if stderr is not None:
+            stderr.close()
         if proc is None or proc.poll() is not None:
             return False
         proc.terminate()

@@ -116,3 +116,28 @@ async def test_start_and_stop_from_the_tui(emulator) -> None:
             assert text_of(app.query_one("#sidecar-status")).startswith("○")
     finally:
         services.close()
+
+
+@pytest.mark.slow  # starts a real sidecar process, which stops at once
+async def test_a_sidecar_that_cannot_start_says_why() -> None:
+    """No key yet: `s` used to start a sidecar that exited at once, and the tab said "press s to start it" again."""
+    pytest.importorskip("baicai_sidecar._cli")
+    services = Services(clock=lambda: FIXED_NOW, tz=TZ, sidecar_url=f"http://127.0.0.1:{_free_port()}")
+    app = make_app(services=services)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot)
+            await pilot.press("6")
+            await settle(pilot)
+            await pilot.press("s")
+            deadline = time.monotonic() + 30
+            status = ""
+            while time.monotonic() < deadline and "exited" not in status:
+                await pilot.pause(0.3)
+                app.page("sidecar").load()
+                await settle(pilot)
+                status = text_of(app.query_one("#sidecar-status"))
+            assert "the sidecar started here exited (code 2)" in status, status
+            assert "baicai key add" in status and "press s to start it" not in status
+    finally:
+        services.close()
