@@ -148,9 +148,11 @@ def _measured(key: str, base: str, *, timeout: float, transport: Any, now: float
 
 
 def estimated_balance(
-    *, ledger_path: str | os.PathLike[str] | None = None, reason: str = "", now: float | None = None
+    *, ledger_path: str | os.PathLike[str] | None = None, reason: str = "", now: float | None = None,
+    no_key: bool = False,
 ) -> Balance:
-    """Recorded top-ups minus the ledger's priced spend since the first top-up."""
+    """Recorded top-ups minus the ledger's priced spend since the first top-up. ``no_key``: the relay was not
+    asked because no key is configured — said as such, with the command that fixes it (a newcomer's first look)."""
     from ._usage import UsageStore
 
     now = time.time() if now is None else now
@@ -159,6 +161,14 @@ def estimated_balance(
         topups = store.topups()
         why = f"（{reason}）" if reason else ""
         why_en = f" ({reason})" if reason else ""
+        if no_key:
+            why, why_en = "（没有配置密钥，未向中转查询）", " (no key is configured, the relay was not asked)"
+        if not topups and no_key:
+            return Balance(
+                amount_cny=None, measured=False, source="none", as_of=now,
+                detail=tr("还没有配置密钥，没有向中转查询余额：用 baicai key add 名称 保存密钥",
+                          "no key is configured, so the relay was not asked: save one with `baicai key add NAME`"),
+            )
         if not topups:
             return Balance(
                 amount_cny=None, measured=False, source="none", as_of=now,
@@ -193,7 +203,7 @@ def balance(
     try:
         key, base = _key_and_base(credentials_or_client)
     except Exception:  # no key configured: the ledger can still answer
-        return estimated_balance(ledger_path=ledger_path, reason="no key configured", now=now)
+        return estimated_balance(ledger_path=ledger_path, now=now, no_key=True)
     try:
         return _measured(key, base, timeout=timeout, transport=transport, now=now)
     except _Unavailable as exc:

@@ -83,6 +83,10 @@ def test_usage_log_windows_topup_balance(monkeypatch: pytest.MonkeyPatch, capsys
     assert gpt35["tier"] == "free" and gpt35["requests_limit"] == 60
     monkeypatch.delenv("BAICAI_API_KEY")
     monkeypatch.delenv("BAICAI_TIER")
+    code, out, _ = run(monkeypatch, capsys, ["usage", "balance"])
+    # A newcomer's first look: not "the relay gave no balance (no key configured)" — it was never asked.
+    assert code == 0 and "no key is configured, so the relay was not asked: save one with `baicai key add NAME`" in out
+    assert "the relay gave no balance" not in out
     code, out, _ = run(monkeypatch, capsys, ["usage", "topup", "50", "--note", "支付宝"])
     assert code == 0 and "¥50.0000" in out
     code, out, _ = run(monkeypatch, capsys, ["usage", "balance", "--json"])
@@ -91,7 +95,7 @@ def test_usage_log_windows_topup_balance(monkeypatch: pytest.MonkeyPatch, capsys
     assert b["measured"] is False and b["amount_cny"] == pytest.approx(50) and b["label"].startswith("估算")
     _send("gpt-4", 100, 100)
     b = json.loads(run(monkeypatch, capsys, ["usage", "balance", "--json"])[1])
-    assert b["amount_cny"] == pytest.approx(50 - 0.1) and "no key configured" in b["detail"]
+    assert b["amount_cny"] == pytest.approx(50 - 0.1) and "no key is configured, the relay was not asked" in b["detail"]
     code, _, err = run(monkeypatch, capsys, ["usage", "topup", "-5"])
     assert code == 2 and "above 0" in err
 
@@ -226,3 +230,26 @@ def test_estimate_says_an_unknown_model_is_unknown(monkeypatch: pytest.MonkeyPat
     assert code == 0 and "its cost is unknown" in out and "allowed" in out
     code, out, _ = run(monkeypatch, capsys, ["estimate", "-m", "gpt-4", "--json", "-"], stdin="[]")
     assert code == 0 and json.loads(out)["model_known"] is True and "known_models" not in json.loads(out)
+
+
+def test_estimate_says_where_it_reads_and_what_to_give_it(monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`baicai estimate -m gpt-4` alone waited in silence at a terminal; empty input read as broken JSON."""
+    import os
+    import pty
+    import subprocess
+
+    code, _, err = run(monkeypatch, capsys, ["estimate", "-m", "gpt-4"], stdin="")
+    assert code == 2 and "no input: name a JSON file or pipe the messages in" in err and "| baicai estimate" in err
+    assert "not valid JSON" not in err
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.Popen([sys.executable, "-m", "baicai_sdk.cli", "estimate", "-m", "gpt-4"], stdin=follower,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        os.write(leader, b'[{"role": "user", "content": "hi"}]\n\x04')
+        out, err = done.communicate(timeout=60)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert done.returncode == 0 and "reading messages JSON from standard input (end with Ctrl-D" in err
+    assert "prompt tokens" in out

@@ -41,8 +41,20 @@ def _fail(zh: str, en: str) -> int:
     return 2
 
 
+_EXAMPLE = """echo '[{"role":"user","content":"你好"}]' | baicai estimate -m gpt-4"""
+
+
+class _NoInput(ValueError):
+    pass
+
+
 def _read(path: str) -> Any:
+    if path == "-" and sys.stdin.isatty():  # `baicai estimate -m gpt-4` typed alone would wait in silence
+        print(tr("从标准输入读取消息 JSON（输入后按 Ctrl-D；或给出文件名）",
+                 "reading messages JSON from standard input (end with Ctrl-D, or name a file)"), file=sys.stderr)
     text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+    if not text.strip():
+        raise _NoInput
     return json.loads(text)
 
 
@@ -62,6 +74,9 @@ def _estimate(args: argparse.Namespace) -> int:
         data = _read(args.file)
     except FileNotFoundError:
         return _fail(f"找不到文件 {args.file}", f"no such file: {args.file}")
+    except _NoInput:
+        return _fail(f"没有输入：给出 JSON 文件，或从管道传入消息，例如 {_EXAMPLE}",
+                     f"no input: name a JSON file or pipe the messages in, e.g. {_EXAMPLE}")
     except ValueError as exc:
         return _fail(f"输入不是有效的 JSON（{exc}）", f"the input is not valid JSON ({exc})")
     body: dict[str, Any] = dict(data) if isinstance(data, dict) else {"messages": data}

@@ -49,10 +49,12 @@ class _KeyringSecrets:
         self._fallback_path = fallback_path
 
     def _backend(self) -> Any:
-        usable, description = keyring_status()
+        usable, _ = keyring_status()
         if not usable:
             raise NoKeyringBackend(
-                Text(f"本机没有可用的系统密钥环（{description}）。", f"This machine has no usable OS keyring ({description}). ") + _fallback_advice(self._fallback_path)
+                # In words: keyring's class name (keyring.backends.fail.Keyring) tells a user nothing; doctor names it.
+                Text("本机没有可用的系统密钥环。", "This machine has no usable OS keyring. ")
+                + _fallback_advice(self._fallback_path)
             )
         import keyring
 
