@@ -80,6 +80,11 @@ class Text:
     def __str__(self) -> str:
         return self.render()
 
+    @classmethod
+    def of(cls, value: Text | str) -> Text:
+        """``value`` as a Text: a plain string (a path, a name, a message from elsewhere) is the same in both."""
+        return value if isinstance(value, Text) else cls(value, value)
+
     def __add__(self, other: Text | str) -> Text:
         """Join two texts half by half; a plain string (a path, a number) joins both halves."""
         if isinstance(other, str):

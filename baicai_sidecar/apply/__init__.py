@@ -15,6 +15,8 @@ import os
 import subprocess
 from typing import TYPE_CHECKING, Any
 
+from baicai_sdk.integration import Text
+
 # Loaded on first use: `baicai --help` and every other command import this package to register `baicai apply`,
 # and the adapters, editors and the safety layer cost more than the rest of a quick command (bench/bench_cli.py).
 if TYPE_CHECKING:
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
         FileChange,
         FileOutcome,
         Link,
+        Message,
         Plan,
         Record,
         Target,
@@ -140,7 +143,7 @@ def adapter(app: str) -> Adapter:
         return adapters[app]
     except KeyError:
         names = ", ".join(adapters)
-        raise ApplyError(f"未知应用 {app!r}；可选：{names} / unknown app {app!r}; one of: {names}") from None
+        raise ApplyError(Text(f"未知应用 {app!r}；可选：{names}", f"unknown app {app!r}; one of: {names}")) from None
 
 
 def list_apps(env: Env | None = None) -> list[AppInfo]:
@@ -220,22 +223,20 @@ def _sidecar_token(app: str) -> str | None:
         return None
 
 
-def _revoke_token(app: str, *, failed: bool) -> list[str]:
+def _revoke_token(app: str, *, failed: bool) -> list[Message]:
     if _sidecar_token(app) is None:
         return []
     if failed:
         return [
-            f"{app} 的 sidecar 本地令牌仍然有效：有文件未能恢复，应用可能仍指向 sidecar；修复后再运行 "
-            f"`baicai apply {app} --undo`。 / the sidecar token for {app} is still active: a file could not be "
-            f"restored, so the app may still point at the sidecar; fix it and run `baicai apply {app} --undo` again."
+            Text(f"{app} 的 sidecar 本地令牌仍然有效：有文件未能恢复，应用可能仍指向 sidecar；修复后再运行 `baicai apply {app} --undo`。",
+                 f"the sidecar token for {app} is still active: a file could not be restored, so the app may still point at the sidecar; fix it and run `baicai apply {app} --undo` again.")
         ]
     from baicai_sidecar._tokens import TokenStore
 
     TokenStore().revoke(app)
     return [
-        f"已吊销 {app} 的 sidecar 本地令牌：旧配置的副本不能再通过 sidecar 使用你的密钥。 / "
-        f"revoked the sidecar token for {app}: a leftover copy of its old config can no longer use your key "
-        "through the sidecar."
+        Text(f"已吊销 {app} 的 sidecar 本地令牌：旧配置的副本不能再通过 sidecar 使用你的密钥。",
+             f"revoked the sidecar token for {app}: a leftover copy of its old config can no longer use your key through the sidecar.")
     ]
 
 

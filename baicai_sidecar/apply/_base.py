@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from ._model import Env, FileEdit, Link, Target
+from baicai_sdk.integration import Text
+
+from ._model import Env, FileEdit, Link, Message, Target
 
 __all__ = ["Adapter", "Options", "Extras", "OursLine", "Remover"]
 
@@ -31,20 +33,20 @@ class Options:
 
 @dataclass
 class Extras:
-    instructions: list[str] = field(default_factory=list)
+    instructions: list[Message] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: list[Message] = field(default_factory=list)
 
 
 class Adapter:
     name: ClassVar[str]
-    title: ClassVar[str]
+    title: ClassVar[Message]
     kind: ClassVar[Literal["file", "link", "instructions"]] = "file"
-    summary: ClassVar[str]  # what applying changes, one line, bilingual
+    summary: ClassVar[Message]  # what applying changes, one line
     default_model: ClassVar[str | None] = None
     """The model ``build_target`` picks without ``--model``, for an app the general default does not fit."""
 
-    def detect(self, env: Env) -> tuple[bool, str]:
+    def detect(self, env: Env) -> tuple[bool, Message]:
         """(found here?, what was found or where we looked)."""
         return False, ""
 
@@ -65,10 +67,10 @@ class Adapter:
         return (Path("/Applications") / bundle, env.home / "Applications" / bundle)
 
     @staticmethod
-    def _found(env: Env, commands: tuple[str, ...] = (), paths: tuple[Path, ...] = ()) -> tuple[bool, str]:
+    def _found(env: Env, commands: tuple[str, ...] = (), paths: tuple[Path, ...] = ()) -> tuple[bool, Message]:
         hits = [f"`{c}` ({env.which(c)})" for c in commands if env.which(c)]
         hits += [str(p) for p in paths if p.exists()]
         if hits:
             return True, ", ".join(hits)
         looked = [f"`{c}`" for c in commands] + [str(p) for p in paths]
-        return (False, "未找到 / not found: " + ", ".join(looked)) if looked else (False, "")
+        return (False, Text("未找到：", "not found: ") + ", ".join(looked)) if looked else (False, "")

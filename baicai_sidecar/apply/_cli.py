@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _shell(args: argparse.Namespace, title: str, label: str, p: Any) -> int:
+def _shell(args: argparse.Namespace, title: object, label: object, p: Any) -> int:
     """``--shell``: stdout carries shell lines only, so ``eval "$(baicai apply env --shell bash --reveal)"`` works.
 
     Everything for humans goes to stderr. Without ``--reveal`` the lines are printed as comments: a masked key

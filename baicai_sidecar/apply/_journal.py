@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from baicai_sdk import integration as sdk_files
+from baicai_sdk.integration import Text, tr
 
 from ._model import ApplyError, FileOutcome
 
@@ -159,9 +160,8 @@ class Transaction:
         for f in self.files:
             if _sha256(_read(f.target)) != _sha256(f.before):
                 raise ApplyError(
-                    f"{f.target} 在 baicai 写入时被另一个程序修改了；已撤回本次所有改动，请关闭该程序后重试。 / "
-                    f"{f.target} was changed by another program while baicai was writing it; every change of this "
-                    "apply was rolled back — close that program and try again."
+                    Text(f"{f.target} 在 baicai 写入时被另一个程序修改了；已撤回本次所有改动，请关闭该程序后重试。",
+                         f"{f.target} was changed by another program while baicai was writing it; every change of this apply was rolled back — close that program and try again.")
                 )
             step(f"checked {f.target.name}")
             os.replace(f.temp, f.target)
@@ -214,9 +214,8 @@ def recover(apply_root: Path) -> list[FileOutcome]:
         return []
     except ValueError as exc:
         raise ApplyError(
-            f"上次中断的 apply 的日志 {intent_path} 已损坏，无法自动恢复；原文件副本在 {_root(apply_root)}。 / "
-            f"the journal {intent_path} of an interrupted apply is damaged and cannot be replayed; copies of the "
-            f"original files are in {_root(apply_root)}."
+            Text(f"上次中断的 apply 的日志 {intent_path} 已损坏，无法自动恢复；原文件副本在 {_root(apply_root)}。",
+                 f"the journal {intent_path} of an interrupted apply is damaged and cannot be replayed; copies of the original files are in {_root(apply_root)}.")
         ) from exc
     outcomes: list[FileOutcome] = []
     for entry in reversed(raw.get("files", [])):
@@ -236,7 +235,7 @@ def recover(apply_root: Path) -> list[FileOutcome]:
                 FileOutcome(
                     target,
                     "restored",
-                    "中断的 apply 已撤回，已逐字节恢复 / an interrupted apply was rolled back: restored byte for byte",
+                    Text("中断的 apply 已撤回，已逐字节恢复", "an interrupted apply was rolled back: restored byte for byte"),
                 )
             )
             continue
@@ -245,8 +244,8 @@ def recover(apply_root: Path) -> list[FileOutcome]:
             FileOutcome(
                 target,
                 "error",
-                f"中断的 apply 之后该文件又被改动，已保留现状；原文件副本：{kept} / the file changed after an "
-                f"interrupted apply and was left as it is; the pre-apply copy is {kept}",
+                Text(f"中断的 apply 之后该文件又被改动，已保留现状；原文件副本：{kept}",
+                     f"the file changed after an interrupted apply and was left as it is; the pre-apply copy is {kept}"),
             )
         )
     record = raw.get("record") or {}
@@ -264,7 +263,7 @@ def recover(apply_root: Path) -> list[FileOutcome]:
 
 def _keep_copy(apply_root: Path, app: str, entry: dict[str, Any]) -> str:
     if not entry.get("copy"):
-        return "（原本不存在 / did not exist）"
+        return tr("（原本不存在）", "(did not exist)")
     folder = apply_root / "backups" / app
     folder.mkdir(parents=True, exist_ok=True)
     kept = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-interrupted-{Path(entry['path']).name}"

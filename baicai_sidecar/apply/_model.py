@@ -11,9 +11,12 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeAlias
+
+from baicai_sdk.integration import Text, tr
 
 __all__ = [
+    "Message",
     "ApplyError",
     "UnparseableFile",
     "Target",
@@ -30,6 +33,8 @@ __all__ = [
 ]
 
 TargetKind = Literal["relay", "sidecar"]
+Message: TypeAlias = "Text | str"
+"""What a person reads: a :class:`Text` (shown in their language), or a plain string both languages share."""
 
 
 class ApplyError(Exception):
@@ -39,12 +44,13 @@ class ApplyError(Exception):
 class UnparseableFile(ApplyError):
     """A file the adapter cannot read safely. It is left exactly as it is — never rewritten."""
 
-    def __init__(self, path: Path | str, reason: str) -> None:
+    def __init__(self, path: Path | str, reason: Message) -> None:
         self.path = Path(path)
         self.reason = reason
+        why = Text.of(reason)
         super().__init__(
-            f"无法解析 {path}（{reason}），文件未做任何改动；请修正该文件后重试。 / "
-            f"cannot parse {path} ({reason}); the file was left untouched — fix it and try again."
+            Text(f"无法解析 {path}（{why.zh}），文件未做任何改动；请修正该文件后重试。",
+                 f"cannot parse {path} ({why.en}); the file was left untouched — fix it and try again.")
         )
 
 
@@ -66,9 +72,9 @@ class Target:
     kind: TargetKind
     base_url: str
     key: str
-    label: str
+    label: Message
     model: str = "gpt-3.5-turbo"
-    notes: tuple[str, ...] = ()  # e.g. "base URL corrected: removed a repeated /v1"
+    notes: tuple[Message, ...] = ()  # e.g. "base URL corrected: removed a repeated /v1"
 
     @property
     def root_url(self) -> str:
@@ -162,16 +168,17 @@ class Plan:
     app: str
     target: Target
     changes: list[FileChange] = field(default_factory=list)
-    instructions: list[str] = field(default_factory=list)
+    instructions: list[Message] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: list[Message] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
         return any(c.changed for c in self.changes)
 
-    def mask(self, text: str) -> str:
-        """``text`` with the target's key replaced by its masked form (also inside encoded deep links)."""
+    def mask(self, text: Message) -> str:
+        """``text`` (as shown) with the target's key replaced by its masked form (also inside encoded deep links)."""
+        text = str(text)
         if self.target.key:
             text = text.replace(self.target.key, mask_secret(self.target.key))
         return text
@@ -179,7 +186,7 @@ class Plan:
     def masked_link(self, link: Link) -> str:
         """Deep links carry the key base64-encoded: show the scheme and path, never the payload."""
         head, _, _query = link.url.partition("?")
-        return f"{head}?…（含密钥，已隐藏 / holds the key, hidden）"
+        return head + tr("?…（含密钥，已隐藏）", "?… (holds the key, hidden)")
 
 
 @dataclass(frozen=True)
@@ -187,18 +194,18 @@ class AppInfo:
     """One line of ``baicai apply --list``."""
 
     name: str
-    title: str
+    title: Message
     kind: Literal["file", "link", "instructions"]
     detected: bool
-    where: str  # what was found, or where we looked
-    changes: str  # what applying would change
+    where: Message  # what was found, or where we looked
+    changes: Message  # what applying would change
 
 
 @dataclass
 class FileOutcome:
     path: Path
     action: Literal["written", "unchanged", "restored", "deleted", "entry-removed", "nothing-to-do", "error"]
-    detail: str = ""
+    detail: Message = ""
 
 
 @dataclass
@@ -219,7 +226,7 @@ class Record:
 class UndoResult:
     app: str
     outcomes: list[FileOutcome] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # e.g. the app's sidecar token was revoked (or why not)
+    notes: list[Message] = field(default_factory=list)  # e.g. the app's sidecar token was revoked (or why not)
 
     @property
     def exact(self) -> bool:

@@ -7,7 +7,9 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from ._model import Target
+from baicai_sdk.integration import Text
+
+from ._model import Message, Target
 
 __all__ = ["b64_json", "docker_sidecar_note"]
 
@@ -22,11 +24,10 @@ def b64_json(payload: dict[str, Any]) -> str:
     return quote(base64.b64encode(raw).decode("ascii"), safe="")
 
 
-def docker_sidecar_note(target: Target) -> list[str]:
+def docker_sidecar_note(target: Target) -> list[Message]:
     if target.kind != "sidecar":
         return []
     return [
-        "sidecar 只监听 127.0.0.1：在 Docker 或另一台机器上运行的服务端连不到它，请改用 --target relay。 / "
-        "the sidecar listens on 127.0.0.1 only: a server in Docker or on another machine cannot reach it — "
-        "use --target relay there."
+        Text("sidecar 只监听 127.0.0.1：在 Docker 或另一台机器上运行的服务端连不到它，请改用 --target relay。",
+             "the sidecar listens on 127.0.0.1 only: a server in Docker or on another machine cannot reach it — use --target relay there.")
     ]

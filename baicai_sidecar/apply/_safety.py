@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from baicai_sdk import integration as sdk_files
+from baicai_sdk.integration import Text
 
 from . import _journal
 from ._edit import FileTooLarge, TextShape
@@ -77,7 +78,7 @@ def read_bytes(path: Path) -> bytes | None:
     except FileNotFoundError:
         return None
     except IsADirectoryError as exc:
-        raise UnparseableFile(path, "这是一个目录 / it is a directory") from exc
+        raise UnparseableFile(path, Text("这是一个目录", "it is a directory")) from exc
 
 
 def read_text(path: Path) -> str | None:
@@ -91,7 +92,7 @@ def _decode(path: Path, data: bytes | None) -> str | None:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UnparseableFile(path, "不是 UTF-8 文本 / not UTF-8 text") from exc
+        raise UnparseableFile(path, Text("不是 UTF-8 文本", "not UTF-8 text")) from exc
 
 
 def unified_diff(path: Path, old: str | None, new: str, mask: Callable[[str], str]) -> str:
@@ -152,7 +153,8 @@ def _edited(path: Path, text: str | None, edit: Callable[[str | None], str]) -> 
         raise  # a missing extra (tomlkit, ruamel.yaml) is named by the CLI with the install command, not blamed on the file
     except Exception as exc:  # noqa: BLE001 - any surprise from a third-party parser: refuse, write nothing
         raise UnparseableFile(
-            path, f"baicai 无法安全地编辑这种写法（{type(exc).__name__}） / a layout baicai cannot edit safely ({type(exc).__name__})"
+            path, Text(f"baicai 无法安全地编辑这种写法（{type(exc).__name__}）",
+                       f"a layout baicai cannot edit safely ({type(exc).__name__})")
         ) from exc
 
 
@@ -202,8 +204,8 @@ def load_record(app: str) -> dict[str, Any] | None:
         return None
     except ValueError as exc:
         raise ApplyError(
-            f"记录文件损坏：{path}；无法自动撤销，可从 {apply_root() / 'backups'} 手动恢复。 / "
-            f"the record {path} is damaged; undo cannot run — restore by hand from {apply_root() / 'backups'}."
+            Text(f"记录文件损坏：{path}；无法自动撤销，可从 {apply_root() / 'backups'} 手动恢复。",
+                 f"the record {path} is damaged; undo cannot run — restore by hand from {apply_root() / 'backups'}.")
         ) from exc
     return raw if isinstance(raw, dict) else None
 
@@ -257,9 +259,8 @@ def _refuse_read_only(path: Path) -> None:
     if mode & 0o222 and os.access(target, os.W_OK):
         return
     raise ApplyError(
-        f"{path} 是只读文件（权限 {mode:04o}），未写入任何文件；确认要改写请加 --force（改写后仍保持只读）。 / "
-        f"{path} is read-only (mode {mode:04o}); nothing was written — add --force to write it anyway "
-        "(it stays read-only)."
+        Text(f"{path} 是只读文件（权限 {mode:04o}），未写入任何文件；确认要改写请加 --force（改写后仍保持只读）。",
+             f"{path} is read-only (mode {mode:04o}); nothing was written — add --force to write it anyway (it stays read-only).")
     )
 
 
@@ -272,7 +273,7 @@ def _write_plan(plan: Plan, force: bool = False) -> Record:
     """
     _journal.reset_steps()
     recovered = _journal.recover(apply_root())
-    record = Record(plan.app, plan.target.kind, plan.target.label)
+    record = Record(plan.app, plan.target.kind, str(plan.target.label))
     record.outcomes.extend(recovered)
     before: dict[Path, bytes | None] = {}
     for change in plan.changes:
@@ -281,12 +282,12 @@ def _write_plan(plan: Plan, force: bool = False) -> Record:
         data = read_bytes(change.path)
         if _decode(change.path, data) != change.old:
             raise ApplyError(
-                f"{change.path} 在预览之后被修改，未写入任何文件；请重新运行。 / "
-                f"{change.path} changed after the preview; nothing was written — run the command again."
+                Text(f"{change.path} 在预览之后被修改，未写入任何文件；请重新运行。",
+                     f"{change.path} changed after the preview; nothing was written — run the command again.")
             )
         before[change.path] = data
     if not plan.changed:
-        record.outcomes += [FileOutcome(c.path, "unchanged", "已是目标配置 / already configured") for c in plan.changes]
+        record.outcomes += [FileOutcome(c.path, "unchanged", Text("已是目标配置", "already configured")) for c in plan.changes]
         return record
 
     if not force:
@@ -332,7 +333,7 @@ def _write_plan(plan: Plan, force: bool = False) -> Record:
                 "version": _RECORD_VERSION,
                 "app": plan.app,
                 "target_kind": plan.target.kind,
-                "target_label": plan.target.label,
+                "target_label": str(plan.target.label),
                 "applied_at": time.time(),
                 "files": entries,
             },
@@ -373,7 +374,7 @@ def _undo_record(app: str, remover_for: RemoverFor) -> UndoResult:
         if recovered:
             return UndoResult(app, recovered)
         raise ApplyError(
-            f"没有 {app} 的应用记录，无需撤销。 / nothing was applied for {app}; there is nothing to undo."
+            Text(f"没有 {app} 的应用记录，无需撤销。", f"nothing was applied for {app}; there is nothing to undo.")
         )
     result = UndoResult(app, recovered)
     failed = any(o.action == "error" for o in recovered)
@@ -391,7 +392,7 @@ def _undo_record(app: str, remover_for: RemoverFor) -> UndoResult:
                 original = None
             if original is None:
                 result.outcomes.append(
-                    FileOutcome(path, "error", f"备份缺失：{backup} / the backup is missing: {backup}")
+                    FileOutcome(path, "error", Text(f"备份缺失：{backup}", f"the backup is missing: {backup}"))
                 )
                 failed = True
                 continue
@@ -399,23 +400,24 @@ def _undo_record(app: str, remover_for: RemoverFor) -> UndoResult:
         if current is not None and _sha256(current) == entry.get("written_sha256"):
             if original is None:
                 _real(path).unlink()
-                result.outcomes.append(FileOutcome(path, "deleted", "由 baicai 创建，已删除 / created by baicai, removed"))
+                result.outcomes.append(FileOutcome(path, "deleted", Text("由 baicai 创建，已删除",
+                                                                         "created by baicai, removed")))
             else:
                 atomic_write(path, original, mode=entry.get("mode"))
-                result.outcomes.append(FileOutcome(path, "restored", "已逐字节恢复 / restored byte for byte"))
+                result.outcomes.append(FileOutcome(path, "restored", Text("已逐字节恢复", "restored byte for byte")))
             continue
         if current is None:
             result.outcomes.append(
-                FileOutcome(path, "nothing-to-do", "文件已不存在，未做改动 / the file is gone; nothing to do")
+                FileOutcome(path, "nothing-to-do", Text("文件已不存在，未做改动", "the file is gone; nothing to do"))
             )
             continue
         if current == original:
-            result.outcomes.append(FileOutcome(path, "nothing-to-do", "已是原样 / already as it was"))
+            result.outcomes.append(FileOutcome(path, "nothing-to-do", Text("已是原样", "already as it was")))
             continue
         remover = remover_for(entry.get("part", ""), path)
         try:
             if remover is None:
-                raise ApplyError(f"未知的文件类型 {entry.get('part')} / unknown file part {entry.get('part')}")
+                raise ApplyError(Text(f"未知的文件类型 {entry.get('part')}", f"unknown file part {entry.get('part')}"))
             current_text = current.decode("utf-8")
             raw_original = original.decode("utf-8") if original is not None else None
             original_text = TextShape(raw_original).strip(raw_original)
@@ -427,7 +429,7 @@ def _undo_record(app: str, remover_for: RemoverFor) -> UndoResult:
             continue
         if new_text == current_text:
             result.outcomes.append(
-                FileOutcome(path, "nothing-to-do", "文件中已没有 baicai 的条目 / no baicai entry left in the file")
+                FileOutcome(path, "nothing-to-do", Text("文件中已没有 baicai 的条目", "no baicai entry left in the file"))
             )
             continue
         atomic_write(path, _encode(new_text), secret=bool(entry.get("secret")))
@@ -435,8 +437,8 @@ def _undo_record(app: str, remover_for: RemoverFor) -> UndoResult:
             FileOutcome(
                 path,
                 "entry-removed",
-                "文件在应用后被改动过：只移除了 baicai 的条目，其他改动保留 / "
-                "the file changed since apply: only the baicai entry was removed, other edits kept",
+                Text("文件在应用后被改动过：只移除了 baicai 的条目，其他改动保留",
+                     "the file changed since apply: only the baicai entry was removed, other edits kept"),
             )
         )
     if not failed:

@@ -8,7 +8,7 @@ docstring names the app version and the page its labels were taken from.
 from __future__ import annotations
 
 from ._base import Adapter, Extras, Options
-from ._model import Env, Target
+from ._model import Env, Message, Target
 
 __all__ = ["StepsAdapter"]
 
@@ -16,10 +16,10 @@ __all__ = ["StepsAdapter"]
 class StepsAdapter(Adapter):
     kind = "instructions"
 
-    def steps(self, target: Target) -> list[str]:
+    def steps(self, target: Target) -> list[Message]:
         raise NotImplementedError
 
-    def notes(self, target: Target) -> list[str]:
+    def notes(self, target: Target) -> list[Message]:
         return []
 
     def extras(self, target: Target, env: Env, options: Options) -> Extras:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 
-from ._model import ApplyError, Target, TargetKind, mask_secret
+from baicai_sdk.integration import Text
+
+from ._model import ApplyError, Message, Target, TargetKind, mask_secret
 
 __all__ = ["build_target", "DEFAULT_MODEL", "DEFAULT_SIDECAR_PORT"]
 
@@ -30,10 +32,8 @@ def _relay_credentials(profile: str | None) -> tuple[str, str, tuple[str, ...]]:
     notes = tuple(str(w.message) for w in caught)  # e.g. a corrected base URL: shown with the plan
     if not key:
         raise ApplyError(
-            "没有找到白菜GPT 密钥：先运行 `baicai key add NAME`（或设置 BAICAI_API_KEY），"
-            "或用 --target sidecar 只给应用一个本地令牌。 / "
-            "no BaicaiGPT key found: run `baicai key add NAME` (or set BAICAI_API_KEY), "
-            "or use --target sidecar to give the app only a local token."
+            Text("没有找到白菜GPT 密钥：先运行 `baicai key add NAME`（或设置 BAICAI_API_KEY），或用 --target sidecar 只给应用一个本地令牌。",
+                 "no BaicaiGPT key found: run `baicai key add NAME` (or set BAICAI_API_KEY), or use --target sidecar to give the app only a local token.")
         )
     from baicai_sdk.integration import DEFAULT_BASE_URL, normalise_base_url
 
@@ -64,19 +64,19 @@ def build_target(
         model = getattr(ADAPTERS.get(app), "default_model", None) or DEFAULT_MODEL
     if kind == "relay":
         key, base_url, notes = _relay_credentials(profile)
-        label = f"白菜GPT 中转 / relay {base_url} ({mask_secret(key)})"
+        label = Text(f"白菜GPT 中转 {base_url}（{mask_secret(key)}）", f"the relay {base_url} ({mask_secret(key)})")
         return Target("relay", base_url, key, label, model, notes)
     if kind == "sidecar":
         from baicai_sidecar._tokens import TokenStore
 
         from .._state import current_port, read_state
 
-        new_token_note: tuple[str, ...] = ()
+        new_token_note: tuple[Message, ...] = ()
         if not port:
             port = current_port()  # BAICAI_SIDECAR_PORT, else the running sidecar's own port, else the default
             if read_state() is None and not os.environ.get("BAICAI_SIDECAR_PORT", "").strip():
-                new_token_note = (f"没有检测到运行中的 sidecar，使用默认端口 {port}；换端口请用 --port / "
-                                  f"no running sidecar found: using the default port {port} (--port to choose)",)
+                new_token_note = (Text(f"没有检测到运行中的 sidecar，使用默认端口 {port}；换端口请用 --port",
+                                       f"no running sidecar found: using the default port {port} (--port to choose)"),)
         from baicai_sidecar._tokens import TokenFileDamaged
 
         store = TokenStore()
@@ -86,8 +86,8 @@ def build_target(
             raise ApplyError(str(exc)) from None
         if token is None:
             token = NEW_TOKEN_PLACEHOLDER
-            new_token_note += (f"将为 {app} 新建本地令牌 / a new local token will be issued for {app}",)
+            new_token_note += (Text(f"将为 {app} 新建本地令牌", f"a new local token will be issued for {app}"),)
         base_url = f"http://127.0.0.1:{port}/v1"
-        label = f"本地 sidecar / sidecar {base_url} ({mask_secret(token)})"
+        label = Text(f"本地 sidecar {base_url}（{mask_secret(token)}）", f"the local sidecar {base_url} ({mask_secret(token)})")
         return Target("sidecar", base_url, token, label, model, new_token_note)
-    raise ApplyError(f"未知目标 {kind!r}，可选 relay 或 sidecar / unknown target {kind!r}: use relay or sidecar")
+    raise ApplyError(Text(f"未知目标 {kind!r}，可选 relay 或 sidecar", f"unknown target {kind!r}: use relay or sidecar"))

@@ -11,9 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from baicai_sdk.integration import Text
+
 from ._base import Adapter, Extras, Options, OursLine, Remover
 from ._edit import YamlDoc, upsert, yaml_list_in
-from ._model import Env, FileEdit, Target
+from ._model import Env, FileEdit, Message, Target
 
 CLIENT_NAME = "baicai"
 
@@ -45,9 +47,10 @@ def _entry_in(text: str | None, path: Path) -> Any:
 class AichatAdapter(Adapter):
     name = "aichat"
     title = "aichat"
-    summary = "config.yaml 的 clients 中加 openai-compatible 客户端 baicai / an openai-compatible client in config.yaml"
+    summary = Text("config.yaml 的 clients 中加 openai-compatible 客户端 baicai",
+                   "an openai-compatible client in config.yaml")
 
-    def detect(self, env: Env) -> tuple[bool, str]:
+    def detect(self, env: Env) -> tuple[bool, Message]:
         return self._found(env, ("aichat",), (config_path(env),))
 
     def edits(self, target: Target, env: Env, options: Options) -> list[FileEdit]:

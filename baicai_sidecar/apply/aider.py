@@ -14,9 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from baicai_sdk.integration import Text
+
 from ._base import Adapter, Extras, Options, OursLine, Remover
 from ._edit import YamlDoc
-from ._model import Env, FileEdit, Target
+from ._model import Env, FileEdit, Message, Target
 
 
 def config_path(env: Env, options: Options) -> Path:
@@ -43,9 +45,9 @@ def values(target: Target) -> dict[str, str]:
 class AiderAdapter(Adapter):
     name = "aider"
     title = "aider"
-    summary = "~/.aider.conf.yml 写 openai-api-base / openai-api-key / model / the OpenAI-compatible keys in ~/.aider.conf.yml"
+    summary = Text("~/.aider.conf.yml 写 openai-api-base、openai-api-key、model", "the OpenAI-compatible keys in ~/.aider.conf.yml")
 
-    def detect(self, env: Env) -> tuple[bool, str]:
+    def detect(self, env: Env) -> tuple[bool, Message]:
         return self._found(env, ("aider",), (config_path(env, Options()),))
 
     def edits(self, target: Target, env: Env, options: Options) -> list[FileEdit]:
@@ -102,9 +104,9 @@ class AiderAdapter(Adapter):
 
     def extras(self, target: Target, env: Env, options: Options) -> Extras:
         return Extras(
-            instructions=["aider  # 读取 ~/.aider.conf.yml / reads ~/.aider.conf.yml"],
+            instructions=[Text("aider  # 读取 ~/.aider.conf.yml", "reads ~/.aider.conf.yml")],
             notes=[
-                "也可只用环境变量 / or with environment variables only: OPENAI_API_BASE, OPENAI_API_KEY, "
-                f"AIDER_MODEL=openai/{target.model}"
+                Text(f"也可只用环境变量：OPENAI_API_BASE, OPENAI_API_KEY, AIDER_MODEL=openai/{target.model}",
+                     f"or with environment variables only: OPENAI_API_BASE, OPENAI_API_KEY, AIDER_MODEL=openai/{target.model}")
             ],
         )

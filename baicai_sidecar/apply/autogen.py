@@ -14,9 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from baicai_sdk.integration import Text
+
 from ._base import Adapter, Extras, Options, Remover
 from ._edit import json_remove_item, json_upsert_item
-from ._model import Env, FileEdit, Target
+from ._model import Env, FileEdit, Message, Target
 
 TAG = "baicai"
 
@@ -72,9 +74,9 @@ def model_info(model: str) -> dict[str, Any]:
 class AutogenAdapter(Adapter):
     name = "autogen"
     title = "AutoGen (OAI_CONFIG_LIST, autogen-agentchat)"
-    summary = "OAI_CONFIG_LIST 加一个带 baicai 标签的条目，并打印 agentchat 代码 / a tagged OAI_CONFIG_LIST entry + snippet"
+    summary = Text("OAI_CONFIG_LIST 加一个带 baicai 标签的条目，并打印 agentchat 代码", "a tagged OAI_CONFIG_LIST entry + snippet")
 
-    def detect(self, env: Env) -> tuple[bool, str]:
+    def detect(self, env: Env) -> tuple[bool, Message]:
         return self._found(env, paths=(config_list_path(env, Options()),))
 
     def edits(self, target: Target, env: Env, options: Options) -> list[FileEdit]:

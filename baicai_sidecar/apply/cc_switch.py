@@ -20,8 +20,10 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from baicai_sdk.integration import Text
+
 from ._base import Adapter, Extras, Options
-from ._model import Env, Link, Target
+from ._model import Env, Link, Message, Target
 
 APPS = ("opencode", "codex")
 
@@ -42,24 +44,22 @@ def import_link(target: Target, app: str = "opencode") -> str:
     return f"ccswitch://v1/import?{query}"
 
 
-def codex_steps(target: Target) -> list[str]:
+def codex_steps(target: Target) -> list[Message]:
     if target.kind == "sidecar":
         return [
-            "Codex 链接：sidecar 自己提供 /v1/responses，导入后直接启用该供应商，上游格式保持 Responses（原生），不需要路由接管。 / "
-            "Codex link: the sidecar serves /v1/responses itself, so after the import just enable the provider; keep "
-            "Upstream Format = Responses (native) — routing takeover is not needed."
+            Text("Codex 链接：sidecar 自己提供 /v1/responses，导入后直接启用该供应商，上游格式保持 Responses（原生），不需要路由接管。",
+                 "Codex link: the sidecar serves /v1/responses itself, so after the import just enable the provider; keep Upstream Format = Responses (native) — routing takeover is not needed.")
         ]
     return [
-        "Codex 链接导入后（白菜GPT 只提供 Chat Completions，而 Codex 只说 Responses）/ after importing the Codex link "
-        "(the relay speaks Chat Completions only, Codex only Responses):",
-        "  1. 编辑该 Codex 供应商 → 高级选项 → 上游格式：Chat Completions（需开启路由）；在 模型映射 中添加 "
-        f"{target.model} / edit the Codex provider → Advanced Options → Upstream Format: Chat Completions (routing "
-        f"required); add {target.model} under Model Mapping",
-        "  2. 启动本地路由，并为 Codex 开启路由接管；使用期间保持运行 / start local routing and turn on routing "
-        "takeover for Codex; keep it running",
-        "  3. 重启 Codex 以刷新模型列表 / restart Codex to refresh its model list",
-        "  或者用 --target sidecar 生成链接（sidecar 自带 Responses 接口，上游格式保持 Responses）/ "
-        "or make the link with --target sidecar (the sidecar speaks the Responses API; keep Upstream Format = Responses)",
+        Text("Codex 链接导入后（白菜GPT 只提供 Chat Completions，而 Codex 只说 Responses）：",
+             "after importing the Codex link (the relay speaks Chat Completions only, Codex only Responses):"),
+        Text(f"  1. 编辑该 Codex 供应商 → 高级选项 → 上游格式：Chat Completions（需开启路由）；在 模型映射 中添加 {target.model}",
+             f"  1. edit the Codex provider → Advanced Options → Upstream Format: Chat Completions (routing required); add {target.model} under Model Mapping"),
+        Text("  2. 启动本地路由，并为 Codex 开启路由接管；使用期间保持运行",
+             "  2. start local routing and turn on routing takeover for Codex; keep it running"),
+        Text("  3. 重启 Codex 以刷新模型列表", "  3. restart Codex to refresh its model list"),
+        Text("  或者用 --target sidecar 生成链接（sidecar 自带 Responses 接口，上游格式保持 Responses）",
+             "  or make the link with --target sidecar (the sidecar speaks the Responses API; keep Upstream Format = Responses)"),
     ]
 
 
@@ -67,17 +67,18 @@ class CcSwitchAdapter(Adapter):
     name = "cc-switch"
     title = "CC Switch (OpenCode, Codex)"
     kind = "link"
-    summary = "打开导入链接（OpenCode 与 Codex 供应商），在 CC Switch 中确认 / opens import links (OpenCode and Codex providers); confirm in CC Switch"
+    summary = Text("打开导入链接（OpenCode 与 Codex 供应商），在 CC Switch 中确认",
+                   "opens import links (OpenCode and Codex providers); confirm in CC Switch")
 
-    def detect(self, env: Env) -> tuple[bool, str]:
+    def detect(self, env: Env) -> tuple[bool, Message]:
         return self._found(env, ("cc-switch",), (env.home / ".cc-switch",) + self._mac_apps(env, "CC Switch.app"))
 
     def extras(self, target: Target, env: Env, options: Options) -> Extras:
         return Extras(
             links=[Link(f"{self.name}:{app}", import_link(target, app)) for app in APPS],
             instructions=[
-                "OpenCode 链接：导入后即可使用（OpenCode 走 Chat Completions）。 / "
-                "OpenCode link: works once imported (OpenCode speaks Chat Completions).",
+                Text("OpenCode 链接：导入后即可使用（OpenCode 走 Chat Completions）。",
+                     "OpenCode link: works once imported (OpenCode speaks Chat Completions)."),
                 *codex_steps(target),
             ],
         )

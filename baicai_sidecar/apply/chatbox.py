@@ -11,8 +11,10 @@ The relay and the sidecar get different provider ids, so importing one never ove
 
 from __future__ import annotations
 
+from baicai_sdk.integration import Text
+
 from ._base import Adapter, Extras, Options
-from ._model import Env, Link, Target
+from ._model import Env, Link, Message, Target
 from ._printed import b64_json
 
 PROVIDER_IDS = {"relay": "baicaigpt", "sidecar": "baicaigpt-sidecar"}
@@ -40,9 +42,9 @@ class ChatboxAdapter(Adapter):
     name = "chatbox"
     title = "Chatbox"
     kind = "link"
-    summary = "打开导入链接，在 Chatbox 中确认 / opens an import link; confirm in Chatbox"
+    summary = Text("打开导入链接，在 Chatbox 中确认", "opens an import link; confirm in Chatbox")
 
-    def detect(self, env: Env) -> tuple[bool, str]:
+    def detect(self, env: Env) -> tuple[bool, Message]:
         paths = (env.config_home() / "xyz.chatboxapp.app", env.config_home() / "xyz.chatboxapp.ce")
         return self._found(env, ("chatbox",), paths + self._mac_apps(env, "Chatbox.app"))
 
@@ -50,9 +52,7 @@ class ChatboxAdapter(Adapter):
         return Extras(
             links=[Link(self.name, import_link(target))],
             instructions=[
-                "或手动：设置 → 模型提供方 → 添加 → OpenAI API 兼容；"
-                f"API 域名 {target.base_url}，API 路径 {API_PATH}，API 密钥 {target.key}，然后点“获取”拉取模型列表 / "
-                f"or by hand: Settings → Model Provider → Add (OpenAI API compatible): API host {target.base_url}, "
-                f"API path {API_PATH}, key {target.key}; then Fetch to load the model list"
+                Text(f"或手动：设置 → 模型提供方 → 添加 → OpenAI API 兼容；API 域名 {target.base_url}，API 路径 {API_PATH}，API 密钥 {target.key}，然后点“获取”拉取模型列表",
+                     f"or by hand: Settings → Model Provider → Add (OpenAI API compatible): API host {target.base_url}, API path {API_PATH}, key {target.key}; then Fetch to load the model list")
             ],
         )

@@ -6,22 +6,26 @@ Base URL (with ``/v1``) and API key; models are fetched from the provider or add
 
 from __future__ import annotations
 
-from ._model import Env, Target
+from baicai_sdk.integration import Text
+
+from ._model import Env, Message, Target
 from ._steps import StepsAdapter
 
 
 class ChatWiseAdapter(StepsAdapter):
     name = "chatwise"
     title = "ChatWise"
-    summary = "打印设置步骤（OpenAI Compatible，Base URL 带 /v1）/ prints settings steps (OpenAI Compatible, Base URL with /v1)"
+    summary = Text("打印设置步骤（OpenAI Compatible，Base URL 带 /v1）",
+                   "prints settings steps (OpenAI Compatible, Base URL with /v1)")
 
-    def detect(self, env: Env) -> tuple[bool, str]:
+    def detect(self, env: Env) -> tuple[bool, Message]:
         return self._found(env, paths=self._mac_apps(env, "ChatWise.app") + (env.config_home() / "ChatWise",))
 
-    def steps(self, target: Target) -> list[str]:
+    def steps(self, target: Target) -> list[Message]:
         return [
-            "1. 设置 → 服务商 → “+” → OpenAI Compatible，名称 BaicaiGPT / Settings → Providers → “+” → OpenAI Compatible, name BaicaiGPT",
+            Text("1. 设置 → 服务商 → “+” → OpenAI Compatible，名称 BaicaiGPT",
+                 "1. Settings → Providers → “+” → OpenAI Compatible, name BaicaiGPT"),
             f"2. Base URL: {target.base_url}",
             f"3. API Key: {target.key}",
-            f"4. 获取模型或手动添加 {target.model} / fetch models, or add {target.model}",
+            Text(f"4. 获取模型或手动添加 {target.model}", f"4. fetch models, or add {target.model}"),
         ]

@@ -20,8 +20,10 @@ from __future__ import annotations
 import base64
 import json
 
+from baicai_sdk.integration import Text
+
 from ._base import Adapter, Extras, Options
-from ._model import Env, Link, Target
+from ._model import Env, Link, Message, Target
 
 PROVIDER_IDS = {"relay": "baicaigpt", "sidecar": "baicaigpt-sidecar"}
 
@@ -42,9 +44,9 @@ class CherryStudioAdapter(Adapter):
     name = "cherry-studio"
     title = "Cherry Studio"
     kind = "link"
-    summary = "打开导入链接，在 Cherry Studio 中确认 / opens an import link; confirm in Cherry Studio"
+    summary = Text("打开导入链接，在 Cherry Studio 中确认", "opens an import link; confirm in Cherry Studio")
 
-    def detect(self, env: Env) -> tuple[bool, str]:
+    def detect(self, env: Env) -> tuple[bool, Message]:
         paths = (env.config_home() / "CherryStudio", env.config_home() / "Cherry Studio")
         return self._found(env, ("cherrystudio", "cherry-studio"), paths + self._mac_apps(env, "Cherry Studio.app"))
 
@@ -53,10 +55,9 @@ class CherryStudioAdapter(Adapter):
         return Extras(
             links=[Link(self.name, import_link(target))],
             instructions=[
-                f"导入后：设置 → 模型服务 → {name} → 管理（获取模型列表）→ 添加 {target.model} → 打开右上角开关 / "
-                f"after the import: Settings → Model Provider → {name} → Manage (fetches the model list) → add "
-                f"{target.model} → switch the provider on (top right)",
-                f"或手动：设置 → 模型服务 → 添加（提供商类型 OpenAI）；API 地址 {target.root_url}（不带 /v1），API 密钥 {target.key} / "
-                f"or by hand: Settings → Model Provider → Add (type OpenAI): API host {target.root_url} (no /v1), key {target.key}",
+                Text(f"导入后：设置 → 模型服务 → {name} → 管理（获取模型列表）→ 添加 {target.model} → 打开右上角开关",
+                     f"after the import: Settings → Model Provider → {name} → Manage (fetches the model list) → add {target.model} → switch the provider on (top right)"),
+                Text(f"或手动：设置 → 模型服务 → 添加（提供商类型 OpenAI）；API 地址 {target.root_url}（不带 /v1），API 密钥 {target.key}",
+                     f"or by hand: Settings → Model Provider → Add (type OpenAI): API host {target.root_url} (no /v1), key {target.key}"),
             ],
         )

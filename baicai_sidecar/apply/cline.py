@@ -7,21 +7,25 @@ storage, which we must not write, so we print the steps.
 
 from __future__ import annotations
 
-from ._model import Env, Target
+from baicai_sdk.integration import Text
+
+from ._model import Env, Message, Target
 from ._steps import StepsAdapter
 
 
 class ClineAdapter(StepsAdapter):
     name = "cline"
     title = "Cline (VS Code)"
-    summary = "打印设置步骤（OpenAI Compatible，Base URL 带 /v1）/ prints settings steps (OpenAI Compatible, Base URL with /v1)"
+    summary = Text("打印设置步骤（OpenAI Compatible，Base URL 带 /v1）",
+                   "prints settings steps (OpenAI Compatible, Base URL with /v1)")
 
-    def detect(self, env: Env) -> tuple[bool, str]:
+    def detect(self, env: Env) -> tuple[bool, Message]:
         return self._found(env, paths=(env.home / ".vscode" / "extensions",))
 
-    def steps(self, target: Target) -> list[str]:
+    def steps(self, target: Target) -> list[Message]:
         return [
-            "1. Cline 面板 → 设置（齿轮）→ API Provider：OpenAI Compatible / Cline panel → Settings (gear) → API Provider: OpenAI Compatible",
+            Text("1. Cline 面板 → 设置（齿轮）→ API Provider：OpenAI Compatible",
+                 "1. Cline panel → Settings (gear) → API Provider: OpenAI Compatible"),
             f"2. Base URL: {target.base_url}",
             f"3. API Key: {target.key}",
             f"4. Model ID: {target.model}",

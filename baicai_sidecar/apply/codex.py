@@ -25,9 +25,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from baicai_sdk.integration import Text
+
 from ._base import Adapter, Extras, Options, OursLine, Remover
 from ._edit import json_remove_member, toml_load
-from ._model import ApplyError, Env, FileEdit, Target, UnparseableFile
+from ._model import ApplyError, Env, FileEdit, Message, Target, UnparseableFile
 
 PROVIDER_ID = "baicai"
 AUTH_KEY = "OPENAI_API_KEY"
@@ -46,32 +48,27 @@ def _providers(doc: Any, path: Path, create: bool) -> Any:
         providers = tomlkit.table(is_super_table=True)
         doc["model_providers"] = providers
     if providers is not None and not isinstance(providers, dict):
-        raise UnparseableFile(path, "model_providers 不是表 / model_providers is not a table")
+        raise UnparseableFile(path, Text("model_providers 不是表", "model_providers is not a table"))
     return providers
 
 
 class CodexAdapter(Adapter):
     name = "codex"
     title = "Codex CLI (OpenAI)"
-    summary = ("config.toml 加 [model_providers.baicai]（Responses API，经本地 sidecar）并切换 model_provider / "
-               "config.toml gets [model_providers.baicai] (Responses API, through the sidecar) and becomes the provider")
+    summary = (Text("config.toml 加 [model_providers.baicai]（Responses API，经本地 sidecar）并切换 model_provider",
+                    "config.toml gets [model_providers.baicai] (Responses API, through the sidecar) and becomes the provider"))
 
     default_model = "gpt-4-0125-preview"
     """codex's own instructions and tools alone are over 10k tokens: gpt-3.5-turbo's 4k window cannot hold one turn."""
 
-    def detect(self, env: Env) -> tuple[bool, str]:
+    def detect(self, env: Env) -> tuple[bool, Message]:
         return self._found(env, ("codex",), (codex_home(env),))
 
     def edits(self, target: Target, env: Env, options: Options) -> list[FileEdit]:
         if target.kind != "sidecar":
             raise ApplyError(
-                "当前的 codex（0.95.0 起）只使用 Responses API（POST /v1/responses），而白菜GPT 中转只支持 Chat Completions，"
-                "直连中转的 codex 无法工作。请改用本地代理：`baicai apply codex --target sidecar`，再运行 `baicai sidecar`"
-                "（它把 Responses 请求转换为 Chat Completions 并计入账本）。 / "
-                "Current codex (0.95.0 and later) speaks only the Responses API (POST /v1/responses) and the BaicaiGPT "
-                "relay only Chat Completions, so codex cannot talk to the relay directly. Use the sidecar instead: "
-                "`baicai apply codex --target sidecar`, then run `baicai sidecar` (it translates Responses requests "
-                "to Chat Completions and books them in the ledger)."
+                Text("当前的 codex（0.95.0 起）只使用 Responses API（POST /v1/responses），而白菜GPT 中转只支持 Chat Completions，直连中转的 codex 无法工作。请改用本地代理：`baicai apply codex --target sidecar`，再运行 `baicai sidecar`（它把 Responses 请求转换为 Chat Completions 并计入账本）。",
+                     "Current codex (0.95.0 and later) speaks only the Responses API (POST /v1/responses) and the BaicaiGPT relay only Chat Completions, so codex cannot talk to the relay directly. Use the sidecar instead: `baicai apply codex --target sidecar`, then run `baicai sidecar` (it translates Responses requests to Chat Completions and books them in the ledger).")
             )
         config = codex_home(env) / "config.toml"
         provider = {
@@ -147,7 +144,7 @@ class CodexAdapter(Adapter):
         return None
 
     def extras(self, target: Target, env: Env, options: Options) -> Extras:
-        notes = []
+        notes: list[Message] = []
         auth = codex_home(env) / "auth.json"
         try:
             data = json.loads(auth.read_text(encoding="utf-8"))
@@ -155,18 +152,16 @@ class CodexAdapter(Adapter):
             data = None
         if isinstance(data, dict) and data.get("tokens"):
             notes.append(
-                "auth.json 里的 ChatGPT 登录保持不变；使用 baicai 时 codex 只发送本地令牌，不会把登录令牌发给本地代理 / "
-                "the ChatGPT login in auth.json stays as it is; with the baicai provider codex sends only the local "
-                "token, never the login token"
+                Text("auth.json 里的 ChatGPT 登录保持不变；使用 baicai 时 codex 只发送本地令牌，不会把登录令牌发给本地代理",
+                     "the ChatGPT login in auth.json stays as it is; with the baicai provider codex sends only the local token, never the login token")
             )
         if isinstance(data, dict) and str(data.get(AUTH_KEY) or "").startswith("baicai-"):
             notes.append(
-                "auth.json 里还有旧版 baicai 写入的白菜GPT 真实密钥，codex 已不再需要：先运行 `baicai apply codex --undo` "
-                "再重新应用，即可移除 / auth.json still holds a real BaicaiGPT key written by an older baicai; codex no "
-                "longer needs it: run `baicai apply codex --undo`, then apply again, to remove it"
+                Text("auth.json 里还有旧版 baicai 写入的白菜GPT 真实密钥，codex 已不再需要：先运行 `baicai apply codex --undo` 再重新应用，即可移除",
+                     "auth.json still holds a real BaicaiGPT key written by an older baicai; codex no longer needs it: run `baicai apply codex --undo`, then apply again, to remove it")
             )
         return Extras(
-            instructions=["baicai sidecar   # 保持运行 / keep it running",
+            instructions=[Text("baicai sidecar   # 保持运行", "baicai sidecar   # keep it running"),
                           f'codex "你好"     # model_provider = "{PROVIDER_ID}", model = "{target.model}"'],
             notes=notes,
         )

@@ -17,9 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from baicai_sdk.integration import Text
+
 from ._base import Adapter, Extras, Options, OursLine, Remover
 from ._edit import YamlDoc, env_remove, env_set, upsert, yaml_list_in
-from ._model import ApplyError, Env, FileEdit, Target
+from ._model import ApplyError, Env, FileEdit, Message, Target
 
 SECRET_NAME = "BAICAI_API_KEY"
 MODEL_PREFIX = "BaicaiGPT "
@@ -37,9 +39,9 @@ def _ours(item: Any) -> bool:
 class ContinueAdapter(Adapter):
     name = "continue"
     title = "Continue (VS Code / JetBrains)"
-    summary = "config.yaml 加一个模型，密钥写入 ~/.continue/.env / a model in config.yaml, key in the secrets .env"
+    summary = Text("config.yaml 加一个模型，密钥写入 ~/.continue/.env", "a model in config.yaml, key in the secrets .env")
 
-    def detect(self, env: Env) -> tuple[bool, str]:
+    def detect(self, env: Env) -> tuple[bool, Message]:
         return self._found(env, paths=(global_dir(env),))
 
     def edits(self, target: Target, env: Env, options: Options) -> list[FileEdit]:
@@ -47,8 +49,8 @@ class ContinueAdapter(Adapter):
         config, secrets = folder / "config.yaml", folder / ".env"
         if not config.exists() and (folder / "config.json").exists():
             raise ApplyError(
-                f"Continue 仍在使用 {folder / 'config.json'}：先在 Continue 中把配置迁移到 config.yaml 再运行。 / "
-                f"Continue still uses {folder / 'config.json'}: migrate to config.yaml in Continue first, then run again."
+                Text(f"Continue 仍在使用 {folder / 'config.json'}：先在 Continue 中把配置迁移到 config.yaml 再运行。",
+                     f"Continue still uses {folder / 'config.json'}: migrate to config.yaml in Continue first, then run again.")
             )
         name = f"{MODEL_PREFIX}{target.model}"
         entry: dict[str, object] = {
@@ -102,13 +104,15 @@ class ContinueAdapter(Adapter):
         return None
 
     def extras(self, target: Target, env: Env, options: Options) -> Extras:
-        notes = [f"在 Continue 的模型列表中选择 “{MODEL_PREFIX}{target.model}” / pick it in Continue's model list"]
+        notes: list[Message] = [Text(f"在 Continue 的模型列表中选择 “{MODEL_PREFIX}{target.model}”",
+                                     f"pick “{MODEL_PREFIX}{target.model}” in Continue's model list")]
         if target.kind == "relay" and responses_model(target.model):
-            notes.append(
+            notes.append(Text(
                 f"{target.model} 在 Continue 中走 /v1/responses：已写入 useResponsesApi: false（IDE 插件有效，cn 命令行无效）；"
-                "cn 请改用 --target sidecar。 / Continue sends this model to /v1/responses: the entry sets "
-                "useResponsesApi: false (the IDE extension honours it, the cn CLI does not); for cn use --target sidecar."
-            )
+                "cn 请改用 --target sidecar。",
+                f"Continue sends {target.model} to /v1/responses: the entry sets useResponsesApi: false (the IDE "
+                "extension honours it, the cn CLI does not); for cn use --target sidecar.",
+            ))
         return Extras(notes=notes)
 
 

@@ -7,31 +7,34 @@ sidecar) cannot work — only the relay.
 
 from __future__ import annotations
 
-from ._model import Env, Target
+from baicai_sdk.integration import Text
+
+from ._model import Env, Message, Target
 from ._steps import StepsAdapter
 
 
 class CursorAdapter(StepsAdapter):
     name = "cursor"
     title = "Cursor"
-    summary = "打印设置步骤（覆盖 OpenAI Base URL，带 /v1；只能用 relay）/ prints settings steps (override OpenAI base URL, with /v1; relay only)"
+    summary = Text("打印设置步骤（覆盖 OpenAI Base URL，带 /v1；只能用 relay）",
+                   "prints settings steps (override OpenAI base URL, with /v1; relay only)")
 
-    def detect(self, env: Env) -> tuple[bool, str]:
+    def detect(self, env: Env) -> tuple[bool, Message]:
         return self._found(env, ("cursor",), (env.config_home() / "Cursor",) + self._mac_apps(env, "Cursor.app"))
 
-    def steps(self, target: Target) -> list[str]:
+    def steps(self, target: Target) -> list[Message]:
         return [
-            "1. Cursor Settings → Models → API Keys → OpenAI API Key / Cursor 设置 → 模型 → API 密钥 → OpenAI API Key",
+            Text("1. Cursor 设置 → 模型 → API 密钥 → OpenAI API Key", "1. Cursor Settings → Models → API Keys → OpenAI API Key"),
             f"2. OpenAI API Key: {target.key}",
-            f"3. 打开 Override OpenAI Base URL / turn on Override OpenAI Base URL: {target.base_url}",
-            "4. 点 Verify / click Verify",
-            f"5. Models → Add model: {target.model}，并只勾选它 / and enable only that one",
+            Text(f"3. 打开 Override OpenAI Base URL：{target.base_url}", f"3. turn on Override OpenAI Base URL: {target.base_url}"),
+            Text("4. 点 Verify", "4. click Verify"),
+            Text(f"5. Models → Add model：{target.model}，并只勾选它", f"5. Models → Add model: {target.model}, and enable only that one"),
         ]
 
-    def notes(self, target: Target) -> list[str]:
+    def notes(self, target: Target) -> list[Message]:
         if target.kind != "sidecar":
             return []
         return [
-            "Cursor 从它自己的服务器发出这些请求，连不到你电脑上的 127.0.0.1：请改用 --target relay。 / Cursor sends "
-            "these requests from its own servers, which cannot reach 127.0.0.1 on your machine: use --target relay."
+            Text("Cursor 从它自己的服务器发出这些请求，连不到你电脑上的 127.0.0.1：请改用 --target relay。",
+                 "Cursor sends these requests from its own servers, which cannot reach 127.0.0.1 on your machine: use --target relay.")
         ]

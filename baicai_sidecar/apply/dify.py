@@ -9,6 +9,8 @@ Written from the plugin's form, langgenius/dify-official-plugins @ 1c2615c
 
 from __future__ import annotations
 
+from baicai_sdk.integration import Text
+
 from ._base import Adapter, Extras, Options
 from ._model import Env, Target
 from ._printed import docker_sidecar_note
@@ -18,19 +20,22 @@ class DifyAdapter(Adapter):
     name = "dify"
     title = "Dify"
     kind = "instructions"
-    summary = "打印界面步骤（OpenAI-API-compatible，地址带 /v1）/ prints UI steps (OpenAI-API-compatible, URL with /v1)"
+    summary = Text("打印界面步骤（OpenAI-API-compatible，地址带 /v1）", "prints UI steps (OpenAI-API-compatible, URL with /v1)")
 
     def extras(self, target: Target, env: Env, options: Options) -> Extras:
         return Extras(
             instructions=[
-                "1. 设置 → 模型供应商 → 安装 “OpenAI-API-compatible” 插件 → 添加模型 / "
-                "Settings → Model Provider → install “OpenAI-API-compatible” → Add Model",
-                f"2. 模型类型 LLM；模型名称 / Model Name: {target.model}",
+                Text("1. 设置 → 模型供应商 → 安装 “OpenAI-API-compatible” 插件 → 添加模型",
+                     "1. Settings → Model Provider → install “OpenAI-API-compatible” → Add Model"),
+                Text(f"2. 模型类型 LLM；模型名称：{target.model}", f"2. Model Type LLM; Model Name: {target.model}"),
                 f"3. API Key: {target.key}",
-                f"4. API Base URL: {target.base_url}（带 /v1 / with /v1）",
-                "5. 对话类型 / Completion mode: 对话 / Chat；API 类型 / API Type: Chat Completions API (/chat/completions)",
-                "6. 模型上下文长度 / Model context size: 4096；最大 token 上限 / Upper bound for max tokens: 4096",
-                "7. 函数调用类型 / Function Call Type: 工具调用 / Tool Call；流式函数调用 / Stream function calling: 支持 / Support",
+                Text(f"4. API Base URL: {target.base_url}（带 /v1）", f"4. API Base URL: {target.base_url} (with /v1)"),
+                Text("5. 对话类型：对话；API 类型：Chat Completions API (/chat/completions)",
+                     "5. Completion mode: Chat; API Type: Chat Completions API (/chat/completions)"),
+                Text("6. 模型上下文长度：4096；最大 token 上限：4096",
+                     "6. Model context size: 4096; Upper bound for max tokens: 4096"),
+                Text("7. 函数调用类型：工具调用；流式函数调用：支持",
+                     "7. Function Call Type: Tool Call; Stream function calling: Support"),
             ],
             notes=docker_sidecar_note(target),
         )

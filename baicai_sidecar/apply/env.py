@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from baicai_sdk.integration import Text
+
 from ._base import Adapter, Extras, Options, Remover
 from ._edit import env_remove, env_set
-from ._model import ApplyError, Env, FileEdit, Target
+from ._model import ApplyError, Env, FileEdit, Message, Target
 
 KEYS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE")
 SHELLS = ("bash", "zsh", "fish", "powershell")
@@ -32,18 +34,19 @@ def shell_lines(target: Target, shell: str) -> list[str]:
         return [f"set -gx {k} {_quote_posix(v)}" for k, v in values.items()]
     if shell in ("powershell", "pwsh"):
         return ["$env:{} = '{}'".format(k, v.replace("'", "''")) for k, v in values.items()]
-    raise ApplyError(f"不支持的 shell：{shell}，可选 {', '.join(SHELLS)} / unsupported shell {shell}: use {', '.join(SHELLS)}")
+    raise ApplyError(Text(f"不支持的 shell：{shell}，可选 {', '.join(SHELLS)}",
+                          f"unsupported shell {shell}: use {', '.join(SHELLS)}"))
 
 
 class EnvAdapter(Adapter):
     name = "env"
-    title = "环境变量 / .env (OpenAI SDKs, scripts)"
-    summary = "项目 .env 中的 OPENAI_API_KEY / OPENAI_BASE_URL；或 --shell 打印 / OPENAI_* in ./.env, or printed with --shell"
+    title = Text("环境变量", ".env (OpenAI SDKs, scripts)")
+    summary = Text("项目 .env 中的 OPENAI_API_KEY、OPENAI_BASE_URL；或 --shell 打印", "OPENAI_* in ./.env, or printed with --shell")
 
     def _path(self, env: Env, options: Options) -> Path:
         return options.file or env.cwd / ".env"
 
-    def detect(self, env: Env) -> tuple[bool, str]:
+    def detect(self, env: Env) -> tuple[bool, Message]:
         return self._found(env, paths=(env.cwd / ".env",))
 
     def edits(self, target: Target, env: Env, options: Options) -> list[FileEdit]:
@@ -61,13 +64,12 @@ class EnvAdapter(Adapter):
 
     def extras(self, target: Target, env: Env, options: Options) -> Extras:
         if options.shell:
-            return Extras(instructions=shell_lines(target, options.shell))
-        notes = ["python-dotenv、openai 等会读取这些变量 / read by python-dotenv, openai and most SDKs"]
+            return Extras(instructions=list[Message](shell_lines(target, options.shell)))
+        notes: list[Message] = [Text("python-dotenv、openai 等会读取这些变量", "read by python-dotenv, openai and most SDKs")]
         path = self._path(env, options)
         if committable(path):
-            notes.insert(0, f"⚠ {path} 位于 git 仓库中且未被 .gitignore 忽略，密钥可能随提交泄露：请把 .env 加入 "
-                            f".gitignore / {path} is in a git repository and not ignored: the key could be committed; "
-                            "add .env to .gitignore")
+            notes.insert(0, Text(f"⚠ {path} 位于 git 仓库中且未被 .gitignore 忽略，密钥可能随提交泄露：请把 .env 加入 .gitignore",
+                                 f"⚠ {path} is in a git repository and not ignored: the key could be committed; add .env to .gitignore"))
         return Extras(notes=notes)
 
 

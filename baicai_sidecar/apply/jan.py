@@ -7,23 +7,25 @@ Custom Provider dialog, API format "OpenAI-compatible" (the default), fields Pro
 
 from __future__ import annotations
 
-from ._model import Env, Target
+from baicai_sdk.integration import Text
+
+from ._model import Env, Message, Target
 from ._steps import StepsAdapter
 
 
 class JanAdapter(StepsAdapter):
     name = "jan"
     title = "Jan"
-    summary = "打印设置步骤（自定义服务商，Base URL 带 /v1）/ prints settings steps (custom provider, Base URL with /v1)"
+    summary = Text("打印设置步骤（自定义服务商，Base URL 带 /v1）", "prints settings steps (custom provider, Base URL with /v1)")
 
-    def detect(self, env: Env) -> tuple[bool, str]:
+    def detect(self, env: Env) -> tuple[bool, Message]:
         return self._found(env, ("jan",), (env.config_home() / "Jan",) + self._mac_apps(env, "Jan.app"))
 
-    def steps(self, target: Target) -> list[str]:
+    def steps(self, target: Target) -> list[Message]:
         return [
-            "1. 设置 → 模型服务商 → 添加服务商；API 格式选 OpenAI-compatible，名称 BaicaiGPT / Settings → Model Providers "
-            "→ Add Provider; API format OpenAI-compatible, Provider name BaicaiGPT",
+            Text("1. 设置 → 模型服务商 → 添加服务商；API 格式选 OpenAI-compatible，名称 BaicaiGPT",
+                 "1. Settings → Model Providers → Add Provider; API format OpenAI-compatible, Provider name BaicaiGPT"),
             f"2. Base URL: {target.base_url}",
             f"3. API Key: {target.key}",
-            f"4. 刷新模型列表或手动添加 {target.model} / refresh the model list, or add {target.model} by hand",
+            Text(f"4. 刷新模型列表或手动添加 {target.model}", f"4. refresh the model list, or add {target.model} by hand"),
         ]

@@ -14,9 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from baicai_sdk.integration import Text
+
 from ._base import Adapter, Extras, Options, OursLine, Remover
 from ._edit import YamlDoc, env_remove, env_set, upsert, yaml_list_in
-from ._model import Env, FileEdit, Target, UnparseableFile
+from ._model import Env, FileEdit, Message, Target, UnparseableFile
 from ._printed import docker_sidecar_note
 
 ENDPOINT_NAME = "BaicaiGPT"
@@ -52,9 +54,9 @@ def endpoint(target: Target) -> dict[str, Any]:
 class LibreChatAdapter(Adapter):
     name = "librechat"
     title = "LibreChat"
-    summary = "librechat.yaml 加自定义端点 BaicaiGPT，密钥写入 .env / a custom endpoint in librechat.yaml, key in .env"
+    summary = Text("librechat.yaml 加自定义端点 BaicaiGPT，密钥写入 .env", "a custom endpoint in librechat.yaml, key in .env")
 
-    def detect(self, env: Env) -> tuple[bool, str]:
+    def detect(self, env: Env) -> tuple[bool, Message]:
         return self._found(env, paths=(config_path(env, Options()),))
 
     def edits(self, target: Target, env: Env, options: Options) -> list[FileEdit]:
@@ -73,7 +75,7 @@ class LibreChatAdapter(Adapter):
             if endpoints is None:
                 endpoints = top["endpoints"] = CommentedMap()
             if not isinstance(endpoints, dict):
-                raise UnparseableFile(config, "`endpoints` 不是映射 / `endpoints` is not a mapping")
+                raise UnparseableFile(config, Text("`endpoints` 不是映射", "`endpoints` is not a mapping"))
             custom = yaml_list_in(endpoints, "custom", config)
             if not upsert(custom, entry, _ours):
                 return old or ""
@@ -112,8 +114,8 @@ class LibreChatAdapter(Adapter):
     def extras(self, target: Target, env: Env, options: Options) -> Extras:
         return Extras(
             instructions=[
-                "重启 LibreChat（docker compose restart api），在端点列表中选择 BaicaiGPT / restart LibreChat "
-                "(docker compose restart api) and pick BaicaiGPT in the endpoint menu"
+                Text("重启 LibreChat（docker compose restart api），在端点列表中选择 BaicaiGPT",
+                     "restart LibreChat (docker compose restart api) and pick BaicaiGPT in the endpoint menu")
             ],
             notes=docker_sidecar_note(target),
         )

@@ -10,9 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from baicai_sdk.integration import Text
+
 from ._base import Adapter, Extras, Options, OursLine, Remover
 from ._edit import YamlDoc, json_remove_member, json_set_member, upsert
-from ._model import Env, FileEdit, Target
+from ._model import Env, FileEdit, Message, Target
 
 KEY_NAME = "baicai"
 _KEYS_NOTE = {"// Note": "This file stores secret API credentials. Do not share!"}
@@ -36,9 +38,10 @@ def _ours(item: Any) -> bool:
 class LlmAdapter(Adapter):
     name = "llm"
     title = "llm (simonw/llm CLI)"
-    summary = "extra-openai-models.yaml 加一个模型，keys.json 加密钥 / a model in extra-openai-models.yaml + key in keys.json"
+    summary = Text("extra-openai-models.yaml 加一个模型，keys.json 加密钥",
+                   "a model in extra-openai-models.yaml + key in keys.json")
 
-    def detect(self, env: Env) -> tuple[bool, str]:
+    def detect(self, env: Env) -> tuple[bool, Message]:
         return self._found(env, ("llm",), (user_dir(env),))
 
     def edits(self, target: Target, env: Env, options: Options) -> list[FileEdit]:

@@ -7,8 +7,10 @@ admin panel wins, so changing them on an existing install does nothing unless ``
 
 from __future__ import annotations
 
+from baicai_sdk.integration import Text
+
 from ._base import Adapter, Extras, Options
-from ._model import Env, Target
+from ._model import Env, Message, Target
 from ._printed import docker_sidecar_note
 
 
@@ -16,9 +18,10 @@ class OpenWebUiAdapter(Adapter):
     name = "open-webui"
     title = "Open WebUI"
     kind = "instructions"
-    summary = "打印环境变量（OPENAI_API_BASE_URL 带 /v1）与界面步骤 / prints env lines (OPENAI_API_BASE_URL with /v1) and UI steps"
+    summary = Text("打印环境变量（OPENAI_API_BASE_URL 带 /v1）与界面步骤",
+                   "prints env lines (OPENAI_API_BASE_URL with /v1) and UI steps")
 
-    def detect(self, env: Env) -> tuple[bool, str]:
+    def detect(self, env: Env) -> tuple[bool, Message]:
         return self._found(env, ("open-webui",))
 
     def extras(self, target: Target, env: Env, options: Options) -> Extras:
@@ -26,15 +29,12 @@ class OpenWebUiAdapter(Adapter):
             instructions=[
                 f"OPENAI_API_BASE_URL={target.base_url}",
                 f"OPENAI_API_KEY={target.key}",
-                f"已在运行的实例：管理员设置 → 外部连接 → OpenAI API → 添加连接：{target.base_url}，密钥同上 / "
-                f"an instance already set up: Admin Settings → Connections → OpenAI API → add a connection: "
-                f"{target.base_url}, the key above",
+                Text(f"已在运行的实例：管理员设置 → 外部连接 → OpenAI API → 添加连接：{target.base_url}，密钥同上",
+                     f"an instance already set up: Admin Settings → Connections → OpenAI API → add a connection: {target.base_url}, the key above"),
             ],
             notes=[
-                "这些变量是 PersistentConfig：只在首次启动时写入数据库，之后以管理员界面保存的值为准；已有实例请在界面中修改，"
-                "或设置 ENABLE_PERSISTENT_CONFIG=False。 / these variables are PersistentConfig: they only seed the first "
-                "start, after which the admin panel's saved value wins — change an existing install in the UI, or set "
-                "ENABLE_PERSISTENT_CONFIG=False.",
+                Text("这些变量是 PersistentConfig：只在首次启动时写入数据库，之后以管理员界面保存的值为准；已有实例请在界面中修改，或设置 ENABLE_PERSISTENT_CONFIG=False。",
+                     "these variables are PersistentConfig: they only seed the first start, after which the admin panel's saved value wins — change an existing install in the UI, or set ENABLE_PERSISTENT_CONFIG=False."),
                 *docker_sidecar_note(target),
             ],
         )

@@ -18,9 +18,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from baicai_sdk.integration import Text
+
 from ._base import Adapter, Extras, Options, Remover
 from ._edit import json_remove_in, json_set_in, json_set_member
-from ._model import Env, FileEdit, Target
+from ._model import Env, FileEdit, Message, Target
 
 PROVIDER_ID = "baicai"
 SCHEMA = "https://opencode.ai/config.json"
@@ -49,9 +51,10 @@ def provider_entry(target: Target) -> dict[str, Any]:
 class OpenCodeAdapter(Adapter):
     name = "opencode"
     title = "OpenCode"
-    summary = "opencode.json 加 openai-compatible 供应商 baicai / an openai-compatible provider “baicai” in opencode.json"
+    summary = Text("opencode.json 加 openai-compatible 供应商 baicai",
+                   "an openai-compatible provider “baicai” in opencode.json")
 
-    def detect(self, env: Env) -> tuple[bool, str]:
+    def detect(self, env: Env) -> tuple[bool, Message]:
         return self._found(env, ("opencode",), (config_path(env, Options()).parent,))
 
     def edits(self, target: Target, env: Env, options: Options) -> list[FileEdit]:
@@ -73,18 +76,18 @@ class OpenCodeAdapter(Adapter):
         return self._remove(path) if part == "config" else None
 
     def extras(self, target: Target, env: Env, options: Options) -> Extras:
-        notes = []
+        notes: list[Message] = []
         jsonc = config_path(env, options).with_suffix(".jsonc")
         if jsonc.exists():
             notes.append(
-                f"{jsonc} 也存在：OpenCode 会合并两者，同名供应商以后加载的为准。 / {jsonc} exists too: OpenCode merges "
-                "both, and for the same provider id the one loaded later wins."
+                Text(f"{jsonc} 也存在：OpenCode 会合并两者，同名供应商以后加载的为准。",
+                     f"{jsonc} exists too: OpenCode merges both, and for the same provider id the one loaded later wins.")
             )
         return Extras(
             instructions=[
                 f'opencode run -m {PROVIDER_ID}/{target.model} "你好"',
-                f"或在 OpenCode 中输入 /models，选择 BaicaiGPT → {target.model} / or type /models in OpenCode and pick "
-                f"BaicaiGPT → {target.model}",
+                Text(f"或在 OpenCode 中输入 /models，选择 BaicaiGPT → {target.model}",
+                     f"or type /models in OpenCode and pick BaicaiGPT → {target.model}"),
             ],
             notes=notes,
         )

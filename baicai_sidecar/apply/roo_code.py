@@ -15,9 +15,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from baicai_sdk.integration import Text
+
 from ._base import Adapter, Extras, Options, Remover
 from ._edit import json_remove_in, json_set_in
-from ._model import Env, FileEdit, Target
+from ._model import Env, FileEdit, Message, Target
 
 PROFILE = "BaicaiGPT"
 
@@ -39,9 +41,10 @@ def profile(target: Target) -> dict[str, Any]:
 class RooCodeAdapter(Adapter):
     name = "roo-code"
     title = "Roo Code (VS Code)"
-    summary = "写一个设置导入文件（OpenAI Compatible 配置档 BaicaiGPT），在 Roo Code 中导入 / writes a settings-import file to import in Roo Code"
+    summary = Text("写一个设置导入文件（OpenAI Compatible 配置档 BaicaiGPT），在 Roo Code 中导入",
+                   "writes a settings-import file to import in Roo Code")
 
-    def detect(self, env: Env) -> tuple[bool, str]:
+    def detect(self, env: Env) -> tuple[bool, Message]:
         return self._found(env, paths=(env.home / ".vscode" / "extensions",))
 
     def edits(self, target: Target, env: Env, options: Options) -> list[FileEdit]:
@@ -70,10 +73,11 @@ class RooCodeAdapter(Adapter):
         path = settings_path(env, options)
         return Extras(
             instructions=[
-                f"Roo Code → 设置（齿轮）→ 底部“导入”→ 选择 {path} / Roo Code → Settings (gear) → Import (at the bottom) → pick {path}",
-                f'或在 VS Code settings.json 中设置 "roo-cline.autoImportSettingsPath": "{path}" 后重启 / '
-                f'or set "roo-cline.autoImportSettingsPath": "{path}" in VS Code settings.json and restart',
-                "导入后可删除该文件（或 `baicai apply roo-code --undo`）/ once imported, delete the file (or run "
-                "`baicai apply roo-code --undo`)",
+                Text(f"Roo Code → 设置（齿轮）→ 底部“导入”→ 选择 {path}",
+                     f"Roo Code → Settings (gear) → Import (at the bottom) → pick {path}"),
+                Text(f'或在 VS Code settings.json 中设置 "roo-cline.autoImportSettingsPath": "{path}" 后重启',
+                     f'or set "roo-cline.autoImportSettingsPath": "{path}" in VS Code settings.json and restart'),
+                Text("导入后可删除该文件（或 `baicai apply roo-code --undo`）",
+                     "once imported, delete the file (or run `baicai apply roo-code --undo`)"),
             ],
         )

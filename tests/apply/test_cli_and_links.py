@@ -72,7 +72,7 @@ def test_cherry_studio_link_has_no_v1_and_a_distinct_id_per_target(env: Env, tar
     # one id for both would make Cherry rotate the real key and the local token on every other request
     assert relay["id"] != sidecar["id"]
     plan = apply_api.plan("cherry-studio", target, env=env)
-    assert any("Manage" in step and "管理" in step for step in plan.instructions)  # how to fetch the model list
+    assert any("Manage" in step and "管理" in step for step in map(str, plan.instructions))  # how to fetch the model list
 
 
 def test_cc_switch_links_for_opencode_and_codex_with_its_own_routing_steps(env: Env, target: Target, sidecar_target: Target) -> None:
@@ -86,11 +86,11 @@ def test_cc_switch_links_for_opencode_and_codex_with_its_own_routing_steps(env: 
         assert params["apiKey"] == target.key and params["name"] and params["model"] == "gpt-3.5-turbo"
         apps.append(params["app"])
     assert apps == ["opencode", "codex"]  # the one that works as is comes first (the CLI opens the first)
-    text = "\n".join(plan.instructions + plan.notes)
+    text = "\n".join(map(str, plan.instructions + plan.notes))
     assert "wire_api" not in text  # current codex refuses wire_api = "chat"
     assert "Upstream Format: Chat Completions" in text and "上游格式：Chat Completions" in text
     assert "routing takeover" in text and "路由接管" in text
-    sidecar_text = "\n".join(apply_api.plan("cc-switch", sidecar_target, env=env).instructions)
+    sidecar_text = "\n".join(map(str, apply_api.plan("cc-switch", sidecar_target, env=env).instructions))
     assert "routing takeover is not needed" in sidecar_text
 
 
@@ -120,30 +120,30 @@ def test_web_app_settings_links_decode_to_each_apps_format(env: Env, target: Tar
         ("cline", "2. Base URL: https://api.baicaigpt.com/v1"),
         ("jan", "2. Base URL: https://api.baicaigpt.com/v1"),
         ("chatwise", "2. Base URL: https://api.baicaigpt.com/v1"),
-        ("dify", "4. API Base URL: https://api.baicaigpt.com/v1（带 /v1 / with /v1）"),
-        ("fastgpt", "4. 代理地址 / proxy address: https://api.baicaigpt.com/v1（带 /v1 / with /v1）"),
-        ("immersive-translate", "4. 自定义 API 接口地址 / custom API endpoint: https://api.baicaigpt.com/v1/chat/completions"),
+        ("dify", "4. API Base URL: https://api.baicaigpt.com/v1（带 /v1） / 4. API Base URL: https://api.baicaigpt.com/v1 (with /v1)"),
+        ("fastgpt", "4. 代理地址：https://api.baicaigpt.com/v1（带 /v1） / 4. proxy address: https://api.baicaigpt.com/v1 (with /v1)"),
+        ("immersive-translate", "4. 自定义 API 接口地址：https://api.baicaigpt.com/v1/chat/completions / 4. custom API endpoint: https://api.baicaigpt.com/v1/chat/completions"),
     ],
 )
 def test_each_app_gets_its_own_url_rule_and_the_key_is_masked(app: str, line: str, env: Env, target: Target) -> None:
     plan = apply_api.plan(app, target, env=env)
-    assert line in plan.instructions
+    assert line in map(str, plan.instructions)
     assert plan.changes == []
-    assert any(target.key in i for i in plan.instructions)
-    assert all(target.key not in plan.mask(i) for i in plan.instructions)
+    assert any(target.key in i for i in map(str, plan.instructions))
+    assert all(target.key not in plan.mask(i) for i in map(str, plan.instructions))
 
 
 def test_fastgpt_open_webui_and_cursor_say_what_the_old_advice_missed(env: Env, target: Target, sidecar_target: Target) -> None:
-    assert any("no effect" in n for n in apply_api.plan("fastgpt", target, env=env).notes)
-    assert any("PersistentConfig" in n for n in apply_api.plan("open-webui", target, env=env).notes)
-    assert any("Function Call Type" in i and "Tool Call" in i for i in apply_api.plan("dify", target, env=env).instructions)
-    assert any("127.0.0.1" in n for n in apply_api.plan("cursor", sidecar_target, env=env).notes)
+    assert any("no effect" in n for n in map(str, apply_api.plan("fastgpt", target, env=env).notes))
+    assert any("PersistentConfig" in n for n in map(str, apply_api.plan("open-webui", target, env=env).notes))
+    assert any("Function Call Type" in i and "Tool Call" in i for i in map(str, apply_api.plan("dify", target, env=env).instructions))
+    assert any("127.0.0.1" in n for n in map(str, apply_api.plan("cursor", sidecar_target, env=env).notes))
 
 
 def test_dify_steps_use_v1_and_sidecar_warns_about_docker(env: Env, sidecar_target: Target) -> None:
     plan = apply_api.plan("dify", sidecar_target, env=env)
-    assert any("http://127.0.0.1:8765/v1" in step for step in plan.instructions)
-    assert any("Docker" in note for note in plan.notes)
+    assert any("http://127.0.0.1:8765/v1" in step for step in map(str, plan.instructions))
+    assert any("Docker" in note for note in map(str, plan.notes))
 
 
 _MODEL_INFO = [
@@ -162,7 +162,7 @@ def test_autogen_model_info_gives_each_model_its_family(model: str, family: str,
     plan = apply_api.plan("autogen", Target("relay", target.base_url, target.key, "t", model), env=env)
     compile(plan.instructions[0], "<snippet>", "exec")
     assert "config_list_from_json" not in "\n".join(plan.notes)  # gone in ag2 0.14
-    assert any("LLMConfig.from_json" in n for n in plan.notes)
+    assert any("LLMConfig.from_json" in n for n in map(str, plan.notes))
 
 
 @pytest.mark.slow  # importing autogen-ext takes ~5 s
@@ -203,7 +203,7 @@ def test_build_target_relay_from_env_and_sidecar_token_is_stable(monkeypatch: py
     monkeypatch.setenv("BAICAI_BASE_URL", "https://api.baicaigpt.com/v1/v1")
     relay = apply_api.build_target("relay", app="llm", model="gpt-4-1106-preview")
     assert relay.base_url == "https://api.baicaigpt.com/v1" and relay.model == "gpt-4-1106-preview"
-    assert any("/v1" in note for note in relay.notes)  # the correction is shown, not silent
+    assert any("/v1" in note for note in map(str, relay.notes))  # the correction is shown, not silent
     assert relay.key not in repr(relay)
     first = apply_api.build_target("sidecar", app="llm", port=9999)
     second = apply_api.build_target("sidecar", app="llm", port=9999)
@@ -323,7 +323,7 @@ def test_undo_revokes_the_apps_sidecar_token(tmp_path: Path, monkeypatch: pytest
     assert main(["apply", "chatbox", "--target", "sidecar", "--no-open"]) == 0
     assert TokenStore().get("chatbox") is not None
     result = apply_api.undo("chatbox")
-    assert result.outcomes == [] and any("revoked" in n for n in result.notes)
+    assert result.outcomes == [] and any("revoked" in n for n in map(str, result.notes))
     assert TokenStore().get("chatbox") is None
     with pytest.raises(apply_api.ApplyError, match="nothing to undo"):
         apply_api.undo("chatbox")
@@ -340,7 +340,7 @@ def test_undo_keeps_the_token_when_a_file_could_not_be_restored(tmp_path: Path, 
     result = apply_api.undo("llm")
     assert any(o.action == "error" for o in result.outcomes)
     assert TokenStore().get("llm") == target.key
-    assert any("still active" in n for n in result.notes)
+    assert any("still active" in n for n in map(str, result.notes))
 
 
 @pytest.mark.parametrize(

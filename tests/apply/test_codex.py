@@ -50,7 +50,7 @@ def test_sidecar_provider_speaks_responses_with_its_own_token(env: Env, sidecar_
     plan = apply_api.plan("codex", sidecar_target, env=env)
     assert [c.path.name for c in plan.changes] == ["config.toml"]  # auth.json is not part of the plan
     assert sidecar_target.key not in plan.changes[0].diff
-    assert any("ChatGPT" in note for note in plan.notes)
+    assert any("ChatGPT" in note for note in map(str, plan.notes))
     apply_api.apply(plan)
 
     text = (home / "config.toml").read_text()
@@ -116,7 +116,7 @@ def test_an_older_baicai_entry_is_replaced_whole(env: Env, sidecar_target: Targe
         'base_url = "https://api.baicaigpt.com/v1"\nwire_api = "chat"\nrequires_openai_auth = true\n')
     (home / "auth.json").write_text('{"OPENAI_API_KEY": "baicai-old0000000000000000000000abcd"}')
     plan = apply_api.plan("codex", sidecar_target, env=env)
-    assert any("--undo" in note for note in plan.notes)  # the old real key in auth.json is pointed out
+    assert any("--undo" in note for note in map(str, plan.notes))  # the old real key in auth.json is pointed out
     apply_api.apply(plan)
     provider = tomlkit.parse((home / "config.toml").read_text()).unwrap()["model_providers"]["baicai"]
     assert "requires_openai_auth" not in provider and provider["wire_api"] == "responses"

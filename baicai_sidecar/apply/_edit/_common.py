@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from baicai_sdk.integration import Text
+
 from .._model import ApplyError, UnparseableFile
 
 
@@ -47,11 +49,8 @@ class FileTooLarge(UnparseableFile):
         self.size, self.limit = size, limit
         ApplyError.__init__(
             self,
-            f"{path} 太大（{_human(size)}，{what} 文件上限 {_human(limit)}），无法快速安全地改写，文件未做任何改动；"
-            f"请手动添加 baicai 的条目，或把与 baicai 无关的内容移到别的文件。 / "
-            f"{path} is too large ({_human(size)}; the limit for {what} files is {_human(limit)}) to rewrite quickly "
-            "and safely; it was left untouched — add the baicai entry by hand, or move what is unrelated to baicai "
-            "into another file.",
+            Text(f"{path} 太大（{_human(size)}，{what} 文件上限 {_human(limit)}），无法快速安全地改写，文件未做任何改动；请手动添加 baicai 的条目，或把与 baicai 无关的内容移到别的文件。",
+                 f"{path} is too large ({_human(size)}; the limit for {what} files is {_human(limit)}) to rewrite quickly and safely; it was left untouched — add the baicai entry by hand, or move what is unrelated to baicai into another file."),
         )
         self.path = Path(path)
         self.reason = f"too large: {size} > {limit} bytes"

@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from baicai_sdk.integration import Text
+
 from .._model import UnparseableFile
 from ._common import _always, check_size
 
@@ -54,7 +56,7 @@ def _parse_env(text: str, path: Path) -> tuple[list[str], list[_EnvEntry]]:
             continue
         match = _ASSIGN.match(line)
         if match is None:
-            raise UnparseableFile(path, f"第 {i + 1} 行不是 KEY=VALUE / line {i + 1} is not KEY=VALUE")
+            raise UnparseableFile(path, Text(f"第 {i + 1} 行不是 KEY=VALUE", f"line {i + 1} is not KEY=VALUE"))
         value = match["value"]
         end = i + 1
         quote = value[:1]
@@ -63,7 +65,7 @@ def _parse_env(text: str, path: Path) -> tuple[list[str], list[_EnvEntry]]:
             while end < len(lines) and not _closes_line(lines[end].rstrip("\r\n"), quote):
                 end += 1
             if end >= len(lines):
-                raise UnparseableFile(path, f"第 {i + 1} 行的引号没有闭合 / unclosed quote on line {i + 1}")
+                raise UnparseableFile(path, Text(f"第 {i + 1} 行的引号没有闭合", f"unclosed quote on line {i + 1}"))
             end += 1
             value = "".join(lines[i:end])[len(match["lead"]) + len(match["key"]) :].split("=", 1)[1].rstrip("\r\n")
         entries.append(_EnvEntry(i, end, match["key"], _unquote(value), match["lead"]))

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from baicai_sdk.integration import Text
+
 from .._model import UnparseableFile
 from ._common import _always, check_size
 
@@ -41,9 +43,9 @@ def _scan(text: str, path: Path, kind: type) -> tuple[Any, int, int, list[_Span]
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise UnparseableFile(path, f"不是有效的 JSON：{exc} / not valid JSON: {exc}") from exc
+        raise UnparseableFile(path, Text(f"不是有效的 JSON：{exc}", f"not valid JSON: {exc}")) from exc
     if not isinstance(data, kind):
-        want = "对象 / an object" if kind is dict else "数组 / an array"
+        want = Text("对象", "an object") if kind is dict else Text("数组", "an array")
         raise UnparseableFile(path, f"顶层应为{want}")
     i = _skip(text, 0)
     open_at = i
@@ -205,7 +207,7 @@ def _set_in(text: str, lo: int, hi: int, keys: tuple[str, ...], value: Any, path
     span = next((s for s in spans if s.key == head), None)
     if rest and span is not None and span.value != {}:
         if not isinstance(span.value, dict):
-            raise UnparseableFile(path, f"“{head}” 不是对象 / “{head}” is not an object")
+            raise UnparseableFile(path, Text(f"“{head}” 不是对象", f"“{head}” is not an object"))
         return _set_in(text, lo + span.value_start, lo + span.value_end, rest, value, path, unit)
     value = _nest(rest, value)
     _, indent, _ = _layout(inner, open_at, close_at, spans)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from baicai_sdk.integration import Text
+
 from .._model import UnparseableFile
 from ._common import check_size
 
@@ -20,4 +22,4 @@ def toml_load(text: str | None, path: Path) -> Any:
     try:
         return tomlkit.parse(text or "")
     except TOMLKitError as exc:
-        raise UnparseableFile(path, f"TOML 无法解析 / invalid TOML: {exc}") from exc
+        raise UnparseableFile(path, Text(f"TOML 无法解析：{exc}", f"invalid TOML: {exc}")) from exc

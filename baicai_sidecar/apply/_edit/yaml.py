@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from baicai_sdk.integration import Text
+
 from .._model import UnparseableFile
 from ._common import check_size
 
@@ -42,7 +44,7 @@ class YamlDoc:
             self._baseline: str | None = self._dump_raw() if self.data is not None else None
         except YAMLError as exc:
             first = str(exc).strip().splitlines()
-            raise UnparseableFile(path, f"YAML 无法解析 / invalid YAML: {' '.join(first[-2:])}") from exc
+            raise UnparseableFile(path, Text(f"YAML 无法解析：{' '.join(first[-2:])}", f"invalid YAML: {' '.join(first[-2:])}")) from exc
         self.text = text
 
     def _dump_raw(self) -> str:
@@ -102,7 +104,7 @@ class YamlDoc:
         if self.data is None:
             self.data = CommentedMap()
         if not isinstance(self.data, dict):
-            raise UnparseableFile(self.path, "顶层不是映射 / the top level is not a mapping")
+            raise UnparseableFile(self.path, Text("顶层不是映射", "the top level is not a mapping"))
         return self.data
 
     def sequence(self) -> Any:
@@ -112,7 +114,7 @@ class YamlDoc:
             self.data = CommentedSeq()
             self.yaml.indent(mapping=2, sequence=2, offset=0)  # a new top-level list starts at column 0
         if not isinstance(self.data, list):
-            raise UnparseableFile(self.path, "顶层不是列表 / the top level is not a list")
+            raise UnparseableFile(self.path, Text("顶层不是列表", "the top level is not a list"))
         return self.data
 
 
@@ -143,7 +145,7 @@ def yaml_list_in(mapping: Any, key: str, path: Path) -> Any:
         value = CommentedSeq()
         mapping[key] = value
     if not isinstance(value, list):
-        raise UnparseableFile(path, f"`{key}` 不是列表 / `{key}` is not a list")
+        raise UnparseableFile(path, Text(f"`{key}` 不是列表", f"`{key}` is not a list"))
     return value
 
 
