@@ -42,6 +42,7 @@ from ._errors import (
 )
 from ._quota import QuotaMode
 from ._retry import DEFAULT_RETRY_POLICY, RetryPolicy
+from ._text import Text
 from ._transport import _wire
 from ._transport._metered import RAISE_STREAM_ERRORS, STREAM_SCANNED
 from ._transport._wire import (
@@ -334,9 +335,10 @@ class _BaicaiOptions:
         resolve: Mapping[str, Any] | None = None,
     ) -> Credentials:
         if quota not in ("wait", "raise", "off"):
-            raise ValueError(f"quota 只能是 wait / raise / off：{quota!r} / quota must be 'wait', 'raise' or 'off'")
+            raise ValueError(Text(f"quota 只能是 wait、raise 或 off，而不是 {quota!r}",
+                                  f"quota must be 'wait', 'raise' or 'off', not {quota!r}"))
         if tier not in (None, "free", "paid"):
-            raise ValueError(f"tier 只能是 free / paid：{tier!r} / tier must be 'free', 'paid' or None")
+            raise ValueError(Text(f"tier 只能是 free 或 paid，而不是 {tier!r}", f"tier must be 'free', 'paid' or None, not {tier!r}"))
         if credentials is None:
             from ._keys import MissingKeyError, resolve_credentials
 

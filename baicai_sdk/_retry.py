@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ._codes import relay_code as _documented
+from ._text import Text
 from ._transport._wire import parse_retry_after
 
 __all__ = ["RetryPolicy", "DEFAULT_RETRY_POLICY", "parse_retry_after"]
@@ -44,9 +45,9 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.max_retries < 0:
-            raise ValueError("max_retries 不能为负 / max_retries must be >= 0")
+            raise ValueError(Text("max_retries 不能为负", "max_retries must be >= 0"))
         if self.base_delay < 0 or self.max_delay < 0 or not 0 <= self.jitter <= 1:
-            raise ValueError("延迟参数无效 / delays must be >= 0 and jitter within 0..1")
+            raise ValueError(Text("延迟参数无效", "delays must be >= 0 and jitter within 0..1"))
 
     def should_retry(
         self, *, relay_code: int | None = None, status: int | None = None, connect_error: bool = False

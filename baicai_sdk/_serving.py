@@ -19,6 +19,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ._text import Text, labelled
+
 __all__ = ["UvicornMissing", "import_uvicorn", "bind_socket", "BackgroundServer", "serve_forever"]
 
 
@@ -31,7 +33,7 @@ def import_uvicorn() -> Any:
         import uvicorn
     except ModuleNotFoundError as exc:
         raise UvicornMissing(
-            '需要 uvicorn：pip install "baicai[sidecar]" / this needs uvicorn: pip install "baicai[sidecar]"'
+            Text("需要 uvicorn：pip install \"baicai[sidecar]\"", "this needs uvicorn: pip install \"baicai[sidecar]\"")
         ) from exc
     return uvicorn
 
@@ -110,10 +112,10 @@ class BackgroundServer:
         while not server.started:
             if self._error is not None or not self._thread.is_alive():
                 self._cleanup()
-                raise RuntimeError(f"服务启动失败 / the server failed to start: {self._error!r}")
+                raise RuntimeError(labelled("服务启动失败", "the server failed to start", f"{self._error!r}"))
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError("服务启动超时 / the server did not start in time")
+                raise RuntimeError(Text("服务启动超时", "the server did not start in time"))
             time.sleep(0.002)
         return self
 

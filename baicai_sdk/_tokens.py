@@ -22,6 +22,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from ._catalog import encoding_name_for
+from ._text import Text
 
 if TYPE_CHECKING:
     import tiktoken
@@ -65,8 +66,9 @@ def _bundled_bytes(name: str, expected_sha256: str | None) -> bytes:
     want = expected_sha256 or _KNOWN_SHA256[name]
     if digest != want:
         raise TokenizerUnavailable(
-            f"内置分词文件 {name} 校验失败，请重新安装 baicai。 / "
-            f"The bundled tokenizer file {name} fails its SHA-256 check ({digest[:12]}… != {want[:12]}…); reinstall baicai."
+            Text(f"内置分词文件 {name} 校验失败，请重新安装 baicai。",
+                 f"The bundled tokenizer file {name} fails its SHA-256 check ({digest[:12]}… != {want[:12]}…); "
+                 "reinstall baicai.")
         )
     return data
 
@@ -90,8 +92,8 @@ def verify_bundled(name: str) -> None:
         _bundled_bytes(name, None)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise TokenizerUnavailable(
-            f"内置分词文件 {name} 无法读取，请重新安装 baicai。 / The bundled tokenizer file {name} cannot be read "
-            f"({type(exc).__name__}); reinstall baicai."
+            Text(f"内置分词文件 {name} 无法读取（{type(exc).__name__}），请重新安装 baicai。",
+                 f"The bundled tokenizer file {name} cannot be read ({type(exc).__name__}); reinstall baicai.")
         ) from exc
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from . import _ledger
 from ._catalog import Tier, load_catalog
 from ._quota import WINDOW_SECONDS
+from ._text import Text
 
 if TYPE_CHECKING:
     import sqlite3
@@ -226,7 +227,8 @@ class UsageStore:
         """Totals grouped by model, local day, local hour, key or source. Days and hours are in ``tz`` (default:
         this machine's local zone), computed in Python so that DST and odd offsets are right."""
         if by not in _GROUPS:
-            raise ValueError(f"无法按 {by!r} 分组 / cannot group by {by!r}; use one of {', '.join(_GROUPS)}")
+            raise ValueError(Text(f"无法按 {by!r} 分组；可用 {'、'.join(_GROUPS)}",
+                                  f"cannot group by {by!r}; use one of {', '.join(_GROUPS)}"))
         where, args = self._range(since, until)
         conn = self._conn()
         if by in ("model", "key", "source"):

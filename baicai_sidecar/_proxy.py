@@ -38,6 +38,7 @@ from baicai_sdk.integration import (
     SSEDecoder,
     documented_status,
     is_event_stream,
+    labelled,
     parse_retry_after,
     redact,
     relay_error_body,
@@ -65,7 +66,7 @@ def _console_reason(code: Any, message: str, err: dict[str, Any] | None = None) 
         text = text[:239] + "…"
     if err is not None and err.get("type") == "baicai_local_quota":
         window = " ".join(str(x) for x in (err.get("family"), err.get("tier")) if x)
-        return f"本地额度 / local quota [{window}]: {text}"
+        return labelled("本地额度", "local quota", f"[{window}] {text}")
     return f"{code}: {text}" if code not in (None, "") else text
 
 

@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from baicai_sdk import parse_relay_error
-from baicai_sdk.integration import SSEDecoder, relay_error_body
+from baicai_sdk.integration import SSEDecoder, Text, relay_error_body
 
 from ._asgi import Message, Receive, Scope, Send
 from ._guard import BODY, PARSED_BODY, openai_error_body
@@ -916,7 +916,7 @@ class _Relay:
         self.closed = True
         assert self.stream is not None
         if not self.stream.ended:  # the proxy ends cut streams with an error event; this is a last guard
-            await self._emit(self.stream.fail("upstream_incomplete", "白菜GPT中转的流式回答未正常结束 / the relay's stream ended early"))
+            await self._emit(self.stream.fail("upstream_incomplete", str(Text("白菜GPT中转的流式回答未正常结束", "the relay's stream ended early"))))
         elif self.stream.final_turn is not None and self.tr.store:
             self.endpoint.store.put(self.response_id, [*self.tr.conversation, self.stream.final_turn])
         await self.downstream({"type": "http.response.body", "body": b"", "more_body": False})

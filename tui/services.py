@@ -214,11 +214,7 @@ def _meaning(code: int | None) -> str:
     from baicai_sdk.integration import relay_code
 
     known = relay_code(code)
-    if known is None:
-        return "未知代码 / unknown code"
-    from ._i18n import tr
-
-    return tr(known.message_zh, known.message_en)
+    return str(known.message) if known is not None else tr_both("未知代码", "unknown code")
 
 
 def _masked_key(fingerprint: Any) -> str:
@@ -333,11 +329,11 @@ class Services:
             try:
                 return dt.datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=self.tz)
             except ValueError:
-                raise ValueError(f"日期应为 YYYY-MM-DD，而不是 {text!r} / a date reads YYYY-MM-DD, not {text!r}") from None
+                raise ValueError(tr_both(f"日期应为 YYYY-MM-DD，而不是 {text!r}", f"a date reads YYYY-MM-DD, not {text!r}")) from None
 
         start, end = day_start(first), day_start(last)
         if start is not None and end is not None and end < start:
-            raise ValueError("结束日期早于开始日期 / the end date is before the start date")
+            raise ValueError(tr_both("结束日期早于开始日期", "the end date is before the start date"))
         since = start.timestamp() if start is not None else None
         until = (end + dt.timedelta(days=1)).timestamp() if end is not None else None
         return since, until

@@ -25,6 +25,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from .._text import Text, labelled
+
 __all__ = [
     "FaultSpecError",
     "EmulatorConfig",
@@ -89,18 +91,18 @@ class Faults:
             name = name.strip().replace("-", "_")
             if not sep or name not in types:
                 raise FaultSpecError(
-                    f"无法识别的故障设置 {part!r}（可用：{', '.join(types)}，写法如 busy=0.2,reset=3） / "
-                    f"unknown fault setting {part!r} (known: {', '.join(types)}; e.g. busy=0.2,reset=3)"
+                    Text(f"无法识别的故障设置 {part!r}（可用：{', '.join(types)}，写法如 busy=0.2,reset=3）",
+                         f"unknown fault setting {part!r} (known: {', '.join(types)}; e.g. busy=0.2,reset=3)")
                 )
             try:
                 values[name] = float(raw) if name in ("busy", "latency", "slow", "chunk_delay") else int(raw)
             except ValueError:
                 raise FaultSpecError(
-                    f"故障设置 {name} 的值 {raw!r} 不是数字 / the value {raw!r} of fault {name} is not a number"
+                    Text(f"故障设置 {name} 的值 {raw!r} 不是数字", f"the value {raw!r} of fault {name} is not a number")
                 ) from None
         faults = cls(**values)
         if not 0.0 <= faults.busy <= 1.0:
-            raise FaultSpecError("busy 是 0 到 1 之间的概率 / busy is a probability between 0 and 1")
+            raise FaultSpecError(Text("busy 是 0 到 1 之间的概率", "busy is a probability between 0 and 1"))
         return faults
 
     def spec(self) -> str:
@@ -146,30 +148,31 @@ class EmulatorConfig:
     def validate(self) -> None:
         if self.error_style not in ERROR_STYLES:
             raise ValueError(
-                f"未知的错误格式 {self.error_style!r}（可选 {', '.join(ERROR_STYLES)}） / "
-                f"unknown error style {self.error_style!r} (one of {', '.join(ERROR_STYLES)})"
+                Text(f"未知的错误格式 {self.error_style!r}（可选 {', '.join(ERROR_STYLES)}）",
+                     f"unknown error style {self.error_style!r} (one of {', '.join(ERROR_STYLES)})")
             )
         if str(self.error_status) not in ERROR_STATUSES:
             raise ValueError(
-                f"未知的错误状态码方式 {self.error_status!r}（可选 http 或 200） / "
-                f"unknown error status {self.error_status!r} (http or 200)"
+                Text(f"未知的错误状态码方式 {self.error_status!r}（可选 http 或 200）",
+                     f"unknown error status {self.error_status!r} (http or 200)")
             )
         self.error_status = str(self.error_status)  # type: ignore[assignment]
         for tier in (self.keys or {}).values():
             if tier not in KEY_TIERS:
                 raise ValueError(
-                    f"密钥等级必须是 free、paid 或 frozen，而不是 {tier!r} / a key tier must be free, paid or frozen, not {tier!r}"
+                    Text(f"密钥等级必须是 free、paid 或 frozen，而不是 {tier!r}",
+                         f"a key tier must be free, paid or frozen, not {tier!r}")
                 )
         if self.stream_errors not in ("json", "sse"):
-            raise ValueError("stream_errors 必须是 json 或 sse / stream_errors must be json or sse")
+            raise ValueError(Text("stream_errors 必须是 json 或 sse", "stream_errors must be json or sse"))
         if self.reply_tokens < 1:
-            raise ValueError("reply_tokens 至少为 1 / reply_tokens must be at least 1")
+            raise ValueError(Text("reply_tokens 至少为 1", "reply_tokens must be at least 1"))
 
     def replace(self, **changes: Any) -> "EmulatorConfig":
         """A copy with ``changes`` applied and checked (``faults`` may be a spec string)."""
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
-            raise ValueError(f"未知的模拟器设置 / unknown emulator settings: {', '.join(sorted(unknown))}")
+            raise ValueError(labelled("未知的模拟器设置", "unknown emulator settings", ', '.join(sorted(unknown))))
         if isinstance(changes.get("faults"), str):
             changes["faults"] = Faults.parse(changes["faults"])
         if "free_stream" in changes:

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any
 
 from .._serving import BackgroundServer, UvicornMissing, bind_socket, import_uvicorn
+from .._text import Text
 from ._app import ConnectionReset, RelayEmulator
 from ._clock import Clock
 from ._config import FREE_DEMO_KEY, FROZEN_DEMO_KEY, PAID_DEMO_KEY, EmulatorConfig
@@ -98,7 +99,7 @@ class EmulatorServer:
     def _key(self, tier: str, demo: str) -> str:
         key = _first_key(self.app.config, tier, demo)
         if key is None:
-            raise LookupError(f"模拟器没有 {tier} 等级的密钥 / the emulator has no {tier} key")
+            raise LookupError(Text(f"模拟器没有 {tier} 等级的密钥", f"the emulator has no {tier} key"))
         return key
 
     def configure(self, **changes: Any) -> EmulatorConfig:

@@ -79,8 +79,8 @@ class LedgerPageView(Page):
         self.page = page
         pages = max(1, -(-page.total // page.limit))
         self.query_one("#ledger-position", Static).update(
-            tr(f"第 {page.offset // page.limit + 1}/{pages} 页", f"page {page.offset // page.limit + 1}/{pages}")
-            + f" · {count(page.total)} " + tr("条记录（最新在前）", "rows (newest first)")
+            tr(f"第 {page.offset // page.limit + 1}/{pages} 页 · {count(page.total)} 条记录（最新在前）",
+               f"page {page.offset // page.limit + 1}/{pages} · {count(page.total)} rows (newest first)")
         )
         table = self.query_one("#ledger-table", LedgerTable)
         table.clear()
