@@ -7,8 +7,9 @@ the request really used; :meth:`Meter.observe` records what a relay code reveale
 relay says is full although we predicted room).
 
 The tier of a key: ``tier=`` given to the Meter (configured), else what a relay code revealed (learned, kept in the
-ledger per key fingerprint), else unknown — predicted with the free tier's limits, and said so; its cost is booked
-at ¥0 (most likely free) with the paid price as the high end, and repriced when the tier is learned.
+ledger per key fingerprint), else unknown — judged by the limits both tiers share (a free-only limit is left to the
+relay's code, which teaches the tier), and said so; its cost is booked at ¥0 (most likely free) with the paid price as
+the high end, and repriced when the tier is learned.
 
 Relay rules (the hourly limits) apply only where the relay is: a base URL on the relay's host, an address that
 answered like the relay (the emulator's marker header, a relay code), or when the user says so

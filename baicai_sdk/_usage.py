@@ -314,7 +314,8 @@ class UsageStore:
         then each key that used the family this hour, with its own tier's limits (``scope="key"`` rows).
 
         ``tier``: the limits for the IP rows; default: the tier a relay code revealed most recently, else unknown
-        (free limits, as the predictor assumes). ``key_tiers``: key fingerprint → configured tier (profiles); a key
+        (judged, like the gate does, by the limits both tiers share: the paid ones). With ``per_key``, the IP rows are one per tier of the keys that used the family this hour
+        (the relay judges the one IP count by the asking key's tier), ``tier`` only when no key did. ``key_tiers``: key fingerprint → configured tier (profiles); a key
         not in it shows the tier the relay revealed for it, else unknown."""
         now = self.clock() if now is None else now
         conn = self._conn()
@@ -326,10 +327,27 @@ class UsageStore:
             tier_source = "learned" if tier != "unknown" else "unknown"
         catalog = load_catalog()
         out = []
-        for family in catalog.limits:
-            out.append(self._window(conn, family, since, now, tier, tier_source, catalog))
         if not per_key:
+            for family in catalog.limits:
+                out.append(self._window(conn, family, since, now, tier, tier_source, catalog))
             return out
+        keys_out = self._key_windows(conn, since, now, key_tiers, catalog)
+        # The IP's window is one count, but the relay judges it by the limits of the tier of the key that asks: a
+        # free key's request by 60 gpt-3.5 an hour, a paid key's by 1,000. One IP row per tier in use this hour.
+        for family in catalog.limits:
+            # (an unknown tier is judged by the limits both tiers share — the paid ones — so it shows there)
+            in_use: list[tuple[Tier, str]] = [
+                (t, "keys") for t in dict.fromkeys("paid" if w.tier == "unknown" else w.tier for w in keys_out
+                                                   if w.family == family)]
+            for ip_tier, source in in_use or [(tier, tier_source)]:
+                out.append(self._window(conn, family, since, now, ip_tier, source, catalog))
+        return out + keys_out
+
+    def _key_windows(self, conn: sqlite3.Connection, since: float, now: float, key_tiers: dict[str, str] | None,
+                     catalog: Any) -> list[WindowStatus]:
+        """Each key that used a family this hour, by its own tier (configured, else learned, else the tier its rows
+        were judged by, else unknown)."""
+        out: list[WindowStatus] = []
         learned = {str(fp): str(t) for fp, t in conn.execute("SELECT key_fp, tier FROM learned_tiers")}
         # The tier the gate last judged each key by (a configured tier is stored with its rows).
         assumed = {str(fp): str(t) for fp, t in conn.execute(
@@ -356,7 +374,8 @@ class UsageStore:
     def _window(self, conn: sqlite3.Connection, family: str, since: float, now: float, tier: Tier,
                 tier_source: str, catalog: Any, *, key_fp: str | None = None, key_hint: str | None = None
                 ) -> WindowStatus:
-        limits = catalog.limits_for(family, tier)
+        # What the gate applies: an unknown tier is judged by the limits both tiers share (the paid ones).
+        limits = catalog.limits_for(family, "paid" if tier == "unknown" else tier)
         key_clause, key_args = ("", []) if key_fp is None else (" AND key_fp = ?", [key_fp])
         requests, tokens = _ledger.window_totals(conn, family, since, key_fp)
         oldest = conn.execute(
@@ -378,6 +397,7 @@ class UsageStore:
         runs_out_at, runs_out_of = project_exhaustion(
             now, recent_requests / PACE_SECONDS, recent_tokens / PACE_SECONDS, requests,
             limits.requests_per_hour if limits else None, tokens, limits.tokens_per_hour if limits else None,
+            samples=recent_requests,
         )
         return WindowStatus(
             family=family, tier=tier, tier_source=tier_source,
@@ -409,21 +429,30 @@ class UsageStore:
 
 PACE_SECONDS = 600.0
 """The recent stretch whose pace the burn-rate projection extends."""
+MIN_PACE_SAMPLES = 3
+"""Requests in that stretch below which there is no pace to speak of (one request is not a rate)."""
 
 
 def project_exhaustion(
     now: float, requests_per_second: float, tokens_per_second: float,
     requests_used: int, requests_limit: int | None, tokens_used: int, tokens_limit: int | None,
+    *, samples: int | None = None,
 ) -> tuple[float | None, str]:
-    """When the window's first budget runs out if the recent pace goes on, and which one (None: no pace or cap).
+    """When the window's first budget runs out if the recent pace goes on, and which one (None: no projection).
 
-    Deliberately simple and pessimistic: it ignores what the sliding hour frees meanwhile, like the predictor.
+    Only a pace that can run it out: the window slides, so a steady pace holds ``pace × 3600`` at most and a budget
+    larger than that never runs out, however near it is now (one that can runs it out within the hour). Not from
+    fewer than :data:`MIN_PACE_SAMPLES` requests.
+    Pessimistic within that: what leaves the window meanwhile is not counted back.
     """
+    if samples is not None and samples < MIN_PACE_SAMPLES:
+        return None, ""
     candidates = []
-    if tokens_limit and tokens_per_second > 0:
-        candidates.append((now + max(0, tokens_limit - tokens_used) / tokens_per_second, "tokens"))
-    if requests_limit and requests_per_second > 0:
-        candidates.append((now + max(0, requests_limit - requests_used) / requests_per_second, "requests"))
+    for what, pace, used, limit in (("tokens", tokens_per_second, tokens_used, tokens_limit),
+                                    ("requests", requests_per_second, requests_used, requests_limit)):
+        if not limit or pace <= 0 or pace * WINDOW_SECONDS < limit:
+            continue  # (and when it can, it does within the hour)
+        candidates.append((now + max(0, limit - used) / pace, what))
     if not candidates:
         return None, ""
     at, what = min(candidates)

@@ -68,8 +68,10 @@ def test_paid_key_is_not_refused_because_a_free_key_filled_its_window(emulator: 
     assert [r.relay_code for r in records if r.key_tier == "paid"] == [None, None, None]
 
     windows = UsageStore().windows(tier="paid", per_key=True)
-    ip = next(w for w in windows if w.scope == "ip" and w.family == "gpt-3.5")
-    assert (ip.requests_used, ip.requests_limit, ip.exhausted_until) == (4, 1000, None)  # 40020: free, uncounted
+    ip = {w.tier: w for w in windows if w.scope == "ip" and w.family == "gpt-3.5"}  # by each tier in use
+    assert (ip["paid"].requests_used, ip["paid"].requests_limit, ip["paid"].exhausted_until) == (4, 1000, None)
+    assert (ip["free"].requests_used, ip["free"].requests_limit) == (4, 60)  # 40020: free, uncounted
+    assert ip["free"].exhausted_until is not None
     keys = {w.key_hint: w for w in windows if w.scope == "key" and w.family == "gpt-3.5"}
     free_row, paid_row = keys["baicai-…free"], keys["baicai-…paid"]
     assert (free_row.tier, free_row.requests_used, free_row.requests_limit) == ("free", 1, 60)
@@ -83,7 +85,8 @@ def test_usage_windows_shows_each_key_and_the_ip(emulator: Any, capsys: pytest.C
 
     # (In this order: the free key's gpt-4 window counts the IP's requests too — after the paid key's, the relay
     # would refuse it, and so does the gate.)
-    _ask(Baicai(api_key=emulator.free_key, base_url=emulator.base_url), model="gpt-4-0125-preview", max_tokens=5)
+    _ask(Baicai(api_key=emulator.free_key, base_url=emulator.base_url, tier="free"), model="gpt-4-0125-preview",
+         max_tokens=5)
     _ask(Baicai(api_key=emulator.paid_key, base_url=emulator.base_url, tier="paid"), model="gpt-4", max_tokens=5)
     assert main(["usage", "windows"]) == 0
     out = capsys.readouterr().out
@@ -208,3 +211,14 @@ def test_an_unknown_tier_free_key_learns_its_tier_from_the_relay_then_is_gated(e
         _ask(client, max_tokens=5)  # from now on the gate knows
     assert "free tier" in str(caught.value) and len(emulator.state.relay_requests()) == 61
     assert Meter().tier_for(emulator.free_key) == ("free", "learned")
+
+
+def test_the_ip_window_is_shown_by_each_tier_that_uses_it(emulator: Any) -> None:
+    free = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, tier="free")
+    paid = Baicai(api_key=emulator.paid_key, base_url=emulator.base_url, tier="paid")
+    for client in (free, free, paid):
+        _ask(client, max_tokens=5)
+    windows = UsageStore().windows(per_key=True)  # each key's tier: the one its rows were judged by
+    ip = {w.tier: w for w in windows if w.scope == "ip" and w.family == "gpt-3.5"}
+    # One count (every local key's 3 requests), judged by each asking key's tier — not free limits for all.
+    assert {t: (w.requests_used, w.requests_limit) for t, w in ip.items()} == {"free": (3, 60), "paid": (3, 1000)}

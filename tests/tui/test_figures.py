@@ -70,7 +70,8 @@ async def test_quota_windows_equal_usage_store_and_count_down(sdk_ledger) -> Non
         # the page rounds the countdown up (countdown()): compare its own text, not a floor of the minutes
         assert minutes >= 55 and f"有空位，最早一笔释放于 / slots free; oldest frees in {countdown(w.next_free_at - now[0])}" \
             in shown
-        assert "按此速度" in shown  # recent traffic gives a burn-rate projection
+        # 4 requests in 10 minutes is 24 an hour: at that pace the sliding hour never holds 60, so no "runs out at"
+        assert "按此速度" not in shown
         now[0] += 60  # the injected clock moves: the countdown follows on the next tick, no reload needed
         page.tick()
         await pilot.pause()

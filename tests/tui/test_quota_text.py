@@ -45,3 +45,27 @@ def test_next_free_slot_only_when_the_window_is_full() -> None:
         set_lang(None)
     assert "next free slot" not in partly and "slots free; oldest frees in 59:48" in partly
     assert "next free slot in 59:48" in full and "used up" in full
+
+
+def test_a_projection_on_another_day_gives_the_date() -> None:
+    import datetime as dt
+
+    from tui.screens.quota import when_text
+
+    tz = dt.timezone(dt.timedelta(hours=8))
+    midnight = dt.datetime.fromtimestamp(NOW, tz).replace(hour=23, minute=50).timestamp()
+    assert when_text(midnight + 5 * 60, midnight, tz) == "23:55"
+    tomorrow = dt.datetime.fromtimestamp(midnight + 20 * 60, tz)
+    assert when_text(midnight + 20 * 60, midnight, tz) == tomorrow.strftime("%m-%d 00:10")
+
+
+def test_a_projection_only_from_a_pace_that_can_run_the_window_out() -> None:
+    from baicai_sdk._usage import project_exhaustion
+
+    def runs_out(pace_per_hour: float, used: int, samples: int = 10) -> float | None:
+        return project_exhaustion(NOW, pace_per_hour / 3600, 0.0, used, 60, 0, None, samples=samples)[0]
+
+    assert runs_out(120, used=30) == pytest.approx(NOW + 30 * 30)  # 2 a minute: the other 30 in 15 min
+    assert runs_out(24, used=58) is None  # 24 an hour never fills a sliding hour of 60, however close it is now
+    assert runs_out(120, used=30, samples=2) is None  # two requests are not a pace
+    assert runs_out(60, used=0) == pytest.approx(NOW + 3600)  # exactly the limit's pace: at most an hour ahead

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
@@ -17,10 +19,17 @@ from ._base import APP_KEYS, Page
 _TIER = {"free": ("免费", "free"), "paid": ("付费", "paid"), "unknown": ("未知档位", "unknown tier")}
 
 
+def when_text(ts: float, now: float, tz: dt.tzinfo | None) -> str:
+    """``14:12`` today, ``12-03 14:12`` on another day (in the user's zone)."""
+    at, today = dt.datetime.fromtimestamp(ts, tz), dt.datetime.fromtimestamp(now, tz)
+    return clock_time(ts, tz) if at.date() == today.date() else at.strftime("%m-%d %H:%M")
+
+
 def window_text(w: WindowView, now: float, tz: object) -> Text:
     zh, en = _TIER.get(w.tier, (w.tier, w.tier))
     text = Text()
-    who = f" · {tr('密钥', 'key')} {w.key}" if w.key else ""
+    # The IP's one count is judged by the asking key's tier: one card per tier in use, saying whose limit it is.
+    who = f" · {tr('密钥', 'key')} {w.key}" if w.key else f" · {tr('本机 IP（所有密钥合计）', 'this IP (all keys)')}"
     text.append(f"{w.family} · {tr(zh, en)}{who}\n", style="bold")
     if not w.allowed:
         text.append("  " + tr("此档位不可用", "not available on this tier"), style="dim")
@@ -52,7 +61,7 @@ def window_text(w: WindowView, now: float, tz: object) -> Text:
         text.append(" · ")
         text.append(tr(f"本小时{zh}额度已用完", f"this hour's {' and '.join(used_up)} are used up"), style="bold red")
     elif w.runs_out_at is not None:
-        at = clock_time(w.runs_out_at, tz)  # type: ignore[arg-type]
+        at = when_text(w.runs_out_at, now, tz)  # type: ignore[arg-type]
         what_zh = " tokens " if w.runs_out_of == "tokens" else "请求次数"
         tier_en = "" if w.tier == "unknown" else f"{w.tier} "
         text.append(" · ")
