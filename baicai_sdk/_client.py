@@ -295,16 +295,23 @@ def _ledger_retry_at(error: HourlyLimitError) -> float | None:
     try:
         from ._usage import UsageStore
 
+        store = UsageStore()
+    except Exception:  # the ledger is a refinement here, never a new failure
+        return None
+    try:
         candidates: list[float] = []
-        for window in UsageStore().windows():
-            if window.family != error.family or window.tier not in (error.tier, "unknown"):
+        tier = error.tier if error.tier in ("free", "paid") else None
+        for window in store.windows(tier=tier):
+            if window.family != error.family:
                 continue
             for moment in (window.exhausted_until, window.next_free_at):
                 if isinstance(moment, (int, float)):
                     candidates.append(float(moment))
         return max(candidates) if candidates else None
-    except Exception:  # the ledger is a refinement here, never a new failure
+    except Exception:
         return None
+    finally:
+        store.close()  # one store per refusal: its connection must not outlive the answer
 
 
 # ------------------------------------------------------------------------------------------------- the mixin

@@ -152,6 +152,11 @@ _MIGRATIONS: list[str] = [
     ALTER TABLE requests ADD COLUMN paid_cost REAL;
     ALTER TABLE requests ADD COLUMN paid_cost_low REAL;
     """,
+    # 4: which attempt of its app request a row is (0: the first; a client's retries count on): each attempt the
+    # relay saw keeps its row (it counts in the window and may be billed), and reports count app requests.
+    """
+    ALTER TABLE requests ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -526,13 +526,14 @@ class Meter:
     @degrades
     def reserve(
         self, api_key: str, request: RequestInfo, *, app: str | None = None, enforce: bool | None = None,
-        url: Any = None,
+        url: Any = None, attempt: int = 0,
     ) -> Reservation | Decision:
         """Decide and, when allowed (or not enforced), write the ``pending`` row — in one transaction.
 
         Returns the :class:`Reservation` to settle, or the ``wait``/``refuse`` :class:`Decision` (nothing written).
         ``enforce=False`` (or ``quota="off"``) records the request whatever the decision. ``url``: where it is
         sent; when that is not the relay, the request is recorded but neither gated nor counted in a window.
+        ``attempt``: which try of its app request this is (0: the first; a client's retries count on).
         """
         if enforce is None:
             enforce = self.quota != "off"
@@ -568,8 +569,8 @@ class Meter:
             cur = conn.execute(
                 "INSERT INTO requests (ts, win_ts, key_fp, key_hint, source, app, model, family, endpoint, tier, "
                 "stream, prompt_est, completion_est, images, cost_est, status, counted, win_tokens, pid, host, "
-                "proc_start, server, completion_cap) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
+                "proc_start, server, completion_cap, attempt) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     now, now, key_fp, _ledger.key_hint(api_key), self.source, app, request.model[:_MODEL_CHARS],
                     request.family,
@@ -577,6 +578,7 @@ class Meter:
                     request.max_completion_tokens, request.images, request.estimated_cost(self.catalog),
                     counted, window_tokens, pid, host, started, server,
                     self.completion_limit(request) if request.endpoint in ("chat", "completions") else None,
+                    max(0, int(attempt)),
                 ),
             )
             conn.execute("COMMIT")

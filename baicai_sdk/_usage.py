@@ -49,6 +49,9 @@ class Totals:
     """The least the estimated rows can have cost, plus the measured spend."""
     cost_high: float = 0.0
     """The most the estimated rows can have cost, plus the measured spend."""
+    retries: int = 0
+    """Attempts after an app request's first (a client's own retries): their rows count in the window and cost,
+    tokens and errors, but ``requests`` counts app requests (each first attempt) only."""
 
     @property
     def total_tokens(self) -> int:
@@ -143,7 +146,8 @@ class WindowStatus:
 
 
 _SELECT_TOTALS = (
-    "SELECT COUNT(*), COALESCE(SUM(COALESCE(prompt_tokens, prompt_est)), 0), "
+    "SELECT COALESCE(SUM(CASE WHEN attempt > 0 THEN 0 ELSE 1 END), 0), "
+    "COALESCE(SUM(COALESCE(prompt_tokens, prompt_est)), 0), "
     "COALESCE(SUM(CASE WHEN status IN ('pending', 'expired') THEN 0 ELSE COALESCE(completion_tokens, 0) END), 0), "
     "COALESCE(SUM(images), 0), "
     "COALESCE(SUM(CASE WHEN status IN ('pending', 'expired') THEN cost_est ELSE cost END), 0), "
@@ -154,9 +158,10 @@ _SELECT_TOTALS = (
     "COALESCE(SUM(CASE WHEN status NOT IN ('pending', 'expired') AND measured = 1 THEN cost END), 0), "
     "COALESCE(SUM(CASE WHEN status IN ('pending', 'expired') THEN cost_est WHEN measured = 0 THEN cost END), 0), "
     "COALESCE(SUM(CASE WHEN status IN ('pending', 'expired') THEN 0 ELSE COALESCE(cost_low, cost) END), 0), "
-    "COALESCE(SUM(CASE WHEN status IN ('pending', 'expired') THEN cost_est ELSE COALESCE(cost_high, cost) END), 0) "
+    "COALESCE(SUM(CASE WHEN status IN ('pending', 'expired') THEN cost_est ELSE COALESCE(cost_high, cost) END), 0), "
+    "COALESCE(SUM(CASE WHEN attempt > 0 THEN 1 ELSE 0 END), 0) "
 )
-_GROUP_COLUMN = 12
+_GROUP_COLUMN = 13
 """Index of the group key in a grouped ``_SELECT_TOTALS`` row."""
 
 
@@ -174,6 +179,7 @@ def _totals(row: tuple[Any, ...]) -> dict[str, Any]:
         "cost_estimated": float(row[9] or 0.0),
         "cost_low": float(row[10] or 0.0),
         "cost_high": float(row[11] or 0.0),
+        "retries": int(row[12] or 0),
     }
 
 

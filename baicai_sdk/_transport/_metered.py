@@ -103,6 +103,15 @@ def _bearer(request: httpx2.Request) -> str:
     return value[7:].strip() if value[:7].lower() == "bearer " else value.strip()
 
 
+def _attempt_number(request: httpx2.Request) -> int:
+    """Which try of its app request this is: openai's clients (the SDK's own and an app's behind the sidecar) send
+    ``x-stainless-retry-count`` with each attempt; 0 when absent or unreadable."""
+    try:
+        return max(0, int(request.headers.get("x-stainless-retry-count", "0")))
+    except ValueError:
+        return 0
+
+
 def _json_or_none(data: bytes) -> Any:
     try:
         return json.loads(data)
@@ -320,7 +329,8 @@ class _Pipeline:
 
     def admit(self, request: httpx2.Request, info: RequestInfo, app: str | None) -> _Attempt | httpx2.Response | float:
         """Reserve: an attempt to send, a refusal to answer with, or seconds to sleep before asking again."""
-        outcome = self.meter.reserve(_bearer(request), info, app=app, enforce=self.quota != "off", url=request.url)
+        outcome = self.meter.reserve(_bearer(request), info, app=app, enforce=self.quota != "off", url=request.url,
+                                     attempt=_attempt_number(request))
         if not isinstance(outcome, Decision):
             request.extensions.pop(_WAITED, None)
             superseded = request.extensions.pop(_SUPERSEDED_ROW, None)

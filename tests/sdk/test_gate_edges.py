@@ -7,6 +7,7 @@ refused because of a free key's window, no relay rules against another server, r
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -222,3 +223,46 @@ def test_the_ip_window_is_shown_by_each_tier_that_uses_it(emulator: Any) -> None
     ip = {w.tier: w for w in windows if w.scope == "ip" and w.family == "gpt-3.5"}
     # One count (every local key's 3 requests), judged by each asking key's tier — not free limits for all.
     assert {t: (w.requests_used, w.requests_limit) for t, w in ip.items()} == {"free": (3, 60), "paid": (3, 1000)}
+
+
+def _ledger_files_open() -> int:
+    names = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            names.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            continue
+    return sum(1 for name in names if name.startswith(str(ledger_path())))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files through /proc")
+def test_hourly_limit_errors_do_not_leave_ledger_files_open(emulator: Any) -> None:
+    with httpx2.Client(base_url=emulator.base_url, headers={"Authorization": f"Bearer {emulator.free_key}"}) as raw:
+        for _ in range(60):
+            raw.post("/chat/completions", json={"model": "gpt-3.5-turbo", "max_tokens": 5,
+                                                "messages": [{"role": "user", "content": "x"}]}).raise_for_status()
+    client = Baicai(api_key=emulator.free_key, base_url=emulator.base_url, quota="off", max_retries=0)
+    opened = []
+    for _ in range(10):
+        with pytest.raises(FreeGpt35RequestLimit) as caught:
+            _ask(client, max_tokens=5)
+        assert caught.value.retry_at is not None  # from the ledger's window
+        opened.append(_ledger_files_open())
+    assert opened[-1] <= opened[0], opened  # each error's ledger look-up closes what it opened
+
+
+def test_the_sdks_own_retries_keep_a_row_per_attempt_marked_and_count_one_request(emulator: Any) -> None:
+    import random
+
+    # A seed whose first "busy" roll fails the request and whose second lets it through.
+    seed = next(s for s in range(1000) if (lambda r: r.random() < 0.5 <= r.random())(random.Random(s)))
+    emulator.configure(faults=f"busy=0.5,seed={seed}")
+    client = Baicai(api_key=emulator.paid_key, base_url=emulator.base_url, tier="paid", max_retries=2)
+    _ask(client, max_tokens=5)
+    records = _settled_records(emulator, 2)
+    assert [r.relay_code for r in records] == [-1, None]
+    rows = _rows()
+    assert [(r["attempt"], r["status"], r["counted"]) for r in rows] == [(0, "error", 0), (1, "ok", 1)]
+    totals = UsageStore().summary()
+    assert (totals.requests, totals.retries, totals.errors) == (1, 1, 1)  # one app request, retried once
+    assert totals.cost_cny == pytest.approx(sum(r.cost for r in records)) and totals.cost_cny > 0
