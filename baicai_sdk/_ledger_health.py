@@ -37,6 +37,7 @@ from urllib.parse import quote
 from . import _ledger
 from ._keys.errors import _user_stacklevel
 from ._ledger import LedgerError, ThreadConnections
+from ._text import Text
 
 __all__ = [
     "BaicaiLedgerWarning",
@@ -170,11 +171,12 @@ def advice(kind: Damage, path: str | os.PathLike[str]) -> tuple[str, str]:
 
 
 def problem_line(path: str | os.PathLike[str], exc: BaseException) -> str:
-    """One bilingual line naming the trouble and the fix (CLI commands print this instead of a traceback)."""
+    """One line naming the trouble and the fix, in the user's language (CLI commands print this instead of a
+    traceback)."""
     path = Path(path)
     what, what_en, fix, fix_en = _advice(classify(exc, path), path)
     reason = _sqlite_reason(exc)[:160]
-    return f"{what}：{path}（{reason}）。{fix}。 / {what_en}: {path} ({reason}). To fix: {fix_en}."
+    return str(Text(f"{what}：{path}（{reason}）。{fix}。", f"{what_en}: {path} ({reason}). To fix: {fix_en}."))
 
 
 def _degraded_line(path: Path, exc: BaseException) -> str:
@@ -183,12 +185,12 @@ def _degraded_line(path: Path, exc: BaseException) -> str:
     reason = _sqlite_reason(exc)[:160]
     if kind == "locked":
         minutes = int(LOCKED_RETRY_SECONDS // 60)
-        return (f"{what}（{reason}）：本进程在 {minutes} 分钟内改用内存账本继续发送请求，之后再用 {path}。修复：{fix}。 / "
-                f"{what_en} ({reason}): this process keeps sending requests with an in-memory ledger for {minutes} "
-                f"minutes, then uses {path} again. To fix: {fix_en}.")
-    return (f"{what}（{reason}）：本进程改用内存账本继续发送请求，本次运行的用量不会写入 {path}。修复：{fix}。 / "
-            f"{what_en} ({reason}): this process keeps sending requests with an in-memory ledger; its usage will "
-            f"not be saved to {path}. To fix: {fix_en}.")
+        return str(Text(f"{what}（{reason}）：本进程在 {minutes} 分钟内改用内存账本继续发送请求，之后再用 {path}。修复：{fix}。",
+                        f"{what_en} ({reason}): this process keeps sending requests with an in-memory ledger for "
+                        f"{minutes} minutes, then uses {path} again. To fix: {fix_en}."))
+    return str(Text(f"{what}（{reason}）：本进程改用内存账本继续发送请求，本次运行的用量不会写入 {path}。修复：{fix}。",
+                    f"{what_en} ({reason}): this process keeps sending requests with an in-memory ledger; its usage "
+                    f"will not be saved to {path}. To fix: {fix_en}."))
 
 
 # -- the in-memory ledger ----------------------------------------------------------------------------------------

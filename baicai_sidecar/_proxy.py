@@ -36,6 +36,7 @@ from baicai_sdk.integration import (
     SHOULD_RETRY_HEADER,
     STREAM_TALLY,
     SSEDecoder,
+    Text,
     documented_status,
     is_event_stream,
     labelled,
@@ -424,7 +425,7 @@ class Proxy:
         """An answer made here. ``x-should-retry: false`` by default: the sidecar already retried what was safe,
         and after a timeout the relay may have billed the request."""
         body = openai_error_body(zh, en, type="baicai_sidecar_upstream", code=code)
-        self.stats.error(status=status, path=path, app=app, code=code, message=f"{zh} / {en}")
+        self.stats.error(status=status, path=path, app=app, code=code, message=str(Text(zh, en)))
         await send({"type": "http.response.start", "status": status, "headers": [
             (b"content-type", b"application/json; charset=utf-8"), (b"content-length", str(len(body)).encode()),
             (b"x-should-retry", b"true" if retry else b"false")]})
@@ -480,7 +481,7 @@ class Proxy:
 
     async def _end_incomplete(self, send: Send, path: str, app: str | None, code: str, zh: str, en: str) -> None:
         """End a stream that will not complete with an error event: OpenAI clients raise on it (no [DONE])."""
-        self.stats.error(status=502, path=path, app=app, code=code, message=f"{zh} / {en}")
+        self.stats.error(status=502, path=path, app=app, code=code, message=str(Text(zh, en)))
         event = openai_error_body(zh, en, type="baicai_sidecar_upstream", code=code)
         await send({"type": "http.response.body", "body": b"data: " + event + b"\n\n", "more_body": False})
 

@@ -98,7 +98,7 @@ class ResponsesError(Exception):
 
     def __init__(self, zh: str, en: str, *, param: str | None = None, code: str = "unsupported_parameter",
                  status: int = 400) -> None:
-        super().__init__(f"{zh} / {en}")
+        super().__init__(Text(zh, en))
         self.zh, self.en, self.param, self.code, self.status = zh, en, param, code, status
 
     def body(self) -> bytes:

@@ -17,7 +17,7 @@ def register(subparsers: Any) -> None:
         description=tr("白菜GPT 终端面板", "The BaicaiGPT terminal dashboard."),
     )
     parser.add_argument("--lang", choices=("both", "zh", "en"), default=None,
-                        help=tr("界面语言（默认中英双语；也可设 BAICAI_LANG）", "label language (default both; or BAICAI_LANG)"))
+                        help=tr("界面语言（默认按 BAICAI_LANG，否则按系统区域设置）", "label language (default: BAICAI_LANG, else the locale)"))
     parser.add_argument("--sidecar-url", default=None,
                         help=tr("边车地址", "sidecar address (default http://127.0.0.1:<default port>)"))
     parser.set_defaults(func=_run)

@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
 
 
 def _fail(zh: str, en: str) -> int:
-    print(f"{zh} / {en}", file=sys.stderr)
+    print(Text(zh, en), file=sys.stderr)
     return 2
 
 
