@@ -388,13 +388,14 @@ def _with_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
 
 def _log_refusal(method: str, path: str, status: int, body: bytes) -> None:
     """One line on the sidecar's console per refused request: an app shows "CORS error" or "401", this says why.
-    The body is our own answer (never a key), already in the user's language, as the console's reader wants it."""
+    The body is our own answer (never a key); the log keeps its English half when both are shown.
+    (Left: the refusal could carry its ``Text`` so the log never reads the rendered body — issue 12.)"""
     try:
         error = json.loads(body)["error"]
-        code, message = error.get("code"), str(error.get("message", ""))
+        code, message = error.get("code"), str(error.get("message", "")).rpartition(" / ")[2]
     except (ValueError, KeyError, TypeError, AttributeError):
         code, message = None, ""
-    log.warning("refused %s %s -> %d %s: %s", method, path[:100], status, code, message[:300])
+    log.warning("refused %s %s -> %d %s: %s", method, path[:100], status, code, message[:200])
 
 
 async def _reply(send: Send, status: int, body: bytes, *, extra: list[tuple[bytes, bytes]] | None = None,
