@@ -9,6 +9,7 @@ import httpx2
 import pytest
 
 from baicai_sdk.testing import EmulatorServer
+from tests import plain_http
 
 
 def chat_body(text: str = "hello", model: str = "gpt-3.5-turbo", **extra: Any) -> dict[str, Any]:
@@ -19,7 +20,7 @@ def client_for(emu: EmulatorServer, key: str | None, **headers: str) -> httpx2.C
     all_headers = dict(headers)
     if key is not None:
         all_headers["authorization"] = f"Bearer {key}"
-    return httpx2.Client(base_url=emu.base_url, headers=all_headers, timeout=10)
+    return plain_http.client(base_url=emu.base_url, headers=all_headers, timeout=10)
 
 
 def decode_error(style: str, payload: Any) -> tuple[int, str]:

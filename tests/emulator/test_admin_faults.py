@@ -9,6 +9,7 @@ import httpx2
 import pytest
 
 from baicai_sdk.testing import EmulatorConfig, EmulatorServer, Faults, FaultSpecError
+from tests import plain_http
 
 from .conftest import chat_body, client_for
 
@@ -58,21 +59,21 @@ def test_latency_is_added(emulator: EmulatorServer) -> None:
 
 def test_admin_routes_are_not_relay_traffic_and_mask_keys(emulator: EmulatorServer) -> None:
     client_for(emulator, emulator.paid_key).post("/chat/completions", json=chat_body())
-    state = httpx2.get(emulator.url + "/_emulator/state").json()
+    state = plain_http.get(emulator.url + "/_emulator/state").json()
     assert len(state["requests"]) == 1
     record = state["requests"][0]
     assert record["authorization"] == "Bearer baicai-…paid"
     assert emulator.paid_key not in str(state)
     assert record["prompt_tokens"] > 0 and record["cost"] > 0
-    config = httpx2.post(emulator.url + "/_emulator/config",
-                         json={"error_style": "errcode", "faults": "busy=1", "free_stream": "false"}).json()
+    config = plain_http.post(emulator.url + "/_emulator/config",
+                             json={"error_style": "errcode", "faults": "busy=1", "free_stream": "false"}).json()
     assert config["error_style"] == "errcode" and config["faults"] == "busy=1" and config["free_stream"] is False
     assert emulator.config.faults.busy == 1.0
-    bad = httpx2.post(emulator.url + "/_emulator/config", json={"faults": "bussy=1"})
+    bad = plain_http.post(emulator.url + "/_emulator/config", json={"faults": "bussy=1"})
     assert bad.status_code == 400 and "bussy" in bad.json()["error"]
-    assert httpx2.post(emulator.url + "/_emulator/reset").json() == {"ok": True}
+    assert plain_http.post(emulator.url + "/_emulator/reset").json() == {"ok": True}
     assert emulator.state.requests == [] and emulator.config.error_style == "errcode"  # reset keeps settings
-    assert len(httpx2.get(emulator.url + "/_emulator/state").json()["requests"]) == 0
+    assert len(plain_http.get(emulator.url + "/_emulator/state").json()["requests"]) == 0
 
 
 def test_record_repr_hides_the_key(emulator: EmulatorServer) -> None:
@@ -95,13 +96,13 @@ def test_server_starts_fast_and_leaves_nothing_behind() -> None:
     startups.append(time.monotonic() - started)
     startup = min(startups)
     port = server.port
-    assert httpx2.get(server.base_url + "/models",
-                      headers={"authorization": f"Bearer {server.free_key}"}).status_code == 200
+    assert plain_http.get(server.base_url + "/models",
+                          headers={"authorization": f"Bearer {server.free_key}"}).status_code == 200
     server.stop()
     assert startup < 0.3, startups
     assert set(threading.enumerate()) <= before
     with pytest.raises(httpx2.ConnectError):
-        httpx2.get(f"http://127.0.0.1:{port}/v1/models")
+        plain_http.get(f"http://127.0.0.1:{port}/v1/models")
     # The port is free again.
     again = EmulatorServer(port=port).start()
     again.stop()

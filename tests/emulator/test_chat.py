@@ -11,6 +11,7 @@ import pytest
 from baicai_sdk._catalog import load_catalog
 from baicai_sdk._tokens import count_chat, count_text
 from baicai_sdk.testing import EmulatorServer, wait_until
+from tests import plain_http
 
 from .conftest import chat_body
 
@@ -221,7 +222,7 @@ def test_stream_error_fault_sends_an_error_event_mid_stream(emulator: EmulatorSe
 @pytest.mark.parametrize("status", ["http", "200"])
 def test_errors_to_stream_requests_as_sse(emulator: EmulatorServer, status: str) -> None:
     emulator.configure(stream_errors="sse", free_stream=False, error_style="code-msg", error_status=status)
-    free = httpx2.Client(base_url=emulator.base_url, headers={"authorization": f"Bearer {emulator.free_key}"})
+    free = plain_http.client(base_url=emulator.base_url, headers={"authorization": f"Bearer {emulator.free_key}"})
     with free.stream("POST", "/chat/completions", json=chat_body(stream=True)) as response:
         assert response.status_code == (403 if status == "http" else 200)
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -229,6 +230,6 @@ def test_errors_to_stream_requests_as_sse(emulator: EmulatorServer, status: str)
     assert [json.loads(e)["code"] for e in events] == [48005]
     # Non-stream requests still get JSON.
     emulator.configure(stream_errors="sse")
-    frozen = httpx2.post(emulator.base_url + "/chat/completions", json=chat_body(),
-                         headers={"authorization": f"Bearer {emulator.frozen_key}"})
+    frozen = plain_http.post(emulator.base_url + "/chat/completions", json=chat_body(),
+                             headers={"authorization": f"Bearer {emulator.frozen_key}"})
     assert frozen.headers["content-type"] == "application/json" and frozen.json()["code"] == 40243

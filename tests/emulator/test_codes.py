@@ -16,6 +16,7 @@ import pytest
 from baicai_sdk._codes import RELAY_CODES
 from baicai_sdk._tokens import count_chat
 from baicai_sdk.testing import EmulatorServer
+from tests import plain_http
 
 from .conftest import chat_body, client_for, decode_error
 
@@ -58,7 +59,7 @@ def cause(code: int, emu: EmulatorServer) -> Trigger:
     if code == 48001:
         return lambda: paid.post("/chat/completions", json=chat_body(model="gpt-4-32k"))
     if code == 48004:
-        doubled = httpx2.Client(base_url=emu.base_url + "/v1", headers={"authorization": f"Bearer {emu.paid_key}"})
+        doubled = plain_http.client(base_url=emu.base_url + "/v1", headers={"authorization": f"Bearer {emu.paid_key}"})
         return lambda: doubled.post("/chat/completions", json=body)
     if code == 48005:
         emu.configure(free_stream=False)
@@ -142,13 +143,13 @@ def test_relay_errors_are_recorded_and_cost_nothing(emulator: EmulatorServer) ->
      ("Bearer sk-openai-key-by-mistake", 40001)],
 )
 def test_authorization_variants(emulator: EmulatorServer, header: str, code: int) -> None:
-    response = httpx2.get(f"{emulator.base_url}/models", headers={"authorization": header})
+    response = plain_http.get(f"{emulator.base_url}/models", headers={"authorization": header})
     assert response.json()["error"]["code"] == code
 
 
 @pytest.mark.parametrize("path", ["/v1/v1/models", "/v1/completions", "/v2/chat/completions", "/"])
 def test_unknown_routes_are_48004_even_for_good_keys(emulator: EmulatorServer, path: str) -> None:
-    response = httpx2.get(emulator.url + path, headers={"authorization": f"Bearer {emulator.paid_key}"})
+    response = plain_http.get(emulator.url + path, headers={"authorization": f"Bearer {emulator.paid_key}"})
     assert (response.status_code, response.json()["error"]["code"]) == (404, 48004)
 
 

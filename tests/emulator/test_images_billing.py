@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from baicai_sdk.testing import EmulatorServer
+from tests import plain_http
 
 
 def _decode(png: bytes) -> tuple[int, int]:
@@ -46,11 +47,11 @@ def test_url_images_are_served_by_the_emulator(emulator: EmulatorServer, paid: h
     urls = [item["url"] for item in answer["data"]]
     assert len(set(urls)) == 3 and all(u.startswith(emulator.url + "/files/") for u in urls)
     for url in urls:
-        response = httpx2.get(url)  # no key needed, like OpenAI's blob URLs
+        response = plain_http.get(url)  # no key needed, like OpenAI's blob URLs
         assert response.headers["content-type"] == "image/png"
         assert _decode(response.content) == (512, 512)
     assert emulator.state.spent(emulator.paid_key) == pytest.approx(3 * 0.18)
-    assert httpx2.get(emulator.url + "/files/nope.png").status_code == 404
+    assert plain_http.get(emulator.url + "/files/nope.png").status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -73,9 +74,9 @@ def test_billing_endpoints_follow_new_api(emulator: EmulatorServer, paid: httpx2
     paid.post("/images/generations", json={"model": "dall-e-2", "prompt": "x", "size": "256x256"})
     paid.post("/chat/completions", json={"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]})
     spent = emulator.state.spent(emulator.paid_key)
-    sub = httpx2.get(f"{emulator.url}{prefix}/dashboard/billing/subscription", headers=headers).json()
-    usage = httpx2.get(f"{emulator.url}{prefix}/dashboard/billing/usage?start_date=2024-01-01&end_date=2024-02-01",
-                       headers=headers).json()
+    sub = plain_http.get(f"{emulator.url}{prefix}/dashboard/billing/subscription", headers=headers).json()
+    usage = plain_http.get(f"{emulator.url}{prefix}/dashboard/billing/usage?start_date=2024-01-01&end_date=2024-02-01",
+                           headers=headers).json()
     assert sub["hard_limit_usd"] == pytest.approx(10.0)  # CNY granted (balance + spent), as new-api shows it
     assert usage["total_usage"] == pytest.approx(spent * 100)
     # NextChat's formula: balance = hard_limit_usd - total_usage / 100.
@@ -87,9 +88,11 @@ def test_billing_endpoints_follow_new_api(emulator: EmulatorServer, paid: httpx2
 
 def test_billing_for_free_keys_is_zero_and_top_ups_count(emulator: EmulatorServer) -> None:
     free = {"authorization": f"Bearer {emulator.free_key}"}
-    assert httpx2.get(emulator.base_url + "/dashboard/billing/subscription", headers=free).json()["hard_limit_usd"] == 0
-    assert httpx2.get(emulator.base_url + "/dashboard/billing/usage", headers=free).json()["total_usage"] == 0
+    subscription = plain_http.get(emulator.base_url + "/dashboard/billing/subscription", headers=free).json()
+    assert subscription["hard_limit_usd"] == 0
+    assert plain_http.get(emulator.base_url + "/dashboard/billing/usage", headers=free).json()["total_usage"] == 0
     emulator.state.top_up(emulator.paid_key, 5)
     paid = {"authorization": f"Bearer {emulator.paid_key}"}
-    assert httpx2.get(emulator.base_url + "/dashboard/billing/subscription", headers=paid).json()["hard_limit_usd"] == 15
-    assert httpx2.get(emulator.base_url + "/dashboard/billing/usage").json()["error"]["code"] == 41001
+    subscription = plain_http.get(emulator.base_url + "/dashboard/billing/subscription", headers=paid).json()
+    assert subscription["hard_limit_usd"] == 15
+    assert plain_http.get(emulator.base_url + "/dashboard/billing/usage").json()["error"]["code"] == 41001

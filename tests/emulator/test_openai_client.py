@@ -9,12 +9,13 @@ import pytest
 
 from baicai_sdk._tokens import count_chat
 from baicai_sdk.testing import EmulatorServer
+from tests import plain_http
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "你好"}]
 
 
 def _client(emu: EmulatorServer, key: str | None = None) -> openai.OpenAI:
-    return openai.OpenAI(api_key=key or emu.paid_key, base_url=emu.base_url, max_retries=0)
+    return plain_http.openai_client(api_key=key or emu.paid_key, base_url=emu.base_url, max_retries=0)
 
 
 def test_sync_chat_models_and_retrieve(emulator: EmulatorServer) -> None:
@@ -42,7 +43,7 @@ def test_sync_stream_with_usage(emulator: EmulatorServer) -> None:
 
 
 async def test_async_chat_stream_and_images(emulator: EmulatorServer) -> None:
-    client = openai.AsyncOpenAI(api_key=emulator.paid_key, base_url=emulator.base_url, max_retries=0)
+    client = plain_http.async_openai_client(api_key=emulator.paid_key, base_url=emulator.base_url, max_retries=0)
     answer = await client.chat.completions.create(model="gpt-3.5-turbo", messages=MESSAGES)  # type: ignore[arg-type]
     stream = await client.chat.completions.create(model="gpt-3.5-turbo", messages=MESSAGES,  # type: ignore[arg-type]
                                                   stream=True)

@@ -7,6 +7,7 @@ import pytest
 
 from baicai_sdk._tokens import count_chat
 from baicai_sdk.testing import EmulatorServer
+from tests import plain_http
 
 from .conftest import chat_body, client_for
 
@@ -141,7 +142,7 @@ def test_clock_over_http(emulator: EmulatorServer, header_clock: bool) -> None:
     free = client_for(emulator, emulator.free_key)
     assert _post(free, gpt4) == 200 and _post(free, gpt4) == 40021
     if header_clock:
-        answer = httpx2.post(emulator.url + "/_emulator/clock", json={"advance": 3600}).json()
+        answer = plain_http.post(emulator.url + "/_emulator/clock", json={"advance": 3600}).json()
         assert answer["frozen"] is True
     else:
         emulator.clock.advance(3600)

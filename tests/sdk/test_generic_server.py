@@ -9,6 +9,7 @@ import openai
 import pytest
 
 from baicai_sdk import AsyncBaicai, Baicai, BaicaiError, RetryPolicy
+from tests import plain_http
 from tests.generic_server import GenericServer, generic_server  # noqa: F401  (fixture)
 
 CHAT: dict[str, Any] = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}]}
@@ -29,7 +30,7 @@ def _raised(call: Any) -> openai.APIStatusError:
 @pytest.mark.parametrize("status", sorted(CLASSES))
 def test_baicai_raises_what_plain_openai_raises(generic_server: GenericServer, status: int, style: str) -> None:
     generic_server.status, generic_server.style = status, style
-    plain = openai.OpenAI(base_url=generic_server.base_url, api_key="sk-generic", max_retries=2)
+    plain = plain_http.openai_client(base_url=generic_server.base_url, api_key="sk-generic", max_retries=2)
     expected = _raised(lambda: plain.chat.completions.create(**CHAT))
     plain_hits, generic_server.hits = generic_server.hits, 0
 

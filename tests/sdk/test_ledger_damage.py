@@ -21,13 +21,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
 
 from baicai_sdk import Baicai, cli
 from baicai_sdk._ledger_health import BaicaiLedgerWarning, check, degraded_reason, repair
 from baicai_sdk._meter import Meter, Reservation, describe_request
 from baicai_sdk._paths import ledger_path
+from tests import plain_http
 
 MESSAGES = [{"role": "user", "content": "Say this is a test"}]
 KEY = "baicai-damage-aaaaaaaaaaaaaaaaaaaa1234"
@@ -110,11 +110,11 @@ def test_sidecar_request_served(kind: str, emulator: Any) -> None:
         with SidecarServer(SidecarConfig(upstream=emulator.base_url, api_key=emulator.paid_key, tier="paid",
                                          open_access=True)) as sidecar:
             for _ in range(2):
-                r = httpx2.post(sidecar.base_url + "/chat/completions", headers={"authorization": "Bearer x"},
-                                json={"model": "gpt-3.5-turbo", "messages": MESSAGES})
+                r = plain_http.post(sidecar.base_url + "/chat/completions", headers={"authorization": "Bearer x"},
+                                    json={"model": "gpt-3.5-turbo", "messages": MESSAGES})
                 assert r.status_code == 200, r.text
                 assert r.json()["choices"][0]["message"]["content"]
-            status = httpx2.get(sidecar.origin + "/sidecar/status", headers={"authorization": "Bearer x"}).json()
+            status = plain_http.get(sidecar.origin + "/sidecar/status", headers={"authorization": "Bearer x"}).json()
     assert sum(issubclass(w.category, BaicaiLedgerWarning) for w in caught) == 1
     assert status["requests"] == 2
 

@@ -19,6 +19,7 @@ from baicai_sdk import describe_request
 from baicai_sdk.testing import wait_until
 from baicai_sidecar._limits import ServerLimits
 from baicai_sidecar._server import SidecarServer
+from tests import plain_http
 
 
 def _closed(sock: socket.socket, within: float) -> bool:
@@ -72,7 +73,7 @@ def test_a_huge_head_is_refused_before_it_is_read(limited: Callable[..., Sidecar
     assert "16 KB" in json.loads(body)["error"]["message"]
     assert "request head over 16 KB" in caplog.text
     # a normal request with a token is served as before
-    r = httpx2.get(server.base_url + "/models", headers={"authorization": f"Bearer {app_token}"})
+    r = plain_http.get(server.base_url + "/models", headers={"authorization": f"Bearer {app_token}"})
     assert r.status_code == 200
 
 
@@ -94,7 +95,7 @@ def test_idle_connections_make_room_for_an_app(limited: Callable[..., SidecarSer
     flood = [_connect(server) for _ in range(60)]  # three times the cap, all silent
     with caplog.at_level(logging.WARNING, logger="baicai.sidecar"):
         for _ in range(3):
-            r = httpx2.get(server.base_url + "/models", headers={"authorization": f"Bearer {app_token}"})
+            r = plain_http.get(server.base_url + "/models", headers={"authorization": f"Bearer {app_token}"})
             assert r.status_code == 200
     assert "closed an idle connection to make room" in caplog.text
     assert sum(_closed(s, 0.05) for s in flood) >= 40  # the oldest silent ones were closed
@@ -115,7 +116,7 @@ def test_every_connection_busy_gets_a_clear_503(limited: Callable[..., SidecarSe
         t.start()
     # until all three are waiting for the relay (a connection still silent would make room instead)
     wait_until(lambda: server.proxy.stats.requests >= 3, what="three requests waiting for the relay")
-    r = httpx2.get(server.base_url + "/models", headers=auth)
+    r = plain_http.get(server.base_url + "/models", headers=auth)
     for t in threads:
         t.join()
     assert r.status_code == 503 and r.headers["retry-after"] == "1"
@@ -149,13 +150,13 @@ def test_a_large_body_does_not_stall_other_apps(limited: Callable[..., SidecarSe
     counting = 4 * (time.monotonic() - started)
 
     def send_big() -> None:
-        httpx2.post(server.base_url + "/chat/completions", content=big,
-                    headers={**auth, "content-type": "application/json"}, timeout=120)
+        plain_http.post(server.base_url + "/chat/completions", content=big,
+                        headers={**auth, "content-type": "application/json"}, timeout=120)
 
     thread = threading.Thread(target=send_big)
     thread.start()
     latencies = []
-    with httpx2.Client(headers=auth, timeout=60) as probe:
+    with plain_http.client(headers=auth, timeout=60) as probe:
         while thread.is_alive():  # probe all along: some probes land while the body is parsed and counted
             started = time.monotonic()
             r = probe.get(server.origin + "/sidecar/status")

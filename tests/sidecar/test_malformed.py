@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx2
 import openai
 import pytest
 
 from baicai_sdk import AsyncBaicai, Baicai
+from tests import plain_http
 
 BAD = [
     ([1, 2, 3], "messages[0]", "got int"),
@@ -42,8 +42,8 @@ async def test_async_sdk_too(emulator: Any) -> None:
 @pytest.mark.parametrize(("messages", "param", "said"), BAD)
 def test_sidecar_answers_400_in_openai_shape(emulator: Any, sidecar: Any, app_token: str, ledger_rows: Any,
                                             messages: Any, param: str, said: str) -> None:
-    r = httpx2.post(sidecar.base_url + "/chat/completions", headers={"authorization": f"Bearer {app_token}"},
-                    json={"model": "gpt-3.5-turbo", "messages": messages})
+    r = plain_http.post(sidecar.base_url + "/chat/completions", headers={"authorization": f"Bearer {app_token}"},
+                        json={"model": "gpt-3.5-turbo", "messages": messages})
     assert r.status_code == 400, r.text
     error = r.json()["error"]
     assert error["type"] == "invalid_request_error" and error["param"] == param and said in error["message"]
@@ -53,15 +53,15 @@ def test_sidecar_answers_400_in_openai_shape(emulator: Any, sidecar: Any, app_to
 
 def test_emulator_admin_routes_refuse_browser_pages(emulator: Any) -> None:
     url = emulator.url + "/_emulator/reset"
-    cross_site = httpx2.post(url, content=b'{"x": 1}', headers={"origin": "https://evil.example",
-                                                               "content-type": "text/plain"})
+    cross_site = plain_http.post(url, content=b'{"x": 1}', headers={"origin": "https://evil.example",
+                                                                   "content-type": "text/plain"})
     assert cross_site.status_code == 403
-    rebound = httpx2.post(url, headers={"host": "evil.example"})
+    rebound = plain_http.post(url, headers={"host": "evil.example"})
     assert rebound.status_code == 421
-    form = httpx2.post(emulator.url + "/_emulator/config", content=b'{"faults": "busy=1"}',
-                       headers={"content-type": "text/plain"})
+    form = plain_http.post(emulator.url + "/_emulator/config", content=b'{"faults": "busy=1"}',
+                           headers={"content-type": "text/plain"})
     assert form.status_code == 415
-    config = httpx2.get(emulator.url + "/_emulator/state").json()["config"]
+    config = plain_http.get(emulator.url + "/_emulator/state").json()["config"]
     assert "busy" not in config["faults"]  # the refused POST changed nothing
-    assert httpx2.post(url).json() == {"ok": True}  # a local tool, as before
-    assert httpx2.post(emulator.url + "/_emulator/config", json={"faults": "latency=0"}).status_code == 200
+    assert plain_http.post(url).json() == {"ok": True}  # a local tool, as before
+    assert plain_http.post(emulator.url + "/_emulator/config", json={"faults": "latency=0"}).status_code == 200

@@ -14,12 +14,13 @@ import pytest
 
 from baicai_sdk.testing import wait_until
 from baicai_sidecar._tokens import TokenStore
+from tests import plain_http
 
 CHAT = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "你好"}]}
 
 
 def client(sidecar: Any, token: str, **kw: Any) -> openai.OpenAI:
-    return openai.OpenAI(base_url=sidecar.base_url, api_key=token, max_retries=0, **kw)
+    return plain_http.openai_client(base_url=sidecar.base_url, api_key=token, max_retries=0, **kw)
 
 
 def bilingual(message: str) -> None:
@@ -48,10 +49,10 @@ def test_models_images_and_billing_without_v1(emulator: Any, sidecar: Any, app_t
     image = c.images.generate(model="dall-e-2", prompt="白菜", size="256x256", n=1)
     assert image.data and (image.data[0].url or image.data[0].b64_json)
     # NextChat asks for billing without /v1: forwarded to the relay's /v1 path, answer passed through as is
-    direct = httpx2.get(emulator.base_url + "/dashboard/billing/subscription",
-                        headers={"authorization": f"Bearer {emulator.paid_key}"})
-    via = httpx2.get(sidecar.origin + "/dashboard/billing/subscription",
-                     headers={"authorization": f"Bearer {app_token}"})
+    direct = plain_http.get(emulator.base_url + "/dashboard/billing/subscription",
+                            headers={"authorization": f"Bearer {emulator.paid_key}"})
+    via = plain_http.get(sidecar.origin + "/dashboard/billing/subscription",
+                         headers={"authorization": f"Bearer {app_token}"})
     assert via.status_code == direct.status_code
     if direct.status_code == 200:
         assert via.json().keys() == direct.json().keys()
@@ -252,7 +253,7 @@ def test_status_for_the_tui(emulator: Any, sidecar: Any, app_token: str) -> None
     client(sidecar, app_token).chat.completions.create(**CHAT)
     with pytest.raises(openai.NotFoundError):
         client(sidecar, app_token).chat.completions.create(**{**CHAT, "model": "no-such-model"})
-    r = httpx2.get(sidecar.origin + "/sidecar/status", headers={"authorization": f"Bearer {app_token}"})
+    r = plain_http.get(sidecar.origin + "/sidecar/status", headers={"authorization": f"Bearer {app_token}"})
     status = r.json()
     assert status["upstream"] == emulator.base_url and status["tier"] == "paid"
     assert status["uptime_s"] > 0 and status["requests"] == 2
@@ -263,7 +264,7 @@ def test_status_for_the_tui(emulator: Any, sidecar: Any, app_token: str) -> None
     (own,) = [w for w in status["windows"] if w["family"] == "gpt-3.5" and w["scope"] == "key"]  # the key's own
     assert own["key_hint"] == "baicai-…paid" and own["requests_used"] == 1 and own["requests_limit"] == 1000
     assert emulator.paid_key not in r.text
-    assert httpx2.get(sidecar.origin + "/sidecar/status").status_code == 401
+    assert plain_http.get(sidecar.origin + "/sidecar/status").status_code == 401
 
 
 def test_the_key_never_reaches_a_log_line(emulator: Any, sidecar_factory: Any, app_token: str,
@@ -371,7 +372,7 @@ def test_cli_prints_what_to_paste_and_it_works(emulator: Any, baicai_home: Any) 
 
 def _try_chat(base_url: str, token: str) -> Any:
     try:
-        return openai.OpenAI(base_url=base_url, api_key=token, max_retries=0).chat.completions.create(**CHAT)
+        return plain_http.openai_client(base_url=base_url, api_key=token, max_retries=0).chat.completions.create(**CHAT)
     except openai.APIConnectionError:
         return None
 
@@ -394,7 +395,7 @@ def test_an_upstream_error_quoting_the_real_key_reaches_the_app_masked(sidecar_f
 
     server = sidecar_factory(api_key=real_key,
                              transport=AsyncMeteredTransport(httpx2.MockTransport(upstream), source="sidecar"))
-    with httpx2.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {app_token}"}) as client:
+    with plain_http.client(base_url=server.base_url, headers={"Authorization": f"Bearer {app_token}"}) as client:
         models = client.get("/models")
         chat = client.post("/chat/completions", json={"model": "gpt-3.5-turbo",
                                                       "messages": [{"role": "user", "content": "hi"}]})

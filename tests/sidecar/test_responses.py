@@ -16,6 +16,7 @@ import pytest
 
 from baicai_sdk.testing import wait_until
 from baicai_sidecar._responses import DROPPED_HEADER, ResponsesError, ResponseStore, StreamTranslator, to_chat
+from tests import plain_http
 
 WEATHER = {
     "type": "function", "name": "get_weather", "description": "Weather for a city",
@@ -24,11 +25,11 @@ WEATHER = {
 
 
 def client(sidecar: Any, token: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=sidecar.base_url, api_key=token, max_retries=0)
+    return plain_http.openai_client(base_url=sidecar.base_url, api_key=token, max_retries=0)
 
 
 def aclient(sidecar: Any, token: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=sidecar.base_url, api_key=token, max_retries=0)
+    return plain_http.async_openai_client(base_url=sidecar.base_url, api_key=token, max_retries=0)
 
 
 def settled(ledger_rows: Any, count: int) -> list[dict[str, Any]]:
@@ -184,7 +185,7 @@ def test_images_a_tool_returned_follow_the_tool_messages() -> None:
 def test_what_cannot_be_honoured_is_named_or_refused(emulator: Any, sidecar: Any, app_token: str) -> None:
     body = {"model": "gpt-3.5-turbo", "input": "搜一下", "reasoning": {"effort": "high"},
             "tools": [{"type": "web_search"}, WEATHER], "include": ["reasoning.encrypted_content"]}
-    r = httpx2.post(sidecar.base_url + "/responses", json=body, headers={"authorization": f"Bearer {app_token}"})
+    r = plain_http.post(sidecar.base_url + "/responses", json=body, headers={"authorization": f"Bearer {app_token}"})
     assert r.status_code == 200, r.text
     assert r.headers[DROPPED_HEADER] == "tools:web_search,reasoning"
     forced = {**body, "tool_choice": {"type": "web_search"}}

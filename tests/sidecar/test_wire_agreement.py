@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx2
 import openai
 import pytest
 
 from baicai_sdk import Baicai, InvalidKey, RetryPolicy
+from tests import plain_http
 from tests.generic_server import GenericServer, generic_server  # noqa: F401  (fixture)
 
 CHAT: dict[str, Any] = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "你好"}]}
@@ -25,8 +25,8 @@ def test_the_sdk_and_the_sidecar_say_the_same_for_the_same_relay_answer(
     sdk_text = caught.value.message
 
     sc = sidecar_factory(api_key=wrong)
-    answer = httpx2.post(sc.base_url + "/chat/completions", json=CHAT,
-                         headers={"authorization": f"Bearer {app_token}"}, timeout=10)
+    answer = plain_http.post(sc.base_url + "/chat/completions", json=CHAT,
+                             headers={"authorization": f"Bearer {app_token}"}, timeout=10)
     assert answer.status_code == 401
     error = answer.json()["error"]
     assert error["message"] == sdk_text and error["code"] == "40001" and error["type"] == "baicai_authentication"
@@ -42,7 +42,7 @@ def test_generic_server_errors_reach_apps_as_the_server_sent_them(
     generic_server.status, generic_server.style = status, style
     sc = sidecar_factory(upstream=generic_server.base_url, api_key="baicai-" + "g" * 32,
                          retry_policy=RetryPolicy(max_retries=2, base_delay=0.001, max_delay=0.002, jitter=0.0))
-    app = openai.OpenAI(base_url=sc.base_url, api_key=app_token, max_retries=0)
+    app = plain_http.openai_client(base_url=sc.base_url, api_key=app_token, max_retries=0)
     with pytest.raises(openai.APIStatusError) as caught:
         app.chat.completions.create(**CHAT)
     error = caught.value
