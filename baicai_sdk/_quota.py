@@ -352,89 +352,159 @@ def decide(
     much of a full token window is held by reservations in flight (then the wait is seconds, not the hour).
     ``max_wait``: a wait longer than this becomes a refusal; ``None`` leaves that to the caller. ``key_fp``: the
     requesting key, so that a relay code another key received does not apply to it.
+
+    The steps: refusals no window can change (:func:`_refused_outright`); the tier whose limits apply
+    (:func:`_judging_tier`); a request bigger than the hour (:func:`_never_fits`); what the relay's codes taught
+    (:func:`_learned_limits`); the window that binds longest (:func:`_binding_limit`); its wording (:func:`_waiting`).
     """
     catalog = catalog or load_catalog()
     family = info.family
-    base = {"family": family, "tier": tier, "tier_source": tier_source}
-    tier_zh, tier_en = _TIER_ZH[tier], _TIER_EN[tier]
-
-    if info.model in catalog.unsupported:
-        return Decision(
-            "refuse", **base, status=404,  # type: ignore[arg-type]  # the relay's 48001
-            reason_zh=f"白菜GPT 不支持模型 {info.model}",
-            reason_en=f"the relay does not support {info.model}",
-        )
+    base = _Base(family, tier, tier_source)
+    refused = _refused_outright(info, base, catalog)
+    if refused is not None:
+        return refused
     if family is None:
         # A model we cannot place in a family has no known limit: let the relay decide.
-        return Decision("allow", **base, notes=("unknown family: not predicted",))  # type: ignore[arg-type]
+        return base.decision("allow", notes=("unknown family: not predicted",))
+    effective_tier, notes = _judging_tier(info, tier, catalog, ip_window, key_window)
+    limits = catalog.limits_for(family, effective_tier)
+    if limits is None:
+        return base.decision("refuse", status=403, reason_zh=f"{base.tier_zh}不能使用 {family}",
+                             reason_en=f"{base.tier_en} cannot use {family}")
+    never = _never_fits(info, base, limits)
+    if never is not None:
+        return never
+    request_tokens = info.estimated_tokens
+    if limits.tokens_per_hour is not None:
+        # Without an explicit max_tokens the completion is a guess: never reserve more than the whole budget.
+        request_tokens = min(request_tokens, limits.tokens_per_hour)
+    limits_by_scope, exhaustion_until = _learned_limits(limits, exhaustions, now, key_fp, effective_tier)
+    worst, inflight_only = _binding_limit(
+        (("ip", ip_window), ("key", key_window)), limits_by_scope, request_tokens, now, exhaustion_until,
+        entries_loader, pending_loader)
+    if worst is None:
+        return base.decision("allow", limits=limits, used_requests=ip_window.requests,
+                             used_tokens=ip_window.tokens, request_tokens=request_tokens, notes=notes)
+    return _waiting(base, worst, inflight_only=inflight_only, exhaustion_until=exhaustion_until, now=now,
+                    max_wait=max_wait, limits=limits, ip_window=ip_window, request_tokens=request_tokens,
+                    notes=notes)
 
-    on_free = catalog.allowed_on_free(info.model)
-    free_limits = catalog.limits_for(family, "free")
-    model_free = on_free is not False and free_limits is not None
-    if tier == "free" and not model_free and tier_source == "configured":
+
+@dataclass(frozen=True)
+class _Base:
+    """What every decision for one request says: its family, and the key's tier and where that came from."""
+
+    family: str | None
+    tier: Tier
+    tier_source: TierSource
+
+    @property
+    def tier_zh(self) -> str:
+        return _TIER_ZH[self.tier]
+
+    @property
+    def tier_en(self) -> str:
+        return _TIER_EN[self.tier]
+
+    def decision(self, kind: DecisionKind, **fields: Any) -> Decision:
+        return Decision(kind, family=self.family, tier=self.tier, tier_source=self.tier_source, **fields)
+
+
+def _refused_outright(info: RequestInfo, base: _Base, catalog: Catalog) -> Decision | None:
+    """A request no window can let through: a model the relay does not support; a paid-only model for a key the
+    user configured as free."""
+    if info.model in catalog.unsupported:
+        return base.decision("refuse", status=404,  # the relay's 48001
+                             reason_zh=f"白菜GPT 不支持模型 {info.model}",
+                             reason_en=f"the relay does not support {info.model}")
+    if info.family is None or base.tier != "free" or base.tier_source != "configured":
         # Only when the user said so: a *learned* free tier may be out of date (a top-up upgrades the key), and
         # the relay's 40050 costs nothing, so the request goes and the answer tells us.
-        return Decision(
-            "refuse", **base, status=403,  # type: ignore[arg-type]  # the relay's 40050
-            reason_zh=f"免费会员不能使用 {info.model}，请换用免费模型（如 gpt-3.5-turbo）或充值升级",
-            reason_en=f"the free tier cannot use {info.model}; use a free model (e.g. gpt-3.5-turbo) or top up",
-        )
-    effective_tier: Tier = tier
-    notes: tuple[str, ...] = ()
-    if tier != "paid" and not model_free:
+        return None
+    if _model_free(info, catalog):
+        return None
+    return base.decision("refuse", status=403,  # the relay's 40050
+                         reason_zh=f"免费会员不能使用 {info.model}，请换用免费模型（如 gpt-3.5-turbo）或充值升级",
+                         reason_en=f"the free tier cannot use {info.model}; use a free model (e.g. gpt-3.5-turbo) "
+                                   "or top up")
+
+
+def _model_free(info: RequestInfo, catalog: Catalog) -> bool:
+    """Whether a free key may run the model at all (its family has free limits, and the model is not paid-only)."""
+    return (catalog.allowed_on_free(info.model) is not False
+            and catalog.limits_for(info.family or "", "free") is not None)
+
+
+def _judging_tier(info: RequestInfo, tier: Tier, catalog: Catalog, ip_window: Window, key_window: Window
+                  ) -> tuple[Tier, tuple[str, ...]]:
+    """The tier whose limits judge the request, and a note when it is not the key's own."""
+    if tier != "paid" and not _model_free(info, catalog):
         # Only a paid key can run this model at all, so the paid limits are the ones that will apply (the tier is
         # unknown, or learned as free and possibly upgraded since).
-        effective_tier = "paid"
-        notes = (PAID_ONLY_NOTE,)
-    elif tier == "unknown":
+        return "paid", (PAID_ONLY_NOTE,)
+    if tier == "unknown":
         # Nobody knows the tier: refuse only past a limit both tiers have (the paid one). A limit only the free tier
         # has would refuse a paying user for nothing; past it a free key gets the relay's code (40020…), which costs
         # no quota and teaches the tier.
-        effective_tier = "paid"
-        if free_limits is not None and _past(free_limits, ip_window, key_window, info):
-            notes = (PAST_FREE_NOTE,)
-    limits = catalog.limits_for(family, effective_tier)
-    if limits is None:
-        return Decision(
-            "refuse", **base, status=403,  # type: ignore[arg-type]
-            reason_zh=f"{tier_zh}不能使用 {family}", reason_en=f"{tier_en} cannot use {family}",
-        )
+        free_limits = catalog.limits_for(info.family or "", "free")
+        past = free_limits is not None and _past(free_limits, ip_window, key_window, info)
+        return "paid", (PAST_FREE_NOTE,) if past else ()
+    return tier, ()
 
-    units = 1  # limits count requests (a DALL·E call with n=2 is one request)
+
+def _never_fits(info: RequestInfo, base: _Base, limits: Limits) -> Decision | None:
+    """A request bigger than the whole hourly token budget can never be sent: say so now, not after an hour."""
+    tph = limits.tokens_per_hour
+    if tph is None or info.prompt_tokens + (info.max_completion_tokens if info.max_tokens_given else 0) <= tph:
+        return None
+    need = info.estimated_tokens
+    return base.decision(
+        "refuse", limits=limits, request_tokens=need, status=400,
+        reason_zh=f"{base.tier_zh}：这个请求约 {need} tokens，超过每小时上限 {tph}，永远无法发送；请缩短对话或减小 max_tokens",
+        reason_en=f"{base.tier_en}: this request needs about {need} tokens, over the hourly limit of {tph}, so it can "
+                  "never be sent; shorten it or lower max_tokens",
+    )
+
+
+def _learned_limits(limits: Limits, exhaustions: Sequence[Exhaustion], now: float, key_fp: str | None,
+                    tier: Tier) -> tuple[dict[str, dict[str, int | None]], float | None]:
+    """Each scope's limits after what the relay's codes taught, and until when the latest lesson holds.
+
+    The relay told this key a window was full although we predicted room (the key is used elsewhere too, or another
+    machine shares this IP, or the window is fixed): until that hour has passed, what this key had in the window then
+    is its whole budget. Codes of another tier or another key teach nothing here."""
     rph, tph = limits.requests_per_hour, limits.tokens_per_hour
-    request_tokens = info.estimated_tokens
-    if tph is not None:
-        if info.prompt_tokens + (info.max_completion_tokens if info.max_tokens_given else 0) > tph:
-            return Decision(
-                "refuse", **base, limits=limits, request_tokens=request_tokens, status=400,  # type: ignore[arg-type]
-                reason_zh=f"{tier_zh}：这个请求约 {request_tokens} tokens，超过每小时上限 {tph}，永远无法发送；请缩短对话或减小 max_tokens",
-                reason_en=f"{tier_en}: this request needs about {request_tokens} tokens, over the hourly limit of {tph}, so it can never be sent; shorten it or lower max_tokens",
-            )
-        # Without an explicit max_tokens the completion is a guess: never reserve more than the whole budget.
-        request_tokens = min(request_tokens, tph)
-
-    # The relay told this key a window was full although we predicted room (the key is used elsewhere too, or
-    # another machine shares this IP, or the window is fixed): until that hour has passed, treat what this key
-    # had in the window then as its whole budget. Codes of another tier or another key teach nothing here.
-    limits_by_scope: dict[str, dict[str, int | None]] = {
+    by_scope: dict[str, dict[str, int | None]] = {
         "ip": {"requests": rph, "tokens": tph}, "key": {"requests": rph, "tokens": tph},
     }
-    exhaustion_until: float | None = None
+    until: float | None = None
     for ex in exhaustions:
-        if ex.at + WINDOW_SECONDS <= now or not ex.applies_to(key_fp, effective_tier):
+        if ex.at + WINDOW_SECONDS <= now or not ex.applies_to(key_fp, tier):
             continue
-        exhaustion_until = max(exhaustion_until or 0.0, ex.at + WINDOW_SECONDS)
-        scope_limits = limits_by_scope["key" if ex.key_fp is not None else "ip"]
+        until = max(until or 0.0, ex.at + WINDOW_SECONDS)
+        scope_limits = by_scope["key" if ex.key_fp is not None else "ip"]
         if ex.kind == "requests" and scope_limits["requests"] is not None:
             held = ex.key_requests if ex.key_requests is not None and ex.key_fp is not None else ex.local_requests
             scope_limits["requests"] = min(scope_limits["requests"], held)
         elif ex.kind == "tokens" and scope_limits["tokens"] is not None:
             held = ex.key_tokens if ex.key_tokens is not None and ex.key_fp is not None else ex.local_tokens
             scope_limits["tokens"] = min(scope_limits["tokens"], held)
+    return by_scope, until
 
-    worst: tuple[float, str, int, int, str] | None = None  # (retry_at, what, used, limit, scope)
+
+_Binding = tuple[float, str, int, int, str]
+"""(retry_at, what — requests or tokens, used, limit, scope) of the limit that keeps a request waiting longest."""
+
+
+def _binding_limit(
+    windows: Iterable[tuple[str, Window]], limits_by_scope: Mapping[str, Mapping[str, int | None]],
+    request_tokens: int, now: float, exhaustion_until: float | None, entries_loader: Any, pending_loader: Any,
+) -> tuple[_Binding | None, bool]:
+    """The limit that binds longest (None: every window has room), and whether only in-flight estimates fill it."""
+    units = 1  # limits count requests (a DALL·E call with n=2 is one request)
+    worst: _Binding | None = None
     inflight_only = True
-    for scope, window in (("ip", ip_window), ("key", key_window)):
+    for scope, window in windows:
         checks: list[tuple[str, int, int | None, int, bool]] = [
             ("requests", window.requests, limits_by_scope[scope]["requests"], units, False),
             ("tokens", window.tokens, limits_by_scope[scope]["tokens"], request_tokens, True),
@@ -457,20 +527,19 @@ def decide(
             if freed_at is None:
                 # Not enough of our own rows to free it (the budget was spent elsewhere): wait out the hour.
                 freed_at = exhaustion_until if exhaustion_until is not None else now + WINDOW_SECONDS
-            retry_at = freed_at
-            if worst is None or retry_at > worst[0] or (worst[0] == retry_at and what == "requests"):
-                worst = (retry_at, what, used, limit, scope)
+            if worst is None or freed_at > worst[0] or (worst[0] == freed_at and what == "requests"):
+                worst = (freed_at, what, used, limit, scope)
+    return worst, inflight_only
 
-    if worst is None:
-        return Decision(
-            "allow", **base, limits=limits, used_requests=ip_window.requests, used_tokens=ip_window.tokens,  # type: ignore[arg-type]
-            request_tokens=request_tokens, notes=notes,
-        )
 
+def _waiting(base: _Base, worst: _Binding, *, inflight_only: bool, exhaustion_until: float | None, now: float,
+             max_wait: float | None, limits: Limits, ip_window: Window, request_tokens: int,
+             notes: tuple[str, ...]) -> Decision:
+    """The wait (or, past ``max_wait``, the refusal) for the binding limit, with a reason a person can act on."""
     retry_at, what, used, limit, scope = worst
     wait = max(0.0, retry_at - now)
     zh_wait, en_wait = format_duration(wait)
-    fam = family
+    fam, tier_zh, tier_en = base.family, base.tier_zh, base.tier_en
     if inflight_only:
         zh = (f"{tier_zh}：本小时 {fam} tokens 已用 {used}/{limit}，其中含仍在进行的请求的预估用量，"
               f"它们几秒内结算，约 {zh_wait}后重试")
@@ -496,9 +565,9 @@ def decide(
         mw_zh, mw_en = format_duration(max_wait)
         zh += f"；超过最长等待 {mw_zh}"
         en += f"; longer than the maximum wait of {mw_en}"
-    return Decision(
-        kind, **base, reason_zh=zh, reason_en=en, wait_seconds=wait, retry_at=retry_at, limits=limits,  # type: ignore[arg-type]
+    return base.decision(
+        kind, reason_zh=zh, reason_en=en, wait_seconds=wait, retry_at=retry_at, limits=limits,
         used_requests=used if what == "requests" else ip_window.requests,
         used_tokens=used if what == "tokens" else ip_window.tokens,
-        request_tokens=request_tokens, scope=scope, notes=notes, inflight=inflight_only,  # type: ignore[arg-type]
+        request_tokens=request_tokens, scope=scope, notes=notes, inflight=inflight_only,
     )
