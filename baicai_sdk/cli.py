@@ -102,6 +102,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(Text("\n已中断", "\ninterrupted"), file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `baicai apply --list | head`: the reader left, which is not an error. Python's documented recipe: point
+        # stdout at devnull so the interpreter's final flush does not raise again, and exit as `head` expects.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a command that stopped on a closed pipe
     except Exception as exc:
         line = _ledger_problem(exc)
         if line is not None:

@@ -94,3 +94,14 @@ def test_a_tunnel_to_https_or_an_https_proxy_keeps_verification(monkeypatch: pyt
     assert _route(httpx2.URL("http://relay.example/v1")) == ("https://proxy.example:3129", True)
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
     assert _route(httpx2.URL("http://relay.example/v1")) == ("http://proxy.example:3128", False)
+
+
+def test_a_closed_pipe_ends_the_command_quietly(baicai_home: Path) -> None:
+    """`baicai apply --list | head -3` printed a BrokenPipeError traceback once head had left."""
+    code = ("import os, sys\n"
+            "read, write = os.pipe(); os.close(read); os.dup2(write, 1)\n"  # stdout: a pipe nobody reads any more
+            "from baicai_sdk.cli import main\n"
+            "sys.exit(main(['apply', '--list']))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 141, done.stderr
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
