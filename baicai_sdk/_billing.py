@@ -12,17 +12,15 @@ estimated: top-ups recorded with ``baicai usage topup`` minus what the ledger pr
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._text import tr
-
-if TYPE_CHECKING:
-    import httpx2
 
 __all__ = ["Balance", "balance", "estimated_balance", "record_topup"]
 
@@ -84,14 +82,70 @@ def _number(value: object) -> float | None:
     return None
 
 
-def _get_json(client: httpx2.Client, url: str, params: dict[str, str] | None = None) -> Any:
+class _Unreachable(Exception):
+    """The host did not answer (refused, timed out, TLS failed): asking the other path would fail the same way."""
+
+
+def _fetch_with_urllib(url: str, headers: dict[str, str], timeout: float, proxy: str | None) -> tuple[int, bytes]:
+    """GET ``url`` with the standard library: two small JSON reads do not need httpx2, whose import is most of a
+    quick command's start-up (bench/bench_cli.py). Routed like every SDK request (``env_proxy_for``); redirects
+    are not followed (the key would travel to wherever they point); TLS trusts the system's store, as httpx2 does
+    (truststore on Windows and macOS, OpenSSL's paths and ``SSL_CERT_FILE``/``SSL_CERT_DIR`` elsewhere)."""
+    import urllib.error
+    import urllib.request
+
+    class _NoRedirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None  # the 3xx itself is the answer (an HTTPError below)
+
+    handlers: list[Any] = [urllib.request.ProxyHandler({url.split(":", 1)[0]: proxy} if proxy else {}),
+                           _NoRedirects()]
+    if url.startswith("https:") or (proxy or "").startswith("https:"):
+        handlers.append(urllib.request.HTTPSHandler(context=_tls_context()))
+    opener = urllib.request.build_opener(*handlers)
+    try:
+        with opener.open(urllib.request.Request(url, headers=headers), timeout=timeout) as response:
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as exc:  # a status: the host answered
+        with exc:
+            return int(exc.code), exc.read()
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        raise _Unreachable(type(reason).__name__ if isinstance(reason, BaseException) else str(reason)) from exc
+    except (OSError, ValueError) as exc:  # a timeout while reading, a reset, a malformed proxy URL
+        raise _Unreachable(type(exc).__name__) from exc
+
+
+def _tls_context() -> Any:
+    import ssl
+    import sys
+
+    if sys.platform in ("win32", "darwin"):
+        import truststore  # the system's trust store, as httpcore2's default context uses there
+
+        return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    return ssl.create_default_context()
+
+
+def _fetch_with_httpx2(client: Any, url: str) -> tuple[int, bytes]:
+    import httpx2
+
+    try:
+        response = client.get(url)
+    except httpx2.HTTPError as exc:
+        raise _Unreachable(type(exc).__name__) from exc
+    except ImportError as exc:  # a socks5:// proxy without socksio (doctor says how to fix it)
+        raise _Unreachable(f"{exc.name or 'socksio'} is needed for a SOCKS proxy") from exc
+    return response.status_code, response.content
+
+
+def _json_of(status: int, body: bytes) -> dict[str, Any]:
     from ._transport._wire import parse_relay_error  # not ._errors: that imports openai (~1 s cold)
 
-    response = client.get(url, params=params)
-    if response.status_code != 200:
-        raise _Unavailable(f"HTTP {response.status_code}")
+    if status != 200:
+        raise _Unavailable(f"HTTP {status}")
     try:
-        data = response.json()
+        data = json.loads(body)
     except ValueError as exc:
         raise _Unavailable("not JSON") from exc
     answer = parse_relay_error(data)
@@ -103,8 +157,9 @@ def _get_json(client: httpx2.Client, url: str, params: dict[str, str] | None = N
 
 
 def _measured(key: str, base: str, *, timeout: float, transport: Any, now: float) -> Balance:
-    import httpx2
+    from urllib.parse import urlencode
 
+    from ._transport._proxy_env import env_proxy_for
     from ._urls import normalise_base_url
 
     base = normalise_base_url(base)[0].rstrip("/")
@@ -113,30 +168,42 @@ def _measured(key: str, base: str, *, timeout: float, transport: Any, now: float
         bases.append(base[: -len("/v1")])  # some relays (and NextChat) serve billing without /v1
     headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
     today = dt.date.fromtimestamp(now)
-    params = {"start_date": "2023-01-01", "end_date": (today + dt.timedelta(days=1)).isoformat()}
-    failures: list[str] = []
-    if transport is None:  # routed by the proxy variables like every SDK request; no CA bundle for http://
+    query = urlencode({"start_date": "2023-01-01", "end_date": (today + dt.timedelta(days=1)).isoformat()})
+    proxy = env_proxy_for(base)
+    client: Any = None
+    if transport is not None or (proxy is not None and not proxy.lower().startswith(("http:", "https:"))):
+        # A transport given by the caller, or a SOCKS proxy (urllib speaks only HTTP proxies): httpx2, routed by
+        # the SDK's own transport as every request is.
+        import httpx2
+
         from ._transport._proxies import _EnvProxyTransport
 
-        transport = _EnvProxyTransport()
-    with httpx2.Client(timeout=timeout, headers=headers, transport=transport) as client:
+        client = httpx2.Client(timeout=timeout, headers=headers, transport=transport or _EnvProxyTransport())
+
+    def get_json(url: str) -> dict[str, Any]:
+        if client is not None:
+            return _json_of(*_fetch_with_httpx2(client, url))
+        return _json_of(*_fetch_with_urllib(url, headers, timeout, env_proxy_for(url)))
+
+    failures: list[str] = []
+    try:
         for root in bases:
             try:
-                sub = _get_json(client, f"{root}/dashboard/billing/subscription")
+                sub = get_json(f"{root}/dashboard/billing/subscription")
                 granted = _number(sub.get("hard_limit_usd"))
                 if granted is None:
                     granted = _number(sub.get("system_hard_limit_usd"))
                 if granted is None:
                     raise _Unavailable("no hard_limit_usd")
-                usage = _get_json(client, f"{root}/dashboard/billing/usage", params)
+                usage = get_json(f"{root}/dashboard/billing/usage?{query}")
                 total = _number(usage.get("total_usage"))
                 if total is None:
                     raise _Unavailable("no total_usage")
             except _Unavailable as exc:
                 failures.append(f"{root}: {exc}")
                 continue
-            except httpx2.HTTPError as exc:
-                failures.append(f"{root}: {type(exc).__name__}")
+            except _Unreachable as exc:
+                failures.append(f"{root}: {exc}")
                 break  # the host is unreachable; the other path would fail the same way
             used = total / 100.0
             return Balance(
@@ -144,6 +211,9 @@ def _measured(key: str, base: str, *, timeout: float, transport: Any, now: float
                 detail=tr("中转计费接口（按人民币计）", "the relay's billing endpoints (amounts taken as CNY)"),
                 granted_cny=granted, used_cny=used,
             )
+    finally:
+        if client is not None:
+            client.close()
     raise _Unavailable("; ".join(failures) or "no answer")
 
 

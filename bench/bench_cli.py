@@ -33,15 +33,29 @@ BUDGET = {"baicai usage balance": 0.3, "baicai doctor": 1.0}
 
 
 def _time(argv: list[str], env: dict[str, str], cpu: list[float] | None = None) -> float:
-    """Wall seconds of one run; its CPU seconds (user + system) are appended to ``cpu``."""
+    """Wall seconds of one run; its CPU seconds (user + system) are appended to ``cpu``.
+
+    Run from BAICAI_HOME, not from here: ``python -m`` puts the working directory first on sys.path, so inside a
+    checkout every "baseline" run would import this checkout's code."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    subprocess.run(argv, env=env, cwd=env["BAICAI_HOME"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   check=False)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if cpu is not None:
         cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     return wall
+
+
+def _baseline_path(checkout: str, scratch: str) -> str:
+    """PYTHONPATH for another checkout: its packages, the TUI included (the folder ``tui`` is installed as
+    ``baicai_tui``, which would otherwise come from this checkout's editable install)."""
+    links = os.path.join(scratch, "baseline-packages")
+    os.makedirs(links, exist_ok=True)
+    if os.path.isdir(os.path.join(checkout, "tui")) and not os.path.exists(os.path.join(links, "baicai_tui")):
+        os.symlink(os.path.join(checkout, "tui"), os.path.join(links, "baicai_tui"))
+    return os.pathsep.join([checkout, links])
 
 
 def _network(base_url: str, key: str, rounds: int) -> float:
@@ -85,12 +99,14 @@ def main() -> int:
         client.close()
         runs = {name: (argv, env) for name, argv in COMMANDS.items()}
         if args.baseline:
-            before = {**env, "PYTHONPATH": os.path.abspath(args.baseline)}
+            before = {**env, "PYTHONPATH": _baseline_path(os.path.abspath(args.baseline), home)}
             runs = {label: run for name, argv in COMMANDS.items() if name != "python -c pass"
                     for label, run in ((f"{name} (before)", (argv, before)), (name, (argv, env)))}
             runs = {"python -c pass": (COMMANDS["python -c pass"], env), **runs}
-        for argv, run_env in runs.values():  # warm the file cache and .pyc files
-            _time(argv, run_env)
+        for name, (argv, run_env) in runs.items():  # warm the file cache and .pyc files; a crash is no figure
+            done = subprocess.run(argv, env=run_env, cwd=home, capture_output=True, text=True, check=False)
+            if "Traceback" in done.stderr:
+                sys.exit(f"{name} fails, nothing to time:\n{done.stderr[-2000:]}")
         samples: dict[str, list[float]] = {name: [] for name in runs}
         cpu: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(args.rounds):

@@ -23,16 +23,16 @@ if TYPE_CHECKING:
         async_http_client,
         http_client,
     )
-    from ._proxies import env_proxy_for
+    from ._proxy_env import env_proxy_for
     from ._wire import APP_HEADER, LOCAL_QUOTA_HEADER, ORIGINAL_STATUS_HEADER
 
-# Loaded on first use: `baicai usage balance` needs only `_wire` and `_proxies`, not the metered pipeline and the
-# quota predictor behind it (bench/bench_cli.py).
+# Loaded on first use: `baicai usage balance` needs only `_wire` and `_proxy_env`, not httpx2, the metered pipeline
+# and the quota predictor behind it (bench/bench_cli.py).
 _HOME = {
     "QuotaMode": "baicai_sdk._quota",
     "DEFAULT_MAX_WAIT": "._metered", "AsyncMeteredTransport": "._metered", "MeteredTransport": "._metered",
     "async_http_client": "._metered", "http_client": "._metered",
-    "env_proxy_for": "._proxies",
+    "env_proxy_for": "._proxy_env",
     "APP_HEADER": "._wire", "LOCAL_QUOTA_HEADER": "._wire", "ORIGINAL_STATUS_HEADER": "._wire",
 }
 

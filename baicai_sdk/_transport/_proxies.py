@@ -2,50 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import ssl
-import urllib.request
 from typing import Any
 
 import httpx2
 
+from ._proxy_env import env_proxy_for
+
 __all__ = ["env_proxy_for"]
-
-
-def env_proxy_for(url: httpx2.URL | str) -> str | None:
-    """The proxy the environment names for ``url`` (``HTTP(S)_PROXY``/``ALL_PROXY``, honouring ``NO_PROXY``).
-
-    httpx2 applies these itself, but not once a transport is given — and ours always is. Users in China often
-    need a proxy, so the default inner transports route by it, as httpx2 would. Asked per request; urllib's reading
-    of the environment (≈0.2 ms) is redone only when a proxy variable has changed since the last request.
-    """
-    parsed = url if isinstance(url, httpx2.URL) else httpx2.URL(str(url))
-    proxies, bypass = _environment_proxies()
-    host = parsed.host
-    bypassed = bypass.get(host)
-    if bypassed is None:
-        if len(bypass) > 256:
-            bypass.clear()
-        bypassed = bypass[host] = bool(urllib.request.proxy_bypass_environment(host, proxies))  # type: ignore[attr-defined]
-    if bypassed:
-        return None
-    return proxies.get(parsed.scheme) or proxies.get("all")
-
-
-_PROXY_VARIABLES = tuple(v for name in ("http", "https", "all", "no") for v in (f"{name}_proxy", f"{name.upper()}_PROXY"))
-_proxy_cache: tuple[tuple[str | None, ...] | None, dict[str, str], dict[str, bool]] = (None, {}, {})
-
-
-def _environment_proxies() -> tuple[dict[str, str], dict[str, bool]]:
-    """``urllib.request.getproxies_environment()`` and a per-host NO_PROXY verdict cache, read again only when one
-    of the proxy variables changed (a user may export HTTPS_PROXY in a long-running process)."""
-    global _proxy_cache
-    current = tuple(os.environ.get(name) for name in _PROXY_VARIABLES)
-    seen, proxies, bypass = _proxy_cache
-    if current != seen:
-        proxies, bypass = urllib.request.getproxies_environment(), {}
-        _proxy_cache = (current, proxies, bypass)
-    return proxies, bypass
 
 
 def _route(url: httpx2.URL) -> tuple[str | None, bool]:

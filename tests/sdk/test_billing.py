@@ -92,3 +92,79 @@ def test_string_numbers_and_no_v1_path(tmp_path: Path) -> None:
     b = balance(("baicai-x", "https://relay.example/v1"), ledger_path=tmp_path / "l.db", transport=_mock(handler))
     assert b.measured and b.amount_cny == pytest.approx(100.5 - 12.34)
     assert seen[0] == "/v1/dashboard/billing/subscription" and "/dashboard/billing/usage" in seen
+
+
+class _Recorder:
+    """A small ASGI server on a real socket: answers every request with ``status`` (and ``location``), and keeps
+    the request lines and Authorization headers it saw."""
+
+    def __init__(self, status: int = 200, body: bytes = b"{}", location: str | None = None) -> None:
+        from baicai_sdk.integration import BackgroundServer
+
+        self.status, self.body, self.location = status, body, location
+        self.seen: list[tuple[str, str]] = []
+        self.server = BackgroundServer(self, name="billing-stub").start()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        self.seen.append((scope["path"], headers.get("authorization", "")))
+        extra = [(b"location", self.location.encode())] if self.location else []
+        await send({"type": "http.response.start", "status": self.status,
+                    "headers": [(b"content-type", b"application/json"), *extra]})
+        await send({"type": "http.response.body", "body": self.body})
+
+    def close(self) -> None:
+        self.server.stop()
+
+
+def test_a_redirect_is_not_followed_and_the_key_stays_home(tmp_path: Path) -> None:
+    """The billing call (the standard library's client) must not carry the key to wherever a 302 points."""
+    elsewhere = _Recorder()
+    redirecting = _Recorder(status=302, location=f"{elsewhere.server.url}/steal")
+    try:
+        b = balance(("baicai-redirectkey00000000000000abcd", f"{redirecting.server.url}/v1"),
+                    ledger_path=tmp_path / "l.db")
+    finally:
+        redirecting.close()
+        elsewhere.close()
+    assert not b.measured and "HTTP 302" in b.detail
+    assert redirecting.seen and redirecting.seen[0] == ("/v1/dashboard/billing/subscription",
+                                                        "Bearer baicai-redirectkey00000000000000abcd")
+    assert elsewhere.seen == []
+
+
+def test_billing_goes_through_the_environment_proxy(emulator: Any, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Users in China often need HTTP(S)_PROXY: the billing call takes the route every SDK request takes."""
+    emulator.state.set_balance(emulator.paid_key, 7.0)
+    port = int(emulator.base_url.split(":")[2].split("/")[0])
+    proxy = _Recorder(status=200, body=json.dumps({"hard_limit_usd": 7.0}).encode())
+    monkeypatch.setenv("HTTP_PROXY", proxy.server.url)
+    monkeypatch.setenv("NO_PROXY", "")
+    try:
+        b = balance((emulator.paid_key, f"http://localhost:{port}/v1"), ledger_path=tmp_path / "l.db")
+    finally:
+        proxy.close()
+    # The stub proxy answered the subscription itself and then an empty usage: proof the requests went to it.
+    assert proxy.seen and all(auth == f"Bearer {emulator.paid_key}" for _, auth in proxy.seen)
+    assert not b.measured and "no total_usage" in b.detail
+    monkeypatch.setenv("NO_PROXY", "localhost")  # … and NO_PROXY is honoured: straight to the emulator
+    assert balance((emulator.paid_key, f"http://localhost:{port}/v1"), ledger_path=tmp_path / "l.db").measured
+
+
+def test_an_unreachable_relay_or_a_socks_proxy_without_socksio_is_an_estimate(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    for scheme in ("http", "https"):
+        b = balance(("baicai-x", f"{scheme}://127.0.0.1:{closed}/v1"), ledger_path=tmp_path / "l.db")
+        assert not b.measured and "ConnectionRefusedError" in b.detail, b.detail
+    monkeypatch.setenv("ALL_PROXY", f"socks5://127.0.0.1:{closed}")
+    monkeypatch.setenv("NO_PROXY", "")
+    b = balance(("baicai-x", "http://relay.invalid/v1"), ledger_path=tmp_path / "l.db")  # never a traceback
+    assert not b.measured and ("socksio is needed for a SOCKS proxy" in b.detail or "ConnectError" in b.detail)
