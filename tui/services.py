@@ -522,11 +522,16 @@ class Services:
         from ._i18n import get_lang
 
         port = _port_of(self.sidecar_url) or DEFAULT_PORT
+        env = {**os.environ, "BAICAI_LANG": get_lang()}  # its messages in the language on screen
+        if self._demo is not None:
+            # The demo has no profile to find: without these the sidecar exited at once with "no API key found …
+            # try `baicai demo`", inside the demo. Environment, not arguments: command lines are readable by all.
+            key, base_url, tier = self._demo
+            env.update(BAICAI_API_KEY=key, BAICAI_BASE_URL=base_url, BAICAI_TIER=tier)
         self._sidecar_stderr = tempfile.TemporaryFile()  # a file, not a pipe: nobody reads it while it runs
         self._sidecar_proc = subprocess.Popen(
             [sys.executable, "-m", "baicai_sdk.cli", "sidecar", "--port", str(port)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._sidecar_stderr,
-            env={**os.environ, "BAICAI_LANG": get_lang()},  # its messages in the language on screen
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._sidecar_stderr, env=env,
         )
 
     def _exit_reason(self) -> str | None:
@@ -539,9 +544,9 @@ class Services:
         lines = [line.strip() for line in self._sidecar_stderr.read().decode("utf-8", "replace").splitlines()]
         last = next((line for line in reversed(lines) if line), "")[:400]
         code = proc.returncode
-        return tr_both(f"从这里启动的边车已退出（代码 {code}）：{last}", f"the sidecar started here exited (code {code}): "
-                       f"{last}") if last else tr_both(f"从这里启动的边车已退出（代码 {code}）",
-                                                      f"the sidecar started here exited (code {code})")
+        said = tr_both(f"从这里启动的边车已退出（代码 {code}）", f"the sidecar started here exited (code {code})")
+        # Its last line is already in the language on screen (BAICAI_LANG is passed): once, after both halves.
+        return f"{said}: {last}" if last else said
 
     def stop_sidecar(self) -> bool:
         proc, self._sidecar_proc = self._sidecar_proc, None

@@ -141,3 +141,54 @@ async def test_a_sidecar_that_cannot_start_says_why() -> None:
             assert "baicai key add" in status and "press s to start it" not in status
     finally:
         services.close()
+
+
+@pytest.mark.slow  # starts a real sidecar
+async def test_the_demo_starts_a_sidecar_on_its_own_key(emulator) -> None:
+    """In `baicai demo` there is no profile: `s` used to start a sidecar that exited at once with "no API key
+    found … try `baicai demo`". It now gets the demo's key and emulator, and answers through them."""
+    pytest.importorskip("baicai_sidecar._cli")
+    url = f"http://127.0.0.1:{_free_port()}"
+    services = Services(clock=lambda: FIXED_NOW, tz=TZ, sidecar_url=url,
+                        demo_credentials=(emulator.free_key, emulator.base_url, "free"))
+    try:
+        services.start_sidecar()
+        view = wait_until_up(services)
+        assert view.up, view.detail
+        token = services.issue_token("demo-check")
+        resp = httpx2.post(f"{url}/v1/chat/completions", headers={"Authorization": f"Bearer {token}"},
+                           json={"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}]}, timeout=10)
+        assert resp.status_code == 200, resp.text
+        assert any(r.authorization == f"Bearer {emulator.free_key}" for r in emulator.state.requests)
+    finally:
+        services.stop_sidecar()
+        services.close()
+
+
+def wait_until_up(services: Services):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + 30
+    view = services.sidecar_status()
+    while time.monotonic() < deadline and not view.up:
+        time.sleep(0.2)
+        view = services.sidecar_status()
+    return view
+
+
+@pytest.mark.slow  # starts a real sidecar process, which stops at once
+def test_why_a_sidecar_stopped_is_said_once_in_both_languages(monkeypatch) -> None:
+    """The child's last line is already bilingual: it used to be shown twice, once inside each half."""
+    pytest.importorskip("baicai_sidecar._cli")
+    monkeypatch.setenv("BAICAI_LANG", "both")
+    services = Services(clock=lambda: FIXED_NOW, tz=TZ, sidecar_url=f"http://127.0.0.1:{_free_port()}")
+    try:
+        services.start_sidecar()
+        deadline = time.monotonic() + 30
+        view = services.sidecar_status()
+        while time.monotonic() < deadline and "exited" not in view.detail:
+            time.sleep(0.2)
+            view = services.sidecar_status()
+        assert "从这里启动的边车已退出（代码 2） / the sidecar started here exited (code 2): " in view.detail, view.detail
+        assert view.detail.count("baicai key add") == 2, view.detail  # once in Chinese, once in English
+    finally:
+        services.stop_sidecar()
+        services.close()
