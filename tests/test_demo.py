@@ -27,6 +27,8 @@ def test_scripted_demo_runs_offline_and_leaves_the_users_ledger_alone(baicai_hom
     assert "gpt-4 requests the emulator saw: 1" in out
     assert "ledger cost ¥0.40" in out  # DALL·E 3 standard 1024², from the catalogue via the ledger
     assert "measured" in out
+    balance = next(line for line in out.splitlines() if "measured" in line)
+    assert balance.count("the relay's billing endpoints") == 1, balance  # was shown once inside each half
     assert (keep / "data" / "ledger.sqlite3").is_file() and (keep / "demo-image.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (baicai_home / "data" / "ledger.sqlite3").exists(), "the demo must not write the user's ledger"
 

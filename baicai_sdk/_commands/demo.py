@@ -14,9 +14,12 @@ import os
 import sys
 import tempfile
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._text import Text, tr
+
+if TYPE_CHECKING:
+    from .._catalog import Tier
 
 __all__ = ["register", "run"]
 
@@ -67,10 +70,12 @@ def _line(text: object = "") -> None:
     print(text, flush=True)
 
 
-def _window_line(family: str) -> Text:
+def _window_line(family: str, tier: Tier) -> Text:
+    """This hour's window by ``tier``'s limits: left unsaid, an unknown tier is judged by the paid limits, and the
+    free key's line read "requests 1/1000 · tokens 73/∞"."""
     from .._usage import UsageStore
 
-    for w in UsageStore().windows():
+    for w in UsageStore().windows(tier=tier):
         if w.family == family:
             req = f"{w.requests_used}/{w.requests_limit if w.requests_limit is not None else '∞'}"
             tok = f"{w.tokens_used}/{w.tokens_limit if w.tokens_limit is not None else '∞'}"
@@ -111,7 +116,7 @@ def _scripted_tour(emu: Any, home: str, *, kept: bool) -> int:
         _line(Text(f"     账本：提示 tokens {row.prompt_tokens} · 回答 tokens {row.completion_tokens} · 费用 {cost}",
                    f"     ledger: prompt tokens {row.prompt_tokens} · completion tokens {row.completion_tokens}"
                    f" · cost {cost}"))
-        _line(Text("     ", "     ") + _window_line("gpt-3.5"))
+        _line(Text("     ", "     ") + _window_line("gpt-3.5", "free"))
     _line()
 
     _line(Text("2) 免费 KEY 的 gpt-4 每小时 1 次", "2) the free tier allows gpt-4 once an hour"))
@@ -159,7 +164,8 @@ def _scripted_tour(emu: Any, home: str, *, kept: bool) -> int:
     bal = balance(resolve_credentials(api_key=emu.paid_key, base_url=emu.base_url, warn=False))
     label = Text("中转实测", "measured") if bal.measured else Text("本地估算", "estimated")
     amount = "—" if bal.amount_cny is None else f"¥{bal.amount_cny:.4f}"
-    _line(Text(f"   {amount}（{label.zh}）— ", f"   {amount} ({label.en}) — ") + bal.detail)
+    # bal.detail is already in the user's language: joined once, not inside each half (it was shown twice)
+    _line(f"{Text(f'   {amount}（{label.zh}）', f'{amount} ({label.en})')} — {bal.detail}")
     _line()
     _line(Text("完成。真实使用：`baicai key add NAME` 保存密钥，然后 `baicai doctor`。",
                "Done. For real use: `baicai key add NAME`, then `baicai doctor`."))
