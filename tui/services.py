@@ -560,6 +560,7 @@ class Services:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()  # gone for sure (and reaped) before the page asks whether it still answers
         return True
 
     def issue_token(self, app: str) -> str:
