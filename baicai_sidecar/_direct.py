@@ -19,7 +19,7 @@ httpx2, and is tested (``tests/sidecar/test_upstream.py`` runs against both clie
 * cancellation: cancelling the task, or closing the response before its end, closes the connection — the relay sees
   the client go;
 * connection reuse: a connection goes back to the pool only after a complete answer the server did not end with
-  ``Connection: close``; it is closed after :data:`~baicai_sidecar._upstream.KEEPALIVE_SECONDS` idle (below the
+  ``Connection: close``; it is closed after :data:`KEEPALIVE_SECONDS` idle (below the
   usual servers' 5 s) and at once if the server closes it or sends anything while it is idle (the socket is
   watched, so a dead connection is never picked);
 * a slow app: reading from the relay pauses while more than 256 KB wait for the app.
@@ -36,9 +36,11 @@ import httpx2
 
 from baicai_sdk.integration import env_proxy_for
 
-from ._upstream import KEEPALIVE_SECONDS, AiohttpTransport
+__all__ = ["DirectTransport", "KEEPALIVE_SECONDS"]
 
-__all__ = ["DirectTransport"]
+KEEPALIVE_SECONDS = 4.0
+"""Idle pooled connections are closed after this long: below uvicorn's 5 s and nginx's 75 s idle close, so the
+server never closes a connection in the instant we reuse it (a 502 after an idle gap, seen with aiohttp's 15 s)."""
 
 _OWN_HEADERS = frozenset({b"host", b"content-length", b"transfer-encoding", b"connection"})
 _PAUSE_BYTES = 256 * 1024
@@ -178,7 +180,7 @@ class DirectTransport(httpx2.AsyncBaseTransport):
     def __init__(self, *, keepalive: float = KEEPALIVE_SECONDS) -> None:
         self._keepalive = keepalive
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
-        self._proxied: AiohttpTransport | None = None
+        self._proxied: httpx2.AsyncBaseTransport | None = None
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
 
@@ -186,6 +188,8 @@ class DirectTransport(httpx2.AsyncBaseTransport):
         url = request.url
         if env_proxy_for(url) is not None:
             if self._proxied is None:
+                from ._upstream import AiohttpTransport  # loaded for the first proxied request (~6 MB less RSS)
+
                 self._proxied = AiohttpTransport(keepalive=self._keepalive)
             return await self._proxied.handle_async_request(request)
         timeouts = request.extensions.get("timeout") or {}

@@ -31,11 +31,10 @@ import httpx2
 
 from baicai_sdk.integration import env_proxy_for
 
+from ._direct import KEEPALIVE_SECONDS
+
 __all__ = ["AiohttpTransport"]
 
-KEEPALIVE_SECONDS = 4.0
-"""Idle pooled connections are closed after this long: below uvicorn's 5 s and nginx's 75 s idle close, so the
-server never closes a connection in the instant we reuse it (a 502 after an idle gap, seen with aiohttp's 15 s)."""
 
 # Headers the transport computes itself; the forwarded values could disagree with the body it actually sends.
 _OWN_HEADERS = frozenset({b"host", b"content-length", b"transfer-encoding", b"connection"})

@@ -120,3 +120,32 @@ def test_the_sidecar_uses_it_by_default() -> None:
     assert isinstance(upstream_transport("auto"), DirectTransport)
     assert isinstance(upstream_transport("aiohttp"), AiohttpTransport)
     assert upstream_transport("httpx2") is None
+
+
+def test_aiohttp_is_loaded_only_for_a_proxied_request(serve: Any) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    server = serve(base.keep_answering)
+    code = f"""
+import asyncio, json, sys, httpx2
+from baicai_sidecar._proxy import upstream_transport
+
+async def main():
+    transport = upstream_transport("auto")
+    request = httpx2.Request("POST", "http://127.0.0.1:{server.port}/v1/chat/completions", content=b"{{}}",
+                             extensions={{"timeout": {{"connect": 2, "read": 5}}}})
+    response = await transport.handle_async_request(request)
+    await response.aread()
+    await response.aclose()
+    await transport.aclose()
+    return response.status_code
+
+print(json.dumps([asyncio.run(main()), "aiohttp" in sys.modules]))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={k: v for k, v in os.environ.items() if "proxy" not in k.lower()})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [200, False]
