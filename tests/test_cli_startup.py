@@ -50,16 +50,26 @@ def test_core_commands_build_only_their_own_parser(emulator: Any, baicai_home: P
     assert {"baicai_sidecar._cli", "baicai_tui._cli"} <= set(_loaded(["--help"], env))
 
 
-def test_help_lists_every_command_and_a_typo_names_them(baicai_home: Path) -> None:
-    run = [sys.executable, "-m", "baicai_sdk.cli"]
-    helped = subprocess.run([*run, "--help"], capture_output=True, text=True, timeout=60)
+def _exit_of(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[object, str, str]:
+    from baicai_sdk.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    out, err = capsys.readouterr()
+    return exited.value.code, out, err
+
+
+def test_help_lists_every_command_and_a_typo_names_them(baicai_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """In this process: the text comes from the parser (what a fresh interpreter loads for it is pinned above)."""
+    code, helped, _ = _exit_of(["--help"], capsys)
+    assert code == 0
     for name in ("demo", "emulator", "doctor", "key", "usage", "estimate", "apply", "sidecar", "tui"):
-        assert f"    {name} " in helped.stdout, name
-    typo = subprocess.run([*run, "usag"], capture_output=True, text=True, timeout=60)
-    assert typo.returncode == 2
-    assert "invalid choice: 'usag'" in typo.stderr and "'usage'" in typo.stderr and "'sidecar'" in typo.stderr
-    sub = subprocess.run([*run, "sidecar", "--help"], capture_output=True, text=True, timeout=60)
-    assert sub.returncode == 0 and sub.stdout.startswith("usage: baicai sidecar")
+        assert f"    {name} " in helped, name
+    code, _, typo = _exit_of(["usag"], capsys)
+    assert code == 2
+    assert "invalid choice: 'usag'" in typo and "'usage'" in typo and "'sidecar'" in typo
+    code, sub, _ = _exit_of(["sidecar", "--help"], capsys)
+    assert code == 0 and sub.startswith("usage: baicai sidecar")
 
 
 def _ca_count(transport: httpx2.HTTPTransport) -> int:

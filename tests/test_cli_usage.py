@@ -188,6 +188,7 @@ def test_usage_table_columns_line_up_in_terminal_cells(monkeypatch: pytest.Monke
     assert cells("白菜ab") == 6 and cells("e\u0301") == 1
 
 
+@pytest.mark.slow  # three fresh interpreters: what they import is the point
 def test_balance_and_doctor_never_import_openai(emulator: Any, baicai_home: Path) -> None:
     """The ledger and billing paths parse relay answers without openai's ~1 s import (bench/bench_cli.py)."""
     import os
@@ -206,12 +207,8 @@ def test_balance_and_doctor_never_import_openai(emulator: Any, baicai_home: Path
 def test_estimate_says_an_unknown_model_is_unknown(monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """`-m gpt-9` used to print "allowed": the relay's catalogue has no such model, so nothing was judged."""
-    import subprocess
-
-    done = subprocess.run([sys.executable, "-m", "baicai_sdk.cli", "estimate", "-m", "gpt-9", "-"], input="[]",
-                          capture_output=True, text=True, timeout=60)
-    out = done.stdout
-    assert done.returncode == 1, out  # the relay would refuse it: a script notices
+    code, out, _ = run(monkeypatch, capsys, ["estimate", "-m", "gpt-9", "-"], stdin="[]")
+    assert code == 1, out  # the relay would refuse it: a script notices
     assert "unknown model: gpt-9 is not in the catalogue" in out and "未知模型" in out
     assert "known models: gpt-3.5-turbo, " in out and "gpt-4-turbo-preview" in out
     assert "allowed" not in out and "cannot predict" in out

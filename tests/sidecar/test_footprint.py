@@ -7,6 +7,8 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
+
 _SERVE = """
 import json, sys
 import httpx2
@@ -32,6 +34,7 @@ print(json.dumps(loaded))
 """
 
 
+@pytest.mark.slow  # a fresh interpreter serving real traffic: what it imports is the point
 def test_serving_imports_no_openai_and_no_tokenizer_at_start(emulator: Any) -> None:
     result = subprocess.run([sys.executable, "-c", _SERVE, emulator.base_url, emulator.paid_key],
                             capture_output=True, text=True, timeout=120)
