@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
 pytest_plugins = ["baicai_sdk.testing.pytest_plugin", "pytester"]
+
+# Some dev shells export PYTHONDONTWRITEBYTECODE=1: then every run compiles the project and pytest rewrites every
+# test module again (~5 s of the quick run), and each child `baicai` process compiles what it imports (~0.1 s each).
+# Compiled files go to the (git-ignored) __pycache__ folders; children still write none, but read these.
+sys.dont_write_bytecode = False
 
 _LEAKY_ENV = (
     "BAICAI_API_KEY",

@@ -8,7 +8,9 @@ and an error event after some content.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -17,6 +19,7 @@ import pytest
 
 from baicai_sdk import AsyncBaicai, Baicai, BaicaiError, _errors
 from baicai_sdk._codes import RELAY_CODES
+from baicai_sdk.integration import ledger_path
 
 KEY = "baicai-unit-0123456789abcdefWXYZ"
 BASE = "http://relay.test/v1"
@@ -42,6 +45,29 @@ GROUP = {  # written out, not derived from the implementation
     "rate_limit": "RequestLimitReached",
     "token_limit": "TokenLimitReached",
 }
+
+
+@pytest.fixture(scope="module")
+def _module_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One BAICAI_HOME for this module's ~650 unit tests, checked empty at the end.
+
+    A rate-limit error looks its retry time up in the ledger, and a fresh home makes a fresh ledger (schema
+    migration and fsyncs, ~30 ms on a busy disk) for each test. Nothing here is metered, so no test writes a row:
+    the check below keeps it so, and with it each test's view of an empty ledger.
+    """
+    home = tmp_path_factory.mktemp("client-errors-home")
+    yield home
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("BAICAI_HOME", str(home))
+        ledger = ledger_path()
+    if ledger.exists():  # the rate-limit tests look there
+        with sqlite3.connect(ledger) as db:
+            assert db.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 0
+
+
+@pytest.fixture(autouse=True)
+def _shared_home(_module_home: Path, baicai_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BAICAI_HOME", str(_module_home))
 
 
 def envelope(style: str, code: int, message: str) -> dict[str, Any]:
