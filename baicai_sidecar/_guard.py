@@ -31,6 +31,7 @@ import anyio
 from baicai_sdk.integration import error_body, is_loopback_host
 
 from ._asgi import ASGIApp, Message, Receive, Scope, Send
+from ._tokens import TokenFileDamaged
 
 __all__ = [
     "GuardConfig",
@@ -253,7 +254,12 @@ class SidecarGuard:
         return None
 
     def _check_token(self, scope: Scope, headers: dict[str, str], cors: list[tuple[bytes, bytes]]) -> Refusal | None:
-        app_name = self._authorise(headers)
+        try:
+            app_name = self._authorise(headers)
+        except TokenFileDamaged as exc:  # was "Internal Server Error" to the app and a traceback on the console
+            zh, _, en = str(exc).partition(" / ")
+            return Refusal(500, openai_error_body(zh, en, type="server_error", code="sidecar_token_file_damaged"),
+                           extra=cors)
         if app_name is not None:
             scope["baicai.app"] = app_name
             return None

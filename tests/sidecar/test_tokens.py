@@ -55,3 +55,18 @@ def test_default_path_follows_baicai_home(baicai_home: Path) -> None:
 def test_app_names_are_checked(tmp_path: Path, name: str) -> None:
     with pytest.raises(InvalidAppName):
         TokenStore(tmp_path / "t.json").issue(name)
+
+
+def test_a_token_file_damaged_while_the_sidecar_runs_is_said_to_the_app(sidecar, app_token: str, caplog) -> None:
+    """Garbage written into sidecar-tokens.json under a running sidecar: the app used to get a plain-text
+    "Internal Server Error" and the console a traceback. Now an OpenAI-shaped error that says what to do."""
+    import httpx2
+
+    TokenStore().path.write_text("garbage", encoding="utf-8")
+    resp = httpx2.post(f"{sidecar.base_url}/chat/completions", headers={"Authorization": f"Bearer {app_token}"},
+                       json={"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}]}, timeout=10)
+    assert resp.status_code == 500
+    error = resp.json()["error"]
+    assert error["code"] == "sidecar_token_file_damaged" and "sidecar-tokens.json" in error["message"]
+    assert "Move it aside" in error["message"] and "移走" in error["message"]
+    assert "Traceback" not in caplog.text
