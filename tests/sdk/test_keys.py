@@ -413,6 +413,7 @@ def test_bad_base_url_is_a_clear_error() -> None:
         resolve_credentials(api_key=FREE, base_url="ftp://x")
 
 
+@pytest.mark.slow  # four processes
 def test_concurrent_writers_lose_nothing(baicai_home: Path) -> None:
     """Four processes adding profiles at once: the lock around read-modify-write keeps every one of them."""
     import subprocess

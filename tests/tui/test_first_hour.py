@@ -53,6 +53,7 @@ async def test_every_footer_fits_80_columns_and_follows_the_language() -> None:
             await settle(pilot)
 
 
+@pytest.mark.slow  # every page, twice
 async def test_r_refreshes_on_every_page_and_f_asks_for_dates() -> None:
     """`r` was "from–to" on the Usage page and "refresh" everywhere else."""
     app = make_app(clock=lambda: FIXED_NOW, tz=TZ)
@@ -84,6 +85,7 @@ def _markdown(screen: Any) -> str:
     return str(screen.query_one(Markdown).source)
 
 
+@pytest.mark.slow  # the Apply page in each language
 async def test_apply_header_and_preview_title_read_whole_in_each_language() -> None:
     app = make_app(clock=lambda: FIXED_NOW, tz=TZ)
     async with app.run_test(size=(80, 24)) as pilot:
