@@ -53,3 +53,31 @@ def test_demo_on_a_busy_port_says_so_in_one_line(baicai_home: Path) -> None:
     assert done.returncode == 1
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "--port" in lines[0], done.stderr
+
+
+@pytest.mark.slow  # runs `baicai demo` in a subprocess
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_a_demo_ended_by_a_closed_terminal_or_kill_removes_its_temp_folder(baicai_home: Path, tmp_path: Path,
+                                                                           signame: str) -> None:
+    """The README says demo data is removed at exit: closing the terminal used to leave /tmp/baicai-demo-*."""
+    import signal
+
+    if not hasattr(signal, signame):
+        pytest.skip(f"no {signame} here")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "baicai_sdk.cli", "demo", "--no-tui"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(temp)})
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()  # the title: the temp folder exists from here on
+        homes = list(temp.glob("baicai-demo-*"))
+        assert len(homes) == 1
+        proc.send_signal(getattr(signal, signame))
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not homes[0].exists(), f"left behind after {signame}: {sorted(p.name for p in homes[0].rglob('*'))}"
+    assert "Traceback" not in (proc.stderr.read() if proc.stderr else ""), "ended with a traceback"

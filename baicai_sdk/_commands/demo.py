@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from ..testing import EmulatorConfig, EmulatorServer
 
     with contextlib.ExitStack() as stack:
+        _exit_cleanly_on_hangup(stack)
         home = args.keep or stack.enter_context(tempfile.TemporaryDirectory(prefix="baicai-demo-"))
         os.environ["BAICAI_HOME"] = home  # this process only: the demo's ledger and config live here
         try:
@@ -64,6 +65,26 @@ def run(args: argparse.Namespace) -> int:
         if tui is not None:
             return int(tui(emu.base_url, emu.free_key, tier="free", paid_key=emu.paid_key) or 0)
         return _scripted_tour(emu, home, kept=bool(args.keep))
+
+
+def _exit_cleanly_on_hangup(stack: contextlib.ExitStack) -> None:
+    """Closing the terminal (SIGHUP) or ``kill`` (SIGTERM) ends the demo like Ctrl-C does: through the ``with``
+    blocks, so the emulator stops and the temp folder is removed as promised (it was left in /tmp, ledger and
+    all). Restored afterwards: the caller's handlers are its own."""
+    import signal
+
+    def leave(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is None:  # Windows has no SIGHUP
+            continue
+        try:
+            previous = signal.signal(sig, leave)
+        except ValueError:  # not the main thread (a test calling run): nothing to restore
+            continue
+        stack.callback(signal.signal, sig, previous)
 
 
 def _line(text: object = "") -> None:
