@@ -80,4 +80,6 @@ def test_a_demo_ended_by_a_closed_terminal_or_kill_removes_its_temp_folder(baica
             proc.kill()
             proc.wait()
     assert not homes[0].exists(), f"left behind after {signame}: {sorted(p.name for p in homes[0].rglob('*'))}"
-    assert "Traceback" not in (proc.stderr.read() if proc.stderr else ""), "ended with a traceback"
+    # Its exit status says which signal ended it. (No assertion on stderr: a signal that lands inside openai's
+    # client constructor leaves a half-built client whose __del__ prints "Exception ignored …" at exit.)
+    assert proc.returncode == 128 + getattr(signal, signame), proc.returncode
