@@ -90,10 +90,20 @@ def make_demo_app(base_url: str, key: str, *, tier: str, interval: float = 2.0, 
     from .app import make_app
     from .services import Services
 
+    # Its own sidecar address, never the user's: on the default port (or BAICAI_SIDECAR_URL) the demo polled the
+    # user's real sidecar, whose console then filled with "refused GET /sidecar/status" (the demo has no token).
     services = Services(demo_credentials=(key, base_url, tier), clock=kwargs.pop("clock", None),
-                        tz=kwargs.pop("tz", None))
+                        tz=kwargs.pop("tz", None), sidecar_url=kwargs.pop("sidecar_url", None) or _free_local_url())
     traffic = SampleTraffic(base_url, key, tier=tier, interval=interval, paid_key=paid_key)
     return make_app(services=services, demo=traffic, **kwargs)
+
+
+def _free_local_url() -> str:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
 
 
 def run_demo(base_url: str, key: str, *, tier: str, paid_key: str | None = None) -> int:

@@ -88,3 +88,15 @@ async def test_demo_keys_tab_agrees_with_the_overview(emulator, baicai_home) -> 
         assert [r[:2] for r in rows] == [["●", "demo"]]
         assert emulator.free_key not in app.export_screenshot()
         assert "never stored" in text_of(app.query_one("#keys-backend"))
+
+
+def test_the_demo_never_looks_at_the_users_own_sidecar(emulator, monkeypatch) -> None:
+    """On the default port (or BAICAI_SIDECAR_URL) the demo's Sidecar tab polled the user's real sidecar, which
+    refused it and logged a line every refresh; `s` would have tried to start a second one on the same port."""
+    monkeypatch.setenv("BAICAI_SIDECAR_URL", "http://127.0.0.1:8765")
+    app = make_demo_app(emulator.base_url, emulator.free_key, tier="free", interval=60, tz=TZ)
+    try:
+        url = app.services.sidecar_url
+        assert url.startswith("http://127.0.0.1:") and not url.endswith(":8765"), url
+    finally:
+        app.services.close()
