@@ -267,8 +267,8 @@ def _balance(args: argparse.Namespace) -> int:
         estimate = estimated_balance()
         if estimate.source == "ledger":  # top-ups were recorded: they only ever feed the estimate
             amount, granted = _cny(estimate.amount_cny), _cny(estimate.granted_cny)
-            print(Text(f"本机估算：{amount}  [{estimate.label}] — 记录的充值 {granted} 减去本机消费；上面的实测值以中转为准",
-                       f"local estimate: {amount}  [{estimate.label}] — recorded top-ups ({granted}) minus this "
+            print(Text(f"本机估算：{amount}  [估算] — 记录的充值 {granted} 减去本机消费；上面的实测值以中转为准",
+                       f"local estimate: {amount}  [estimated] — recorded top-ups ({granted}) minus this "
                        "machine's spend; the measured figure above is the relay's"))
     return 0
 

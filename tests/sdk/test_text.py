@@ -68,6 +68,11 @@ _COMMANDS = [
     ["--help"],
     ["doctor", "--help"],
     ["usage", "--help"],
+    ["apply", "--list"],
+    ["apply", "env", "--dry-run"],
+    ["sidecar", "token", "list"],
+    ["sidecar", "--help"],
+    ["tui", "--help"],
 ]
 
 
