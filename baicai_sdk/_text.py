@@ -16,6 +16,7 @@ keep (:attr:`Text.en`), whatever the setting.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,6 +25,7 @@ __all__ = ["LANGS", "Lang", "Text", "current_lang", "labelled", "set_lang", "tr"
 Lang = Literal["zh", "en", "both"]
 LANGS: tuple[Lang, ...] = ("both", "zh", "en")
 SEPARATOR = " / "
+_LEAD = re.compile(r"\s*(?:(?:\d+[.)]|[>*•·-])\s+)?")  # an indent, then maybe a list mark: "  1) ", "\n", "- "
 
 _chosen: Lang | None = None  # set_lang's choice; None: the environment decides
 
@@ -75,7 +77,11 @@ class Text:
             return self.zh
         if lang == "en":
             return self.en
-        return f"{self.zh}{sep}{self.en}"
+        # An indent or a list number both halves start with is shown once: "  1) 中文 / English".
+        lead = _LEAD.match(self.zh).group(0)  # type: ignore[union-attr]  # the pattern matches any string
+        if not lead or not self.en.startswith(lead):
+            lead = ""
+        return f"{lead}{self.zh[len(lead):]}{sep}{self.en[len(lead):]}"
 
     def __str__(self) -> str:
         return self.render()

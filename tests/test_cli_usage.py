@@ -171,7 +171,7 @@ def test_a_topup_says_it_only_feeds_the_estimate(monkeypatch: pytest.MonkeyPatch
     lines = out.splitlines()
     assert "¥0.0000" in lines[0] and "实测 / measured" in lines[0]  # the relay's own figure, labelled as such
     estimate = next(line for line in lines if "local estimate" in line)
-    assert "¥30.0000" in estimate and "估算 / estimated" in estimate and "the measured figure above is the relay's" in estimate
+    assert "¥30.0000" in estimate and "[估算]" in estimate and "[estimated]" in estimate and "the measured figure above is the relay's" in estimate
 
 
 def test_usage_table_columns_line_up_in_terminal_cells(monkeypatch: pytest.MonkeyPatch,

@@ -120,9 +120,9 @@ def test_web_app_settings_links_decode_to_each_apps_format(env: Env, target: Tar
         ("cline", "2. Base URL: https://api.baicaigpt.com/v1"),
         ("jan", "2. Base URL: https://api.baicaigpt.com/v1"),
         ("chatwise", "2. Base URL: https://api.baicaigpt.com/v1"),
-        ("dify", "4. API Base URL: https://api.baicaigpt.com/v1（带 /v1） / 4. API Base URL: https://api.baicaigpt.com/v1 (with /v1)"),
-        ("fastgpt", "4. 代理地址：https://api.baicaigpt.com/v1（带 /v1） / 4. proxy address: https://api.baicaigpt.com/v1 (with /v1)"),
-        ("immersive-translate", "4. 自定义 API 接口地址：https://api.baicaigpt.com/v1/chat/completions / 4. custom API endpoint: https://api.baicaigpt.com/v1/chat/completions"),
+        ("dify", "4. API Base URL: https://api.baicaigpt.com/v1（带 /v1） / API Base URL: https://api.baicaigpt.com/v1 (with /v1)"),
+        ("fastgpt", "4. 代理地址：https://api.baicaigpt.com/v1（带 /v1） / proxy address: https://api.baicaigpt.com/v1 (with /v1)"),
+        ("immersive-translate", "4. 自定义 API 接口地址：https://api.baicaigpt.com/v1/chat/completions / custom API endpoint: https://api.baicaigpt.com/v1/chat/completions"),
     ],
 )
 def test_each_app_gets_its_own_url_rule_and_the_key_is_masked(app: str, line: str, env: Env, target: Target) -> None:
