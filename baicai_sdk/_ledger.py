@@ -292,6 +292,21 @@ def window_totals(
     return int(row[0]), int(row[1])
 
 
+def window_span(
+    conn: sqlite3.Connection, family: str, since: float, until: float | None = None
+) -> tuple[int, int, float | None]:
+    """(requests, tokens) counted in ``family``'s window in (``since``, ``until``] (no upper bound when None), and
+    the window time of the first counted row after ``until`` (else ``since``): no row leaves the window before it,
+    so a caller keeping the totals need not look again until the window's start passes it. One statement."""
+    after = since if until is None else until
+    bound, args = ("", [family, since]) if until is None else (" AND win_ts <= ?", [family, since, until])
+    row = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(win_tokens), 0), (SELECT win_ts FROM requests WHERE family = ? AND win_ts > ? "
+        "AND counted = 1 ORDER BY win_ts LIMIT 1) FROM requests WHERE family = ? AND win_ts > ? AND counted = 1"
+        + bound, [family, after, *args]).fetchone()
+    return int(row[0]), int(row[1]), None if row[2] is None else float(row[2])
+
+
 def window_entries(
     conn: sqlite3.Connection, family: str, since: float, key_fp: str | None = None
 ) -> Iterator[tuple[float, int]]:
