@@ -7,9 +7,9 @@ the request really used; :meth:`Meter.observe` records what a relay code reveale
 relay says is full although we predicted room).
 
 The tier of a key: ``tier=`` given to the Meter (configured), else what a relay code revealed (learned, kept in the
-ledger per key fingerprint), else unknown — judged by the limits both tiers share (a free-only limit is left to the
-relay's code, which teaches the tier), and said so; its cost is booked at ¥0 (most likely free) with the paid price as
-the high end, and repriced when the tier is learned.
+ledger per key fingerprint), else unknown — judged as paid until the relay says otherwise: by the limits both tiers
+share (a free-only limit is left to the relay's code, which teaches the tier), and booked at the paid price with ¥0
+(free) as the low end; its rows are repriced when the tier is learned.
 
 Relay rules (the hourly limits) apply only where the relay is: a base URL on the relay's host, an address that
 answered like the relay (the emulator's marker header, a relay code), or when the user says so
@@ -128,7 +128,7 @@ _SWEEP_EVERY = 60.0
 _ESTIMATED = ("cancelled", "dropped", "timeout", "orphaned")
 """Statuses whose usage the relay did not report: booked as a point estimate within bounds."""
 _IMAGE_UNKNOWN = "images of unknown size: the prompt counted at 1024×1024 each, bounded by the smallest and largest"
-_TIER_UNKNOWN = "tier unknown: booked as free (¥0), the paid price as the high end"
+_TIER_UNKNOWN = "tier unknown: booked at the paid price, ¥0 (free) as the low end"
 _REASONS = {
     "cancelled": "stream closed early: the relay bills what it generated until it noticed",
     "dropped": "connection broke mid-answer: the relay bills what it generated",
@@ -900,11 +900,11 @@ class Meter:
         if tier == "free":
             cost = cost_low = cost_high = 0.0  # the free membership is free: the relay bills nothing
         elif tier not in ("paid", "free") and cost is not None:
-            # Nobody knows the key's tier. A key that has done nothing only a paid key can (a paid-only model, a
-            # paid-tier code) is most likely free: booked at ¥0, the paid price as the high end, and repriced when
-            # its tier is learned (_learn_tier).
+            # Nobody knows the key's tier. Judged like the gate judges it — as paid, until the relay says free —
+            # it is booked at the paid price with ¥0 (free) as the low end, and repriced when its tier is learned
+            # (_learn_tier): never ¥0 while a paying user's money leaves.
             paid_cost, paid_cost_low = cost, cost_low
-            cost = cost_low = 0.0
+            cost_low = 0.0
             measured = False
             reason = (reason + "; " if reason else "") + _TIER_UNKNOWN
         return {
@@ -928,9 +928,9 @@ class Meter:
     def _learn_tier(self, conn: sqlite3.Connection, key_fp: str, tier: str, code: int | None) -> None:
         """Remember what the relay revealed: a code (40020 → free), or a paid-only model that worked (→ paid).
 
-        The key's rows booked while its tier was unknown are repriced: at ¥0 for free; at the paid price they
-        carry for paid (a key topped up long after its first requests has those repriced too: the ledger cannot
-        tell when the top-up happened, and the paid price was their high end all along)."""
+        The key's rows booked while its tier was unknown are repriced: to ¥0 for free; for paid, their bounds close
+        on the paid price they carry (a key topped up long after its first requests has those repriced too: the
+        ledger cannot tell when the top-up happened)."""
         conn.execute(
             "INSERT INTO learned_tiers (key_fp, tier, code, ts) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(key_fp) DO UPDATE SET tier = excluded.tier, code = excluded.code, ts = excluded.ts",

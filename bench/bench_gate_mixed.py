@@ -1,6 +1,6 @@
 """The quota gate and the ledger under a mixed workload (issue 13, "Done when"): a script that prints figures.
 
-    python bench/bench_gate_mixed.py
+    python bench/bench_gate_mixed.py [--free-tier-unknown]
 
 One emulator, one fresh BAICAI_HOME, free and paid keys on one machine. Phases: plain and streamed paid requests
 (with and without max_tokens), streams closed after two chunks, relay errors inside streams, read timeouts, images,
@@ -36,7 +36,11 @@ def main() -> int:
     local_refusals = {"free": 0, "paid": 0}
     with EmulatorServer() as emu:
         paid = Baicai(api_key=emu.paid_key, base_url=emu.base_url, tier="paid", max_retries=0)
-        free = Baicai(api_key=emu.free_key, base_url=emu.base_url, quota="wait", max_wait=60, max_retries=0)
+        # Both keys' tiers configured, as `baicai key add --tier` does. With --free-tier-unknown the free key's is not:
+        # it never meets a free-only limit here, so it stays unknown and is booked at the paid price (¥0 the low end).
+        free_tier = None if "--free-tier-unknown" in sys.argv else "free"
+        free = Baicai(api_key=emu.free_key, base_url=emu.base_url, tier=free_tier, quota="wait", max_wait=60,
+                      max_retries=0)
 
         def ask(client: Baicai, who: str, **kw: object) -> object:
             try:

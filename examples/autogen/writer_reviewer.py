@@ -122,8 +122,8 @@ def report_failure(exc: Exception, answer: httpx2.Response | None, base_url: str
 # 3. The team ------------------------------------------------------------------------------------------------------
 async def run(task: str, model: str, max_turns: int, tier: str | None) -> int:
     credentials = load_credentials()
-    # The key's tier decides which hourly limits the local quota gate applies; unknown is treated as free
-    # (gpt-4: 1 request per hour), so say "paid" for a paid key that has no profile.
+    # The key's tier decides which hourly limits the local quota gate applies; an unknown one is judged by the
+    # limits both tiers share until the relay's answer tells the tier, so say "free" or "paid" when you know it.
     tier = tier or (credentials.tier if credentials.tier in ("free", "paid") else None)
     print(f"中转 / relay: {credentials.base_url}  密钥 / key: {credentials.masked} ({credentials.key_source})  "
           f"等级 / tier: {tier or 'unknown'}  模型 / model: {model}")

@@ -67,8 +67,8 @@ def test_reserve_writes_pending_then_settle_replaces_estimate(meter: Meter, cloc
     r.settle(prompt_tokens=999, completion_tokens=999)  # idempotent
     (row,) = rows(meter.path)
     assert (row["status"], row["prompt_tokens"], row["completion_tokens"], row["win_tokens"]) == ("ok", 9, 12, 21)
-    # Tier unknown: booked as free (¥0), the paid price as the high end.
-    assert row["cost"] == 0 and row["cost_high"] == pytest.approx(21 * 0.01 / 1000)
+    # Tier unknown: booked at the paid price, ¥0 (free) as the low end.
+    assert row["cost_low"] == 0 and row["cost"] == row["cost_high"] == pytest.approx(21 * 0.01 / 1000)
     assert row["latency_ms"] == 1500 and row["stream"] == 1
     assert row["cost_est"] == pytest.approx((info.prompt_tokens + 100) * 0.01 / 1000)
 
