@@ -919,10 +919,10 @@ class Meter:
         """Drop the row of an attempt that failed — a send that raised, or an error answer the retry policy resends
         (``error``) — now that its request is being sent again: one request, one row.
 
-        Only an attempt the relay neither counted nor billed: an error inside a stream that had begun (counted, billed
-        for what was sent) keeps its row whatever comes after it, or the ledger would lose spend and window."""
+        Only an attempt that produced nothing: an error inside a stream that had begun (counted, billed for what was
+        sent) keeps its row whatever comes after it, or the ledger would lose spend and window."""
         self._conn().execute(
-            "DELETE FROM requests WHERE id = ? AND status IN ('failed', 'error') AND counted != 1 "
+            "DELETE FROM requests WHERE id = ? AND status IN ('failed', 'error') "
             "AND COALESCE(completion_tokens, 0) = 0 AND COALESCE(cost, 0) = 0", (row_id,))
 
     def _learn_tier(self, conn: sqlite3.Connection, key_fp: str, tier: str, code: int | None) -> None:
