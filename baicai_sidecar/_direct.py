@@ -12,7 +12,9 @@ requests exactly as before: every request an environment proxy applies to (``HTT
 ``NO_PROXY`` decide per request, as in the SDK; SOCKS falls back further, to httpx2). So what must behave as with
 httpx2, and is tested (``tests/sidecar/test_upstream.py`` runs against both clients):
 
-* TLS verification on, with the system's trust store (``ssl.create_default_context``; ``SSL_CERT_FILE`` honoured);
+* TLS verification on, with the trust the SDK's httpx2 uses (``httpcore2.default_ssl_context``: ``SSL_CERT_FILE``/
+  ``SSL_CERT_DIR``, else the OS trust store on Windows and macOS — a python.org build has no CA file of its own —
+  else OpenSSL's paths);
 * timeouts from the request's ``timeout`` extension — connect (``ConnectTimeout``), read: for the answer's head and
   between body chunks (``ReadTimeout``) — so "nothing was sent" (``ConnectError``/``ConnectTimeout``, safe to
   retry) stays apart from "may have been sent";
@@ -31,6 +33,7 @@ import asyncio
 import ssl
 from collections.abc import AsyncIterator
 
+import httpcore2
 import httptools
 import httpx2
 
@@ -230,7 +233,7 @@ class DirectTransport(httpx2.AsyncBaseTransport):
         loop = asyncio.get_running_loop()
         context = None
         if scheme == "https":
-            context = self._ssl = self._ssl or ssl.create_default_context()
+            context = self._ssl = self._ssl or httpcore2.default_ssl_context()
         try:
             async with asyncio.timeout(timeout):
                 _, conn = await loop.create_connection(lambda: _Connection(loop, key), host, port, ssl=context,
