@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ._text import tr
+from ._text import Text, tr
 
 __all__ = ["Balance", "balance", "estimated_balance", "record_topup"]
 
@@ -51,6 +51,16 @@ class Balance:
 
 class _Unavailable(Exception):
     pass
+
+
+class _KeyRefused(_Unavailable):
+    """The relay refused the key itself (HTTP 401, or an authentication / frozen relay code): no other path or
+    top-up can help, and the user must hear that the key is the problem, not the balance."""
+
+    def __init__(self, reason: str, hint: Any = None) -> None:
+        super().__init__(reason)
+        self.hint = hint
+        """The relay code's own advice (a ``Text``), or None for a bare 401."""
 
 
 def _key_and_base(target: Any) -> tuple[str, str]:
@@ -148,13 +158,19 @@ def _fetch_with_httpx2(client: Any, url: str) -> tuple[int, bytes]:
 def _json_of(status: int, body: bytes) -> dict[str, Any]:
     from ._transport._wire import parse_relay_error  # not ._errors: that imports openai (~1 s cold)
 
-    if status != 200:
-        raise _Unavailable(f"HTTP {status}")
     try:
         data = json.loads(body)
     except ValueError as exc:
-        raise _Unavailable("not JSON") from exc
-    answer = parse_relay_error(data)
+        if status == 401:
+            raise _KeyRefused("HTTP 401") from exc
+        raise _Unavailable(f"HTTP {status}" if status != 200 else "not JSON") from exc
+    answer = parse_relay_error(data)  # read on error statuses too: the relay says there whether the key is wrong
+    if answer is not None and answer.known is not None and answer.known.group in ("authentication", "frozen"):
+        raise _KeyRefused(f"HTTP {status}, relay code {answer.code}", answer.known.hint)
+    if status == 401:
+        raise _KeyRefused("HTTP 401")
+    if status != 200:
+        raise _Unavailable(f"HTTP {status}")
     if answer is not None:
         raise _Unavailable(f"relay code {answer.code}")
     if not isinstance(data, dict):
@@ -205,6 +221,8 @@ def _measured(key: str, base: str, *, timeout: float, transport: Any, now: float
                 total = _number(usage.get("total_usage"))
                 if total is None:
                     raise _Unavailable("no total_usage")
+            except _KeyRefused:
+                raise  # the relay answered about the key itself; the other path would say the same
             except _Unavailable as exc:
                 failures.append(f"{root}: {exc}")
                 continue
@@ -225,10 +243,12 @@ def _measured(key: str, base: str, *, timeout: float, transport: Any, now: float
 
 def estimated_balance(
     *, ledger_path: str | os.PathLike[str] | None = None, reason: str = "", now: float | None = None,
-    no_key: bool = False,
+    no_key: bool = False, key_refused: Any = None,
 ) -> Balance:
     """Recorded top-ups minus the ledger's priced spend since the first top-up. ``no_key``: the relay was not
-    asked because no key is configured — said as such, with the command that fixes it (a newcomer's first look)."""
+    asked because no key is configured — said as such, with the command that fixes it (a newcomer's first look).
+    ``key_refused``: the relay refused the key (a ``Text`` saying why and what to do) — said first, since recording
+    a top-up would not help."""
     from ._usage import UsageStore
 
     now = time.time() if now is None else now
@@ -245,6 +265,11 @@ def estimated_balance(
                 detail=tr("还没有配置密钥，没有向中转查询余额：用 baicai key add 名称 保存密钥",
                           "no key is configured, so the relay was not asked: save one with `baicai key add NAME`"),
             )
+        if key_refused is not None:
+            why, why_en = f"（{key_refused.zh}）", f" ({key_refused.en})"
+            if not topups:
+                return Balance(amount_cny=None, measured=False, source="none", as_of=now,
+                               detail=tr(key_refused.zh, key_refused.en))
         if not topups:
             return Balance(
                 amount_cny=None, measured=False, source="none", as_of=now,
@@ -282,8 +307,22 @@ def balance(
         return estimated_balance(ledger_path=ledger_path, now=now, no_key=True)
     try:
         return _measured(key, base, timeout=timeout, transport=transport, now=now)
+    except _KeyRefused as exc:
+        return estimated_balance(ledger_path=ledger_path, now=now, key_refused=_refusal(key, str(exc), exc.hint))
     except _Unavailable as exc:
         return estimated_balance(ledger_path=ledger_path, reason=f"billing endpoints: {exc}", now=now)
+
+
+def _refusal(key: str, reason: str, hint: Any) -> Text:
+    """What to say when the relay refused the key: which key (masked), the relay's own words, and how to check."""
+    from ._keys.masking import mask_key
+
+    zh = f"中转拒绝了密钥 {mask_key(key)}（{reason}）"
+    en = f"the relay refused the key {mask_key(key)} ({reason})"
+    if hint is not None:
+        zh, en = f"{zh}：{hint.zh}", f"{en}: {hint.en}"
+    return Text(f"{zh}。用 baicai key list 查看使用的是哪个密钥，baicai doctor 检查它",
+                f"{en}. See which key is in use with `baicai key list`; check it with `baicai doctor`")
 
 
 def record_topup(

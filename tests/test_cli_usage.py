@@ -109,6 +109,28 @@ def test_usage_balance_measured_with_a_key(monkeypatch: pytest.MonkeyPatch, caps
     assert code == 0 and "¥7.2500" in out and "实测 / measured" in out and emulator.paid_key not in out
 
 
+@pytest.mark.parametrize("error_status", ["http", "200"])
+def test_usage_balance_with_a_refused_key_says_the_key_is_the_problem(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], emulator: Any, error_status: str) -> None:
+    """A wrong key (401 / code 40001, or code 40001 under HTTP 200) is not "no top-up recorded": recording one
+    would not help. The user hears the key was refused, which one (masked), and how to check it."""
+    from baicai_sdk.testing import EmulatorConfig
+
+    emulator.reset(EmulatorConfig(error_status=error_status))  # type: ignore[arg-type]
+    wrong = "baicai-wrong-000000000000wxyz"
+    monkeypatch.setenv("BAICAI_API_KEY", wrong)
+    monkeypatch.setenv("BAICAI_BASE_URL", emulator.base_url)
+    code, out, _ = run(monkeypatch, capsys, ["usage", "balance"])
+    assert code == 0 and "refused the key baicai-…wxyz" in out and "40001" in out and "中转拒绝了密钥" in out
+    assert "baicai key list" in out and "baicai doctor" in out and "usage topup" not in out and wrong not in out
+    run(monkeypatch, capsys, ["usage", "topup", "5"])  # a recorded top-up still gives the estimate, with the reason
+    code, out, _ = run(monkeypatch, capsys, ["usage", "balance"])
+    assert "¥5.0000" in out and "[估算 / estimated]" in out and "refused the key" in out
+    monkeypatch.setenv("BAICAI_API_KEY", emulator.frozen_key)
+    out = run(monkeypatch, capsys, ["usage", "balance"])[1]
+    assert "refused the key" in out and "40243" in out and "contact support" in out
+
+
 def test_estimate_from_stdin_and_file(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
                                       tmp_path: Path) -> None:
     code, out, _ = run(monkeypatch, capsys, ["estimate", "--model", "gpt-4", "--max-tokens", "200", "--json", "-"],
