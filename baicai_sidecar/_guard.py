@@ -28,7 +28,7 @@ from typing import Any
 
 import anyio
 
-from baicai_sdk.integration import error_body, is_loopback_host
+from baicai_sdk.integration import Text, error_body, is_loopback_host
 
 from ._asgi import ASGIApp, Message, Receive, Scope, Send
 from ._tokens import TokenFileDamaged
@@ -164,6 +164,15 @@ class Refusal:
     body: bytes
     extra: list[tuple[bytes, bytes]] = field(default_factory=list)
     content_type: bytes | None = _JSON
+    code: str | None = None
+    reason: str = ""
+    """The message's English half, for the console's line (logs keep English; the app gets the body)."""
+
+
+def _refusal(status: int, message: Text, *, type: str, code: str,
+             extra: list[tuple[bytes, bytes]] | None = None) -> Refusal:
+    return Refusal(status, openai_error_body(message.zh, message.en, type=type, code=code), extra=extra or [],
+                   code=code, reason=message.en)
 
 
 _LEFT = Refusal(0, b"")
@@ -199,7 +208,8 @@ class SidecarGuard:
             return
         if refusal is not None:
             if refusal.status >= 400:
-                _log_refusal(method, path, refusal.status, refusal.body)
+                log.warning("refused %s %s -> %d %s: %s", method, path[:100], refusal.status, refusal.code,
+                            refusal.reason[:200])
             await _reply(send, refusal.status, refusal.body, extra=refusal.extra, content_type=refusal.content_type)
             return
         await self.app(scope, receive, _with_headers(send, cors) if cors else send)
@@ -209,11 +219,11 @@ class SidecarGuard:
         host = headers.get("host", "")
         if self._host_ok(scope, host):
             return None
-        return Refusal(421 if host else 400, openai_error_body(
+        return _refusal(421 if host else 400, Text(
             "Host 请求头不被接受：请用 http://127.0.0.1:端口 访问本地代理",
             "the Host header is not accepted: reach the sidecar as http://127.0.0.1:PORT "
-            "(this blocks DNS-rebinding attacks from web pages)",
-            type="baicai_sidecar_forbidden", code="host_not_allowed"))
+            "(this blocks DNS-rebinding attacks from web pages)"),
+            type="baicai_sidecar_forbidden", code="host_not_allowed")
 
     def _check_origin(self, scope: Scope, headers: dict[str, str], method: str,
                       cors: list[tuple[bytes, bytes]]) -> Refusal | None:
@@ -222,15 +232,15 @@ class SidecarGuard:
             return None
         if _count(scope, b"origin") != 1:
             # Browsers send one Origin; two mean a crafted request, and judging either one alone could be wrong.
-            return Refusal(400, openai_error_body(
-                "请求带有多个 Origin 请求头，已拒绝", "the request carries more than one Origin header: refused",
-                type="baicai_sidecar_forbidden", code="origin_not_allowed"))
+            return _refusal(400, Text(
+                "请求带有多个 Origin 请求头，已拒绝", "the request carries more than one Origin header: refused"),
+                type="baicai_sidecar_forbidden", code="origin_not_allowed")
         if not cors:
-            return Refusal(403, openai_error_body(
+            return _refusal(403, Text(
                 f"来源 {origin[:80]} 未被允许：在 baicai sidecar 上用 --allow-origin 添加该网页应用的地址",
                 f"origin {origin[:80]} is not allowed: add the web app's address with "
-                "`baicai sidecar --allow-origin URL`",
-                type="baicai_sidecar_forbidden", code="origin_not_allowed"))
+                "`baicai sidecar --allow-origin URL`"),
+                type="baicai_sidecar_forbidden", code="origin_not_allowed")
         if method == "OPTIONS" and "access-control-request-method" in headers:
             return Refusal(204, b"", extra=cors + [
                 (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
@@ -243,40 +253,38 @@ class SidecarGuard:
     def _check_route(self, path: str, method: str, cors: list[tuple[bytes, bytes]]) -> Refusal | None:
         allowed = route_allowed(path, method)
         if allowed is None:
-            return Refusal(404, openai_error_body(
+            return _refusal(404, Text(
                 f"本地代理不转发此路径：{path[:100]}",
-                f"the sidecar does not forward this path: {path[:100]} (OpenAI API routes only)",
-                type="invalid_request_error", code="unknown_url"), extra=cors)
+                f"the sidecar does not forward this path: {path[:100]} (OpenAI API routes only)"),
+                type="invalid_request_error", code="unknown_url", extra=cors)
         if not allowed:
-            return Refusal(405, openai_error_body(
-                f"此路径不支持 {method} 方法", f"method {method} is not allowed on {path[:100]}",
-                type="invalid_request_error", code="method_not_allowed"), extra=cors)
+            return _refusal(405, Text(
+                f"此路径不支持 {method} 方法", f"method {method} is not allowed on {path[:100]}"),
+                type="invalid_request_error", code="method_not_allowed", extra=cors)
         return None
 
     def _check_token(self, scope: Scope, headers: dict[str, str], cors: list[tuple[bytes, bytes]]) -> Refusal | None:
         try:
             app_name = self._authorise(headers)
         except TokenFileDamaged as exc:  # was "Internal Server Error" to the app and a traceback on the console
-            zh, _, en = str(exc).partition(" / ")
-            return Refusal(500, openai_error_body(zh, en, type="server_error", code="sidecar_token_file_damaged"),
-                           extra=cors)
+            return _refusal(500, exc.message, type="server_error", code="sidecar_token_file_damaged", extra=cors)
         if app_name is not None:
             scope["baicai.app"] = app_name
             return None
         if _bearer(headers).startswith("baicai-"):
-            return Refusal(401, openai_error_body(
+            return _refusal(401, Text(
                 "这里填的是你的白菜GPT 真实密钥：本地代理不接受它（应用里不应保存真实密钥）。请改填 `baicai sidecar` "
                 "启动时显示的本地令牌（sk-baicai-…），或用 `baicai sidecar token add 应用名` 生成一个",
                 "that is your real BaicaiGPT key: the sidecar does not take it (apps should not hold it). Paste the "
                 "local token `baicai sidecar` printed at start (sk-baicai-…), or make one with "
-                "`baicai sidecar token add APP`",
-                type="invalid_request_error", code="invalid_api_key"), extra=cors)
-        return Refusal(401, openai_error_body(
+                "`baicai sidecar token add APP`"),
+                type="invalid_request_error", code="invalid_api_key", extra=cors)
+        return _refusal(401, Text(
             "本地令牌无效：请在应用中填入 `baicai sidecar` 启动时显示的令牌（sk-baicai-…），"
             "或用 `baicai sidecar token add 应用名` 生成一个",
             "invalid local token: paste the token `baicai sidecar` printed at start (sk-baicai-…), "
-            "or make one with `baicai sidecar token add APP`",
-            type="invalid_request_error", code="invalid_api_key"), extra=cors)
+            "or make one with `baicai sidecar token add APP`"),
+            type="invalid_request_error", code="invalid_api_key", extra=cors)
 
     async def _check_body(self, scope: Scope, receive: Receive, headers: dict[str, str], path: str,
                           cors: list[tuple[bytes, bytes]]) -> Refusal | None:
@@ -284,16 +292,18 @@ class SidecarGuard:
         content_type = headers.get("content-type", "")
         problem = self._content_type_problem(path, content_type)
         if problem is not None:
-            return Refusal(415, problem, extra=cors)
+            return _refusal(415, problem, type="invalid_request_error", code="unsupported_media_type", extra=cors)
         declared = headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.config.max_body):
-            return Refusal(413, self._too_large(), extra=cors)
+            return _refusal(413, self._too_large(), type="invalid_request_error", code="request_too_large",
+                            extra=cors)
         try:
             body = await self._read_body(receive)
         except ConnectionAbortedError:
             return _LEFT
         except _BodyTooLarge:
-            return Refusal(413, self._too_large(), extra=cors)
+            return _refusal(413, self._too_large(), type="invalid_request_error", code="request_too_large",
+                            extra=cors)
         scope[BODY] = body
         if content_type.lower().startswith("application/json"):
             try:
@@ -303,10 +313,10 @@ class SidecarGuard:
                 else:
                     scope[PARSED_BODY] = json.loads(body)
             except ValueError as exc:
-                return Refusal(400, openai_error_body(
+                return _refusal(400, Text(
                     f"请求体不是合法的 JSON（{exc.__class__.__name__}）",
-                    f"the request body is not valid JSON ({exc})",
-                    type="invalid_request_error", code="invalid_json"), extra=cors)
+                    f"the request body is not valid JSON ({exc})"),
+                    type="invalid_request_error", code="invalid_json", extra=cors)
         return None
 
     # -- checks ----------------------------------------------------------------------------------
@@ -334,22 +344,20 @@ class SidecarGuard:
             return app
         return "open" if self.config.open_access else None
 
-    def _content_type_problem(self, path: str, content_type: str) -> bytes | None:
+    def _content_type_problem(self, path: str, content_type: str) -> Text | None:
         ctype = content_type.split(";")[0].strip().lower()
         if ctype == "application/json":
             return None
         if ctype == "multipart/form-data" and _MULTIPART_ROUTES.match(path):
             return None
-        return openai_error_body(
+        return Text(
             f"请求体类型 {ctype or '（空）'} 不被接受：请以 application/json 发送",
             f"content type {ctype or '(none)'} is not accepted: send application/json "
-            "(multipart/form-data only for image edits and audio uploads)",
-            type="invalid_request_error", code="unsupported_media_type")
+            "(multipart/form-data only for image edits and audio uploads)")
 
-    def _too_large(self) -> bytes:
+    def _too_large(self) -> Text:
         mb = self.config.max_body / (1024 * 1024)
-        return openai_error_body(f"请求体超过 {mb:g} MB 上限", f"the request body exceeds the {mb:g} MB limit",
-                                 type="invalid_request_error", code="request_too_large")
+        return Text(f"请求体超过 {mb:g} MB 上限", f"the request body exceeds the {mb:g} MB limit")
 
     async def _read_body(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []
@@ -390,18 +398,6 @@ def _with_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
         await send(message)
 
     return wrapped
-
-
-def _log_refusal(method: str, path: str, status: int, body: bytes) -> None:
-    """One line on the sidecar's console per refused request: an app shows "CORS error" or "401", this says why.
-    The body is our own answer (never a key); the log keeps its English half when both are shown.
-    (Left: the refusal could carry its ``Text`` so the log never reads the rendered body — issue 12.)"""
-    try:
-        error = json.loads(body)["error"]
-        code, message = error.get("code"), str(error.get("message", "")).rpartition(" / ")[2]
-    except (ValueError, KeyError, TypeError, AttributeError):
-        code, message = None, ""
-    log.warning("refused %s %s -> %d %s: %s", method, path[:100], status, code, message[:200])
 
 
 async def _reply(send: Send, status: int, body: bytes, *, extra: list[tuple[bytes, bytes]] | None = None,

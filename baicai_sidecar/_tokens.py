@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from baicai_sdk.integration import FileWatch, atomic_write, file_lock, stale_temps
+from baicai_sdk.integration import FileWatch, Text, atomic_write, file_lock, stale_temps
 
 __all__ = ["TokenStore", "LocalToken", "DEFAULT_APP", "mask_token", "InvalidAppName", "TokenFileDamaged"]
 
@@ -44,16 +44,17 @@ class InvalidAppName(ValueError):
 
 
 class TokenFileDamaged(RuntimeError):
-    """``sidecar-tokens.json`` cannot be read as tokens. The message is one bilingual line with the fix."""
+    """``sidecar-tokens.json`` cannot be read as tokens. The message (``Text``) says the fix."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        super().__init__(
+        self.message = Text(
             f"sidecar 的本地令牌文件已损坏：{path}。请把它移走（里面没有你的真实密钥），再运行 `baicai sidecar` "
-            "生成新的默认令牌，并对每个应用重新运行 `baicai apply 应用名 --target sidecar`。 / "
+            "生成新的默认令牌，并对每个应用重新运行 `baicai apply 应用名 --target sidecar`。",
             f"the sidecar's local token file is damaged: {path}. Move it aside (your real key is not in it), run "
-            "`baicai sidecar` to make a new default token, then `baicai apply APP --target sidecar` for each app."
+            "`baicai sidecar` to make a new default token, then `baicai apply APP --target sidecar` for each app.",
         )
+        super().__init__(self.message)
 
 
 def mask_token(token: str) -> str:

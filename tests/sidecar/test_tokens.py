@@ -70,3 +70,24 @@ def test_a_token_file_damaged_while_the_sidecar_runs_is_said_to_the_app(sidecar,
     assert error["code"] == "sidecar_token_file_damaged" and "sidecar-tokens.json" in error["message"]
     assert "Move it aside" in error["message"] and "移走" in error["message"]
     assert "Traceback" not in caplog.text
+
+
+@pytest.mark.parametrize(("lang", "shown", "not_shown"), [("en", "Move it aside", "移走"), ("zh", "移走", "Move it aside")])
+def test_a_damaged_token_file_is_said_in_the_language_set(sidecar, app_token: str, caplog, monkeypatch,
+                                                          lang: str, shown: str, not_shown: str) -> None:
+    """One language set: the app reads the whole message in it (it was cut at " / ", so English was empty), and the
+    console's line keeps the English half with the reason, whatever the language."""
+    import logging
+
+    import httpx2
+
+    monkeypatch.setenv("BAICAI_LANG", lang)
+    TokenStore().path.write_text("garbage", encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        resp = httpx2.post(f"{sidecar.base_url}/chat/completions", headers={"Authorization": f"Bearer {app_token}"},
+                           json={"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}]},
+                           timeout=10)
+    message = resp.json()["error"]["message"]
+    assert resp.status_code == 500 and shown in message and not_shown not in message
+    refused = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused POST")]
+    assert refused and "sidecar_token_file_damaged" in refused[-1] and "Move it aside" in refused[-1]
