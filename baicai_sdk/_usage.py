@@ -264,9 +264,9 @@ class UsageStore:
 
     def _filters(self, model: str | None, status: str | None, source: str | None) -> tuple[str, list[Any]]:
         clauses, args = [], []
-        if model:
-            clauses.append("model = ?")
-            args.append(model)
+        if model:  # a part of the name, any case: "gpt-4" finds gpt-4-0125-preview too, as a user typing it expects
+            clauses.append("instr(lower(model), ?) > 0")  # not LIKE: "_" and "%" in a name are not wildcards
+            args.append(model.lower())
         if status:
             clauses.append("status = ?")
             args.append(status)

@@ -79,7 +79,7 @@ def register(subparsers: Any) -> None:
     log = sub.add_parser("log", help=tr("消费明细（最新在前）", "the expense log, newest first"))
     log.add_argument("--limit", type=int, default=20, help=tr("显示多少条（默认 20）", "rows to show (default 20)"))
     log.add_argument("--offset", type=int, default=0, help=tr("跳过最新的多少条", "skip this many newest rows"))
-    log.add_argument("--model", help=tr("只看此模型", "only this model"))
+    log.add_argument("--model", help=tr("只看名称含此文字的模型（不分大小写）", "only models whose name contains this (any case)"))
     log.add_argument("--status", choices=("pending", "ok", "error", "cancelled", "dropped", "timeout", "orphaned",
                                           "failed"),
                      help=tr("只看此状态", "only this status"))

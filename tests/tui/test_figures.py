@@ -140,12 +140,13 @@ async def test_expense_log_pages_and_filters(sdk_ledger) -> None:
         coded = [r for r in rows if r[7]]
         assert coded and coded[0][7] == "40021" and "gpt-4" in coded[0][8]  # the code and its meaning
 
-        app.query_one("#filter-model").value = "gpt-4"
+        app.query_one("#filter-model").value = "GPT-4"  # a part of the name, any case: gpt-4-0125-preview too
         app.query_one("#filter-model").focus()
         await pilot.press("enter")
         await settle(pilot)
         rows = table_rows(app.query_one("#ledger-table"))
-        assert [r[1] for r in rows] == ["gpt-4"] * store.count(model="gpt-4")
+        assert {r[1] for r in rows} == {"gpt-4", "gpt-4-0125-preview"}
+        assert len(rows) == sum(1 for x in newest if "gpt-4" in x.model) == store.count(model="gpt-4")
 
         app.query_one("#filter-model").value = ""
         app.query_one("#filter-status").value = "error"
