@@ -48,6 +48,10 @@ from baicai_sdk.integration import (
 from ._asgi import Receive, Scope, Send
 from ._guard import BODY, PARSED_BODY, openai_error_body
 
+APP_PATH = "baicai.app_path"
+"""Scope key: the path the app called, when an endpoint hands the proxy a translated request (``/v1/responses`` sent
+on as ``/v1/chat/completions``), so the console line and the recent errors name what the app asked for."""
+
 __all__ = ["ProxyConfig", "Proxy", "build_upstream"]
 
 log = logging.getLogger("baicai.sidecar")
@@ -259,7 +263,7 @@ class Proxy:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         app = scope.get("baicai.app")
-        path = scope["path"]
+        path = scope.get(APP_PATH) or scope["path"]  # said on the console and in recent errors; the URL is _url's
         self.stats.requests += 1
         body = b""
         if scope["method"] in ("POST", "PUT", "PATCH"):

@@ -64,7 +64,7 @@ from baicai_sdk.integration import SSEDecoder, Text, relay_error_body
 
 from ._asgi import Message, Receive, Scope, Send
 from ._guard import BODY, PARSED_BODY, openai_error_body
-from ._proxy import read_body
+from ._proxy import APP_PATH, read_body
 
 __all__ = ["ResponsesEndpoint", "ResponseStore", "ResponsesError", "to_chat", "response_from_chat",
            "StreamTranslator"]
@@ -836,6 +836,7 @@ class ResponsesEndpoint:
         inner.update(path="/v1/chat/completions", raw_path=b"/v1/chat/completions", query_string=b"",
                      headers=headers)
         inner[BODY], inner[PARSED_BODY] = chat_body, tr.chat  # the chat request, not the Responses one
+        inner[APP_PATH] = scope["path"]  # the console says what the app called
         sent = False
 
         async def replay() -> Message:

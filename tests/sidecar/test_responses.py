@@ -7,6 +7,7 @@ request, tagged with the app).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -59,6 +60,19 @@ def test_plain_response_is_one_metered_chat_request(emulator: Any, sidecar: Any,
     [row] = settled(ledger_rows, 1)
     assert (row["source"], row["app"], row["status"], row["endpoint"]) == ("sidecar", "testapp", "ok", "chat")
     assert (row["prompt_tokens"], row["completion_tokens"]) == (seen.prompt_tokens, seen.completion_tokens)
+
+
+def test_the_console_names_the_path_the_app_called(emulator: Any, sidecar: Any, app_token: str,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """A Responses request is sent on as a chat request; its console line still says /v1/responses."""
+    caplog.set_level(logging.INFO, logger="baicai.sidecar")
+    client(sidecar, app_token).responses.create(model="gpt-3.5-turbo", input="你好", max_output_tokens=20)
+    def lines() -> list[str]:  # logged once the answer is sent: the client may have it a moment before
+        return [r.getMessage() for r in list(caplog.records) if " -> 200 app=testapp" in r.getMessage()]
+
+    [line] = wait_until(lines, interval=0.02, what="the console line")
+    assert line.startswith("POST /v1/responses -> 200 app=testapp"), line
+    assert [r.path for r in emulator.state.requests] == ["/v1/chat/completions"]  # the relay got chat
 
 
 def test_max_output_tokens_cut_is_an_incomplete_response(emulator: Any, sidecar: Any, app_token: str) -> None:
