@@ -231,6 +231,17 @@ def test_no_keyring_backend_with_keyring_profiles(monkeypatch: pytest.MonkeyPatc
     keyring_check = checks(report)["keyring"]
     assert keyring_check["status"] == "problem" and "BAICAI_SECRET_STORE=file" in keyring_check["fix"]
     assert checks(report)["key"]["status"] == "problem"
+    # In words, as `key add` says it: keyring's class name means nothing to a user.
+    _, _, out = doctor(monkeypatch, capsys, "--offline")
+    assert "no OS keyring on this machine" in out and "本机没有可用的系统密钥环" in out
+    assert "keyring.backends" not in out and "fail.Keyring" not in out and "keyring.backends" not in keyring_check["summary"]
+
+
+def test_a_working_keyring_is_named_in_words(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                             baicai_home: Path, fake_keyring: Any) -> None:
+    _, report, out = doctor(monkeypatch, capsys, "--offline")
+    assert checks(report)["keyring"]["status"] == "ok" and "keys are kept in the OS keyring (" in out
+    assert "keyring.backends" not in out
 
 
 def test_places_and_ledger_are_listed(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],

@@ -127,7 +127,7 @@ def _check_profiles(report: _Report) -> tuple[Any, list[Any]]:
 
 def _check_secret_store(report: _Report, store: Any, profiles: list[Any], config_dir: Path) -> None:
     """The OS keyring, when a profile keeps its key there or the next ``key add`` would; the 0600 file when used."""
-    from .._keys import SECRET_STORE_ENV, keyring_status
+    from .._keys import SECRET_STORE_ENV, keyring_in_words, keyring_status
 
     chosen_store = os.environ.get(SECRET_STORE_ENV, "").strip().lower() or "keyring"
     uses_keyring = any(p.store == "keyring" for p in profiles)
@@ -136,13 +136,13 @@ def _check_secret_store(report: _Report, store: Any, profiles: list[Any], config
     # no file store chosen); profiles kept with --store file never touch it.
     if uses_keyring or (chosen_store == "keyring" and not profiles):
         usable, description = keyring_status()
-        report.config["keyring"] = {"usable": usable, "backend": description}
+        report.config["keyring"] = {"usable": usable, "backend": description}  # the class name: for bug reports
+        words = keyring_in_words()[1]  # for people: the words `key add` uses, not the class name
         if usable:
-            report.add("keyring", "ok", Text(f"系统密钥环：{description}", f"keyring: {description}"))
+            report.add("keyring", "ok", Text(f"密钥保存在{words.zh}", f"keys are kept in {words.en}"))
         else:
             report.add(
-                "keyring", "problem" if uses_keyring else "warn",
-                Text(f"系统密钥环不可用：{description}", f"no usable keyring: {description}"),
+                "keyring", "problem" if uses_keyring else "warn", words,
                 Text(f"设置 {SECRET_STORE_ENV}=file 或用 `baicai key add NAME --store file`，密钥将保存在 {secrets_path}（0600）。",
                      f"Set {SECRET_STORE_ENV}=file or use `baicai key add NAME --store file` to keep keys in "
                      f"{secrets_path} (mode 0600)."),

@@ -40,7 +40,7 @@ from .profiles import TIERS, KeyStore, Profile
 from .profiles import _check_name as _check_name
 from .profiles import _check_tier as _check_tier
 from .resolution import Credentials, missing_key_message, resolve_credentials
-from .stores import SECRET_STORE_ENV, SERVICE_NAME, StoreKind, keyring_status
+from .stores import SECRET_STORE_ENV, SERVICE_NAME, StoreKind, keyring_in_words, keyring_status
 
 __all__ = [
     "BaicaiConfigWarning",
@@ -58,6 +58,7 @@ __all__ = [
     "TIERS",
     "key_fingerprint",
     "key_warnings",
+    "keyring_in_words",
     "keyring_status",
     "mask_key",
     "missing_key_message",

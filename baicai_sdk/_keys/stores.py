@@ -35,6 +35,16 @@ def keyring_status() -> tuple[bool, str]:
     return True, name
 
 
+def keyring_in_words() -> tuple[bool, Text]:
+    """(usable, the keyring in words) for people: a backend's class name (``keyring.backends.fail.Keyring``) means
+    nothing to most users, so a working one is named by its short name and a missing one not at all."""
+    usable, description = keyring_status()
+    if usable:
+        short = description.removeprefix("keyring.backends.").removesuffix(".Keyring")
+        return True, Text(f"系统密钥环（{short}）", f"the OS keyring ({short})")
+    return False, Text("本机没有可用的系统密钥环", "no OS keyring on this machine")
+
+
 def _fallback_advice(path: Path) -> Text:
     return (
         Text(f"可改用文件存储：设置环境变量 {SECRET_STORE_ENV}=file，或运行 `baicai key add NAME --store file`；密钥将以明文保存在 {path}（权限 0600，仅本人可读）。也可安装系统密钥环（如 gnome-keyring、KWallet）。",
@@ -93,13 +103,12 @@ class _KeyringSecrets:
     def describe(self) -> str:
         """In words, for people: a backend's Python class name (``keyring.backends.fail.Keyring``) means nothing
         to most users, so it is named only by its short name when it works, and not at all when it does not."""
-        usable, description = keyring_status()
+        usable, words = keyring_in_words()
         if usable:
-            short = description.removeprefix("keyring.backends.").removesuffix(".Keyring")
-            return tr(f"系统密钥环（{short}）", f"the OS keyring ({short})")
-        return tr(f"本机没有可用的系统密钥环；可改存到文件 {self._fallback_path}（0600，仅本人可读）：设置 "
+            return str(words)
+        return tr(f"{words.zh}；可改存到文件 {self._fallback_path}（0600，仅本人可读）：设置 "
                   f"{SECRET_STORE_ENV}=file，或 baicai key add NAME --store file",
-                  f"no OS keyring on this machine; keys can be kept in the file {self._fallback_path} instead "
+                  f"{words.en}; keys can be kept in the file {self._fallback_path} instead "
                   f"(mode 0600, readable only by you): set {SECRET_STORE_ENV}=file, or use "
                   "`baicai key add NAME --store file`")
 
