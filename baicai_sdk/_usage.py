@@ -29,6 +29,17 @@ GroupBy = Literal["model", "day", "hour", "key", "source"]
 _GROUPS = ("model", "day", "hour", "key", "source")
 
 
+MONEY_DIGITS = 6
+"""Decimals of CNY in machine-readable output: every relay price is a whole number of ¥0.000005 per token (¥0.01 or
+¥0.015 per 1K), so six decimals are exact — and drop float noise such as 0.2795000000000005. Tables show four."""
+
+
+def _money(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with its CNY amounts (``cost*`` fields) rounded to :data:`MONEY_DIGITS`; still numbers."""
+    return {k: round(v, MONEY_DIGITS) if k.startswith("cost") and isinstance(v, float) else v
+            for k, v in data.items()}
+
+
 @dataclass(frozen=True)
 class Totals:
     requests: int = 0
@@ -62,7 +73,7 @@ class Totals:
         return self.total_tokens
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "total_tokens": self.total_tokens}
+        return {**_money(asdict(self)), "total_tokens": self.total_tokens}
 
 
 @dataclass(frozen=True)
@@ -108,7 +119,7 @@ class LedgerRow:
         return self.time
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _money(asdict(self))
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,19 @@ def test_usage_json_by_model_and_source(monkeypatch: pytest.MonkeyPatch, capsys:
     assert "baicai-…7777" in out
 
 
+def test_usage_json_money_has_no_float_noise(monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """¥0.1 + ¥0.2 is ¥0.3 in JSON, not 0.30000000000000004 — still a number, exact to the relay's price step."""
+    _send("gpt-3.5-turbo", 5000, 5000)  # ¥0.1
+    _send("gpt-3.5-turbo", 10000, 10000)  # ¥0.2
+    _send("gpt-3.5-turbo", 1, 2)  # ¥0.00003: the six decimals keep a tiny request's cost exact
+    out = run(monkeypatch, capsys, ["usage", "--json"])[1]
+    total = json.loads(out)["total"]
+    assert total["cost_cny"] == 0.30003 and total["cost_low"] == 0.30003 and "0000000" not in out
+    rows = json.loads(run(monkeypatch, capsys, ["usage", "log", "--json"])[1])
+    assert sorted(r["cost_cny"] for r in rows) == [0.00003, 0.1, 0.2]
+
+
 def test_usage_log_says_when_there_is_more(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     for _ in range(3):
         _send("gpt-3.5-turbo", 10, 10)
