@@ -310,6 +310,7 @@ def _write_plan(plan: Plan, force: bool = False) -> Record:
                     "existed": old_bytes is not None,
                     "backup": str(_backup(plan.app, change.path, old_bytes)) if old_bytes is not None else None,
                     "mode": stat.S_IMODE(_real(change.path).stat().st_mode) if old_bytes is not None else None,
+                    "created_dirs": [str(d) for d in _missing_folders(change.path)] if old_bytes is None else [],
                 }
             entry["secret"] = change.secret
             if change.changed:
@@ -351,6 +352,26 @@ def _write_plan(plan: Plan, force: bool = False) -> Record:
         raise
     tx.finish()
     return record
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """The folders above ``path`` that do not exist yet (the write will create them), deepest first."""
+    missing = []
+    for folder in path.parents:
+        if folder.exists() or folder.is_symlink():
+            break
+        missing.append(folder)
+    return missing
+
+
+def _remove_empty_folders(folders: list[str]) -> None:
+    """Remove the folders apply created for a file undo just deleted, deepest first — only while each is empty:
+    anything the app or the user put there since keeps its folder (and the folders above it)."""
+    for folder in folders:
+        try:
+            Path(folder).rmdir()
+        except OSError:  # not empty (or gone already): leave it and everything above it
+            return
 
 
 RemoverFor = Callable[[str, Path], "Callable[[str, str | None, Callable[[str], bool]], str] | None"]
@@ -402,6 +423,7 @@ def _undo_record(app: str, remover_for: RemoverFor) -> UndoResult:
                 _real(path).unlink()
                 result.outcomes.append(FileOutcome(path, "deleted", Text("由 baicai 创建，已删除",
                                                                          "created by baicai, removed")))
+                _remove_empty_folders(entry.get("created_dirs") or [])
             else:
                 atomic_write(path, original, mode=entry.get("mode"))
                 result.outcomes.append(FileOutcome(path, "restored", Text("已逐字节恢复", "restored byte for byte")))

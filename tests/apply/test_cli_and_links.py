@@ -198,6 +198,31 @@ def test_cli_dry_run_writes_nothing_and_masks_the_key(tmp_path: Path, capsys: py
     assert not (tmp_path / "llm" / "keys.json").exists()
 
 
+def test_undo_removes_the_folders_apply_created_while_they_are_empty(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """llm's folder did not exist: apply made it, undo takes it away again. A folder that was there before, or
+    one the app has put a file in since, stays."""
+    from baicai_sidecar.apply._cli import main
+
+    monkeypatch.setenv("BAICAI_API_KEY", "baicai-cli0000000000000000000wxyz")
+    home = tmp_path / "made" / "by-apply"
+    monkeypatch.setenv("LLM_USER_PATH", str(home))
+    assert main(["llm"]) == 0 and (home / "keys.json").exists()
+    assert main(["llm", "--undo"]) == 0
+    assert not (tmp_path / "made").exists() and tmp_path.exists()
+
+    assert main(["llm"]) == 0
+    (home / "logs.db").write_bytes(b"the app's own file")
+    assert main(["llm", "--undo"]) == 0
+    assert not (home / "keys.json").exists() and (home / "logs.db").exists()
+
+    existing = tmp_path / "was-here"
+    existing.mkdir()
+    monkeypatch.setenv("LLM_USER_PATH", str(existing))
+    assert main(["llm"]) == 0 and main(["llm", "--undo"]) == 0
+    assert existing.is_dir() and not any(existing.iterdir())
+
+
 def test_build_target_relay_from_env_and_sidecar_token_is_stable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BAICAI_API_KEY", "baicai-envkey00000000000000001234")
     monkeypatch.setenv("BAICAI_BASE_URL", "https://api.baicaigpt.com/v1/v1")
