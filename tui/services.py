@@ -92,6 +92,8 @@ class ProfileView:
     masked: str
     base_url: str | None
     active: bool
+    demo: bool = False
+    """The demo's own key: handed to the services, in no key store — it cannot be changed or removed."""
 
 
 @dataclass(frozen=True)
@@ -439,7 +441,8 @@ class Services:
             from baicai_sdk import mask_key
 
             key, base_url, tier = self._demo
-            return ProfileView(name="demo", tier=tier, masked=mask_key(key), base_url=base_url, active=True)
+            return ProfileView(name="demo", tier=tier, masked=mask_key(key), base_url=base_url, active=True,
+                               demo=True)
         try:
             active = self._keys().active()
         except Exception:

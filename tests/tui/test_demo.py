@@ -100,3 +100,43 @@ def test_the_demo_never_looks_at_the_users_own_sidecar(emulator, monkeypatch) ->
         assert url.startswith("http://127.0.0.1:") and not url.endswith(":8765"), url
     finally:
         app.services.close()
+
+
+@pytest.mark.slow  # runs the demo app
+async def test_the_demos_own_key_is_said_to_be_fixed(emulator, baicai_home) -> None:
+    """t / u / x on the demo's key: not "no profile named 'demo' … add it with baicai key add demo" (there is no
+    such profile to add), but that the demo's key cannot be changed — and nothing is written."""
+    app = make_demo_app(emulator.base_url, emulator.free_key, tier="free", interval=60, tz=TZ)
+    async with app.run_test(size=(100, 36)) as pilot:
+        await settle(pilot)
+        await pilot.press("5")
+        await settle(pilot)
+        for key in ("t", "u", "x"):
+            app.clear_notifications()
+            await pilot.press(key)
+            await settle(pilot)
+            said = " ".join(str(n.message) for n in app._notifications)
+            assert "the demo's key cannot be changed" in said and "演示密钥不能修改" in said, (key, said)
+            assert "no profile named" not in said and app.screen is app.screen_stack[0], key  # no dialog opened
+        assert KeyStore().list() == []
+
+
+@pytest.mark.slow  # drives the app
+async def test_the_remove_question_is_shown_in_full_at_100_columns(baicai_home) -> None:
+    from test_app import _screen_text
+
+    from baicai_tui import make_app
+
+    KeyStore().add("work-laptop", "baicai-abcdefghijklmnop1234567890wxyz", tier="paid")
+    app = make_app(tz=TZ)
+    async with app.run_test(size=(100, 36)) as pilot:
+        await settle(pilot)
+        await pilot.press("5")
+        await settle(pilot)
+        await pilot.press("x")
+        await settle(pilot)
+        shown = _screen_text(app)
+        assert "(baicai-…wxyz)?" in shown and "（baicai-…wxyz）？" in shown, shown
+        await pilot.press("n")
+        await settle(pilot)
+    assert [p.name for p in KeyStore().list()] == ["work-laptop"]

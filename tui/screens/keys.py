@@ -70,6 +70,17 @@ class KeysPage(Page):
         if before is not None and before.name in names:  # keep the cursor on the same profile after a change
             table.move_cursor(row=names.index(before.name))
 
+    def changeable(self) -> ProfileView | None:
+        """The selected profile, if it may be changed; the demo's own key is in no key store, so changing it
+        would fail with "no profile named 'demo' … add it" — it is said to be fixed instead."""
+        p = self.selected()
+        if p is not None and p.demo:
+            self.notify(tr("演示密钥不能修改：它只用于本次演示，不在密钥存储中",
+                           "the demo's key cannot be changed: it is for this demo only, in no key store"),
+                        severity="warning")
+            return None
+        return p
+
     def selected(self) -> ProfileView | None:
         table = self.query_one("#keys-table", KeysTable)
         if not self.profiles or table.cursor_row < 0 or table.cursor_row >= len(self.profiles):
@@ -102,14 +113,14 @@ class KeysPage(Page):
         self.app.push_screen(FormModal(tr("添加密钥", "Add a key"), fields), done)
 
     def cycle_tier(self) -> None:
-        p = self.selected()
+        p = self.changeable()
         if p is None:
             return
         tier = TIERS[(TIERS.index(p.tier) + 1) % len(TIERS)] if p.tier in TIERS else "unknown"
         self._then_reload(lambda: self.services.set_tier(p.name, tier), tr(f"{p.name} → {tier}", f"{p.name} → {tier}"))
 
     def use(self) -> None:
-        p = self.selected()
+        p = self.changeable()
         if p is not None:
             self._then_reload(lambda: self.services.use_profile(p.name),
                               tr(f"当前档案：{p.name}", f"Active profile: {p.name}"))
@@ -117,7 +128,7 @@ class KeysPage(Page):
     def remove_selected(self) -> None:
         """Ask, then delete the selected profile. (Not `remove`: that is Textual's "take this widget off the screen",
         which Textual itself calls — it must never delete a key.)"""
-        p = self.selected()
+        p = self.changeable()
         if p is None:
             return
 
