@@ -376,7 +376,7 @@ class _Pipeline:
         if tally.raise_errors:
             response.extensions[STREAM_SCANNED] = tally  # the client reads ``done`` from it, not the bytes again
         wrapper = _AsyncMeteredStream if isinstance(response.stream, httpx2.AsyncByteStream) else _MeteredStream
-        stream = wrapper(response.stream, self, attempt, response.status_code, tally)  # type: ignore[arg-type]
+        stream = wrapper(response.stream, self, attempt, response.status_code, tally)
         return httpx2.Response(response.status_code, headers=response.headers, stream=stream,
                                request=request, extensions=response.extensions)
 
@@ -474,13 +474,28 @@ def _usage_outcome(body: Any, info: RequestInfo) -> dict[str, Any]:
     return {"prompt_tokens": None, "completion_tokens": counter.tokens}  # the prompt: the meter's own count
 
 
-class _MeteredStream(httpx2.SyncByteStream):
-    def __init__(self, inner: httpx2.SyncByteStream, pipeline: _Pipeline, attempt: _Attempt, status: int,
-                 tally: _StreamTally) -> None:
+class _SettlingStream:
+    """What the sync and async metered streams share: the answer's bytes feed the tally, and the attempt is settled
+    once — at the end, on close, or when a stream is dropped unread (``__del__``)."""
+
+    def __init__(self, inner: Any, pipeline: _Pipeline, attempt: _Attempt, status: int, tally: _StreamTally) -> None:
         self._inner, self._pipeline, self._attempt, self._status = inner, pipeline, attempt, status
         self._tally = tally
         self._finished = False
 
+    def _settle(self) -> None:
+        self._pipeline.settle_stream(self._attempt, self._tally, self._status, closed_early=not self._finished)
+
+    def __del__(self) -> None:
+        # A stream dropped without being read to the end or closed: settle it rather than hold its reservation.
+        if not self._attempt.settled:
+            try:
+                self._pipeline.settle_stream(self._attempt, self._tally, self._status, closed_early=True)
+            except Exception:  # interpreter shutdown, a closed ledger: the next Meter settles it as orphaned
+                pass
+
+
+class _MeteredStream(_SettlingStream, httpx2.SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         try:
             for chunk in self._inner:
@@ -500,30 +515,16 @@ class _MeteredStream(httpx2.SyncByteStream):
             self._tally.broken = True  # the connection failed under us: a drop, not the consumer's choice
             raise
         finally:
-            self._pipeline.settle_stream(self._attempt, self._tally, self._status, closed_early=not self._finished)
+            self._settle()
 
     def close(self) -> None:
         try:
             self._inner.close()
         finally:
-            self._pipeline.settle_stream(self._attempt, self._tally, self._status, closed_early=not self._finished)
-
-    def __del__(self) -> None:
-        # A stream dropped without being read to the end or closed: settle it rather than hold its reservation.
-        if not self._attempt.settled:
-            try:
-                self._pipeline.settle_stream(self._attempt, self._tally, self._status, closed_early=True)
-            except Exception:  # interpreter shutdown, a closed ledger: the next Meter settles it as orphaned
-                pass
+            self._settle()
 
 
-class _AsyncMeteredStream(httpx2.AsyncByteStream):
-    def __init__(self, inner: httpx2.AsyncByteStream, pipeline: _Pipeline, attempt: _Attempt, status: int,
-                 tally: _StreamTally) -> None:
-        self._inner, self._pipeline, self._attempt, self._status = inner, pipeline, attempt, status
-        self._tally = tally
-        self._finished = False
-
+class _AsyncMeteredStream(_SettlingStream, httpx2.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._inner:
@@ -543,20 +544,13 @@ class _AsyncMeteredStream(httpx2.AsyncByteStream):
             self._tally.broken = True  # the connection failed under us: a drop, not the consumer's choice
             raise
         finally:
-            self._pipeline.settle_stream(self._attempt, self._tally, self._status, closed_early=not self._finished)
+            self._settle()
 
     async def aclose(self) -> None:
         try:
             await self._inner.aclose()
         finally:
-            self._pipeline.settle_stream(self._attempt, self._tally, self._status, closed_early=not self._finished)
-
-    def __del__(self) -> None:
-        if not self._attempt.settled:
-            try:
-                self._pipeline.settle_stream(self._attempt, self._tally, self._status, closed_early=True)
-            except Exception:  # interpreter shutdown, a closed ledger: the next Meter settles it as orphaned
-                pass
+            self._settle()
 
 
 class MeteredTransport(httpx2.BaseTransport):
