@@ -40,13 +40,21 @@ class Balance:
     """Bilingual: where the figure comes from, and why the relay's was not used."""
     granted_cny: float | None = None
     used_cny: float | None = None
+    key_refused: bool = False
+    """The relay refused the key itself: the figure (if any) is only the local estimate, and the key needs fixing."""
 
     @property
     def label(self) -> str:
         return tr("实测", "measured") if self.measured else tr("估算", "estimated")
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "label": self.label}
+        """For ``--json``: money rounded to 6 decimals (prices are whole multiples of ¥0.000005), so sums of
+        float prices print as the amounts they are, not ``0.30000000000000004``."""
+        fields = asdict(self)
+        for name in ("amount_cny", "granted_cny", "used_cny"):
+            if fields[name] is not None:
+                fields[name] = round(fields[name], 6)
+        return {**fields, "label": self.label}
 
 
 class _Unavailable(Exception):
@@ -269,7 +277,7 @@ def estimated_balance(
             why, why_en = f"（{key_refused.zh}）", f" ({key_refused.en})"
             if not topups:
                 return Balance(amount_cny=None, measured=False, source="none", as_of=now,
-                               detail=tr(key_refused.zh, key_refused.en))
+                               detail=tr(key_refused.zh, key_refused.en), key_refused=True)
         if not topups:
             return Balance(
                 amount_cny=None, measured=False, source="none", as_of=now,
@@ -284,7 +292,7 @@ def estimated_balance(
             amount_cny=round(granted - spent, 6), measured=False, source="ledger", as_of=now,
             detail=tr(f"估算：记录的充值减去本机账本消费{why}{note_zh}",
                       f"estimated: recorded top-ups minus this machine's ledger spend{why_en}{note_en}"),
-            granted_cny=granted, used_cny=spent,
+            granted_cny=granted, used_cny=spent, key_refused=key_refused is not None,
         )
     finally:
         store.close()

@@ -107,8 +107,11 @@ def test_usage_log_windows_topup_balance(monkeypatch: pytest.MonkeyPatch, capsys
     # Spend before the first recorded top-up is not subtracted (record your balance once, then track from there).
     assert b["measured"] is False and b["amount_cny"] == pytest.approx(50) and b["label"].startswith("估算")
     _send("gpt-4", 100, 100)
+    for _ in range(3):  # float sums of prices (0.1 + 3 × 0.00003): printed as the money they are
+        _send("gpt-3.5-turbo", 1, 2)
     b = json.loads(run(monkeypatch, capsys, ["usage", "balance", "--json"])[1])
-    assert b["amount_cny"] == pytest.approx(50 - 0.1) and "no key is configured, the relay was not asked" in b["detail"]
+    assert b["key_refused"] is False and str(b["used_cny"]) == "0.10009" and str(b["amount_cny"]) == "49.89991"
+    assert "no key is configured, the relay was not asked" in b["detail"]
     code, _, err = run(monkeypatch, capsys, ["usage", "topup", "-5"])
     assert code == 2 and "above 0" in err
 
@@ -134,11 +137,14 @@ def test_usage_balance_with_a_refused_key_says_the_key_is_the_problem(
     monkeypatch.setenv("BAICAI_API_KEY", wrong)
     monkeypatch.setenv("BAICAI_BASE_URL", emulator.base_url)
     code, out, _ = run(monkeypatch, capsys, ["usage", "balance"])
-    assert code == 0 and "refused the key baicai-…wxyz" in out and "40001" in out and "中转拒绝了密钥" in out
+    # Exit 1: a script checking the balance must not take a refused key for a balance.
+    assert code == 1 and "refused the key baicai-…wxyz" in out and "40001" in out and "中转拒绝了密钥" in out
     assert "baicai key list" in out and "baicai doctor" in out and "usage topup" not in out and wrong not in out
     run(monkeypatch, capsys, ["usage", "topup", "5"])  # a recorded top-up still gives the estimate, with the reason
     code, out, _ = run(monkeypatch, capsys, ["usage", "balance"])
-    assert "¥5.0000" in out and "[估算 / estimated]" in out and "refused the key" in out
+    assert code == 1 and "¥5.0000" in out and "[估算 / estimated]" in out and "refused the key" in out
+    code, out, _ = run(monkeypatch, capsys, ["usage", "balance", "--json"])
+    assert code == 1 and json.loads(out)["key_refused"] is True
     monkeypatch.setenv("BAICAI_API_KEY", emulator.frozen_key)
     out = run(monkeypatch, capsys, ["usage", "balance"])[1]
     assert "refused the key" in out and "40243" in out and "contact support" in out

@@ -256,9 +256,10 @@ def _balance(args: argparse.Namespace) -> int:
     except Exception:  # no key: the ledger estimate still answers
         creds = None
     b = balance(creds) if creds is not None else balance(("", ""))
+    failed = 1 if b.key_refused else 0  # scripts must see a refused key, not a balance
     if args.json:
         print(json.dumps(b.as_dict(), ensure_ascii=False, indent=2))
-        return 0
+        return failed
     print(labelled("余额", "balance", f"{_cny(b.amount_cny)}  [{b.label}]"))
     print(b.detail)
     if b.measured:
@@ -270,7 +271,7 @@ def _balance(args: argparse.Namespace) -> int:
             print(Text(f"本机估算：{amount}  [估算] — 记录的充值 {granted} 减去本机消费；上面的实测值以中转为准",
                        f"local estimate: {amount}  [estimated] — recorded top-ups ({granted}) minus this "
                        "machine's spend; the measured figure above is the relay's"))
-    return 0
+    return failed
 
 
 def _topup(args: argparse.Namespace) -> int:
