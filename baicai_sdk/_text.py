@@ -81,7 +81,9 @@ class Text:
         lead = _LEAD.match(self.zh).group(0)  # type: ignore[union-attr]  # the pattern matches any string
         if not lead or not self.en.startswith(lead):
             lead = ""
-        return f"{lead}{self.zh[len(lead):]}{sep}{self.en[len(lead):]}"
+        # On separate lines, each half keeps the indent (a banner's note stays under its label).
+        second = lead if "\n" in sep else ""
+        return f"{lead}{self.zh[len(lead):]}{sep}{second}{self.en[len(lead):]}"
 
     def __str__(self) -> str:
         return self.render()

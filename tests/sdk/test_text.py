@@ -101,6 +101,8 @@ def test_cli_output_is_in_one_language(monkeypatch: pytest.MonkeyPatch, capsys: 
 
 def test_an_indent_or_list_number_both_halves_share_is_shown_once() -> None:
     assert Text("  1) 免费 KEY", "  1) free key").render("both") == "  1) 免费 KEY / free key"
+    # Halves on separate lines (the sidecar banner's token note) both keep the indent.
+    assert Text("    （本地令牌）", "    (a local token)").render("both", sep="\n") == "    （本地令牌）\n    (a local token)"
     assert Text("\n已中断", "\ninterrupted").render("both") == "\n已中断 / interrupted"
     assert Text("  中文", "English").render("both") == "  中文 / English"  # not shared: left as written
     assert Text("1/1 已用", "1/1 used").render("both") == "1/1 已用 / 1/1 used"  # a figure is not a list mark
