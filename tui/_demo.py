@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -92,8 +93,10 @@ def make_demo_app(base_url: str, key: str, *, tier: str, interval: float = 2.0, 
 
     # Its own sidecar address, never the user's: on the default port (or BAICAI_SIDECAR_URL) the demo polled the
     # user's real sidecar, whose console then filled with "refused GET /sidecar/status" (the demo has no token).
+    # Exports go to the folder the demo was started from: the demo's own data folder is deleted when it ends.
     services = Services(demo_credentials=(key, base_url, tier), clock=kwargs.pop("clock", None),
-                        tz=kwargs.pop("tz", None), sidecar_url=kwargs.pop("sidecar_url", None) or _free_local_url())
+                        tz=kwargs.pop("tz", None), sidecar_url=kwargs.pop("sidecar_url", None) or _free_local_url(),
+                        export_dir=kwargs.pop("export_dir", None) or Path.cwd())
     traffic = SampleTraffic(base_url, key, tier=tier, interval=interval, paid_key=paid_key)
     return make_app(services=services, demo=traffic, **kwargs)
 

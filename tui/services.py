@@ -243,6 +243,7 @@ class Services:
         tz: dt.tzinfo | None = None,
         sidecar_url: str | None = None,
         demo_credentials: tuple[str, str, str] | None = None,
+        export_dir: Path | None = None,
     ) -> None:
         self.clock: Clock = clock or time.time
         self.tz = tz or dt.datetime.now().astimezone().tzinfo or dt.timezone.utc
@@ -254,6 +255,8 @@ class Services:
         """Where the sidecar started from here writes its errors: why it stopped, shown on the Sidecar tab."""
         self._demo = demo_credentials
         """(key, base_url, tier) for ``baicai demo``: used instead of the user's profiles, never stored."""
+        self._export_dir = export_dir
+        """Where exports go; None: the data dir's ``exports`` folder (the demo's is deleted at exit: it passes one)."""
 
     @property
     def sidecar_url(self) -> str:
@@ -352,7 +355,7 @@ class Services:
             from baicai_sdk.integration import data_dir
 
             stamp = dt.datetime.fromtimestamp(self.clock(), self.tz).strftime("%Y%m%d-%H%M%S")
-            path = data_dir() / "exports" / f"usage-{by}-{stamp}.{fmt}"
+            path = (self._export_dir or data_dir() / "exports") / f"usage-{by}-{stamp}.{fmt}"
         from baicai_sdk.integration import atomic_write
 
         if fmt == "json":
