@@ -164,6 +164,7 @@ def test_estimate_from_stdin_and_file(monkeypatch: pytest.MonkeyPatch, capsys: p
     body.write_text(json.dumps({"model": "gpt-4-0125-preview", "messages": MESSAGES, "max_tokens": 5000}), "utf-8")
     code, out, _ = run(monkeypatch, capsys, ["estimate", str(body), "--tier", "free"])
     assert code == 0 and "额度：不会发送" in out and "quota: refused" in out and "1000" in out
+    assert "cost: ¥0 (it would not be sent; if sent: ¥" in out  # not a bare range next to "refused"
     assert not ledger_path().exists() or json.loads(run(monkeypatch, capsys, ["usage", "--json"])[1])["rows"] == []
 
 

@@ -148,6 +148,9 @@ def _estimate(args: argparse.Namespace) -> int:
     print(Text(f"最大输出：{info.max_completion_tokens}{default.zh}", f"max completion: {info.max_completion_tokens}{default.en}"))
     if high is None:
         print(Text("费用：未知（价目表中没有此模型）", "cost: unknown (the model has no price in the catalogue)"))
+    elif predicted and decision.kind == "refuse":  # never sent, never billed: the range is only what it would cost
+        print(Text(f"费用：¥0（不会发送；若发送：¥{low:.6f} – ¥{high:.6f}）",
+                   f"cost: ¥0 (it would not be sent; if sent: ¥{low:.6f} – ¥{high:.6f})"))
     else:
         print(labelled("费用", "cost", f"¥{low:.6f} – ¥{high:.6f}"))
     tier_note = {"configured": Text("配置", "configured"), "learned": Text("已学习", "learned"),
