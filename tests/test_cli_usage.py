@@ -29,9 +29,11 @@ def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], arg
     return code, out, err
 
 
-def _send(model: str, prompt: int, completion: int, source: str = "sdk", app: str | None = None) -> None:
+def _send(model: str, prompt: int, completion: int, source: str = "sdk", app: str | None = None,
+          attempt: int = 0) -> None:
     meter = Meter(source, tier="paid")
-    r = meter.reserve(KEY, describe_request("/v1/chat/completions", {"model": model, "messages": []}), app=app)
+    r = meter.reserve(KEY, describe_request("/v1/chat/completions", {"model": model, "messages": []}), app=app,
+                      attempt=attempt)
     assert isinstance(r, Reservation)
     r.settle(prompt_tokens=prompt, completion_tokens=completion)
     meter.close()
@@ -71,7 +73,12 @@ def test_usage_log_says_when_there_is_more(monkeypatch: pytest.MonkeyPatch, caps
     code, out, _ = run(monkeypatch, capsys, ["usage", "log", "--limit", "2"])
     assert code == 0 and out.count("gpt-3.5-turbo") == 2 and "rows 1–2 of 3; more with --offset 2" in out
     code, out, _ = run(monkeypatch, capsys, ["usage", "log", "--offset", "2"])
-    assert out.count("gpt-3.5-turbo") == 1 and "of 3" not in out
+    assert out.count("gpt-3.5-turbo") == 1 and "of 3" not in out and "retry=" not in out
+    _send("gpt-3.5-turbo", 10, 10, attempt=2)  # an app's second retry: a row of its own, said as such
+    code, out, _ = run(monkeypatch, capsys, ["usage", "log", "--limit", "1"])
+    assert out.splitlines()[-2].endswith(" retry=2")
+    assert json.loads(run(monkeypatch, capsys, ["usage", "log", "--limit", "1", "--json"])[1])[0]["attempt"] == 2
+    code, out, _ = run(monkeypatch, capsys, ["usage", "log", "--offset", "3"])  # the oldest, a first attempt
     zh, en, row = out.splitlines()[:3]  # a header says what each column is, in the rows' columns
     assert zh.startswith("时间") and en.startswith("time") and "gpt-3.5-turbo" in row
     for head in (zh, en):

@@ -141,6 +141,8 @@ class LedgerLine:
     relay_code: int | None
     meaning: str
     key: str
+    attempt: int = 0
+    """0: the app request's first attempt; n: its n-th retry."""
 
 
 @dataclass(frozen=True)
@@ -380,6 +382,7 @@ class Services:
                 prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens, cost_cny=r.cost_cny,
                 latency_ms=None if r.latency_ms is None else float(r.latency_ms), relay_code=r.relay_code,
                 meaning=_meaning(r.relay_code), key=r.key_hint or _masked_key(r.key_fingerprint),
+                attempt=r.attempt,
             )
             for r in rows
         ]

@@ -184,6 +184,7 @@ def _log(args: argparse.Namespace) -> int:
     for r in rows:
         when = dt.datetime.fromtimestamp(r.time).strftime("%Y-%m-%d %H:%M:%S")
         code = f" code={r.relay_code}" if r.relay_code is not None else ""
+        code += f" retry={r.attempt}" if r.attempt else ""  # the app's n-th retry: its own row, counted by the relay
         source = r.source + (f":{r.app}" if r.app else "")
         print(f"{when}  {ljust(r.model, 22)} {ljust(r.status, 9)} {r.prompt_tokens:>6}+{r.completion_tokens:<6} "
               f"{_cny(r.cost_cny):>10}  {source}  {r.key_hint or r.key_fingerprint}{code}")

@@ -11,7 +11,7 @@ import time
 import pytest
 from conftest import TZ, settle, table_rows, text_of
 
-from baicai_sdk import UsageStore
+from baicai_sdk import Meter, UsageStore, describe_request
 from baicai_tui import make_app
 from baicai_tui.widgets._format import cny, count, countdown
 
@@ -122,6 +122,10 @@ async def test_usage_groups_ranges_and_export(sdk_ledger, baicai_home) -> None:
 
 @pytest.mark.slow  # drives the app through many screens
 async def test_expense_log_pages_and_filters(sdk_ledger) -> None:
+    retry = Meter("sdk", tier="paid").reserve(  # an app's first retry: its own row, which says so
+        sdk_ledger["emulator"].paid_key, describe_request("/v1/chat/completions", {"model": "gpt-4", "messages": []}),
+        attempt=1)
+    retry.settle(prompt_tokens=5, completion_tokens=5)  # type: ignore[union-attr]
     now = time.time() + 1
     store = UsageStore()
     app = make_app(clock=lambda: now, tz=TZ)
@@ -137,6 +141,7 @@ async def test_expense_log_pages_and_filters(sdk_ledger) -> None:
         assert [r[5] for r in rows] == [cny(x.cost_cny) for x in newest]
         assert [r[4] for r in rows] == [f"{count(x.prompt_tokens)}+{count(x.completion_tokens)}" for x in newest]
         assert f"{count(total)} 条记录" in text_of(app.query_one("#ledger-position"))
+        assert rows[0][8] == "第 1 次重试 / retry 1" and not any("重试" in r[8] for r in rows[1:])
         coded = [r for r in rows if r[7]]
         assert coded and coded[0][7] == "40021" and "gpt-4" in coded[0][8]  # the code and its meaning
 

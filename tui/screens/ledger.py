@@ -89,6 +89,11 @@ class LedgerPageView(Page):
             source = f"{line.source}:{line.app}" if line.app else line.source
             latency = "—" if line.latency_ms is None else f"{line.latency_ms:,.0f} ms"
             tokens = f"{count(line.prompt_tokens)}+{count(line.completion_tokens)}"
+            # A retry is a row of its own (the relay counted it): say so, or it reads as a second app request.
+            meaning = line.meaning
+            if line.attempt:
+                retry = tr(f"第 {line.attempt} 次重试", f"retry {line.attempt}")
+                meaning = f"{retry} · {meaning}" if meaning else retry
             table.add_row(stamp(line.time, tz)[5:], Plain(line.model), Plain(source), line.status, tokens,  # MM-DD
                           cny(line.cost_cny), latency,
-                          "" if line.relay_code is None else str(line.relay_code), Plain(line.meaning), key=str(line.id))
+                          "" if line.relay_code is None else str(line.relay_code), Plain(meaning), key=str(line.id))
