@@ -82,6 +82,12 @@ class QuotaPage(Page):
 
     def build(self) -> ComposeResult:
         yield Static(tr("过去一小时（滑动窗口）", "The last hour (sliding window)"), classes="section-title")
+        # The relay's rule, said where its effect shows: a second key does not bring a second budget.
+        ip_note = Static(tr("“本机 IP”窗口：从这台机器发出的所有密钥共用一份额度，多一个密钥不会多出额度（中转的规则）",
+                            "'this IP' windows: every key used from this machine shares one budget; another key adds "
+                            "no quota (the relay's rule)"), id="ip-note", classes="explain")
+        ip_note.display = False
+        yield ip_note
         yield VerticalScroll(id="windows", can_focus=True)
 
     def focus_main(self) -> None:
@@ -99,6 +105,7 @@ class QuotaPage(Page):
         are reused by position and surplus ones are hidden rather than removed.
         """
         self.views = views
+        self.query_one("#ip-note").display = any(not w.key for w in views)
         box = self.query_one("#windows", VerticalScroll)
         empty = box.query(".empty")
         if not empty:
