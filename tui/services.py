@@ -455,8 +455,19 @@ class Services:
             return None
         return None if active is None else _profile(active, True)
 
-    def add_key(self, name: str, key: str, tier: str = "unknown") -> None:
-        self._keys().add(name, key, tier=tier)
+    def add_key(self, name: str, key: str, tier: str = "unknown", store: str | None = None) -> None:
+        """``store``: ``keyring`` or ``file``; None: the key store's default (``BAICAI_SECRET_STORE``)."""
+        self._keys().add(name, key, tier=tier, store=store)
+
+    def key_store_choice(self) -> tuple[str, bool]:
+        """(the store a new key should go to by default, whether the OS keyring works here). Without a working
+        keyring the file is offered first: the form shows it (plain text, 0600) before anything is saved."""
+        keys = self._keys()
+        try:
+            keys.ensure_usable("keyring")
+        except Exception:  # noqa: BLE001 - no backend, locked, or broken: the file is what can work
+            return "file", False
+        return keys.secret_store, True
 
     def set_tier(self, name: str, tier: str) -> None:
         self._keys().set_tier(name, tier)

@@ -79,3 +79,18 @@ async def test_no_keyring_is_said_in_words(no_keyring: None, baicai_home) -> Non
         backend = text_of(app.query_one("#keys-backend"))
         assert "no OS keyring on this machine" in backend and "BAICAI_SECRET_STORE=file" in backend
         assert str(baicai_home / "config" / "secrets.json") in backend and "keyring.backends" not in backend
+
+        # Adding a key here: the form offers the file (said to be plain text, 0600) instead of failing on the
+        # keyring with advice for the command line.
+        await pilot.press("a")
+        await settle(pilot)
+        store = app.screen.query_one("#field-store")
+        assert store.value == "file" and "plain text, 0600" in text_of(store.query_one("SelectCurrent Static"))
+        app.screen.query_one("#field-name").value = "home"
+        app.screen.query_one("#field-key").value = SECRET
+        app.screen.query_one("#field-key").focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        (saved,) = KeyStore().list()
+        assert saved.name == "home" and saved.store == "file" and saved.secret() == SECRET
+        assert SECRET not in app.export_screenshot()

@@ -99,15 +99,24 @@ class KeysPage(Page):
         self.in_thread(fetch, show, group="change")
 
     def add(self) -> None:
+        self.in_thread(self.services.key_store_choice, self._add_form, group="change")
+
+    def _add_form(self, choice: tuple[str, bool]) -> None:
+        default_store, keyring_works = choice
+        keyring_label = tr("系统密钥环", "OS keyring") if keyring_works else \
+            tr("系统密钥环（本机没有）", "OS keyring (none here)")
         fields = [Field("name", tr("名称", "Name"), value="default" if not self.profiles else ""),
                   Field("key", tr("密钥（输入不显示）", "Key (hidden)"), password=True),
-                  Field("tier", tr("档位", "Tier"), choices=TIERS)]
+                  Field("tier", tr("档位", "Tier"), choices=TIERS),
+                  Field("store", tr("存放处", "Stored in"), choices=("keyring", "file"), value=default_store,
+                        choice_labels=(keyring_label, tr("文件（明文，仅本人可读）", "a file (plain text, 0600)")))]
 
         def done(values: dict[str, str] | None) -> None:
             if not values or not values.get("name") or not values.get("key"):
                 return
             name, key, tier = values["name"].strip(), values["key"].strip(), values.get("tier") or "unknown"
-            self._then_reload(lambda: self.services.add_key(name, key, tier),
+            store = values.get("store") or None
+            self._then_reload(lambda: self.services.add_key(name, key, tier, store),
                               tr(f"已添加 {name}", f"Added {name}"))
 
         self.app.push_screen(FormModal(tr("添加密钥", "Add a key"), fields), done)

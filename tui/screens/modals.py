@@ -98,6 +98,8 @@ class Field:
     password: bool = False
     choices: tuple[str, ...] = ()
     value: str = ""
+    choice_labels: tuple[str, ...] = ()
+    """What each choice is called on screen (the values stay ``choices``); empty: the choices themselves."""
 
 
 class FormModal(ModalScreen["dict[str, str] | None"]):
@@ -118,7 +120,8 @@ class FormModal(ModalScreen["dict[str, str] | None"]):
             for f in self.fields:
                 yield Label(f.label)
                 if f.choices:
-                    yield Select([(c, c) for c in f.choices], value=f.value or f.choices[0], allow_blank=False,
+                    yield Select(list(zip(f.choice_labels or f.choices, f.choices, strict=True)),
+                                 value=f.value or f.choices[0], allow_blank=False,
                                  id=f"field-{f.name}")
                 else:
                     yield Input(value=f.value, password=f.password, id=f"field-{f.name}")
