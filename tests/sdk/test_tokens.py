@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import io
 import os
+import pickle
 import socket
 from importlib import resources
 from pathlib import Path
@@ -206,6 +207,20 @@ def test_library_touches_no_environment_variable(monkeypatch: pytest.MonkeyPatch
     count_text("x", "gpt-4o")
     count_text("x", "gpt-4")
     assert dict(os.environ) == before
+
+
+def test_encoding_keeps_only_the_rust_copy_of_the_ranks(official: Any) -> None:
+    """tiktoken's Encoding would keep the Python ranks dict beside its Rust core (~10 MB for cl100k in a sidecar);
+    ours drops it, reads it again from the bundled file when asked, and pickles by name."""
+    for model, name in (("gpt-4", "cl100k_base"), ("gpt-4o", "o200k_base")):
+        ours = _tokens.get_encoding(name)
+        assert "_mergeable_ranks" not in vars(ours)
+        reference = official(model)
+        assert ours._mergeable_ranks == reference._mergeable_ranks
+        text = "Hello, 世界! <|endoftext|> naïve café 🥬" * 3
+        assert ours.encode(text, disallowed_special=()) == reference.encode(text, disallowed_special=())
+        assert ours.decode(reference.encode(text, disallowed_special=())) == text
+        assert pickle.loads(pickle.dumps(ours)) is ours
 
 
 def test_damaged_bundle_is_refused() -> None:
