@@ -86,6 +86,12 @@ _FORWARD_REQUEST = frozenset({
 _FORWARD_REQUEST_PREFIXES = ("openai-", "x-stainless-")
 
 
+_FORWARD_RAW = frozenset(name.encode("ascii") for name in _FORWARD_REQUEST)
+_FORWARD_RAW_PREFIXES = tuple(prefix.encode("ascii") for prefix in _FORWARD_REQUEST_PREFIXES)
+_IDENTITY = (b"accept-encoding", b"identity")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
 def forwarded(name: str) -> bool:
     """Whether a request header (lower-case) of an app's request is sent on to the relay."""
     return name in _FORWARD_REQUEST or name.startswith(_FORWARD_REQUEST_PREFIXES)
@@ -222,6 +228,7 @@ class Proxy:
         self.stats = ProxyStats()
         self._key = config.api_key.encode("utf-8")
         self._masked = mask_key(config.api_key).encode("utf-8")
+        self._auth = (b"authorization", b"Bearer " + self._key)
         self._urls: dict[tuple[str, bytes], httpx2.URL] = {}
 
     async def start(self) -> None:
@@ -251,14 +258,25 @@ class Proxy:
         return [(k.lower(), v.replace(self._key, self._masked) if self._key in v else v)
                 for k, v in response.headers.raw if k.lower().decode("latin-1") not in _DROP_RESPONSE]
 
-    def _headers(self, scope: Scope, app: str | None) -> list[tuple[str, str]]:
-        headers = [(name, v.decode("latin-1")) for k, v in scope.get("headers", [])
-                   if forwarded(name := k.decode("latin-1").lower())]
-        headers.append(("authorization", f"Bearer {self.config.api_key}"))
-        headers.append(("accept-encoding", "identity"))
-        if app:
-            headers.append((APP_HEADER, app))
-        return headers
+    def _request(self, scope: Scope, app: str | None, body: bytes) -> httpx2.Request:
+        """The upstream request: the app's forwarded headers as the bytes it sent (ASGI names are lower-case),
+        the profile's key, and the ``Host`` and ``Content-Length`` that ``httpx2.Request(content=...)`` would add —
+        built here and handed over as a stream already read, because that constructor (header normalisation,
+        encoding the content, ``setdefault`` lookups) cost more than the rest of the request's preparation."""
+        url = self._url(scope)
+        method = scope["method"]
+        headers = [(b"Host", url.netloc)]
+        headers += [(k, v) for k, v in scope.get("headers", [])
+                    if (name := k.lower()) in _FORWARD_RAW or name.startswith(_FORWARD_RAW_PREFIXES)]
+        headers += (self._auth, _IDENTITY)
+        if body or method in _BODY_METHODS:
+            headers.append((b"Content-Length", str(len(body)).encode("ascii")))
+        # The app's name rides as an extension: the metered transport reads it there (as from the header it strips).
+        request = httpx2.Request(method, url, headers=headers, stream=httpx2.ByteStream(body),
+                                 extensions={"timeout": self.timeouts, PARSED_BODY: scope.get(PARSED_BODY),
+                                             APP_HEADER: app or None})
+        request.read()
+        return request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -277,8 +295,7 @@ class Proxy:
             await self.start()
         # A Request of our own rather than client.build_request: the headers are complete already, and merging
         # them with the client's defaults costs more than the rest of the request's preparation.
-        request = httpx2.Request(scope["method"], self._url(scope), headers=self._headers(scope, app), content=body,
-                                 extensions={"timeout": self.timeouts, PARSED_BODY: scope.get(PARSED_BODY)})
+        request = self._request(scope, app, body)
         response: httpx2.Response | None = None
         status = 0
         box: list[tuple[int, str] | None] = [None]

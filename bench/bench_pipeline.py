@@ -105,13 +105,15 @@ async def _worker(upstream: str) -> None:
             await started
             return {"type": "lifespan.shutdown"}
 
+    ready = asyncio.Event()
+
     async def lifespan_send(message: dict[str, Any]) -> None:
         if message["type"] == "lifespan.startup.failed":
             raise SystemExit(message["message"])
+        ready.set()
 
     lifespan = asyncio.ensure_future(app({"type": "lifespan"}, lifespan_receive, lifespan_send))
-    while app.proxy.transport is None:
-        await asyncio.sleep(0.01)
+    await ready.wait()  # the upstream client open, the tokenizer loaded
 
     body = json.dumps(CHAT, ensure_ascii=False).encode()
     headers = [(b"host", b"127.0.0.1:%d" % PORT), (b"accept", b"*/*"), (b"accept-encoding", b"gzip, deflate"),
@@ -247,6 +249,10 @@ def main() -> int:
             for figure in ("cpu_ms", "wall_ms"):
                 values = [r[figure] for r in rounds]
                 line.append(f"{figure[:-3]} {statistics.median(values):.3f} [{min(values):.3f}–{max(values):.3f}]")
+            if name != names[0]:
+                # Paired by round (both ran within seconds of each other): steadier than the medians on a busy machine.
+                ratios = [r["cpu_ms"] / base["cpu_ms"] for r, base in zip(rounds, results[names[0]])]
+                line.append(f"cpu vs {names[0]} ×{statistics.median(ratios):.3f} [{min(ratios):.3f}–{max(ratios):.3f}]")
             print(f"  {name:<16} " + "   ".join(line))
     finally:
         for proc in procs.values():
