@@ -193,7 +193,24 @@ def guarded_protocol(limits: ServerLimits) -> type[asyncio.Protocol] | None:
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
+            self._maybe_idle()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            cycle = self.cycle
+            if cycle is not None and cycle.response_complete and cycle.more_body:
+                cycle.more_body = False  # uvicorn leaves it set for a request it answered before its body ended
+                self._maybe_idle()
+
+        def _maybe_idle(self) -> None:
+            """Between requests: counted idle for the cap, the next head measured and timed — only once the last
+            request is answered AND its body has all arrived. Before that, bytes still coming are that body (e.g.
+            after a 413 for a declared size), not a head; and when uvicorn has just started a pipelined request,
+            the connection is busy (else the head timeout would cut it as silent, and the cap could close it)."""
+            cycle = self.cycle
             if self.transport is None or self.transport.is_closing():
+                return
+            if cycle is not None and (not cycle.response_complete or cycle.more_body):
                 return
             self._in_head, self._head_bytes, self._tail = True, 0, b""
             self._idle_set()[self] = None

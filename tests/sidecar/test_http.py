@@ -1,0 +1,217 @@
+"""The HTTP details a real client exercises, over a raw socket to a running sidecar: kept-alive connections,
+``Connection: close``, HTTP/1.0, chunked request bodies, ``Expect: 100-continue``, pipelined requests answered in
+order, ``HEAD``, chunked streams, and an unparsable request. Whatever serves the sidecar must keep these."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import httptools
+import pytest
+
+from baicai_sidecar._limits import ServerLimits
+from baicai_sidecar._server import SidecarServer
+
+CHAT = json.dumps({"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}]}).encode()
+STREAM = json.dumps({"model": "gpt-3.5-turbo", "stream": True,
+                     "messages": [{"role": "user", "content": "hi"}]}).encode()
+
+
+class Answers:
+    """The answers arriving on a raw socket, parsed one after another (interim ``100 Continue`` included)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.parser = httptools.HttpResponseParser(self)
+        self.ready: list[dict[str, Any]] = []
+        self.current: dict[str, Any] = {}
+
+    def on_message_begin(self) -> None:
+        self.current = {"headers": {}, "body": b""}
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.current["headers"][name.decode().lower()] = value.decode()
+
+    def on_headers_complete(self) -> None:
+        self.current["status"] = self.parser.get_status_code()
+
+    def on_body(self, body: bytes) -> None:
+        self.current["body"] += body
+
+    def on_message_complete(self) -> None:
+        self.ready.append(self.current)
+
+    def next(self) -> dict[str, Any]:
+        self.sock.settimeout(10)
+        while not self.ready:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("the sidecar closed the connection before a whole answer")
+            self.parser.feed_data(data)
+        return self.ready.pop(0)
+
+
+def _request(server: SidecarServer, method: str, path: str, token: str, *, body: bytes | None = None,
+             version: str = "1.1", extra: str = "") -> bytes:
+    head = (f"{method} {path} HTTP/{version}\r\nHost: 127.0.0.1:{server.port}\r\nAuthorization: Bearer {token}\r\n"
+            f"{extra}")
+    if body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    return head.encode() + b"\r\n" + (body or b"")
+
+
+def _connect(server: SidecarServer) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=10)
+
+
+def _closed(sock: socket.socket, within: float = 5.0) -> bool:
+    sock.settimeout(within)
+    try:
+        while True:
+            if not sock.recv(65536):
+                return True
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+
+
+def test_requests_share_one_kept_alive_connection(sidecar: SidecarServer, app_token: str) -> None:
+    sock = _connect(sidecar)
+    answers = Answers(sock)
+    for _ in range(3):
+        sock.sendall(_request(sidecar, "GET", "/v1/models", app_token))
+        answer = answers.next()
+        assert answer["status"] == 200 and json.loads(answer["body"])["data"]
+        assert answer["headers"].get("connection") != "close"
+    sock.sendall(_request(sidecar, "POST", "/v1/chat/completions", app_token, body=CHAT))
+    assert json.loads(answers.next()["body"])["choices"]
+
+
+def test_connection_close_is_honoured(sidecar: SidecarServer, app_token: str) -> None:
+    sock = _connect(sidecar)
+    sock.sendall(_request(sidecar, "GET", "/v1/models", app_token, extra="Connection: close\r\n"))
+    answer = Answers(sock).next()
+    assert answer["status"] == 200 and answer["headers"]["connection"] == "close"
+    assert _closed(sock)
+
+
+def test_an_http10_request_is_answered_whole_then_closed(sidecar: SidecarServer, app_token: str) -> None:
+    sock = _connect(sidecar)
+    sock.sendall(_request(sidecar, "POST", "/v1/chat/completions", app_token, body=CHAT, version="1.0"))
+    answer = Answers(sock).next()
+    assert answer["status"] == 200 and json.loads(answer["body"])["choices"]
+    assert _closed(sock)
+
+
+def test_a_chunked_request_body_is_read_whole(sidecar: SidecarServer, app_token: str) -> None:
+    sock = _connect(sidecar)
+    half = len(CHAT) // 2
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (CHAT[:half], CHAT[half:])) + b"0\r\n\r\n"
+    sock.sendall(_request(sidecar, "POST", "/v1/chat/completions", app_token,
+                          extra="Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n") + chunks)
+    answer = Answers(sock).next()
+    assert answer["status"] == 200 and json.loads(answer["body"])["choices"]
+
+
+def test_expect_100_continue_is_answered_before_the_body_is_sent(sidecar: SidecarServer, app_token: str) -> None:
+    sock = _connect(sidecar)
+    answers = Answers(sock)
+    head = _request(sidecar, "POST", "/v1/chat/completions", app_token, body=CHAT, extra="Expect: 100-continue\r\n")
+    sock.sendall(head[: -len(CHAT)])  # the head only: the client waits for the go-ahead
+    assert answers.next()["status"] == 100
+    sock.sendall(CHAT)
+    answer = answers.next()
+    assert answer["status"] == 200 and json.loads(answer["body"])["choices"]
+
+
+def test_pipelined_requests_are_answered_in_order(sidecar: SidecarServer, app_token: str) -> None:
+    sock = _connect(sidecar)
+    sock.sendall(_request(sidecar, "GET", "/v1/models", app_token)
+                 + _request(sidecar, "POST", "/v1/chat/completions", app_token, body=CHAT)
+                 + _request(sidecar, "GET", "/sidecar/status", app_token))
+    answers = Answers(sock)
+    first, second, third = answers.next(), answers.next(), answers.next()
+    assert json.loads(first["body"])["data"]
+    assert json.loads(second["body"])["choices"]
+    assert json.loads(third["body"])["version"]
+
+
+@pytest.mark.slow
+def test_a_slow_pipelined_request_is_not_taken_for_a_silent_connection(
+        sidecar_factory: Callable[..., SidecarServer], emulator: Any, app_token: str) -> None:
+    """The head timeout starts when the connection has no request left; a pipelined request that runs longer than
+    it must be answered, not cut as a connection that sent nothing."""
+    server = sidecar_factory(limits=ServerLimits(head_timeout=0.5))
+    emulator.configure(faults="latency=1.5")
+    sock = _connect(server)
+    sock.sendall(_request(server, "POST", "/v1/chat/completions", app_token, body=CHAT) * 2)
+    answers = Answers(sock)
+    assert answers.next()["status"] == 200
+    assert answers.next()["status"] == 200
+
+
+def test_head_gets_no_body_and_the_connection_stays_usable(sidecar: SidecarServer, app_token: str) -> None:
+    sock = _connect(sidecar)
+    sock.sendall(_request(sidecar, "HEAD", "/v1/models", app_token))
+    sock.settimeout(10)
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += sock.recv(65536)
+    head, _, after = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 405") and after == b""
+    sock.sendall(_request(sidecar, "GET", "/v1/models", app_token))
+    answer = Answers(sock).next()  # a body after the HEAD answer would be parsed here as garbage
+    assert answer["status"] == 200 and json.loads(answer["body"])["data"]
+
+
+def test_a_stream_comes_chunked_and_the_connection_stays_usable(sidecar: SidecarServer, app_token: str) -> None:
+    sock = _connect(sidecar)
+    answers = Answers(sock)
+    sock.sendall(_request(sidecar, "POST", "/v1/chat/completions", app_token, body=STREAM))
+    stream = answers.next()
+    assert stream["status"] == 200 and stream["headers"]["transfer-encoding"] == "chunked"
+    assert stream["headers"]["content-type"].startswith("text/event-stream")
+    assert stream["body"].rstrip().endswith(b"data: [DONE]")
+    sock.sendall(_request(sidecar, "GET", "/v1/models", app_token))
+    assert answers.next()["status"] == 200
+
+
+def test_an_unparsable_request_gets_400_and_a_close(sidecar: SidecarServer, app_token: str) -> None:
+    sock = _connect(sidecar)
+    sock.sendall(b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header Line\r\n\r\n")
+    answer = Answers(sock).next()
+    assert answer["status"] == 400
+    assert _closed(sock)
+
+
+def _refused_for_size(server: SidecarServer, app_token: str) -> tuple[socket.socket, Answers]:
+    """A connection whose first request declared a body over ``max_body`` and sent it all: answered 413 at once."""
+    sock = _connect(server)
+    body = json.dumps({"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "x" * 200_000}]}).encode()
+    sock.sendall(_request(server, "POST", "/v1/chat/completions", app_token, body=body))
+    answers = Answers(sock)
+    assert answers.next()["status"] == 413
+    return sock, answers
+
+
+def test_a_body_refused_before_it_is_read_does_not_spoil_the_connection(
+        sidecar_factory: Callable[..., SidecarServer], app_token: str) -> None:
+    """The rest of a refused body is read and dropped as body — not taken for the next request's head (it was: 431
+    "request head over 64 KB") — and the connection serves on."""
+    server = sidecar_factory(max_body=100_000)
+    sock, answers = _refused_for_size(server, app_token)
+    sock.sendall(_request(server, "GET", "/v1/models", app_token))
+    answer = answers.next()
+    assert answer["status"] == 200 and json.loads(answer["body"])["data"]
+
+
+def test_the_head_after_a_refused_body_is_still_timed(sidecar_factory: Callable[..., SidecarServer],
+                                                      app_token: str) -> None:
+    server = sidecar_factory(max_body=100_000, limits=ServerLimits(head_timeout=0.5))
+    sock, _ = _refused_for_size(server, app_token)
+    sock.sendall(b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the blank line
+    assert _closed(sock, 5.0)
