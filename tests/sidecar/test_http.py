@@ -12,12 +12,20 @@ from typing import Any
 import httptools
 import pytest
 
+from baicai_sidecar import _limits
 from baicai_sidecar._limits import ServerLimits
 from baicai_sidecar._server import SidecarServer
 
 CHAT = json.dumps({"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}]}).encode()
 STREAM = json.dumps({"model": "gpt-3.5-turbo", "stream": True,
                      "messages": [{"role": "user", "content": "hi"}]}).encode()
+
+
+@pytest.fixture(autouse=True)
+def _own_console_notes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A limit hit here prints its console line without silencing the same kind of line (one per 10 s) for the
+    tests of ``test_limits.py`` that look for it."""
+    monkeypatch.setattr(_limits, "_notes", {})
 
 
 class Answers:
