@@ -5,10 +5,11 @@
 
 Stages, read from ``/proc/PID/status`` of the sidecar process (started exactly as ``bench_sidecar.py`` does: quota
 gate on, ledger on, the default upstream client, against the instant upstream of ``_replay.py``):
-* ``ready`` — imports done, server listening, ``/sidecar/status`` answered;
+* ``ready`` — imports done, server listening, ``/sidecar/status`` answered (``ready s``: seconds from the start);
 * ``1st chat`` — after one non-streamed chat (the tokenizer is loaded by then);
 * ``requests`` — after ``--requests`` non-streamed chats;
-* ``streams`` — after ``--streams`` concurrent streams (paced, as ``bench_sidecar.py``'s paced phase), twice.
+* ``streams 1``, ``streams 2`` — after each of two bursts of ``--streams`` concurrent streams (paced, as
+  ``bench_sidecar.py``'s paced phase): what a stream costs while it runs, and whether anything stays after it.
 VmHWM is the process's peak: what was allocated and freed (the tokenizer's load) counts.
 Also, in a fresh interpreter each: RSS after ``import`` of the sidecar's modules, and the modules it holds.
 Trees are measured interleaved over ``--rounds``; figures are medians [min–max]. The machine is shared: compare
@@ -34,12 +35,14 @@ sys.path.insert(0, str(HERE))
 from bench_sidecar import _CATALOG, _SIDECAR, CHAT, KEY, _free_port, _status  # noqa: E402
 
 _IMPORT_PROBE = """
-import sys, json
+import sys, json, time
+t0 = time.perf_counter()
 from baicai_sidecar.app import SidecarConfig
 from baicai_sidecar._server import serve
+seconds = time.perf_counter() - t0
 status = dict(line.split(":", 1) for line in open("/proc/self/status") if line.startswith(("VmRSS", "VmHWM")))
 import baicai_sdk
-print(json.dumps({"file": baicai_sdk.__file__, "rss": int(status["VmRSS"].split()[0]) / 1024, "hwm": int(status["VmHWM"].split()[0]) / 1024,
+print(json.dumps({"file": baicai_sdk.__file__, "seconds": seconds, "rss": int(status["VmRSS"].split()[0]) / 1024, "hwm": int(status["VmHWM"].split()[0]) / 1024,
                   "modules": len(sys.modules), "mods": sorted(sys.modules)}))
 """
 
@@ -76,10 +79,12 @@ def run_once(tree: str, upstream: str, home: Path, token: str, args: argparse.Na
                                       capture_output=True, text=True, check=True).stdout)
     if not probe["file"].startswith(tree):
         raise SystemExit(f"{tree}: imported {probe['file']} instead")
-    out: dict[str, float] = {"import rss": probe["rss"], "import modules": probe["modules"]}
+    out: dict[str, float] = {"import s": probe["seconds"], "import rss": probe["rss"],
+                             "import modules": probe["modules"]}
     for name in WATCHED:
         out[f"imports {name}"] = float(name in probe["mods"])
     port = _free_port()
+    started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", _SIDECAR, upstream + "/v1", KEY, str(port), "auto"], env=env,
                             cwd=home)
     base = f"http://127.0.0.1:{port}"
@@ -95,6 +100,7 @@ def run_once(tree: str, upstream: str, home: Path, token: str, args: argparse.Na
                     if time.monotonic() > deadline:
                         raise
                 time.sleep(0.05)
+            out["ready s"] = time.perf_counter() - started
             out["ready rss"], out["ready hwm"] = _mb(proc.pid)
             client.post(base + "/v1/chat/completions", json=CHAT, headers=headers).raise_for_status()
             out["1st chat rss"], out["1st chat hwm"] = _mb(proc.pid)
@@ -103,11 +109,11 @@ def run_once(tree: str, upstream: str, home: Path, token: str, args: argparse.Na
             out["requests rss"], out["requests hwm"] = _mb(proc.pid)
         httpx2.post(upstream + "/_replay/delay", content=str(args.chunk_delay)).raise_for_status()
         try:
-            for _ in range(2):
+            for burst in (1, 2):  # the second shows whether the first left anything behind
                 asyncio.run(_streams(base + "/v1/chat/completions", headers, args.streams))
+                out[f"streams {burst} rss"], out[f"streams {burst} hwm"] = _mb(proc.pid)
         finally:
             httpx2.post(upstream + "/_replay/delay", content="0").raise_for_status()
-        out["streams rss"], out["streams hwm"] = _mb(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -160,13 +166,15 @@ def main() -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    print(f"{args.rounds} rounds, trees interleaved; MB, median [min–max]; load {os.getloadavg()[0]:.1f}")
+    print(f"{args.rounds} rounds, trees interleaved; MB (s: seconds), median [min–max]; "
+          f"load {os.getloadavg()[0]:.1f}")
     names = list(trees)
     print(f"{'':<20}" + "".join(f"{n:>24}" for n in names))
     for key in summary[names[0]]:
         if key.startswith("imports "):
             continue
-        print(f"{key:<20}" + "".join(f"{summary[n][key][0]:>9.1f} [{summary[n][key][1]:.1f}–{summary[n][key][2]:.1f}]"
+        spec = ".2f" if key.endswith(" s") else ".0f" if key.endswith("modules") else ".1f"
+        print(f"{key:<20}" + "".join(f"{summary[n][key][0]:>9{spec}} [{summary[n][key][1]:{spec}}–{summary[n][key][2]:{spec}}]"
                                      .rjust(24) for n in names))
     for n in names:
         held = [k.split()[1] for k, v in summary[n].items() if k.startswith("imports ") and v[0]]

@@ -43,3 +43,35 @@ def test_serving_imports_no_openai_and_no_tokenizer_at_start(emulator: Any) -> N
     assert loaded["statuses"][:2] == [200, 200] and loaded["statuses"][2] >= 400, loaded
     assert loaded["at_import"] == [], loaded
     assert loaded["after_traffic"] == [], loaded
+
+
+_SERVE_ORDER = """
+import json, os, sys
+from baicai_sdk import _tokens
+from baicai_sidecar._server import serve
+from baicai_sidecar.app import SidecarConfig
+
+real = _tokens.get_encoding
+
+def get_encoding(name):
+    encoding = real(name)
+    print(json.dumps({"name": name, "python_ranks_kept": "_mergeable_ranks" in vars(encoding),
+                      "loaded_before": [m for m in ("uvicorn", "sqlite3", "baicai_sdk._meter") if m in sys.modules]}),
+          flush=True)
+    os._exit(0)  # only what was there when the tokenizer loaded matters here
+
+_tokens.get_encoding = get_encoding
+serve(SidecarConfig(upstream=sys.argv[1], api_key=sys.argv[2], tier="paid", port=0), log_level="warning")
+"""
+
+
+@pytest.mark.slow  # a fresh interpreter
+def test_serve_loads_the_tokenizer_before_the_server_and_keeps_one_copy_of_the_ranks(emulator: Any) -> None:
+    """The load's transient ranks dict (~10 MB) is freed before uvicorn, the upstream client and the ledger
+    allocate, so they reuse it rather than raise the process's peak (bench/bench_memory.py: 75 → 67 MB); only
+    tiktoken's Rust core keeps the ranks."""
+    result = subprocess.run([sys.executable, "-c", _SERVE_ORDER, emulator.base_url, emulator.paid_key],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen == {"name": "cl100k_base", "python_ranks_kept": False, "loaded_before": []}, seen
