@@ -456,14 +456,16 @@ class StreamCounter:
         """Add one decoded ``chat.completion.chunk`` (content, tool-call names and arguments, legacy
         function_call, and a trailing ``usage`` object when present)."""
         usage = chunk.get("usage")
-        if isinstance(usage, Mapping) and usage:
+        if usage and isinstance(usage, Mapping):
             self.reported_usage = usage
         for choice in chunk.get("choices") or ():
-            if not isinstance(choice, Mapping):
+            # `type(x) is dict` first: a decoded chunk's objects are dicts, and the ABC check alone cost ~2 µs
+            # per streamed chunk.
+            if type(choice) is not dict and not isinstance(choice, Mapping):
                 continue
             index = int(choice.get("index") or 0)
             delta = choice.get("delta") or {}
-            if not isinstance(delta, Mapping):
+            if type(delta) is not dict and not isinstance(delta, Mapping):
                 continue
             content = delta.get("content")
             if isinstance(content, str):
@@ -477,7 +479,7 @@ class StreamCounter:
                     self.feed(fn.get("name"), choice=index)
                     self.feed(fn.get("arguments"), choice=index)
             legacy = delta.get("function_call")
-            if isinstance(legacy, Mapping):
+            if legacy is not None and isinstance(legacy, Mapping):
                 self.feed(legacy.get("name"), choice=index)
                 self.feed(legacy.get("arguments"), choice=index)
 

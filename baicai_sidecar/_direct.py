@@ -72,6 +72,9 @@ class _Connection(asyncio.Protocol):
         self.paused = False
         self.idle_timer: asyncio.TimerHandle | None = None
         self.waiter: asyncio.Future[None] | None = None
+        self.read_timer: asyncio.TimerHandle | None = None
+        self.wait_started = self.read_due = 0.0
+        self.wait_timeout: float | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -114,6 +117,7 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.lost = True
+        self.stop_read_timer()
         if self.idle_timer is not None:
             self.idle_timer.cancel()
             self.idle_timer = None
@@ -156,15 +160,40 @@ class _Connection(asyncio.Protocol):
             waiter.set_result(None)
 
     async def wait(self, timeout: float | None) -> None:
-        """Until the parser or the socket has news; ``_ReadTimedOut`` after ``timeout`` seconds without."""
+        """Until the parser or the socket has news; ``_ReadTimedOut`` after ``timeout`` seconds without.
+
+        One timer per connection, not one per wait: it is armed by the first wait and, when it fires, times out
+        the wait in progress if that one is ``timeout`` old, else moves to when it will be (a timer set and
+        cancelled per streamed chunk cost ~2.7 µs of each)."""
         waiter = self.waiter = self.loop.create_future()
-        timer = self.loop.call_later(timeout, _time_out, waiter) if timeout else None
+        self.wait_timeout = timeout
+        if timeout:
+            self.wait_started = now = self.loop.time()
+            if self.read_timer is None or self.read_due > now + timeout:
+                self.stop_read_timer()
+                self.read_due = now + timeout
+                self.read_timer = self.loop.call_at(self.read_due, self._read_deadline)
         try:
             await waiter
         finally:
             self.waiter = None
-            if timer is not None:
-                timer.cancel()
+
+    def _read_deadline(self) -> None:
+        self.read_timer = None
+        waiter, timeout = self.waiter, self.wait_timeout
+        if waiter is None or waiter.done() or not timeout:
+            return  # no wait in progress: the next one arms the timer again
+        due = self.wait_started + timeout
+        if self.loop.time() >= due:
+            _time_out(waiter)
+        else:
+            self.read_due = due
+            self.read_timer = self.loop.call_at(due, self._read_deadline)
+
+    def stop_read_timer(self) -> None:
+        if self.read_timer is not None:
+            self.read_timer.cancel()
+            self.read_timer = None
 
     def take_body(self) -> bytes:
         chunk = self.body[0] if len(self.body) == 1 else b"".join(self.body)
@@ -259,6 +288,7 @@ class DirectTransport(httpx2.AsyncBaseTransport):
     def release(self, conn: _Connection) -> None:
         """A complete answer: the connection back to the pool, or closed when it cannot be reused."""
         conn.busy = False
+        conn.stop_read_timer()
         if self._closed or conn.lost or not conn.keep_alive or conn.error is not None:
             conn.close()
             return

@@ -22,7 +22,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import AsyncGenerator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -469,16 +469,27 @@ class Proxy:
         tally: Any = response.extensions.get(STREAM_TALLY)
         events = SSEDecoder() if tally is None else None
         scrub = KeyScrubber(self._key, self._masked)
+        # The response's own stream, not ``response.aiter_raw()``: that is one more async generator per chunk (byte
+        # counting, a chunker) for nothing a relay needs; what it did at the end — close the stream and the
+        # response, also when the pump is cancelled or the connection breaks — is done here.
+        stream = response.stream
+        assert isinstance(stream, httpx2.AsyncByteStream)
+        chunks = stream.__aiter__()
         try:
-            async for chunk in response.aiter_raw():
-                if not chunk:
-                    continue
-                if done_seen:
-                    continue  # nothing may follow the one [DONE]
-                done_seen = tally.done if events is None else any(event.is_done for event in events.feed(chunk))
-                chunk = scrub.feed(chunk)
-                if chunk:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            try:
+                async for chunk in chunks:
+                    if not chunk:
+                        continue
+                    if done_seen:
+                        continue  # nothing may follow the one [DONE]
+                    done_seen = tally.done if events is None else any(e.is_done for e in events.feed(chunk))
+                    chunk = scrub.feed(chunk)
+                    if chunk:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            finally:
+                if isinstance(chunks, AsyncGenerator):
+                    await chunks.aclose()
+                await response.aclose()
         except httpx2.TransportError as exc:
             await self._end_incomplete(send, path, app, "upstream_dropped",
                                        f"白菜GPT中转连接在输出中途中断（{type(exc).__name__}），回答不完整，请重试",
@@ -579,11 +590,17 @@ class KeyScrubber:
     def __init__(self, key: bytes, masked: bytes) -> None:
         self.key, self.masked, self.pending = key, masked, b""
         self._first = key[:1]
+        self._key_bytes = frozenset(key)
 
     def feed(self, chunk: bytes) -> bytes:
         data = self.pending + chunk if self.pending else chunk
         if self.key in data:
             data = data.replace(self.key, self.masked)
+        if not data or data[-1] not in self._key_bytes:
+            # No tail can begin the key: it would end with the chunk's last byte, which is none of the key's (the
+            # usual chunk ends with a newline; a key is letters, digits, - and _).
+            self.pending = b""
+            return data
         # The longest tail that begins the key is held back. Only where the key's first byte occurs in the last
         # len(key) - 1 bytes can one begin (the usual chunk ends "\n\n": none) — a few µs less per streamed chunk
         # than trying every tail length.

@@ -323,6 +323,16 @@ def main() -> None:
             if "ttfc/pre-send" in figures:
                 print(f"  ttfc     pre-send {_summary(figures['ttfc/pre-send'])} ms   "
                       f"first chunk {_summary(figures['ttfc/first-chunk'])} ms")
+        if len(trees) == 2:
+            # Each round ran both trees back to back: the ratio within a round cancels most of the load's drift.
+            base, this = results["base"], results["this"]
+            print("\n== this / base, per round (median [min–max])")
+            for level in args.levels.split(","):
+                stream = [t / b for t, b in zip(this[f"{level}/short"], base[f"{level}/short"])]
+                chunk = [(tl - ts) / (bl - bs) for ts, tl, bs, bl in
+                         zip(this[f"{level}/short"], this[f"{level}/long"], base[f"{level}/short"],
+                             base[f"{level}/long"])]
+                print(f"  {level:8} per stream {_summary(stream)}   per chunk {_summary(chunk)}")
 
 
 if __name__ == "__main__":

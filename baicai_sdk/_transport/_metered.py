@@ -200,6 +200,11 @@ class _StreamTally:
 
     def feed(self, chunk: bytes) -> tuple[int, RelayAnswer] | None:
         """Take ``chunk``; for the first relay error event it completes, where that event starts in it."""
+        data = self.decoder.single_data(chunk)
+        if data is not None and data[:1] == b"{" and data[-1:] == b"}" and not might_be_error(data):
+            # The common chunk, one `data: {…}` event that cannot be an error: what _take would keep, kept.
+            self.payloads.append(data)
+            return None
         found = None
         for event in self.decoder.feed(chunk):
             answer = self._take(event.data)

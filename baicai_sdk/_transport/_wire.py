@@ -160,6 +160,15 @@ class SSEDecoder:
         self._event: str | None = None
         self._start: int | None = None
 
+    def single_data(self, chunk: bytes) -> bytes | None:
+        """The data of ``chunk`` when it is exactly one complete one-line ``data:`` event and no event is open (the
+        common stream chunk; the decoder's state stays as it is), else None: then :meth:`feed` it. A reader that
+        only wants the data skips building the event and its list (a few µs per streamed chunk)."""
+        if (self._start is None and not self._pending and chunk[:6] == b"data: " and chunk[-2:] == b"\n\n"
+                and chunk.find(b"\n") == len(chunk) - 2):
+            return chunk[6:-2]
+        return None
+
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         if self._start is not None:
             self._start = 0  # the open event began in an earlier chunk: in this one it starts at 0
@@ -268,7 +277,8 @@ _SUCCESS_CODES = frozenset({0, 200})
 
 def might_be_error(data: bytes) -> bool:
     """A cheap test before decoding: False means ``data`` holds no error envelope (the common stream chunk)."""
-    return any(marker in data for marker in _MARKERS)
+    # Three `in` tests spelled out: a generator over _MARKERS cost 3-4 µs more per streamed chunk.
+    return b'"error' in data or b'"errcode"' in data or b'"code"' in data
 
 
 def _as_code(value: object) -> int | None:
