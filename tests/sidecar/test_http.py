@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -223,3 +224,23 @@ def test_the_head_after_a_refused_body_is_still_timed(sidecar_factory: Callable[
     sock, _ = _refused_for_size(server, app_token)
     sock.sendall(b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the blank line
     assert _closed(sock, 5.0)
+
+
+@pytest.mark.slow
+def test_stopping_with_a_stream_in_flight_ends_it_and_settles_its_row(
+        sidecar_factory: Callable[..., SidecarServer], emulator: Any, app_token: str, ledger_rows: Any) -> None:
+    """Stopping the sidecar (the TUI's stop, Ctrl-C) while an app streams: the stop does not wait for the whole
+    stream (20 s here), the app's connection ends, and the ledger row is settled, not left pending."""
+    server = sidecar_factory()
+    emulator.configure(chunk_delay=0.1, reply_tokens=200)
+    sock = _connect(server)
+    sock.sendall(_request(server, "POST", "/v1/chat/completions", app_token, body=STREAM))
+    received = b""
+    while received.count(b"data: {") < 3:
+        received += sock.recv(65536)
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 6
+    assert _closed(sock, 5.0)
+    rows = ledger_rows()
+    assert len(rows) == 1 and rows[0]["status"] != "pending", rows
