@@ -6,6 +6,8 @@ latency) is written by the proxy without headers or query strings, so no key can
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import socket
 from typing import Any
 
@@ -17,7 +19,31 @@ from .app import SidecarConfig, create_app
 __all__ = ["SidecarServer", "serve"]
 
 
-_UVICORN: dict[str, Any] = {"lifespan": "on", "timeout_graceful_shutdown": 3}
+_GRACEFUL_SECONDS = 3
+_UVICORN: dict[str, Any] = {"lifespan": "on", "timeout_graceful_shutdown": _GRACEFUL_SECONDS}
+
+log = logging.getLogger("baicai.sidecar")
+
+
+class _StopMidRequest(logging.Filter):
+    """A stop (Ctrl-C, SIGTERM, the TUI) while an app still streams: uvicorn waits ``_GRACEFUL_SECONDS``, then
+    cancels the request and logs an ERROR plus a CancelledError traceback for it, which reads like a crash. This
+    says it in one line of ours instead; the request itself ends as any cancelled one (its ledger row: cancelled)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError):
+            return False
+        if isinstance(record.msg, str) and record.msg.startswith("Cancel %s running task(s)"):
+            log.warning("stopping: cancelled %s request(s) still running after %d s (an app's stream ends here; "
+                        "the ledger books it as cancelled)", *(record.args or ("some",)), _GRACEFUL_SECONDS)
+            return False
+        return True
+
+
+def _quiet_stop() -> None:
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _StopMidRequest) for f in uvicorn_log.filters):
+        uvicorn_log.addFilter(_StopMidRequest())
 
 
 def serve(config: SidecarConfig, *, log_level: str = "info", sock: socket.socket | None = None) -> None:
@@ -25,6 +51,7 @@ def serve(config: SidecarConfig, *, log_level: str = "info", sock: socket.socket
     raise_fd_limit()  # the usual 1,024 files is less than the connection cap plus upstream connections
     sock = sock or bind_socket(config.host, config.port)
     _load_tokenizer()
+    _quiet_stop()
     serve_forever(create_app(config), sock, log_level=log_level, **_UVICORN, **uvicorn_options(config.limits))
 
 
@@ -43,6 +70,7 @@ class SidecarServer(BackgroundServer):
 
     def __init__(self, config: SidecarConfig, *, port: int = 0) -> None:
         self.config = config
+        _quiet_stop()
         super().__init__(create_app(config), config.host, port, name="baicai-sidecar", **_UVICORN,
                          **uvicorn_options(config.limits))
 

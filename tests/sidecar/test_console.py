@@ -169,6 +169,33 @@ def test_a_key_warning_is_printed_once_as_a_note(console: Any, emulator: Any) ->
     assert not any("Warning" in line for line in sc.lines), sc.lines
 
 
+
+@pytest.mark.skipif(sys.platform.startswith("win"), reason="SIGINT to a child")
+def test_ctrl_c_while_an_app_streams_says_so_in_one_line(console: Any, emulator: Any, ledger_rows: Any) -> None:
+    """Ctrl-C with a stream in flight: the stream gets 3 s to end, then is cancelled — one line saying so, no
+    ERROR and no CancelledError traceback (it read like a crash), and the ledger books the stream as cancelled."""
+    import json
+    import socket
+
+    emulator.configure(chunk_delay=0.1, reply_tokens=200)  # a 20 s stream
+    sc = console("--port", "0", "--upstream", emulator.base_url, BAICAI_API_KEY=emulator.paid_key)
+    port = _port_from(sc.wait_for("Base URL"))
+    token = sc.wait_for("API Key").split(":", 1)[1].strip()
+    sc.wait_for("Ctrl-C")
+    body = json.dumps({"model": "gpt-3.5-turbo", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as app:
+        app.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}"
+                    f"\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode())
+        received = b""
+        while received.count(b"data: {") < 3:
+            received += app.recv(65536)
+        started = time.monotonic()
+        assert sc.stop() in (0, 130)
+        assert time.monotonic() - started < 9  # 3 s for the stream, then the shutdown itself
+    assert any("stopping: cancelled 1 request(s) still running after 3 s" in line for line in sc.lines), sc.lines
+    assert not any("Traceback" in line or line.startswith("ERROR") for line in sc.lines), sc.lines
+    assert [row["status"] for row in ledger_rows()] == ["cancelled"]
+
 def socket_closed() -> Any:
     import contextlib
     import socket
