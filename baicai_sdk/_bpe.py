@@ -1,4 +1,4 @@
-"""tiktoken's ``Encoding`` without its Python copy of the ranks, and giving freed memory back after a load.
+"""tiktoken's ``Encoding`` without its Python copy of the ranks.
 
 ``tiktoken.Encoding`` keeps the ``mergeable_ranks`` dict it was built from (``_mergeable_ranks``) beside the Rust
 ``CoreBPE``, which holds its own copies (encoder, decoder, sorted tokens). Every method we call — ``encode``,
@@ -12,12 +12,11 @@ Imported only when an encoding is first built (it imports tiktoken).
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import tiktoken
 
-__all__ = ["BundledEncoding", "release_freed_memory"]
+__all__ = ["BundledEncoding"]
 
 
 class BundledEncoding(tiktoken.Encoding):
@@ -38,19 +37,3 @@ class BundledEncoding(tiktoken.Encoding):
 
         return get_encoding, (self.name,)
 
-
-def release_freed_memory() -> None:
-    """Hand the heap that building an encoding freed back to the system (glibc's ``malloc_trim``).
-
-    The ranks dict and the file's text are freed once the ``CoreBPE`` is built, but glibc keeps freed heap pages
-    mapped: −1.8 MB of resident memory for cl100k, for a few ms once. Not on other C libraries or systems.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # musl and others: no malloc_trim
-        return
-    trim(0)

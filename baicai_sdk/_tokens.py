@@ -138,11 +138,10 @@ def get_encoding(name: str) -> "tiktoken.Encoding":
     with _lock:
         enc = _cache.get(name)
         if enc is None:
-            from ._bpe import BundledEncoding, release_freed_memory
+            from ._bpe import BundledEncoding
 
             enc = BundledEncoding(**_constructor_args(name))
             _cache[name] = enc
-            release_freed_memory()
     return enc
 
 
