@@ -2,6 +2,8 @@
 
     python bench/bench_sidecar.py [--rounds 4] [--requests 200] [--streams 50] [--per-worker 4] [--chunk-delay 0.02]
     python bench/bench_sidecar.py --quick          # 2 rounds of fewer requests: a smoke run
+    python bench/bench_sidecar.py --compare REV    # also the sidecar of git revision REV ("sidecar@REV"), same run
+    python bench/bench_sidecar.py --latency-only   # non-streamed latency and CPU only (no streams, no writer)
 
 Processes (each its own, as for a user, so no two share a GIL):
 * ``upstream`` — an instant relay stand-in replaying the emulator's own bytes (``bench/_replay.py``): the emulator
@@ -102,8 +104,8 @@ class Bench:
         self.procs: dict[str, subprocess.Popen[str]] = {}
         self.urls: dict[str, str] = {}
 
-    def _spawn(self, name: str, argv: list[str], *, port: int | None = None) -> subprocess.Popen[str]:
-        proc = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, text=True, env=self.env)
+    def _spawn(self, name: str, argv: list[str], *, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        proc = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, text=True, env=env or self.env)
         self.procs[name] = proc
         return proc
 
@@ -115,15 +117,29 @@ class Bench:
         floor = self._spawn("floor", [str(HERE / "_replay.py"), "floor", self.upstream_origin.rsplit(":", 1)[1], KEY])
         assert floor.stdout is not None
         self.urls["floor"] = f"http://127.0.0.1:{floor.stdout.readline().strip()}/v1"
-        for name, client in (("sidecar", "auto"), ("sidecar-aiohttp", "aiohttp")):
+        sidecars = [("sidecar", "auto", None), ("sidecar-aiohttp", "aiohttp", None)]
+        sidecars += [(f"sidecar@{rev}", "auto", rev) for rev in self.args.compare]
+        for name, client, rev in sidecars:
             port = _free_port()
-            self._spawn(name, ["-c", _SIDECAR, self.urls["direct"], KEY, str(port), client])
+            env = None
+            if rev is not None:  # that revision's packages first on the path (the same BAICAI_HOME and ledger)
+                env = {**self.env, "PYTHONPATH": str(self._tree(rev))}
+            self._spawn(name, ["-c", _SIDECAR, self.urls["direct"], KEY, str(port), client], env=env)
             self.urls[name] = f"http://127.0.0.1:{port}/v1"
         from baicai_sidecar._tokens import TokenStore
 
         self.token = TokenStore().issue("bench")
-        for name in ("sidecar", "sidecar-aiohttp"):
+        for name, _client, _rev in sidecars:
             self._wait_ready(self.urls[name])
+
+    def _tree(self, rev: str) -> Path:
+        """The packages of git revision ``rev``, extracted under the bench's home."""
+        target = self.home / "trees" / rev.replace("/", "_")
+        target.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", rev, "baicai_sdk", "baicai_sidecar"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+        return target
 
     def _wait_ready(self, base: str) -> None:
         deadline = time.monotonic() + 30
@@ -259,10 +275,14 @@ def main() -> int:
     parser.add_argument("--chunk-delay", type=float, default=0.02, help="pause between chunks, paced runs (s)")
     parser.add_argument("--quick", action="store_true", help="2 rounds, 60 requests, 20 streams")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--compare", action="append", default=[], metavar="REV",
+                        help="also run the sidecar of this git revision, as variant sidecar@REV (repeatable)")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="only the non-streamed latency and CPU (no streams, no second writer)")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.requests, args.streams, args.per_worker = 2, 60, 20, 2
-    variants = ["direct", "floor", "sidecar", "sidecar-aiohttp"]
+    variants = ["direct", "floor", "sidecar", *(f"sidecar@{rev}" for rev in args.compare), "sidecar-aiohttp"]
     load_before = os.getloadavg()[0]
     bench = Bench(args)
     bench.start()
@@ -272,6 +292,9 @@ def main() -> int:
     unpaced: list[dict[str, dict[str, float]]] = []
     try:
         for _ in range(args.rounds):
+            if args.latency_only:
+                lat.append(bench.latency(variants, args.requests))
+                continue
             lat.append({**bench.latency(variants, args.requests), **bench.with_writer(args.requests // 2)})
             ttfc.append(bench.latency(variants, max(20, args.requests // 4), stream=True))
             paced.append({v: {"ratio": r} for v, r in bench.throughput(variants, args.chunk_delay).items()})
@@ -279,22 +302,24 @@ def main() -> int:
         rss = {v: {"peak_rss_mb": _status(bench.procs[v].pid, "VmHWM")} for v in variants[1:]}
     finally:
         bench.stop()
-    result = {"latency": _summary(lat), "first_chunk": _summary(ttfc), "paced": _summary(paced),
-              "unpaced": _summary(unpaced), "rss": rss, "rounds": args.rounds,
+    result = {"latency": _summary(lat), "first_chunk": _summary(ttfc) if ttfc else {},
+              "paced": _summary(paced) if paced else {}, "unpaced": _summary(unpaced) if unpaced else {},
+              "rss": rss, "rounds": args.rounds,
               "load_before_after": [load_before, os.getloadavg()[0]], "cpus": os.cpu_count()}
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     print(f"{args.rounds} rounds, {args.requests} non-streamed requests per variant per round, interleaved; "
           f"{args.streams} concurrent streams × {args.per_worker}. Median [min–max] over rounds.")
-    print(f"{'variant':<16}{'added p50 ms':>22}{'added p99 ms':>22}{'CPU ms/request':>22}{'added TTFC p50':>22}"
+    print(f"{'variant':<22}{'added p50 ms':>22}{'added p99 ms':>22}{'CPU ms/request':>22}{'added TTFC p50':>22}"
           f"{'paced % direct':>20}{'unpaced % direct':>20}{'peak RSS MB':>13}")
-    for v in ["direct", "floor", "sidecar", "sidecar+writer", "sidecar-aiohttp"]:
+    for v in ["direct", "floor", "sidecar", *(f"sidecar@{rev}" for rev in args.compare), "sidecar+writer",
+              "sidecar-aiohttp"]:
         L = result["latency"].get(v, {})
         T = result["first_chunk"].get(v, {})
         P = result["paced"].get(v, {})
         U = result["unpaced"].get(v, {})
-        print(f"{v:<16}{_fmt(L.get('added_p50_ms')):>22}{_fmt(L.get('added_p99_ms')):>22}"
+        print(f"{v:<22}{_fmt(L.get('added_p50_ms')):>22}{_fmt(L.get('added_p99_ms')):>22}"
               f"{_fmt(L.get('cpu_ms_per_request'), '.2f'):>22}{_fmt(T.get('added_p50_ms')):>22}"
               f"{_fmt(P.get('ratio'), '.0f', 100):>20}{_fmt(U.get('ratio'), '.0f', 100):>20}"
               f"{rss.get(v.split('+')[0], {}).get('peak_rss_mb', float('nan')):>13.0f}")
