@@ -175,6 +175,9 @@ def _refusal(status: int, message: Text, *, type: str, code: str,
                    code=code, reason=message.en)
 
 
+_UNSEEN = object()
+_ROUTE_CACHE = 256
+
 _LEFT = Refusal(0, b"")
 """Not an answer: the app left while uploading, so there is nobody to answer."""
 
@@ -188,6 +191,7 @@ class SidecarGuard:
         self.app = app
         self.config = config
         self._hosts: dict[int | None, frozenset[str]] = {}
+        self._routes: dict[tuple[str, str], bool | None | object] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -251,7 +255,13 @@ class SidecarGuard:
         return None
 
     def _check_route(self, path: str, method: str, cors: list[tuple[bytes, bytes]]) -> Refusal | None:
-        allowed = route_allowed(path, method)
+        allowed = self._routes.get((path, method), _UNSEEN)
+        if allowed is _UNSEEN:
+            # The verdict per path and method, kept: the patterns are tried once, not on every request.
+            allowed = route_allowed(path, method)
+            if len(self._routes) >= _ROUTE_CACHE:
+                self._routes.clear()  # many distinct paths (model names): start over rather than grow
+            self._routes[(path, method)] = allowed
         if allowed is None:
             return _refusal(404, Text(
                 f"本地代理不转发此路径：{path[:100]}",
