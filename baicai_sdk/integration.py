@@ -47,6 +47,7 @@ __all__ = [
     "SHOULD_RETRY_HEADER",
     "STREAM_TALLY",
     "RELAY_ANSWER",
+    "SETTLE_AFTER",
     "SSEDecoder",
     "SSEEvent",
     "iter_sse",
@@ -106,6 +107,7 @@ _LAZY: dict[str, str] = {
     "SHOULD_RETRY_HEADER": "._transport._wire",
     "STREAM_TALLY": "._transport._metered",
     "RELAY_ANSWER": "._transport._metered",
+    "SETTLE_AFTER": "._transport._metered",
     "SSEDecoder": "._transport._wire",
     "SSEEvent": "._transport._wire",
     "iter_sse": "._transport._wire",
@@ -156,7 +158,7 @@ if _typing.TYPE_CHECKING:
     from ._text import LANGS, Lang, Text, current_lang, labelled, set_lang, tr
     from ._tokens import get_encoding
     from ._transport import env_proxy_for
-    from ._transport._metered import RELAY_ANSWER, STREAM_TALLY
+    from ._transport._metered import RELAY_ANSWER, SETTLE_AFTER, STREAM_TALLY
     from ._transport._wire import (
         APP_HEADER,
         LOCAL_QUOTA_HEADER,

@@ -33,6 +33,7 @@ from baicai_sdk.integration import (
     APP_HEADER,
     LOCAL_QUOTA_HEADER,
     RELAY_ANSWER,
+    SETTLE_AFTER,
     SHOULD_RETRY_HEADER,
     STREAM_TALLY,
     SSEDecoder,
@@ -274,7 +275,7 @@ class Proxy:
         # The app's name rides as an extension: the metered transport reads it there (as from the header it strips).
         request = httpx2.Request(method, url, headers=headers, stream=httpx2.ByteStream(body),
                                  extensions={"timeout": self.timeouts, PARSED_BODY: scope.get(PARSED_BODY),
-                                             APP_HEADER: app or None})
+                                             APP_HEADER: app or None, SETTLE_AFTER: True})
         request.read()
         return request
 
@@ -311,7 +312,10 @@ class Proxy:
                 await self._relay_stream(response, receive, send, path, app)
             else:
                 await self._relay_body(response, send, path, app)
+                _settle_after(response)  # the app has its answer: now the ledger row
         finally:
+            if response is not None:
+                _settle_after(response)  # the app left, or sending failed: the answer came all the same
             # Always: closing the upstream response is what settles the ledger (as "cancelled"/"dropped" when
             # the stream did not finish) and returns the connection to the pool. A complete answer the metered
             # transport read was closed (and settled) there already.
@@ -383,6 +387,7 @@ class Proxy:
                 if not self._should_retry(response):
                     return response
             except BaseException:  # cancelled (the app left): the answer nobody will read is closed here
+                _settle_after(response)
                 await _shielded_close(response)
                 raise
             retry_after = parse_retry_after(response.headers)
@@ -568,6 +573,17 @@ async def read_body(receive: Receive) -> bytes | None:
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+def _settle_after(response: httpx2.Response) -> None:
+    """Settle the ledger row of a successful complete answer, when the metered transport left it to us
+    (``SETTLE_AFTER``); at most once."""
+    settle = response.extensions.pop(SETTLE_AFTER, None)
+    if settle is not None:
+        try:
+            settle()
+        except Exception:  # the app has its answer; a ledger failure is the ledger's to report
+            log.exception("settling the ledger row failed")
 
 
 async def _shielded_close(response: httpx2.Response) -> None:

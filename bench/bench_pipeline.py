@@ -13,7 +13,9 @@ socket: the app's own cost alone) — or ``replay``: ``DirectTransport`` against
 
 Each variant is a worker process (its own interpreter, ledger and tokenizer) fed rounds in turn, A B A B …; a
 round is ``--requests`` requests one after another; the figure is the worker's ``time.process_time`` per request
-(and its wall time) over the round. Printed: median [min–max] over rounds. ``--compare REV`` runs the sidecar of
+(and its wall time) over the round, and the median time from a request's start to the last byte of its answer
+handed to the server (``answer_p50``: what the app waits for; work after it, like a deferred ledger settle, is not
+in it). Printed: median [min–max] over rounds. ``--compare REV`` runs the sidecar of
 that git revision (``git archive`` into a temporary folder, put first on the worker's ``sys.path``) next to the
 working tree's.
 """
@@ -129,6 +131,7 @@ async def _worker(upstream: str) -> None:
                  "raw_path": b"/v1/chat/completions", "query_string": b"", "headers": headers}
         sent = False
         status = [0]
+        started = time.perf_counter()
 
         async def receive() -> dict[str, Any]:
             nonlocal sent
@@ -141,9 +144,13 @@ async def _worker(upstream: str) -> None:
         async def send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+            elif not message.get("more_body"):
+                answered.append(time.perf_counter() - started)
 
         await app(scope, receive, send)
         return status[0]
+
+    answered: list[float] = []
 
     for _ in range(50):  # warm: connections, caches, the ledger's view
         status = await one()
@@ -153,11 +160,13 @@ async def _worker(upstream: str) -> None:
     loop = asyncio.get_running_loop()
     while line := await loop.run_in_executor(None, sys.stdin.readline):
         n = int(line)
+        answered.clear()
         t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(n):
             await one()
         c1, t1 = time.process_time(), time.perf_counter()
-        print(json.dumps({"cpu_ms": (c1 - c0) / n * 1e3, "wall_ms": (t1 - t0) / n * 1e3}), flush=True)
+        print(json.dumps({"cpu_ms": (c1 - c0) / n * 1e3, "wall_ms": (t1 - t0) / n * 1e3,
+                          "answer_p50_ms": statistics.median(answered) * 1e3}), flush=True)
     started.set_result(None)
     await lifespan
 
@@ -246,13 +255,15 @@ def main() -> int:
               f"load {os.getloadavg()[0]:.1f}; median [min–max] over rounds, ms per request")
         for name, rounds in results.items():
             line = []
-            for figure in ("cpu_ms", "wall_ms"):
+            for figure in ("cpu_ms", "wall_ms", "answer_p50_ms"):
                 values = [r[figure] for r in rounds]
                 line.append(f"{figure[:-3]} {statistics.median(values):.3f} [{min(values):.3f}–{max(values):.3f}]")
             if name != names[0]:
                 # Paired by round (both ran within seconds of each other): steadier than the medians on a busy machine.
-                ratios = [r["cpu_ms"] / base["cpu_ms"] for r, base in zip(rounds, results[names[0]])]
-                line.append(f"cpu vs {names[0]} ×{statistics.median(ratios):.3f} [{min(ratios):.3f}–{max(ratios):.3f}]")
+                for figure in ("cpu_ms", "answer_p50_ms"):
+                    ratios = [r[figure] / base[figure] for r, base in zip(rounds, results[names[0]])]
+                    line.append(f"{figure[:-3]} vs {names[0]} ×{statistics.median(ratios):.3f} "
+                                f"[{min(ratios):.3f}–{max(ratios):.3f}]")
             print(f"  {name:<16} " + "   ".join(line))
     finally:
         for proc in procs.values():

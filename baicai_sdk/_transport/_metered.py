@@ -67,6 +67,7 @@ __all__ = [
     "STREAM_SCANNED",
     "STREAM_TALLY",
     "RELAY_ANSWER",
+    "SETTLE_AFTER",
 ]
 
 
@@ -82,6 +83,11 @@ the stream's tally, whose ``done`` says whether ``data: [DONE]`` came."""
 RELAY_ANSWER = "baicai.relay_error"
 """Response extension on a complete answer whose body is JSON: the relay error it holds (a ``RelayAnswer``) or
 None, as classified here — a reader above (the sidecar) need not parse the body again to find it."""
+SETTLE_AFTER = "baicai.settle_after"
+"""Request extension (the sidecar sets it): a successful complete answer comes back with its ledger row still
+pending and, as the response extension of the same name, the call that settles it — for the caller to make once it
+has passed the answer on, so the app does not wait for the ledger's commit. A row never settled (the process died
+in between) is settled as ``orphaned`` by the next Meter, like any request in flight."""
 EMULATOR_HEADER = "x-baicai-emulator"
 """Sent by the relay emulator on every answer: its address then follows the relay's hourly limits."""
 _WAITED = "baicai.waited"
@@ -432,6 +438,8 @@ class _Pipeline:
         elif attempt is not None:
             if status >= 400:
                 attempt.settle(status="error", http_status=status, prompt_tokens=0, completion_tokens=0, images=0)
+            elif request.extensions.get(SETTLE_AFTER):
+                response.extensions[SETTLE_AFTER] = _SettleLater(attempt, status, parsed)
             else:
                 attempt.settle(status="ok", http_status=status, **_usage_outcome(parsed, attempt.info))
 
@@ -496,6 +504,23 @@ def _describes(headers: httpx2.Headers, body: bytes) -> bool:
         elif name in (b"content-encoding", b"transfer-encoding"):
             return False
     return length == str(len(body)).encode() if body else length is None
+
+
+class _SettleLater:
+    """The settle of a successful complete answer, made when called (once), with the latency of the answer's
+    arrival rather than of the call."""
+
+    __slots__ = ("attempt", "status", "body", "latency_ms")
+
+    def __init__(self, attempt: _Attempt, status: int, body: Any) -> None:
+        self.attempt, self.status, self.body = attempt, status, body
+        self.latency_ms = int((time.monotonic() - attempt.started) * 1000)
+
+    def __call__(self) -> None:
+        attempt = self.attempt
+        if not attempt.settled:
+            attempt.settle(status="ok", http_status=self.status, latency_ms=self.latency_ms,
+                           **_usage_outcome(self.body, attempt.info))
 
 
 def _usage_outcome(body: Any, info: RequestInfo) -> dict[str, Any]:

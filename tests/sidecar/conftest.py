@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -54,13 +55,23 @@ def ledger_rows_fixture() -> Callable[[], list[dict[str, Any]]]:
     return ledger_rows
 
 
-def ledger_rows() -> list[dict[str, Any]]:
-    """Every ledger row (tests only: the product reads the ledger through the SDK's UsageStore)."""
+def ledger_rows(*, settled_within: float = 5.0) -> list[dict[str, Any]]:
+    """Every ledger row (tests only: the product reads the ledger through the SDK's UsageStore).
+
+    The sidecar settles a non-streamed answer's row just after the app has the answer (``SETTLE_AFTER``), so a
+    test reading right after its request may find it still pending for a moment: the rows are read again until
+    none is pending, for ``settled_within`` seconds at most (then returned as they are: a row that stays pending
+    is the test's to judge)."""
     from baicai_sdk.integration import ledger_path
 
     path = ledger_path()
-    if not path.exists():
-        return []
-    with sqlite3.connect(path) as db:
-        db.row_factory = sqlite3.Row
-        return [dict(r) for r in db.execute("SELECT * FROM requests ORDER BY id")]
+    deadline = time.monotonic() + settled_within
+    while True:
+        if not path.exists():
+            return []
+        with sqlite3.connect(path) as db:
+            db.row_factory = sqlite3.Row
+            rows = [dict(r) for r in db.execute("SELECT * FROM requests ORDER BY id")]
+        if all(r["status"] != "pending" for r in rows) or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.005)
