@@ -403,9 +403,11 @@ class _Pipeline:
         if tally.raise_errors:
             response.extensions[STREAM_SCANNED] = tally  # the client reads ``done`` from it, not the bytes again
         wrapper = _AsyncMeteredStream if isinstance(response.stream, httpx2.AsyncByteStream) else _MeteredStream
-        stream = wrapper(response.stream, self, attempt, response.status_code, tally)
-        return httpx2.Response(response.status_code, headers=response.headers, stream=stream,
-                               request=request, extensions=response.extensions)
+        # The metered stream put in place of the answer's own, as annotate sets a complete answer's status: a
+        # second httpx2.Response per stream would only copy the headers again.
+        response.stream = wrapper(response.stream, self, attempt, response.status_code, tally)
+        response.request = request
+        return response
 
     # -- after the answer ----------------------------------------------------------------------------------------
     def annotate(self, request: httpx2.Request, response: httpx2.Response, body: bytes, attempt: _Attempt | None) -> httpx2.Response:
