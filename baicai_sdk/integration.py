@@ -48,6 +48,7 @@ __all__ = [
     "STREAM_TALLY",
     "RELAY_ANSWER",
     "SETTLE_AFTER",
+    "read_response",
     "SSEDecoder",
     "SSEEvent",
     "iter_sse",
@@ -108,6 +109,7 @@ _LAZY: dict[str, str] = {
     "STREAM_TALLY": "._transport._metered",
     "RELAY_ANSWER": "._transport._metered",
     "SETTLE_AFTER": "._transport._metered",
+    "read_response": "._transport._metered",
     "SSEDecoder": "._transport._wire",
     "SSEEvent": "._transport._wire",
     "iter_sse": "._transport._wire",
@@ -158,7 +160,7 @@ if _typing.TYPE_CHECKING:
     from ._text import LANGS, Lang, Text, current_lang, labelled, set_lang, tr
     from ._tokens import get_encoding
     from ._transport import env_proxy_for
-    from ._transport._metered import RELAY_ANSWER, SETTLE_AFTER, STREAM_TALLY
+    from ._transport._metered import RELAY_ANSWER, SETTLE_AFTER, STREAM_TALLY, read_response
     from ._transport._wire import (
         APP_HEADER,
         LOCAL_QUOTA_HEADER,

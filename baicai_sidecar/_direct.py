@@ -37,7 +37,7 @@ import httpcore2
 import httptools
 import httpx2
 
-from baicai_sdk.integration import env_proxy_for
+from baicai_sdk.integration import env_proxy_for, read_response
 
 __all__ = ["DirectTransport", "KEEPALIVE_SECONDS"]
 
@@ -252,7 +252,7 @@ class DirectTransport(httpx2.AsyncBaseTransport):
             body = conn.take_body() if conn.body else b""
             status, headers = conn.status, conn.headers
             self.release(conn)
-            return httpx2.Response(status, headers=headers, content=body, extensions=extensions, request=request)
+            return read_response(status, headers, body, request=request, extensions=extensions)
         return httpx2.Response(conn.status, headers=conn.headers, stream=_Body(self, conn, request, read_timeout),
                                extensions=extensions, request=request)
 
