@@ -481,26 +481,25 @@ class Proxy:
         assert isinstance(stream, httpx2.AsyncByteStream)
         chunks = stream.__aiter__()
         try:
-            try:
-                async for chunk in chunks:
-                    if not chunk:
-                        continue
-                    if done_seen:
-                        continue  # nothing may follow the one [DONE]
-                    done_seen = tally.done if events is None else any(e.is_done for e in events.feed(chunk))
-                    chunk = scrub.feed(chunk)
-                    if chunk:
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            finally:
-                if isinstance(chunks, AsyncGenerator):
-                    await chunks.aclose()
-                await response.aclose()
+            async for chunk in chunks:
+                if not chunk:
+                    continue
+                if done_seen:
+                    continue  # nothing may follow the one [DONE]
+                done_seen = tally.done if events is None else any(e.is_done for e in events.feed(chunk))
+                chunk = scrub.feed(chunk)
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except httpx2.TransportError as exc:
+            await _close_stream(chunks, response)
             await self._end_incomplete(send, path, app, "upstream_dropped",
                                        f"白菜GPT中转连接在输出中途中断（{type(exc).__name__}），回答不完整，请重试",
                                        f"the relay connection dropped mid-answer ({type(exc).__name__}); "
                                        "the reply is incomplete, retry")
             return
+        except BaseException:
+            await _close_stream(chunks, response)
+            raise
         if events is None:
             done_seen = done_seen or tally.done
         else:
@@ -513,8 +512,12 @@ class Proxy:
             await self._end_incomplete(send, path, app, "upstream_incomplete",
                                        "白菜GPT中转的流式回答未正常结束（缺少 [DONE]），回答可能不完整，请重试",
                                        "the relay's stream ended without [DONE]; the reply may be incomplete, retry")
-            return
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        else:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        # The app has the whole answer: now close, which settles the ledger row (SETTLE_AFTER: the metered stream
+        # left it to the close) and gives the connection back to the pool. If a send above raised, the request's
+        # finally closes it.
+        await _close_stream(chunks, response)
 
     async def _end_incomplete(self, send: Send, path: str, app: str | None, code: str, zh: str, en: str) -> None:
         """End a stream that will not complete with an error event: OpenAI clients raise on it (no [DONE])."""
@@ -573,6 +576,13 @@ async def read_body(receive: Receive) -> bytes | None:
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+async def _close_stream(chunks: Any, response: httpx2.Response) -> None:
+    """What httpx2's ``aiter_raw`` did at its end: close the stream's iterator, then the response."""
+    if isinstance(chunks, AsyncGenerator):
+        await chunks.aclose()
+    await response.aclose()
 
 
 def _settle_after(response: httpx2.Response) -> None:

@@ -20,8 +20,8 @@ Levels (each its own batch, so a level's cost minus the one below is that layer'
 Each level runs a short stream (the emulator's 17 events) and a long one (its content events repeated to
 ``--long`` events): CPU per stream is the short one's, CPU per chunk is (long − short) / (extra events).
 Time to first chunk (``app``, one stream at a time): from the ASGI call to the upstream request written
-(``pre-send``: guard, describe, reserve), and from the upstream's first body bytes handed to the connection to the
-app's first body ``send`` (``first-chunk``).
+(``pre-send``: guard, describe, reserve), from the upstream's first body bytes handed to the connection to the
+app's first body ``send`` (``first-chunk``), and from the upstream's last bytes to the app's last ``send`` (``end``).
 
 CPU is ``time.process_time()`` over a batch; rounds alternate levels (and, with ``--against``, the two trees, each
 round a fresh process per tree: A B A B …); figures are the median over rounds with [min–max].
@@ -75,6 +75,8 @@ class _Wire:
             data = self.queue.pop()
             if "first_body" not in self.clock and data is not _HEAD:
                 self.clock["first_body"] = time.perf_counter()
+            if not self.queue:
+                self.clock["last_body"] = time.perf_counter()
             self.conn.data_received(data)
 
     def is_closing(self) -> bool:
@@ -170,6 +172,8 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
                     if first is not None and len(first) == 1:
                         first.append(time.perf_counter())
                     sent[0] += len(chunk)
+                if first is not None and not message.get("more_body"):
+                    first.append(time.perf_counter())
 
         scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
                  "method": "POST", "scheme": "http", "path": "/v1/chat/completions",
@@ -199,16 +203,17 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.gather(*(lane_t(c) for c in lanes if c))
         return (time.process_time() - t0) / n
 
-    async def ttfc(n: int) -> tuple[float, float]:
+    async def ttfc(n: int) -> tuple[float, float, float]:
         current["pieces"] = shapes["short"]
-        pre, first_chunk = [], []
+        pre, first_chunk, last = [], [], []
         for _ in range(n):
             clock.clear()
             first: list[float] = [time.perf_counter()]
             await one_app(first)
             pre.append(clock["first_body"] - first[0])
             first_chunk.append(first[1] - clock["first_body"])
-        return statistics.median(pre) * 1e3, statistics.median(first_chunk) * 1e3
+            last.append(first[-1] - clock["last_body"])
+        return statistics.median(pre) * 1e3, statistics.median(first_chunk) * 1e3, statistics.median(last) * 1e3
 
     async def main() -> dict[str, Any]:
         await app.proxy.start()
@@ -233,7 +238,7 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
             for shape in shapes:
                 results[f"{level}/{shape}"] = await batch(level, shape, args.streams, args.concurrency) * 1e3
         if "app" in levels:
-            results["ttfc/pre-send"], results["ttfc/first-chunk"] = await ttfc(50)
+            results["ttfc/pre-send"], results["ttfc/first-chunk"], results["ttfc/end"] = await ttfc(50)
         await app.proxy.aclose()
         return results
 
@@ -322,7 +327,8 @@ def main() -> None:
                 print(f"  {level:8} per stream (17 events) {_summary(short)} ms   per chunk {_summary(per_chunk)} µs")
             if "ttfc/pre-send" in figures:
                 print(f"  ttfc     pre-send {_summary(figures['ttfc/pre-send'])} ms   "
-                      f"first chunk {_summary(figures['ttfc/first-chunk'])} ms")
+                      f"first chunk {_summary(figures['ttfc/first-chunk'])} ms   "
+                      f"end {_summary(figures['ttfc/end'])} ms")
         if len(trees) == 2:
             # Each round ran both trees back to back: the ratio within a round cancels most of the load's drift.
             base, this = results["base"], results["this"]

@@ -88,7 +88,8 @@ SETTLE_AFTER = "baicai.settle_after"
 """Request extension (the sidecar sets it): a successful complete answer comes back with its ledger row still
 pending and, as the response extension of the same name, the call that settles it — for the caller to make once it
 has passed the answer on, so the app does not wait for the ledger's commit. A row never settled (the process died
-in between) is settled as ``orphaned`` by the next Meter, like any request in flight."""
+in between) is settled as ``orphaned`` by the next Meter, like any request in flight. A stream read to its end is
+settled when the caller closes it (after the app's last byte) rather than as its last chunk is read."""
 EMULATOR_HEADER = "x-baicai-emulator"
 """Sent by the relay emulator on every answer: its address then follows the relay's hourly limits."""
 _WAITED = "baicai.waited"
@@ -430,7 +431,8 @@ class _Pipeline:
         wrapper = _AsyncMeteredStream if isinstance(response.stream, httpx2.AsyncByteStream) else _MeteredStream
         # The metered stream put in place of the answer's own, as annotate sets a complete answer's status: a
         # second httpx2.Response per stream would only copy the headers again.
-        response.stream = wrapper(response.stream, self, attempt, response.status_code, tally)
+        response.stream = wrapper(response.stream, self, attempt, response.status_code, tally,
+                                  settle_on_close=bool(request.extensions.get(SETTLE_AFTER)))
         response.request = request
         return response
 
@@ -577,10 +579,14 @@ class _SettlingStream:
     """What the sync and async metered streams share: the answer's bytes feed the tally, and the attempt is settled
     once — at the end, on close, or when a stream is dropped unread (``__del__``)."""
 
-    def __init__(self, inner: Any, pipeline: _Pipeline, attempt: _Attempt, status: int, tally: _StreamTally) -> None:
+    def __init__(self, inner: Any, pipeline: _Pipeline, attempt: _Attempt, status: int, tally: _StreamTally,
+                 *, settle_on_close: bool = False) -> None:
         self._inner, self._pipeline, self._attempt, self._status = inner, pipeline, attempt, status
         self._tally = tally
         self._finished = False
+        self._settle_on_close = settle_on_close
+        """SETTLE_AFTER: a stream read to its end is settled when closed (the caller closes it once the app has
+        the last byte), not as its last chunk is read; one that breaks or is abandoned, at once as always."""
 
     def _settle(self) -> None:
         self._pipeline.settle_stream(self._attempt, self._tally, self._status, closed_early=not self._finished)
@@ -643,7 +649,8 @@ class _AsyncMeteredStream(_SettlingStream, httpx2.AsyncByteStream):
             self._tally.broken = True  # the connection failed under us: a drop, not the consumer's choice
             raise
         finally:
-            self._settle()
+            if not (self._finished and self._settle_on_close):
+                self._settle()
 
     async def aclose(self) -> None:
         try:
