@@ -152,7 +152,7 @@ def encoding_for_model(model: str) -> "tiktoken.Encoding":
 
 def count_text(text: str, model: str = "gpt-3.5-turbo") -> int:
     """Tokens in plain text, as OpenAI counts them (special-token text counted as ordinary text)."""
-    return len(encoding_for_model(model).encode(text, disallowed_special=()))
+    return _encode_len(encoding_for_model(model), text)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -173,8 +173,19 @@ REMOTE_IMAGE_RANGE = {"low": (85, 85), "high": (255, 1445), "auto": (85, 1445)}
 2048×2048, short side to 768) leaves; ``auto`` lets the model choose either."""
 
 
+_LONG_TEXT = 4096
+"""Characters from which a text's tokens are counted in tiktoken's buffer rather than listed (``_bpe.count``)."""
+
+
 def _encode_len(enc: "tiktoken.Encoding", text: str) -> int:
-    return len(enc.encode(text, disallowed_special=())) if text else 0
+    """Tokens in ``text``, special-token text counted as ordinary text (``encode(text, disallowed_special=())``)."""
+    if not text:
+        return 0
+    if len(text) < _LONG_TEXT:
+        return len(enc.encode_ordinary(text))
+    from ._bpe import count_long
+
+    return count_long(enc, text)
 
 
 def _as_text(value: object) -> str:

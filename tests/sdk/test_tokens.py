@@ -189,6 +189,12 @@ def test_count_text_matches_official(model: str, official: Any) -> None:
     encoding = official(model)
     for text in ["", "hello world", "白菜GPT 中转 API，国内直连。", "🥬" * 50, "a\n\n\n b  c\t"]:
         assert count_text(text, model) == len(encoding.encode(text))
+    # Long texts are counted in tiktoken's buffer, not listed: the same counts, special-token text as ordinary text,
+    # a lone surrogate repaired as tiktoken does, at the length where the way of counting changes too.
+    long_texts = ["白菜 <|endoftext|> naïve café 12345\n" * 400, "x" * (_tokens._LONG_TEXT - 1) + "\ud83d",
+                  "y" * _tokens._LONG_TEXT + "\ud800 z", " " * 5000 + "end"]
+    for text in long_texts:
+        assert count_text(text, model) == len(encoding.encode(text, disallowed_special=())), text[-20:]
 
 
 def test_legacy_functions_count_like_tools() -> None:
