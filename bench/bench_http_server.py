@@ -14,7 +14,8 @@ Variants:
 The app reads the request body, then answers either a ~600-byte JSON with a content-length (``/plain``) or
 ``--chunks`` SSE events without one (``/stream``: chunked, one ``send`` per event). The client is one kept-alive
 blocking socket in this process. CPU is the server's utime + stime from ``/proc/PID/stat`` over a batch, divided
-by its requests; per chunk: (stream − plain) / ``--chunks``. Median [min–max] over the rounds; compare variants
+by its requests; per chunk: (stream − plain) / ``--chunks``; and a quarter as many requests each on a new
+connection (a client without keep-alive: accept, protocol set-up, close). Median [min–max] over the rounds; compare variants
 within a run only.
 """
 
@@ -155,6 +156,16 @@ def batch(pid: int, port: int, path: str, count: int) -> float:
     return (after - before) * 1000 / count
 
 
+def fresh_batch(pid: int, port: int, count: int) -> float:
+    """Server CPU ms per request when each comes on a new connection (a client without keep-alive)."""
+    before = _cpu(pid)
+    for _ in range(count):
+        client = Client(port)
+        client.request("/plain")
+        client.sock.close()
+    return (_cpu(pid) - before) * 1000 / count
+
+
 def _fmt(values: list[float], digits: int = 3) -> str:
     return f"{statistics.median(values):.{digits}f} [{min(values):.{digits}f}–{max(values):.{digits}f}]"
 
@@ -189,21 +200,23 @@ def main() -> None:
         time.sleep(0.5)
         plain: dict[str, list[float]] = {v: [] for v in variants}
         stream: dict[str, list[float]] = {v: [] for v in variants}
+        fresh: dict[str, list[float]] = {v: [] for v in variants}
         for r in range(args.rounds):
             order = variants if r % 2 == 0 else variants[::-1]
             for variant in order:
                 proc, port = procs[variant]
                 plain[variant].append(batch(proc.pid, port, "/plain", args.requests))
                 stream[variant].append(batch(proc.pid, port, "/stream", args.streams))
+                fresh[variant].append(fresh_batch(proc.pid, port, args.requests // 4))
             print(f"round {r + 1}: " + ", ".join(f"{v} {plain[v][-1]:.3f}/{stream[v][-1]:.3f}" for v in variants),
                   file=sys.stderr)
         print(f"server CPU, median [min–max] over {args.rounds} rounds ({args.requests} requests, {args.streams} "
               f"streams of {args.chunks} chunks per round)")
-        print("| variant | ms / request | ms / stream | µs / chunk |")
-        print("|---|---|---|---|")
+        print("| variant | ms / request | ms / stream | µs / chunk | ms / request on a new connection |")
+        print("|---|---|---|---|---|")
         for v in variants:
             per_chunk = [(s - p) * 1000 / args.chunks for s, p in zip(stream[v], plain[v], strict=True)]
-            print(f"| {v} | {_fmt(plain[v])} | {_fmt(stream[v])} | {_fmt(per_chunk, 1)} |")
+            print(f"| {v} | {_fmt(plain[v])} | {_fmt(stream[v])} | {_fmt(per_chunk, 1)} | {_fmt(fresh[v])} |")
     finally:
         for proc, _ in procs.values():
             proc.terminate()
