@@ -7,7 +7,8 @@ Variants:
 * ``uvicorn`` — uvicorn's httptools protocol alone, with the sidecar's settings (no access log, no date or server
   header, backlog 128): what the limits add is the difference to the next one;
 * ``sidecar`` — the server the sidecar runs in this tree, with its default limits (``baicai_sidecar._server``);
-* ``sidecar@REV`` (``--rev REV``, repeatable) — the same from the ``baicai_sidecar`` package at git revision REV
+* ``sidecar@REV`` (``--rev REV``, repeatable) — the same from the ``baicai_sdk`` and ``baicai_sidecar`` packages at
+  git revision REV
   (extracted with ``git archive`` into a temporary folder put first on ``PYTHONPATH``): the code before a change,
   or a candidate kept on a branch (issue 17: ``H-raw-server``, a raw asyncio + httptools server).
 
@@ -97,8 +98,8 @@ def serve(variant: str, chunks: int) -> None:
 
 
 def _package_at(rev: str, into: Path) -> None:
-    """``baicai_sidecar`` as it was at ``rev``, under ``into``."""
-    archive = subprocess.run(["git", "archive", rev, "baicai_sidecar"], cwd=HERE.parent, check=True,
+    """``baicai_sdk`` and ``baicai_sidecar`` as they were at ``rev``, under ``into``."""
+    archive = subprocess.run(["git", "archive", rev, "baicai_sdk", "baicai_sidecar"], cwd=HERE.parent, check=True,
                              capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
 
