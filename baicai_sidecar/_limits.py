@@ -100,7 +100,8 @@ def guarded_protocol(limits: ServerLimits) -> type[asyncio.Protocol] | None:
             self._in_head = True
             self._tail = b""
             self._head_timer: asyncio.TimerHandle | None = None
-            idle = self._idle_set()
+            self._idle_since = self.loop.time()
+            self._idle = idle = self._idle_set()
             if len(self.connections) > self._limits.max_connections and not self._evict_idle(idle):
                 note("connections", f"refused a connection: {len(self.connections) - 1} open, all busy "
                                     f"(limit {self._limits.max_connections}, --max-connections)")
@@ -112,7 +113,7 @@ def guarded_protocol(limits: ServerLimits) -> type[asyncio.Protocol] | None:
                 transport.close()
                 return
             idle[self] = None
-            self._arm_head_timer()
+            self._arm_head_timer(self._limits.head_timeout)
 
         # -- the connection cap ------------------------------------------------------------------------------
         def _idle_set(self) -> OrderedDict[Any, None]:
@@ -136,9 +137,9 @@ def guarded_protocol(limits: ServerLimits) -> type[asyncio.Protocol] | None:
             return False
 
         # -- the head: time and size -------------------------------------------------------------------------
-        def _arm_head_timer(self) -> None:
+        def _arm_head_timer(self, delay: float) -> None:
             self._cancel_head_timer()
-            self._head_timer = self.loop.call_later(self._limits.head_timeout, self._head_timed_out)
+            self._head_timer = self.loop.call_later(delay, self._head_timed_out)
 
         def _cancel_head_timer(self) -> None:
             if self._head_timer is not None:
@@ -158,23 +159,33 @@ def guarded_protocol(limits: ServerLimits) -> type[asyncio.Protocol] | None:
             self.transport.close()
 
         def data_received(self, data: bytes) -> None:
-            if self._in_head:
-                window = self._tail + data
-                end = window.find(b"\r\n\r\n")
-                size = self._head_bytes + (len(data) if end < 0 else end + 4 - len(self._tail))
-                if size > self._limits.max_head_bytes:
-                    self._refuse_head(size)
-                    return
-                self._head_bytes = size
-                self._tail = window[-3:]
+            if not self._in_head:
+                super().data_received(data)
+                return
+            end = data.find(b"\r\n\r\n")
+            if end >= 0:
+                size = self._head_bytes + end + 4
+            elif self._tail and (split := (self._tail + data[:3]).find(b"\r\n\r\n")) >= 0:
+                size = self._head_bytes + split + 4 - len(self._tail)  # the blank line spans two reads
+            else:
+                size = self._head_bytes + len(data)
+            if size > self._limits.max_head_bytes:
+                self._refuse_head(size)
+                return
+            self._head_bytes = size
+            self._tail = data[-3:] if len(data) >= 3 else (self._tail + data)[-3:]
             super().data_received(data)
+            if self._in_head and self._head_timer is None and not self.transport.is_closing():
+                # the first bytes of a head after a kept-alive wait (uvicorn's keep-alive timer just stopped):
+                # the rest of the head has what is left of head_timeout, counted from the previous answer
+                self._arm_head_timer(max(0.0, self._idle_since + self._limits.head_timeout - self.loop.time()))
 
         def _refuse_head(self, size: int) -> None:
             note("head_size", f"refused a request head over {self._limits.max_head_bytes // 1024} KB "
                               f"({size} bytes so far; --max-header-kb)")
             self._in_head = False
             self._cancel_head_timer()
-            self._idle_set().pop(self, None)
+            self._idle.pop(self, None)
             self.transport.write(_raw_answer(
                 431, b"Request Header Fields Too Large",
                 f"请求头超过 {self._limits.max_head_bytes // 1024} KB 上限",
@@ -184,7 +195,7 @@ def guarded_protocol(limits: ServerLimits) -> type[asyncio.Protocol] | None:
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self._idle_set().pop(self, None)
+            self._idle.pop(self, None)
 
         def on_headers_complete(self) -> None:
             self._in_head = False
@@ -213,12 +224,16 @@ def guarded_protocol(limits: ServerLimits) -> type[asyncio.Protocol] | None:
             if cycle is not None and (not cycle.response_complete or cycle.more_body):
                 return
             self._in_head, self._head_bytes, self._tail = True, 0, b""
-            self._idle_set()[self] = None
-            self._arm_head_timer()
+            self._idle_since = self.loop.time()
+            self._idle[self] = None
+            if self._limits.head_timeout < self._limits.keepalive_timeout:
+                self._arm_head_timer(self._limits.head_timeout)
+            # else uvicorn's keep-alive timer closes a connection that stays silent; the head timer starts only
+            # if a head begins without ending in the same read (data_received): one timer per request, not two
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._cancel_head_timer()
-            self._idle_set().pop(self, None)
+            self._idle.pop(self, None)
             super().connection_lost(exc)
 
     return GuardedHttpToolsProtocol

@@ -134,6 +134,20 @@ def test_idle_keep_alive_ends(limited: Callable[..., SidecarServer], app_token: 
     assert _closed(sock, 3.0)
 
 
+def test_a_head_begun_after_a_kept_alive_answer_is_timed(limited: Callable[..., SidecarServer],
+                                                         app_token: str) -> None:
+    """After an answer, the idle wait is the keep-alive's; once a new head begins (which stops that wait), it has
+    what is left of head_timeout — a slow-loris on a kept-alive connection is closed, not held forever."""
+    server = limited(keepalive_timeout=0.5, head_timeout=0.8)
+    sock = _connect(server)
+    sock.sendall(f"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                 f"Authorization: Bearer {app_token}\r\n\r\n".encode())
+    sock.settimeout(5)
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    sock.sendall(b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the blank line
+    assert _closed(sock, 4.0)
+
+
 @pytest.mark.slow
 def test_a_large_body_does_not_stall_other_apps(limited: Callable[..., SidecarServer], app_token: str) -> None:
     """While one app's 18 MB chat body is parsed and counted, the sidecar's own status page still answers at once:
