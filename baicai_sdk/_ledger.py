@@ -157,6 +157,52 @@ _MIGRATIONS: list[str] = [
     """
     ALTER TABLE requests ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
     """,
+    # 5: the window log. Every change to what a row counts in its family's hourly window (a row written, settled,
+    # moved in time, counted once its server is known as the relay, deleted) adds an entry with the row's
+    # contribution before and after; so does any change to the exhaustions and learned tiers a Meter remembers.
+    # Triggers keep it, so every writer does — any version of baicai, any other program. A Meter then reads only
+    # the entries after the last one it saw (see ``window_changes``) instead of counting the hour again.
+    """
+    CREATE TABLE IF NOT EXISTS window_log (
+        seq INTEGER PRIMARY KEY,          -- max + 1: contiguous, the newest is never trimmed (``trim_window_log``)
+        tbl TEXT,                         -- NULL: a requests row; else the table that changed
+        old_family TEXT,                  -- the row's family while it counted before the change (NULL: it did not)
+        old_win_ts REAL,
+        old_tokens INTEGER,
+        new_family TEXT,                  -- the row's family if it counts after the change (NULL: it does not)
+        new_win_ts REAL,
+        new_tokens INTEGER
+    );
+    CREATE TRIGGER IF NOT EXISTS requests_window_insert AFTER INSERT ON requests WHEN NEW.counted = 1
+    BEGIN
+        INSERT INTO window_log (new_family, new_win_ts, new_tokens) VALUES (NEW.family, NEW.win_ts, NEW.win_tokens);
+    END;
+    CREATE TRIGGER IF NOT EXISTS requests_window_update AFTER UPDATE OF family, win_ts, counted, win_tokens
+        ON requests
+        WHEN (OLD.counted = 1 OR NEW.counted = 1) AND (OLD.family IS NOT NEW.family OR OLD.win_ts IS NOT NEW.win_ts
+            OR OLD.counted IS NOT NEW.counted OR OLD.win_tokens IS NOT NEW.win_tokens)
+    BEGIN
+        INSERT INTO window_log (old_family, old_win_ts, old_tokens, new_family, new_win_ts, new_tokens) VALUES (
+            CASE WHEN OLD.counted = 1 THEN OLD.family END, OLD.win_ts, OLD.win_tokens,
+            CASE WHEN NEW.counted = 1 THEN NEW.family END, NEW.win_ts, NEW.win_tokens);
+    END;
+    CREATE TRIGGER IF NOT EXISTS requests_window_delete AFTER DELETE ON requests WHEN OLD.counted = 1
+    BEGIN
+        INSERT INTO window_log (old_family, old_win_ts, old_tokens) VALUES (OLD.family, OLD.win_ts, OLD.win_tokens);
+    END;
+    CREATE TRIGGER IF NOT EXISTS exhaustions_window_insert AFTER INSERT ON exhaustions
+    BEGIN INSERT INTO window_log (tbl) VALUES ('exhaustions'); END;
+    CREATE TRIGGER IF NOT EXISTS exhaustions_window_update AFTER UPDATE ON exhaustions
+    BEGIN INSERT INTO window_log (tbl) VALUES ('exhaustions'); END;
+    CREATE TRIGGER IF NOT EXISTS exhaustions_window_delete AFTER DELETE ON exhaustions
+    BEGIN INSERT INTO window_log (tbl) VALUES ('exhaustions'); END;
+    CREATE TRIGGER IF NOT EXISTS learned_tiers_window_insert AFTER INSERT ON learned_tiers
+    BEGIN INSERT INTO window_log (tbl) VALUES ('learned_tiers'); END;
+    CREATE TRIGGER IF NOT EXISTS learned_tiers_window_update AFTER UPDATE ON learned_tiers
+    BEGIN INSERT INTO window_log (tbl) VALUES ('learned_tiers'); END;
+    CREATE TRIGGER IF NOT EXISTS learned_tiers_window_delete AFTER DELETE ON learned_tiers
+    BEGIN INSERT INTO window_log (tbl) VALUES ('learned_tiers'); END;
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -270,8 +316,21 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 
 def _split(script: str) -> list[str]:
+    """The statements of a migration (comments dropped); a trigger's body keeps its own semicolons."""
+    import sqlite3
+
     lines = [line.split("--", 1)[0] for line in script.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    statements: list[str] = []
+    pending = ""
+    for part in "\n".join(lines).split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip().rstrip(";").strip())
+            pending = ""
+    if pending.strip(" \n;"):
+        statements.append(pending.strip().rstrip(";").strip())
+    return statements
 
 
 # ---- window queries (all index-only: (family, win_ts, counted, win_tokens) covers them) ------------------------
@@ -338,6 +397,32 @@ def pending_tokens(conn: sqlite3.Connection, family: str, since: float, key_fp: 
         args.append(key_fp)
     row = conn.execute(f"SELECT COALESCE(SUM(win_tokens), 0) FROM requests WHERE {where}", args).fetchone()
     return int(row[0])
+
+
+WINDOW_LOG_KEEP = 10_000
+"""Entries of the window log kept when it is trimmed: a Meter further behind than that counts its windows afresh."""
+
+
+def window_changes(conn: sqlite3.Connection, after: int) -> list[tuple[Any, ...]] | None:
+    """The window log's entries after ``after``, oldest first: (seq, tbl, old_family, old_win_ts, old_tokens,
+    new_family, new_win_ts, new_tokens). None when some of them were trimmed away (the caller counts afresh):
+    entries are numbered without gaps, so the first one must be ``after + 1``."""
+    rows = conn.execute(
+        "SELECT seq, tbl, old_family, old_win_ts, old_tokens, new_family, new_win_ts, new_tokens FROM window_log "
+        "WHERE seq > ? ORDER BY seq", (after,)).fetchall()
+    if rows and rows[0][0] != after + 1:
+        return None
+    return rows
+
+
+def window_log_end(conn: sqlite3.Connection) -> int:
+    """The newest window log entry's number (0: none yet): counts made now include every change up to it."""
+    return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM window_log").fetchone()[0])
+
+
+def trim_window_log(conn: sqlite3.Connection, keep: int = WINDOW_LOG_KEEP) -> None:
+    """Drop all but the newest ``keep`` entries (never the newest one: numbers are never reused)."""
+    conn.execute("DELETE FROM window_log WHERE seq < (SELECT MAX(seq) FROM window_log) - ?", (max(0, keep),))
 
 
 def recent_exhaustions(conn: sqlite3.Connection, family: str, since: float) -> list[tuple[Any, ...]]:

@@ -156,7 +156,6 @@ class Reservation:
         """What the row counts in its window until settled."""
         self.counted = counted
         """False when the server is not the relay: the row is recorded but counts in no relay window."""
-        self.win_ts = at
         self._settled = False
         self._lock = threading.Lock()
 
@@ -201,46 +200,77 @@ class Reservation:
 
 
 class _LedgerView:
-    """What one connection has read of the ledger, kept while nobody else writes to it.
+    """What one connection has read of the ledger, kept up to date from the window log.
 
-    Counting a family's window afresh scans up to an hour of rows (≈0.25 ms per request at 1,000 rows). SQLite's
-    ``PRAGMA data_version`` moves when another connection commits, and ``total_changes`` when this one writes. While
-    neither has moved since we last looked (our own writes are applied here as we make them), what we read is
-    current, and a later window only needs the few rows that have left it since — and none at all before the
-    first counted row's window time (kept with the totals: while the window's start has not passed it, nothing
-    has left and the ledger is not read).
+    Counting a family's window afresh scans up to an hour of rows (≈0.25 ms per request at 1,000 rows, 2.8 ms at
+    20,000). Every write that changes what a row counts — by this process, another one, any program — adds an
+    entry to ``window_log`` (schema triggers, migration 5) with the row's contribution before and after. A view
+    applies the entries after the last one it saw to its totals, so a window only needs the entries since the last
+    request plus the rows that have left it — and none of those before the first counted row's window time (kept
+    with the totals: while the window's start has not passed it, nothing has left). When the log no longer
+    reaches back to the last entry seen (trimmed while this view was idle), everything is read afresh.
+
+    ``sync`` and the reads after it must see one snapshot of the file: call them inside a transaction.
     """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self.version = -1
-        self.changes = -1
-        self.totals: dict[str, tuple[float, int, int, float | None]] = {}
-        """family → (since, requests, tokens, first) of its window after ``since``; ``first``: no counted row's
+        self.seen = -1
+        """The last window log entry applied (-1: nothing read yet)."""
+        self.totals: dict[str, list[Any]] = {}
+        """family → [since, requests, tokens, first] of its window after ``since``; ``first``: no counted row's
         window time after ``since`` is earlier (None: no row counts)."""
         self.exhaustions: dict[str, tuple[float, list[Exhaustion]]] = {}
         self.tiers: dict[str, str | None] = {}
 
     def sync(self) -> None:
-        """Forget everything if another connection committed, or this one wrote without telling us."""
-        version = int(self.conn.execute("PRAGMA data_version").fetchone()[0])
-        if version != self.version or self.conn.total_changes != self.changes:
-            self.version, self.changes = version, self.conn.total_changes
-            self.totals.clear()
-            self.exhaustions.clear()
-            self.tiers.clear()
+        """Apply the changes made since the last look, or forget everything if they can no longer be read."""
+        if self.seen >= 0:
+            changes = _ledger.window_changes(self.conn, self.seen)
+            if changes is not None:
+                if changes:
+                    self._apply(changes)
+                return
+        self.totals.clear()
+        self.exhaustions.clear()
+        self.tiers.clear()
+        self.seen = _ledger.window_log_end(self.conn)
+
+    def _apply(self, changes: list[tuple[Any, ...]]) -> None:
+        totals = self.totals
+        for _seq, table, old_family, old_at, old_tokens, new_family, new_at, new_tokens in changes:
+            if table is not None:
+                (self.exhaustions if table == "exhaustions" else self.tiers).clear()
+                continue
+            if old_family is not None:
+                cached = totals.get(old_family)
+                if cached is not None and old_at is not None and old_at > cached[0]:
+                    cached[1] -= 1
+                    cached[2] -= old_tokens
+            if new_family is not None:
+                cached = totals.get(new_family)
+                if cached is not None and new_at is not None and new_at > cached[0]:
+                    cached[1] += 1
+                    cached[2] += new_tokens
+                    # ``first`` stays a lower bound when a row stops counting or moves later; a row that starts
+                    # counting may be the new first.
+                    if cached[3] is None or new_at < cached[3]:
+                        cached[3] = new_at
+        self.seen = changes[-1][0]
 
     def window(self, family: str, since: float) -> tuple[int, int]:
         cached = self.totals.get(family)
         if cached is None or since < cached[0]:
             requests, tokens, first = _ledger.window_span(self.conn, family, since)
-        elif cached[3] is None or since < cached[3]:
-            requests, tokens, first = cached[1], cached[2], cached[3]  # no row has left the window: nothing to read
-        else:
-            left_requests, left_tokens, first = _ledger.window_span(self.conn, family, cached[0], since)
-            requests, tokens = cached[1] - left_requests, cached[2] - left_tokens
-        self.totals[family] = (since, requests, tokens, first)
-        return requests, tokens
+            self.totals[family] = [since, requests, tokens, first]
+            return requests, tokens
+        if cached[3] is not None and since >= cached[3]:
+            left_requests, left_tokens, cached[3] = _ledger.window_span(self.conn, family, cached[0], since)
+            cached[1] -= left_requests
+            cached[2] -= left_tokens
+        # else no row has left the window since: nothing to read
+        cached[0] = since
+        return cached[1], cached[2]
 
     def recent_exhaustions(self, family: str, since: float) -> list[Exhaustion]:
         cached = self.exhaustions.get(family)
@@ -257,36 +287,6 @@ class _LedgerView:
         if key_fp not in self.tiers:
             self.tiers[key_fp] = _ledger.learned_tier(self.conn, key_fp)
         return self.tiers[key_fp]
-
-    def wrote(self, changes_before: int, *, family: str | None = None, at: float = 0.0, requests: int = 0,
-              tokens: int = 0) -> None:
-        """Our own write, which changed ``family``'s counted rows by this much (a row written ``at``).
-
-        Only when the view was current just before it: a write it was not told of keeps it stale until ``sync``.
-        """
-        if self.changes != changes_before:
-            return
-        cached = self.totals.get(family) if family is not None else None
-        if family is not None and cached is not None and at > cached[0]:
-            first = cached[3] if not requests or (cached[3] is not None and cached[3] <= at) else at
-            self.totals[family] = (cached[0], cached[1] + requests, cached[2] + tokens, first)
-        self.changes = self.conn.total_changes
-
-    def wrote_row(self, changes_before: int, family: str | None, old: tuple[float, int, int],
-                  new: tuple[float, int, int]) -> None:
-        """Our own update of one row from ``old`` to ``new`` (window time, counted, window tokens)."""
-        if self.changes != changes_before:
-            return
-        cached = self.totals.get(family) if family is not None else None
-        if family is not None and cached is not None:
-            since = cached[0]
-            was = old[1] if old[0] > since else 0
-            now = new[1] if new[0] > since else 0
-            # A row's window time only moves later when it settles: ``first`` stays a lower bound, unless the row
-            # starts counting (then it may be the first).
-            first = cached[3] if not now or (cached[3] is not None and cached[3] <= new[0]) else new[0]
-            self.totals[family] = (since, cached[1] + now - was, cached[2] + now * new[2] - was * old[2], first)
-        self.changes = self.conn.total_changes
 
 
 class Meter:
@@ -534,7 +534,13 @@ class Meter:
         applies, why = self.relay_rules_for(url, api_key)
         if not applies:
             return self._no_rules_decision(conn, api_key, request, why)
-        return self._decide(conn, api_key, self._sized(conn, request), self.clock())
+        if conn.in_transaction:
+            return self._decide(conn, api_key, self._sized(conn, request), self.clock())
+        conn.execute("BEGIN")  # the window log and the rows it adjusts read in one snapshot
+        try:
+            return self._decide(conn, api_key, self._sized(conn, request), self.clock())
+        finally:
+            conn.execute("COMMIT")
 
     def _no_rules_decision(self, conn: sqlite3.Connection, api_key: str, request: RequestInfo, why: Text) -> Decision:
         view = self._view(conn)
@@ -559,13 +565,11 @@ class Meter:
             enforce = self.quota != "off"
         conn = self._conn()
         now = self.clock()
-        view = self._view(conn)
-        self._watch_clock(conn, now)  # a write it makes is not told to the view: it then counts afresh
+        self._watch_clock(conn, now)
         if self._last_sweep is None or now - self._last_sweep > _SWEEP_EVERY or now < self._last_sweep:
             self._last_sweep = now
-            before = conn.total_changes
             self._settle_orphans(conn, now)
-            view.wrote(before)  # the view is stale if anything changed: it is counted afresh
+            _ledger.trim_window_log(conn)
         applies, why = self.relay_rules_for(url, api_key)
         server = None if url is None else _netloc(url)
         key_fp, key_hint = self._key_ids(api_key)
@@ -585,7 +589,6 @@ class Meter:
             # turn out to be the relay — then learn_relay_host counts it).
             counted = 1 if applies else 2
             window_tokens = decision.request_tokens or request.estimated_tokens
-            before = conn.total_changes
             cur = conn.execute(
                 "INSERT INTO requests (ts, win_ts, key_fp, key_hint, source, app, model, family, endpoint, tier, "
                 "stream, prompt_est, completion_est, images, cost_est, status, counted, win_tokens, pid, host, "
@@ -605,8 +608,6 @@ class Meter:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        view.wrote(before, family=request.family, at=now, requests=1 if applies else 0,
-                   tokens=window_tokens if applies else 0)
         return Reservation(self, int(cur.lastrowid or 0), request, decision, key_fp, at=now,
                            window_tokens=window_tokens, counted=applies)
 
@@ -683,28 +684,21 @@ class Meter:
 
         Only what another writer may have changed since the reservation is left to the statement: whether the row
         still waits (another process's sweep may have settled it: then nothing changes), whether its server became
-        known as the relay (``counted`` 2 → 1), its window time (a clock step moves it). A change made elsewhere
-        also moves ``PRAGMA data_version``, so this thread's window counts are read afresh before they are used."""
+        known as the relay (``counted`` 2 → 1), its window time (a clock step moves it). What the row counts in its
+        window before and after goes to the window log (a trigger), whoever changed it."""
         if status not in _ledger.SETTLED_STATUSES:
             status = "error" if status not in ("pending", "expired") else "dropped"
         conn = self._conn()
-        view = self._view(conn)
         info, decision = reservation.info, reservation.decision
         values = self._outcome(
             info, key_fp=reservation.key_fp, row_tier=decision.tier, decision=decision, status=status,
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, images=images, relay_code=relay_code,
             http_status=http_status, measured=measured, counted=counted, relay_counted=reservation.counted, conn=conn,
         )
-        old_counted = 1 if reservation.counted else 2
-        new_counted = 2 if old_counted == 2 and values["counted"] else values["counted"]
-        new_win_ts = reservation.win_ts
-        if answered_at is not None:
-            new_win_ts = max(new_win_ts, float(answered_at) + _ledger.ARRIVAL_FLOOR)
         learn = bool(values["learned_paid"])
         if learn:
             conn.execute("BEGIN IMMEDIATE")  # the row and the tier it teaches in one transaction
         try:
-            before = conn.total_changes
             updated = self._write_settled(conn, reservation.id, status, values, relay_code=relay_code,
                                           http_status=http_status, latency_ms=latency_ms, stream=stream,
                                           answered_at=answered_at)
@@ -719,8 +713,6 @@ class Meter:
         if not updated:
             return  # settled already (by another process's sweep, say): nothing changed
         self._sampled(info.model, status, values)
-        view.wrote_row(before, info.family, (reservation.win_ts, int(old_counted == 1), reservation.window_tokens),
-                       (new_win_ts, int(new_counted == 1), int(values["win_tokens"])))
 
     def _sampled(self, model: str, status: str, values: dict[str, Any]) -> None:
         """A new measured answer of ``model`` joins its samples at once; the list is read afresh when the TTL ends
@@ -776,11 +768,10 @@ class Meter:
         """Replace a pending row's estimate with what is known, in one transaction (see ``_ledger`` statuses)."""
         if status not in _ledger.SETTLED_STATUSES:
             status = "error" if status not in ("pending", "expired") else "dropped"
-        view = self._view(conn)
         conn.execute("BEGIN IMMEDIATE")
         try:
             row = conn.execute(
-                "SELECT ts, win_ts, counted, win_tokens, key_fp, model, family, endpoint, tier, prompt_est, "
+                "SELECT counted, key_fp, model, family, endpoint, tier, prompt_est, "
                 "completion_est, images, stream, completion_cap FROM requests "
                 "WHERE id = ? AND status IN ('pending', 'expired')",
                 (row_id,),
@@ -788,9 +779,8 @@ class Meter:
             if row is None:
                 conn.execute("COMMIT")
                 return  # settled already (by another process's sweep, say): nothing changed
-            (ts, old_win_ts, old_counted, old_tokens, key_fp, model, family, endpoint, row_tier, prompt_est,
-             completion_est, est_images, row_stream, completion_cap) = row
-            old_win_ts = float(old_win_ts if old_win_ts is not None else ts)
+            (old_counted, key_fp, model, family, endpoint, row_tier, prompt_est, completion_est, est_images,
+             row_stream, completion_cap) = row
             if info is None:
                 from ._quota import RequestInfo as _Info
 
@@ -804,13 +794,6 @@ class Meter:
                 relay_code=relay_code, http_status=http_status, measured=measured, counted=counted,
                 relay_counted=int(old_counted) == 1, conn=conn,
             )
-            new_counted = values["counted"]
-            if int(old_counted) == 2 and new_counted:
-                new_counted = 2  # still not known to be the relay
-            new_win_ts = old_win_ts
-            if answered_at is not None:
-                new_win_ts = max(old_win_ts, float(answered_at) + _ledger.ARRIVAL_FLOOR)
-            before = conn.total_changes
             self._write_settled(conn, row_id, status, values, relay_code=relay_code, http_status=http_status,
                                 latency_ms=latency_ms, stream=stream, answered_at=answered_at)
             if values["learned_paid"]:
@@ -820,8 +803,6 @@ class Meter:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        view.wrote_row(before, family, (old_win_ts, int(int(old_counted) == 1), int(old_tokens)),
-                       (new_win_ts, int(new_counted == 1), int(values["win_tokens"])))
 
     def _estimate(self, info: RequestInfo, *, status: str, seen: int, answer_read: bool,
                   conn: sqlite3.Connection) -> tuple[int, int, int, bool, str]:

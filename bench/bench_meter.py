@@ -1,18 +1,21 @@
 """The metering pipeline of one non-streamed chat, alone: describe (prompt count) + ``Meter.reserve`` + settle.
 
-    python bench/bench_meter.py [--iterations 2000] [--rows 1000] [--writer] [--trace]
+    python bench/bench_meter.py [--iterations 2000] [--rows 1000] [--writer | --second-writer [RATE]] [--trace]
 
 Against a warm ledger (``--rows`` settled rows in the hour's window; a request every ``--step`` seconds, the relay's rules on, one key), it
 runs ``--iterations`` cycles and prints CPU per cycle (``time.process_time``) for each step and the SQL statements
-one cycle executes (``sqlite3.Connection.set_trace_callback``). ``--writer``: another connection inserts a row
-between two cycles (another process using the ledger), so every reserve must see a change it did not make.
-``--trace`` prints each statement of one cycle.
+one cycle executes (``sqlite3.Connection.set_trace_callback``; a trigger's work is part of its statement).
+``--writer``: another connection inserts a row between two cycles (the worst case: every reserve sees a change it
+did not make). ``--second-writer``: another process with its own Meter reserves and settles ``RATE`` rows a second
+(default 50) on the bench's clock while it runs, as an SDK script beside the sidecar would. ``--trace`` prints each
+statement of one cycle.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sqlite3
 import sys
@@ -55,6 +58,21 @@ def _warm(meter: Meter, clock: _Clock, rows: int) -> None:
         reservation.settle(status="ok", http_status=200, prompt_tokens=20, completion_tokens=40)  # type: ignore[union-attr]
 
 
+def _second_writer(path: str, home: str, now: object, rate: float, stop: object) -> None:
+    """Another process: a Meter of its own writing ``rate`` rows a second (reserve + settle) on the bench's clock."""
+    os.environ["BAICAI_HOME"] = home
+    meter = Meter("sdk", ledger_path=path, relay_rules=True, tier="paid", clock=lambda: now.value)  # type: ignore[attr-defined]
+    info = describe_request("/v1/chat/completions", CHAT)
+    key = KEY[:-4] + "wxyz"
+    next_at = time.monotonic()
+    parent = os.getppid()
+    while not stop.is_set() and os.getppid() == parent:  # type: ignore[attr-defined]  # ends with the bench
+        reservation = meter.reserve(key, info, url=URL)
+        reservation.settle(status="ok", http_status=200, prompt_tokens=20, completion_tokens=40)  # type: ignore[union-attr]
+        next_at += 1.0 / rate
+        time.sleep(max(0.0, next_at - time.monotonic()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=2000)
@@ -62,6 +80,8 @@ def main() -> None:
     parser.add_argument("--step", type=float, default=None,
                         help="seconds between two requests (default: 3600/rows, a row leaves the window each time)")
     parser.add_argument("--writer", action="store_true", help="another connection writes between two cycles")
+    parser.add_argument("--second-writer", type=float, nargs="?", const=50.0, default=None, metavar="RATE",
+                        help="another process writes RATE rows a second (default 50) while the bench runs")
     parser.add_argument("--trace", action="store_true", help="print the statements of one cycle")
     args = parser.parse_args()
 
@@ -79,9 +99,22 @@ def main() -> None:
         conn = meter._conn()
         statements: list[str] = []
         conn.set_trace_callback(statements.append)
+        ctx = multiprocessing.get_context("spawn")
+        shared_now, stop = ctx.Value("d", clock.now), ctx.Event()
+        writer = None
+        if args.second_writer:
+            writer = ctx.Process(target=_second_writer,
+                                 args=(str(path), home, shared_now, args.second_writer, stop), daemon=True)
+            writer.start()
+            count = sqlite3.connect(str(path))
+            while count.execute("SELECT COUNT(*) FROM requests WHERE key_fp != ?", (meter._key_ids(KEY)[0],)
+                                ).fetchone()[0] < 2:
+                time.sleep(0.05)
+            count.close()
 
         def cycle() -> tuple[float, float, float]:
             clock.tick()
+            shared_now.value = clock.now
             t0 = time.process_time()
             info = describe_request("/v1/chat/completions", CHAT)
             t1 = time.process_time()
@@ -104,16 +137,27 @@ def main() -> None:
         statements.clear()
         write_elsewhere()
         cycle()
-        one = list(statements)
+        # A trigger's statements are traced as their parent statement again: one statement, however many repeats.
+        one = [s for i, s in enumerate(statements) if i == 0 or s != statements[i - 1]]
+        conn.set_trace_callback(None)  # tracing costs CPU per statement (more with triggers): not in the timing
         totals = [0.0, 0.0, 0.0]
+        rows_before = conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
+        wall = time.monotonic()
         for _ in range(args.iterations):
             write_elsewhere()
             for i, part in enumerate(cycle()):
                 totals[i] += part
+        wall = time.monotonic() - wall
+        others = conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] - rows_before - args.iterations
+        if writer is not None:
+            stop.set()
+            writer.join(10)
         n = args.iterations
         describe, reserve, settle = (t / n * 1000 for t in totals)
+        kind = ("a row between two cycles" if args.writer
+                else f"another process, {others} rows in {wall:.1f} s" if writer is not None else "no")
         print(f"{args.rows} rows in the window, a request every {clock.step:.3g} s, "
-              f"writer: {'yes' if args.writer else 'no'}, {n} cycles")
+              f"writer: {kind}, {n} cycles")
         print(f"  describe (prompt count) {describe:.3f} ms   reserve {reserve:.3f} ms   settle {settle:.3f} ms"
               f"   total {describe + reserve + settle:.3f} ms CPU/request")
         print(f"  SQL statements per request: {len(one)} "

@@ -17,7 +17,7 @@ Processes (each its own, as for a user, so no two share a GIL):
 * ``floor`` — a raw asyncio forwarder (uvloop + httptools, pooled upstream sockets, no framework, no checks, no
   metering): what forwarding alone costs here;
 * ``sidecar+writer`` — the sidecar again while a second process writes the same ledger 50 times a second (a script
-  using ``Baicai`` next to the sidecar): the window count must stay incremental.
+  using ``Baicai`` next to the sidecar): the window count must stay incremental (``sidecar@REV+writer`` likewise).
 
 Figures, per variant, as the median over rounds with [min–max]:
 * added latency p50 / p99 of a non-streamed chat (variant − direct, requests interleaved one by one);
@@ -242,11 +242,11 @@ class Bench:
         try:
             assert writer.stdout is not None
             writer.stdout.readline()
-            result = self.latency(["direct", "sidecar"], n)
+            result = self.latency(["direct", "sidecar", *(f"sidecar@{rev}" for rev in self.args.compare)], n)
         finally:
             writer.terminate()
             writer.wait(timeout=10)
-        return {"direct": result["direct"], "sidecar+writer": result["sidecar"]}
+        return {"direct": result["direct"], **{f"{v}+writer": result[v] for v in result if v != "direct"}}
 
 
 def _summary(rounds: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, tuple[float, float, float]]]:
@@ -314,7 +314,7 @@ def main() -> int:
     print(f"{'variant':<22}{'added p50 ms':>22}{'added p99 ms':>22}{'CPU ms/request':>22}{'added TTFC p50':>22}"
           f"{'paced % direct':>20}{'unpaced % direct':>20}{'peak RSS MB':>13}")
     for v in ["direct", "floor", "sidecar", *(f"sidecar@{rev}" for rev in args.compare), "sidecar+writer",
-              "sidecar-aiohttp"]:
+              *(f"sidecar@{rev}+writer" for rev in args.compare), "sidecar-aiohttp"]:
         L = result["latency"].get(v, {})
         T = result["first_chunk"].get(v, {})
         P = result["paced"].get(v, {})

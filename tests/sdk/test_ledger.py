@@ -113,3 +113,86 @@ def test_no_text_and_no_key_reach_the_file(tmp_path: Path) -> None:
         assert secret.encode() not in raw
     assert _ledger.fingerprint(SECRET_KEY).encode() in raw
     assert "SECRET" not in repr(r)
+
+
+def _version_4_file(path: Path) -> None:
+    """A ledger as baicai wrote it before the window log (schema version 4), with rows in the window."""
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("PRAGMA journal_mode = WAL")
+    for migration in _ledger._MIGRATIONS[:4]:
+        for statement in _ledger._split(migration):
+            raw.execute(statement)
+    raw.execute("PRAGMA user_version = 4")
+    raw.executemany(
+        "INSERT INTO requests (ts, win_ts, key_fp, source, model, family, endpoint, status, counted, win_tokens) "
+        "VALUES (?, ?, 'fp', 'sdk', 'gpt-4', 'gpt-4', 'chat', 'ok', ?, 15)",
+        [(1_000.0 + i, 1_000.0 + i, 1 if i % 3 else 0) for i in range(30)])
+    raw.close()
+    _ledger._migrated.discard(str(path.resolve()))
+
+
+def test_a_version_4_ledger_gains_the_window_log_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "v4.db"
+    _version_4_file(path)
+    conn = _ledger.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == _ledger.SCHEMA_VERSION >= 5
+    assert _ledger.window_totals(conn, "gpt-4", 0) == (20, 300)
+    assert _ledger.window_log_end(conn) == 0  # the rows before it are counted afresh, not logged
+    # From now on every writer's change is logged, with the row's window contribution before and after.
+    conn.execute("UPDATE requests SET win_ts = 5000, win_tokens = 20 WHERE id = 2")
+    conn.execute("UPDATE requests SET status = 'error' WHERE id = 2")  # nothing the window counts: no entry
+    conn.execute("DELETE FROM requests WHERE id = 4")  # counted 0: no entry
+    conn.execute("DELETE FROM requests WHERE id = 3")
+    assert _ledger.window_changes(conn, 0) == [
+        (1, None, "gpt-4", 1001.0, 15, "gpt-4", 5000.0, 20),
+        (2, None, "gpt-4", 1002.0, 15, None, None, None),
+    ]
+    meter = Meter(ledger_path=path, clock=lambda: 4000.0, tier="paid")
+    r = meter.reserve("baicai-k", describe_request("/v1/chat/completions", {"model": "gpt-4", "messages": []}))
+    assert isinstance(r, Reservation)
+    assert _ledger.window_changes(conn, 2) == [(3, None, None, None, None, "gpt-4", 4000.0, r.window_tokens)]
+
+
+def test_a_migration_killed_halfway_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    """Each migration is one transaction: a process killed inside it (here just after the window log's table was
+    made, before its triggers) leaves a version-4 file that the next process migrates."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "v4.db"
+    _version_4_file(path)
+    killer = (
+        "import os, signal, sqlite3, sys\n"
+        "from baicai_sdk import _ledger\n"
+        "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "conn.set_trace_callback(lambda s: os.kill(os.getpid(), signal.SIGKILL) if 'CREATE TRIGGER' in s else None)\n"
+        "_ledger.migrate(conn)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", killer, str(path)], timeout=60, env=dict(os.environ))
+    assert done.returncode == -9
+    check = sqlite3.connect(path)
+    try:
+        assert check.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert check.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'window_log'").fetchone()[0] == 0
+    finally:
+        check.close()
+    conn = _ledger.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == _ledger.SCHEMA_VERSION
+    assert _ledger.window_totals(conn, "gpt-4", 0) == (20, 300)
+    triggers = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    assert {"requests_window_insert", "requests_window_update", "requests_window_delete"} <= triggers
+
+
+def test_the_window_log_is_trimmed_to_its_newest_entries_and_a_gap_shows(tmp_path: Path) -> None:
+    conn = _ledger.connect(tmp_path / "l.db")
+    conn.executemany(
+        "INSERT INTO requests (ts, win_ts, key_fp, source, model, family, endpoint, status, win_tokens) "
+        "VALUES (?, ?, 'fp', 'sdk', 'gpt-4', 'gpt-4', 'chat', 'ok', 1)", [(float(i), float(i)) for i in range(10)])
+    _ledger.trim_window_log(conn, 3)
+    assert [r[0] for r in conn.execute("SELECT seq FROM window_log")] == [7, 8, 9, 10]
+    assert _ledger.window_changes(conn, 2) is None  # entries 3…6 are gone: the reader must count afresh
+    assert [r[0] for r in _ledger.window_changes(conn, 6) or []] == [7, 8, 9, 10]
+    _ledger.trim_window_log(conn, 0)
+    conn.execute("DELETE FROM requests WHERE id = 1")
+    assert [r[0] for r in conn.execute("SELECT seq FROM window_log")] == [10, 11]  # numbers are never reused
