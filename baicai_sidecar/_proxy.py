@@ -99,8 +99,8 @@ def forwarded(name: str) -> bool:
 
 
 _DROP_RESPONSE = frozenset({
-    "content-length", "transfer-encoding", "connection", "keep-alive", "content-encoding", "server", "date",
-    "set-cookie", "alt-svc", "strict-transport-security",
+    b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"content-encoding", b"server", b"date",
+    b"set-cookie", b"alt-svc", b"strict-transport-security",
 })
 
 
@@ -257,7 +257,7 @@ class Proxy:
     def _response_headers(self, response: httpx2.Response) -> list[tuple[bytes, bytes]]:
         """The relay's response headers an app may see: hop-by-hop ones dropped, the real key never included."""
         return [(k.lower(), v.replace(self._key, self._masked) if self._key in v else v)
-                for k, v in response.headers.raw if k.lower().decode("latin-1") not in _DROP_RESPONSE]
+                for k, v in response.headers.raw if k.lower() not in _DROP_RESPONSE]
 
     def _request(self, scope: Scope, app: str | None, body: bytes) -> httpx2.Request:
         """The upstream request: the app's forwarded headers as the bytes it sent (ASGI names are lower-case),
