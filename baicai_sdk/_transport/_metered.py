@@ -232,11 +232,15 @@ class _StreamTally:
 
     def feed(self, chunk: bytes) -> tuple[int, RelayAnswer] | None:
         """Take ``chunk``; for the first relay error event it completes, where that event starts in it."""
-        data = self.decoder.single_data(chunk)
-        if data is not None and data[:1] == b"{" and data[-1:] == b"}" and not might_be_error(data):
-            # The common chunk, one `data: {…}` event that cannot be an error: what _take would keep, kept.
-            self.payloads.append(data)
-            return None
+        plain = self.decoder.plain_data(chunk)
+        if plain is not None and not might_be_error(chunk):
+            # The common chunk, `data: {…}` events none of which can be an error: what _take would keep, kept.
+            for data in plain:
+                if data[:1] != b"{" or data[-1:] != b"}":
+                    break
+            else:
+                self.payloads.extend(plain)
+                return None
         found = None
         for event in self.decoder.feed(chunk):
             answer = self._take(event.data)

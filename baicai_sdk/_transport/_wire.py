@@ -160,14 +160,20 @@ class SSEDecoder:
         self._event: str | None = None
         self._start: int | None = None
 
-    def single_data(self, chunk: bytes) -> bytes | None:
-        """The data of ``chunk`` when it is exactly one complete one-line ``data:`` event and no event is open (the
-        common stream chunk; the decoder's state stays as it is), else None: then :meth:`feed` it. A reader that
-        only wants the data skips building the event and its list (a few µs per streamed chunk)."""
-        if (self._start is None and not self._pending and chunk[:6] == b"data: " and chunk[-2:] == b"\n\n"
-                and chunk.find(b"\n") == len(chunk) - 2):
-            return chunk[6:-2]
-        return None
+    def plain_data(self, chunk: bytes) -> list[bytes] | None:
+        """The data of each event in ``chunk`` when it is a whole number of complete one-line ``data:`` events
+        (``data: …\n\n`` each, no ``\r``) and no event is open — a stream's usual chunk, one event or, when the
+        relay's writes arrive together, several — else None: then :meth:`feed` it. The decoder's state stays as it
+        is. A reader that only wants the data skips building the events (a few µs per streamed event)."""
+        if self._start is not None or self._pending or chunk[:6] != b"data: " or chunk[-2:] != b"\n\n":
+            return None
+        if chunk.find(b"\n") == len(chunk) - 2:
+            return None if chunk[-3:-2] == b"\r" else [chunk[6:-2]]
+        parts = chunk[:-2].split(b"\n\n")
+        for part in parts:
+            if part[:6] != b"data: " or b"\n" in part or part[-1:] == b"\r":
+                return None
+        return [part[6:] for part in parts]
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         if self._start is not None:
