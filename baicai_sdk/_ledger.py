@@ -389,11 +389,12 @@ def window_entries(
 
 def pending_tokens(conn: sqlite3.Connection, family: str, since: float, key_fp: str | None = None) -> int:
     """Tokens held in the window by reservations still in flight (their estimates; the relay counts none of it
-    until they finish). Few rows: the partial ``requests_pending`` index finds them."""
-    where = "status = 'pending' AND ts > ? AND family = ? AND counted = 1 AND win_ts > ?"
+    until they finish). Few rows: the partial ``requests_pending`` index finds them (``+family``: not the family's
+    window index, which would read every row of the hour)."""
+    where = "status = 'pending' AND ts > ? AND +family = ? AND counted = 1 AND win_ts > ?"
     args: list[Any] = [since - PENDING_TTL, family, since]
     if key_fp is not None:
-        where += " AND key_fp = ?"
+        where += " AND +key_fp = ?"
         args.append(key_fp)
     row = conn.execute(f"SELECT COALESCE(SUM(win_tokens), 0) FROM requests WHERE {where}", args).fetchone()
     return int(row[0])

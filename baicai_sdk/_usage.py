@@ -350,7 +350,7 @@ class UsageStore:
             for family in catalog.limits:
                 out.append(self._window(conn, family, since, now, tier, tier_source, catalog))
             return out
-        keys_out = self._key_windows(conn, since, now, key_tiers, catalog)
+        keys_out = self._key_windows(conn, since, now, key_tiers, catalog, tuple(catalog.limits))
         # The IP's window is one count, but the relay judges it by the limits of the tier of the key that asks: a
         # free key's request by 60 gpt-3.5 an hour, a paid key's by 1,000. One IP row per tier in use this hour.
         for family in catalog.limits:
@@ -363,21 +363,25 @@ class UsageStore:
         return out + keys_out
 
     def _key_windows(self, conn: sqlite3.Connection, since: float, now: float, key_tiers: dict[str, str] | None,
-                     catalog: Any) -> list[WindowStatus]:
+                     catalog: Any, families: tuple[str, ...]) -> list[WindowStatus]:
         """Each key that used a family this hour, by its own tier (configured, else learned, else the tier its rows
-        were judged by, else unknown)."""
+        were judged by, else unknown).
+
+        Rows are found through the families' window index (``family IN (…) AND win_ts > ?``: the hour's rows only,
+        not a scan of every row the ledger ever held — 70 ms at 100,000 rows)."""
         out: list[WindowStatus] = []
+        if not families:
+            return out
         learned = {str(fp): str(t) for fp, t in conn.execute("SELECT key_fp, tier FROM learned_tiers")}
+        marks = ", ".join("?" for _ in families)
         # The tier the gate last judged each key by (a configured tier is stored with its rows).
         assumed = {str(fp): str(t) for fp, t in conn.execute(
-            "SELECT key_fp, tier FROM requests WHERE id IN (SELECT MAX(id) FROM requests WHERE win_ts > ? "
-            "AND counted = 1 GROUP BY key_fp)", (since,))}
+            f"SELECT key_fp, tier FROM requests WHERE id IN (SELECT MAX(id) FROM requests WHERE family IN ({marks}) "
+            "AND win_ts > ? AND counted = 1 GROUP BY key_fp)", (*families, since))}
         keys = conn.execute(
-            "SELECT key_fp, MAX(key_hint), family FROM requests WHERE win_ts > ? AND counted = 1 AND family IS NOT NULL "
-            "GROUP BY key_fp, family ORDER BY MAX(key_hint), family", (since,)).fetchall()
+            f"SELECT key_fp, MAX(key_hint), family FROM requests WHERE family IN ({marks}) AND win_ts > ? "
+            "AND counted = 1 GROUP BY key_fp, family ORDER BY MAX(key_hint), family", (*families, since)).fetchall()
         for key_fp, hint, family in keys:
-            if family not in catalog.limits:
-                continue
             key_tier = (key_tiers or {}).get(key_fp)
             source = "configured"
             if key_tier not in ("free", "paid"):
@@ -400,9 +404,10 @@ class UsageStore:
         oldest = conn.execute(
             f"SELECT MIN(win_ts) FROM requests WHERE family = ? AND win_ts > ? AND counted = 1{key_clause}",
             (family, since, *key_args)).fetchone()[0]
+        # (+family, +key_fp: through the few in-flight rows' index, not every row of the family the ledger holds)
         pending = conn.execute(
-            f"SELECT COUNT(*) FROM requests WHERE family = ? AND ts > ? AND status = 'pending'{key_clause}",
-            (family, since, *key_args)).fetchone()[0]
+            f"SELECT COUNT(*) FROM requests WHERE +family = ? AND ts > ? AND status = 'pending'"
+            f"{key_clause.replace('key_fp', '+key_fp')}", (family, since, *key_args)).fetchone()[0]
         # A relay code speaks of one key and one tier: it shows on that key's row, and on the IP row of its tier.
         ex_clause, ex_args = "", []
         if key_fp is not None:

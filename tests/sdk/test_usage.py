@@ -112,6 +112,24 @@ def test_windows_and_change_token(filled: tuple[UsageStore, Clock, Path]) -> Non
     assert {w.tier for w in store.windows()} == {"paid"}
 
 
+def test_quota_windows_read_the_hour_not_the_whole_ledger(filled: tuple[UsageStore, Clock, Path]) -> None:
+    """Every statement behind ``windows(per_key=True)`` (the TUI's Quota page, ``usage windows``) finds its rows by
+    an index range — the hour's rows, the few in flight — never by reading every row the ledger holds (on 100,000
+    rows the full scans took 360 ms per refresh; now 8 ms)."""
+    store, _clock, _path = filled
+    conn = store._conn()
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        assert store.windows(per_key=True)
+    finally:
+        conn.set_trace_callback(None)
+    assert any("status = 'pending'" in s for s in statements)
+    for statement in statements:
+        plan = " ".join(str(r[-1]) for r in conn.execute("EXPLAIN QUERY PLAN " + statement))
+        assert "SCAN requests" not in plan, (statement, plan)
+
+
 @pytest.mark.slow  # writes 100k rows
 def test_reading_100k_rows_is_fast(tmp_path: Path) -> None:
     path = tmp_path / "big.sqlite3"
