@@ -159,6 +159,7 @@ def test_repair_salvages_the_readable_rows_of_a_truncated_ledger() -> None:
     with sqlite3.connect(ledger_path()) as db:
         assert db.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == salvaged
         assert db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT COUNT(*) FROM window_log").fetchone()[0] <= 1  # the copies' entries trimmed
     # the fresh ledger works for the next request
     r = Meter(tier="paid").reserve(KEY, describe_request("/v1/chat/completions",
                                                          {"model": "gpt-3.5-turbo", "messages": []}))
