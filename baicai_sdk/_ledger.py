@@ -404,14 +404,21 @@ WINDOW_LOG_KEEP = 10_000
 """Entries of the window log kept when it is trimmed: a Meter further behind than that counts its windows afresh."""
 
 
-def window_changes(conn: sqlite3.Connection, after: int) -> list[tuple[Any, ...]] | None:
+WINDOW_CHANGES_MAX = 1_000
+"""More entries than this since a view's last look are not applied one by one (≈1.5 ms per 1,000): it counts afresh
+(0.13 ms at 1,000 rows in the window, ~3 ms at 20,000)."""
+
+
+def window_changes(conn: sqlite3.Connection, after: int, most: int | None = None) -> list[tuple[Any, ...]] | None:
     """The window log's entries after ``after``, oldest first: (seq, tbl, old_family, old_win_ts, old_tokens,
-    new_family, new_win_ts, new_tokens). None when some of them were trimmed away (the caller counts afresh):
-    entries are numbered without gaps, so the first one must be ``after + 1``."""
+    new_family, new_win_ts, new_tokens). None when some of them were trimmed away (entries are numbered without
+    gaps, so the first one must be ``after + 1``) or there are more than ``most`` (default
+    :data:`WINDOW_CHANGES_MAX`): the caller counts afresh."""
+    most = WINDOW_CHANGES_MAX if most is None else most
     rows = conn.execute(
         "SELECT seq, tbl, old_family, old_win_ts, old_tokens, new_family, new_win_ts, new_tokens FROM window_log "
-        "WHERE seq > ? ORDER BY seq", (after,)).fetchall()
-    if rows and rows[0][0] != after + 1:
+        "WHERE seq > ? ORDER BY seq LIMIT ?", (after, most + 1)).fetchall()
+    if rows and (rows[0][0] != after + 1 or len(rows) > most):
         return None
     return rows
 

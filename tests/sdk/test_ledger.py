@@ -193,6 +193,8 @@ def test_the_window_log_is_trimmed_to_its_newest_entries_and_a_gap_shows(tmp_pat
     assert [r[0] for r in conn.execute("SELECT seq FROM window_log")] == [7, 8, 9, 10]
     assert _ledger.window_changes(conn, 2) is None  # entries 3…6 are gone: the reader must count afresh
     assert [r[0] for r in _ledger.window_changes(conn, 6) or []] == [7, 8, 9, 10]
+    assert _ledger.window_changes(conn, 6, most=3) is None  # too far behind: counting afresh is cheaper
+    assert [r[0] for r in _ledger.window_changes(conn, 7, most=3) or []] == [8, 9, 10]
     _ledger.trim_window_log(conn, 0)
     conn.execute("DELETE FROM requests WHERE id = 1")
     assert [r[0] for r in conn.execute("SELECT seq FROM window_log")] == [10, 11]  # numbers are never reused
