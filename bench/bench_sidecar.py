@@ -105,7 +105,10 @@ class Bench:
         self.urls: dict[str, str] = {}
 
     def _spawn(self, name: str, argv: list[str], *, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        proc = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, text=True, env=env or self.env)
+        # Run from the bench's home: ``python -c`` puts the current directory first on sys.path, where a checkout
+        # would shadow the revision a --compare variant imports from PYTHONPATH.
+        proc = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, text=True, env=env or self.env,
+                                cwd=self.home)
         self.procs[name] = proc
         return proc
 
