@@ -190,6 +190,75 @@ def test_rows_of_a_killed_process_are_settled_as_orphaned_by_the_next_meter(tmp_
     assert row["cost_low"] == 0 and row["cost"] == 0  # the key was configured free
 
 
+_ANSWER = {"id": "x", "object": "chat.completion", "created": 0, "model": "gpt-3.5-turbo",
+           "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+           "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}}
+
+
+async def test_settle_after_leaves_a_success_pending_until_the_caller_settles_it() -> None:
+    """The sidecar's ``SETTLE_AFTER``: a successful complete answer comes back with its row pending and the call
+    that settles it (once, as ``ok`` from the answer's usage); errors, and requests without the mark, are settled
+    before the answer as always."""
+    from baicai_sdk._transport import AsyncMeteredTransport
+    from baicai_sdk.integration import SETTLE_AFTER
+
+    status = [200]
+    inner = httpx2.MockTransport(lambda request: httpx2.Response(status[0], json=_ANSWER if status[0] == 200 else
+                                                                 {"error": {"message": "boom"}}))
+    transport = AsyncMeteredTransport(inner, source="sidecar", quota="raise", tier="paid")
+
+    def request(**extensions: Any) -> httpx2.Request:
+        return httpx2.Request("POST", "https://api.baicaigpt.com/v1/chat/completions", extensions=extensions,
+                              headers={"authorization": "Bearer baicai-k"},
+                              json={"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}]})
+
+    response = await transport.handle_async_request(request(**{SETTLE_AFTER: True}))
+    assert response.status_code == 200 and response.json() == _ANSWER
+    assert [r["status"] for r in _rows()] == ["pending"]
+    settle = response.extensions.pop(SETTLE_AFTER)
+    settle()
+    settle()  # at most once
+    (row,) = _rows()
+    assert (row["status"], row["http_status"], row["prompt_tokens"], row["completion_tokens"]) == ("ok", 200, 7, 3)
+
+    plain = await transport.handle_async_request(request())
+    assert SETTLE_AFTER not in plain.extensions and _rows()[-1]["status"] == "ok"
+    status[0] = 500
+    failed = await transport.handle_async_request(request(**{SETTLE_AFTER: True}))
+    assert SETTLE_AFTER not in failed.extensions and _rows()[-1]["status"] == "error"
+
+
+def test_a_process_killed_between_the_answer_and_its_settle_leaves_an_orphan(tmp_path: Path) -> None:
+    """The sidecar killed after passing an answer on and before settling it: the row is in flight like any other,
+    and the next Meter settles it as orphaned, with bounds."""
+    script = tmp_path / "sidecar_like.py"
+    script.write_text(textwrap.dedent(f"""
+        import asyncio, os, signal
+        import httpx2
+        from baicai_sdk._transport import AsyncMeteredTransport
+        from baicai_sdk.integration import SETTLE_AFTER
+
+        async def main():
+            inner = httpx2.MockTransport(lambda request: httpx2.Response(200, json={_ANSWER!r}))
+            transport = AsyncMeteredTransport(inner, source="sidecar", quota="raise", tier="paid")
+            request = httpx2.Request("POST", "https://api.baicaigpt.com/v1/chat/completions",
+                                     headers={{"authorization": "Bearer baicai-k"}}, extensions={{SETTLE_AFTER: True}},
+                                     json={{"model": "gpt-3.5-turbo", "messages": [{{"role": "user", "content": "hi"}}]}})
+            response = await transport.handle_async_request(request)
+            assert SETTLE_AFTER in response.extensions
+            os.kill(os.getpid(), signal.SIGKILL)  # the app has its answer; the settle never runs
+
+        asyncio.run(main())
+    """))
+    proc = subprocess.run([sys.executable, str(script)], env=os.environ.copy(), timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert [r["status"] for r in _rows()] == ["pending"]
+    assert Meter().settle_orphans() == 1
+    (row,) = _rows()
+    assert (row["status"], row["measured"], row["counted"]) == ("orphaned", 0, 1)
+    assert row["cost_low"] == 0 < row["cost_high"]
+
+
 def test_rows_of_an_earlier_process_with_our_pid_are_orphaned(tmp_path: Path) -> None:
     """A container's sidecar restarts with the same pid (often 1) and host name: the killed one's rows are not ours."""
     info = describe_request("/v1/chat/completions", {"model": "gpt-3.5-turbo",
