@@ -214,6 +214,14 @@ def _run(args: argparse.Namespace) -> int:
                    f"error: {args.host} bound to {bound}, which is not loopback; pass --allow-remote to listen beyond this machine"),
               file=sys.stderr)
         return 2
+    from baicai_sdk.integration import TokenizerUnavailable, get_encoding
+
+    try:  # here, not at the first chat: a damaged install is one line with its fix, before any banner
+        get_encoding("cl100k_base")  # serve() finds it loaded (and loaded first: see _server._load_tokenizer)
+    except TokenizerUnavailable as exc:
+        sock.close()
+        print(labelled("错误", "error", exc), file=sys.stderr)
+        return 1
     from ._state import clear_state, write_state
 
     print(Text("白菜GPT 本地代理", "BaicaiGPT sidecar"))

@@ -142,3 +142,18 @@ def test_loopback_is_decided_by_the_resolved_address(monkeypatch: pytest.MonkeyP
             SidecarConfig(upstream="http://x/v1", api_key="baicai-k", host=host, open_access=True,
                           allow_remote=True)
     SidecarConfig(upstream="http://x/v1", api_key="baicai-k", host="localhost", open_access=True)
+
+
+def test_a_damaged_tokenizer_is_one_line_with_the_fix_before_any_banner(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bundled tokenizer file that fails its checksum (a damaged install): `baicai sidecar` printed a traceback
+    ending in the message. Now it is the message alone, before anything that looks like a start."""
+    from baicai_sdk import _tokens
+
+    monkeypatch.setenv("BAICAI_API_KEY", "baicai-" + "k" * 40)
+    monkeypatch.setattr(_tokens, "_cache", {})  # not the copy other tests loaded
+    monkeypatch.setitem(_tokens._KNOWN_SHA256, "cl100k_base", "0" * 64)  # what a damaged file's digest looks like
+    assert main(["sidecar", "--port", "0"]) == 1
+    out, err = capsys.readouterr()
+    assert "Base URL" not in out and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "reinstall baicai" in err and "重新安装" in err and "k" * 20 not in out + err
