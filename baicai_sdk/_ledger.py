@@ -228,8 +228,22 @@ def key_hint(api_key: str) -> str:
     return mask_key(api_key)
 
 
-def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
-    """An autocommit connection (we open our own transactions) in WAL mode, migrated to :data:`SCHEMA_VERSION`."""
+CHECKPOINT_SECONDS = 0.25
+"""How often a writing process's background thread copies the WAL into the ledger file (``_Checkpointer``)."""
+CHECKPOINT_IDLE_ROUNDS = 120
+"""Rounds with nothing new in the WAL after which the thread ends (its connection closed); the next write starts it."""
+WRITER_AUTOCHECKPOINT = 10_000
+"""Pages a writer's WAL may reach before that writer checkpoints by itself (SQLite's default is 1,000): only when the
+background thread cannot keep up or does not run (a forked child, say)."""
+
+
+def connect(path: str | os.PathLike[str], *, writer: bool = False) -> sqlite3.Connection:
+    """An autocommit connection (we open our own transactions) in WAL mode, migrated to :data:`SCHEMA_VERSION`.
+
+    ``writer``: a connection that writes on a request's path (the Meter's). Its commits then leave the WAL's
+    checkpoint — copying pages into the file and two fsyncs, 17–28 ms at the 99th percentile of a request on this
+    machine — to a background thread (:class:`_Checkpointer`), instead of the commit that happens to cross 1,000
+    pages."""
     import sqlite3
 
     path = Path(path)
@@ -246,6 +260,8 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
             if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")  # may be refused on network filesystems: then rollback
             conn.execute("PRAGMA synchronous = NORMAL")
+            if writer:
+                conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}")
             break
         except sqlite3.OperationalError as exc:
             if conn is not None:
@@ -264,7 +280,67 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
             if key not in _migrated:
                 migrate(conn)
                 _migrated.add(key)
+    if writer:
+        ensure_checkpointer(key)
     return conn
+
+
+def ensure_checkpointer(key: str) -> None:
+    """Make sure this process checkpoints the ledger at ``key`` (its resolved path) in the background: cheap enough
+    to call on every write (a dictionary lookup)."""
+    if _Checkpointer.running.get(key) != os.getpid():
+        _Checkpointer.start(key)
+
+
+class _Checkpointer:
+    """A daemon thread per ledger file in a writing process: every :data:`CHECKPOINT_SECONDS` it runs a ``PASSIVE``
+    checkpoint (it never waits for, nor blocks, a reader or writer; with nothing new in the WAL it does nothing and
+    syncs nothing). Python's ``sqlite3`` lets go of the GIL while SQLite works, so the sidecar's event loop and the
+    app's threads go on meanwhile."""
+
+    running: dict[str, int] = {}
+    """ledger path → pid of the process whose thread runs for it (a forked child starts its own)."""
+    _lock = threading.Lock()
+
+    @classmethod
+    def start(cls, key: str) -> None:
+        pid = os.getpid()
+        with cls._lock:
+            if cls.running.get(key) == pid:
+                return
+            cls.running[key] = pid
+        threading.Thread(target=cls._run, args=(key, pid), name="baicai-ledger-checkpoint", daemon=True).start()
+
+    @classmethod
+    def _run(cls, key: str, pid: int) -> None:
+        import sqlite3
+
+        conn: sqlite3.Connection | None = None
+        last: tuple[Any, ...] | None = None
+        idle = 0
+        try:
+            while idle < CHECKPOINT_IDLE_ROUNDS:
+                time.sleep(CHECKPOINT_SECONDS)
+                try:
+                    if conn is None:
+                        conn = sqlite3.connect(key, timeout=5.0, isolation_level=None, check_same_thread=False)
+                    # (busy, frames in the WAL, frames copied): the same twice running means nobody wrote
+                    state = tuple(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+                except sqlite3.Error:  # the file moved away (doctor --repair), a full disk…: the writers' own
+                    state = None  # checkpoint at WRITER_AUTOCHECKPOINT pages still bounds the WAL
+                    if conn is not None:
+                        conn.close()
+                        conn = None
+                    if not os.path.exists(key):
+                        break
+                idle = idle + 1 if state == last else 0
+                last = state
+        finally:
+            with cls._lock:
+                if cls.running.get(key) == pid:
+                    del cls.running[key]
+            if conn is not None:
+                conn.close()
 
 
 def _open_error(path: Path, exc: Exception) -> str:
@@ -277,14 +353,16 @@ def _open_error(path: Path, exc: Exception) -> str:
 class ThreadConnections:
     """One connection per thread to one ledger file (sqlite3 connections must not be shared across threads)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, writer: bool = False) -> None:
         self.path = Path(path)
+        self.writer = writer
+        """Connections that write on a request's path: their WAL checkpoints run in the background."""
         self._local = threading.local()
 
     def get(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = connect(self.path)
+            conn = self._local.conn = connect(self.path, writer=self.writer)
         return conn
 
     def close(self) -> None:

@@ -293,7 +293,7 @@ class FallbackConnections(ThreadConnections):
 
     def __init__(self, path: str | os.PathLike[str], *, degrade_on_error: bool = True,
                  clock: Callable[[], float] = time.time) -> None:
-        super().__init__(path)
+        super().__init__(path, writer=degrade_on_error)
         self._fallback_key = _key(Path(path))  # resolved once: realpath on every request cost ~4 % of the sidecar's CPU
         self.degrade_on_error = degrade_on_error
         self.clock = clock
@@ -302,6 +302,11 @@ class FallbackConnections(ThreadConnections):
     @property
     def degraded(self) -> bool:
         return self._fallback_key in _fallbacks
+
+    @property
+    def key(self) -> str:
+        """The ledger file's resolved path."""
+        return self._fallback_key
 
     def get(self) -> sqlite3.Connection:
         fallback = _fallbacks.get(self._fallback_key)

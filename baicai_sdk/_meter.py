@@ -570,6 +570,8 @@ class Meter:
             self._last_sweep = now
             self._settle_orphans(conn, now)
             _ledger.trim_window_log(conn)
+        if not self._connections.degraded:
+            _ledger.ensure_checkpointer(self._connections.key)  # (it ends after 30 s without writes)
         applies, why = self.relay_rules_for(url, api_key)
         server = None if url is None else _netloc(url)
         key_fp, key_hint = self._key_ids(api_key)

@@ -112,15 +112,19 @@ def main() -> None:
                 time.sleep(0.05)
             count.close()
 
+        walls: list[float] = []
+
         def cycle() -> tuple[float, float, float]:
             clock.tick()
             shared_now.value = clock.now
             t0 = time.process_time()
             info = describe_request("/v1/chat/completions", CHAT)
             t1 = time.process_time()
+            w = time.perf_counter()
             reservation = meter.reserve(KEY, info, url=URL, app="bench")
             t2 = time.process_time()
             reservation.settle(status="ok", http_status=200, prompt_tokens=20, completion_tokens=40)  # type: ignore[union-attr]
+            walls.append(time.perf_counter() - w)
             t3 = time.process_time()
             return t1 - t0, t2 - t1, t3 - t2
 
@@ -141,6 +145,7 @@ def main() -> None:
         one = [s for i, s in enumerate(statements) if i == 0 or s != statements[i - 1]]
         conn.set_trace_callback(None)  # tracing costs CPU per statement (more with triggers): not in the timing
         totals = [0.0, 0.0, 0.0]
+        walls.clear()
         rows_before = conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
         wall = time.monotonic()
         for _ in range(args.iterations):
@@ -160,6 +165,9 @@ def main() -> None:
               f"writer: {kind}, {n} cycles")
         print(f"  describe (prompt count) {describe:.3f} ms   reserve {reserve:.3f} ms   settle {settle:.3f} ms"
               f"   total {describe + reserve + settle:.3f} ms CPU/request")
+        walls.sort()
+        print(f"  reserve + settle wall time: p50 {walls[n // 2] * 1e3:.3f} ms   p99 {walls[int(n * 0.99)] * 1e3:.2f} ms"
+              f"   max {walls[-1] * 1e3:.2f} ms (a WAL checkpoint's fsyncs in a commit show here)")
         print(f"  SQL statements per request: {len(one)} "
               f"(explicit COMMITs: {sum(1 for s in one if s.strip().upper() == 'COMMIT')}; a lone write statement commits by itself)")
         if args.trace:
