@@ -314,6 +314,7 @@ class _Checkpointer:
     @classmethod
     def _run(cls, key: str, pid: int) -> None:
         import sqlite3
+        from urllib.parse import quote
 
         conn: sqlite3.Connection | None = None
         last: tuple[Any, ...] | None = None
@@ -322,8 +323,9 @@ class _Checkpointer:
             while idle < CHECKPOINT_IDLE_ROUNDS:
                 time.sleep(CHECKPOINT_SECONDS)
                 try:
-                    if conn is None:
-                        conn = sqlite3.connect(key, timeout=5.0, isolation_level=None, check_same_thread=False)
+                    if conn is None:  # (mode=rw: never creates a file that went away)
+                        conn = sqlite3.connect(f"file:{quote(key)}?mode=rw", uri=True, timeout=5.0,
+                                               isolation_level=None, check_same_thread=False)
                     # (busy, frames in the WAL, frames copied): the same twice running means nobody wrote
                     state = tuple(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
                 except sqlite3.Error:  # the file moved away (doctor --repair), a full disk…: the writers' own
