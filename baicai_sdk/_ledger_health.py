@@ -384,14 +384,45 @@ class LedgerCheck:
         return self.status in ("ok", "missing")
 
 
-def _expected_columns() -> dict[str, set[str]]:
+@dataclass(frozen=True)
+class _Expected:
+    columns: dict[str, set[str]]
+    """Every table of the current schema and its columns."""
+    since: dict[tuple[str, str], int]
+    """(type, name) of each table and trigger → the schema version that made it: a file of an older version lacks
+    it rightly (its next Meter migrates), a file at that version or later is damaged without it."""
+
+
+def _expected_schema() -> _Expected:
+    """The schema the migrations build, applied one version at a time to an in-memory file."""
     conn = sqlite3.connect(":memory:", isolation_level=None)
+    since: dict[tuple[str, str], int] = {}
     try:
-        _ledger.migrate(conn)
-        return {t: {r[1] for r in conn.execute(f"PRAGMA table_info({t})")}
-                for t in ("requests", "learned_tiers", "exhaustions", "topups")}
+        for version, script in enumerate(_ledger._MIGRATIONS, start=1):
+            for statement in _ledger._split(script):
+                conn.execute(statement)
+            for kind, name in conn.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'trigger')"):
+                since.setdefault((kind, name), version)
+        tables = [name for kind, name in since if kind == "table"]
+        return _Expected({t: {r[1] for r in conn.execute(f"PRAGMA table_info({t})")} for t in tables}, since)
     finally:
         conn.close()
+
+
+def _schema_problem(conn: sqlite3.Connection) -> str | None:
+    """What the file's schema lacks for its version (``PRAGMA user_version``), in words; None when complete. A
+    missing window-log trigger would leave every Meter's window counts stale without a word: it is named here."""
+    expected = _expected_schema()
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    present = set(conn.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'trigger')"))
+    for (kind, name), since in expected.since.items():
+        if (kind, name) not in present and version >= since:
+            return f"{kind} {name} is missing"
+    for table, columns in expected.columns.items():
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        if have and not columns <= have:
+            return f"table {table} lacks {', '.join(sorted(columns - have)[:5])}"
+    return None
 
 
 def _write_probe(folder: Path) -> OSError | None:
@@ -431,14 +462,9 @@ def check(path: str | os.PathLike[str]) -> LedgerCheck:
         result = [str(r[0]) for r in conn.execute("PRAGMA quick_check").fetchall()]
         if result != ["ok"]:
             return LedgerCheck("damaged", "corrupt", "; ".join(result[:3])[:300], size=size)
-        expected = _expected_columns()
-        for table, columns in expected.items():
-            have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-            if have and not columns <= have:
-                missing = ", ".join(sorted(columns - have)[:5])
-                return LedgerCheck("damaged", "schema", f"table {table} lacks {missing}", size=size)
-            if not have and int(conn.execute("PRAGMA user_version").fetchone()[0]) >= 1:
-                return LedgerCheck("damaged", "schema", f"table {table} is missing", size=size)
+        problem = _schema_problem(conn)
+        if problem is not None:
+            return LedgerCheck("damaged", "schema", problem, size=size)
         rows = None
         try:
             rows = int(conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0])

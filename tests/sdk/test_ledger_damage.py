@@ -323,3 +323,27 @@ def test_a_locked_ledger_is_used_again_after_a_while_but_damage_is_not(tmp_path:
 
 def _is_memory(conn: sqlite3.Connection) -> bool:
     return not conn.execute("PRAGMA database_list").fetchall()[0][2].endswith(".sqlite3")
+
+
+def test_doctor_names_a_missing_window_trigger_and_accepts_an_older_schema() -> None:
+    """Without one of migration 5's triggers a writer's changes never reach the window log, and every Meter's
+    window counts go stale without a word: the check names what is missing. A file of an older version lacks
+    the window log rightly (the next Meter migrates it) and passes."""
+    from baicai_sdk import _ledger
+
+    path = _fill_ledger(3)
+    assert check(path).status == "ok"
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TRIGGER requests_window_update")
+    result = check(path)
+    assert (result.status, result.kind) == ("damaged", "schema") and "trigger requests_window_update" in result.detail
+    repair(path)
+    assert check(path).status == "ok"
+
+    older = path.with_name("v4.db")
+    with sqlite3.connect(older, isolation_level=None) as db:
+        for script in _ledger._MIGRATIONS[:4]:
+            for statement in _ledger._split(script):
+                db.execute(statement)
+        db.execute("PRAGMA user_version = 4")
+    assert check(older).status == "ok"
