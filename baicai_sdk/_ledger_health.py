@@ -462,9 +462,9 @@ def check(path: str | os.PathLike[str]) -> LedgerCheck:
         result = [str(r[0]) for r in conn.execute("PRAGMA quick_check").fetchall()]
         if result != ["ok"]:
             return LedgerCheck("damaged", "corrupt", "; ".join(result[:3])[:300], size=size)
-        problem = _schema_problem(conn)
-        if problem is not None:
-            return LedgerCheck("damaged", "schema", problem, size=size)
+        missing = _schema_problem(conn)
+        if missing is not None:
+            return LedgerCheck("damaged", "schema", missing, size=size)
         rows = None
         try:
             rows = int(conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
