@@ -366,8 +366,8 @@ class SidecarGuard:
             "(multipart/form-data only for image edits and audio uploads)")
 
     def _too_large(self) -> Text:
-        mb = self.config.max_body / (1024 * 1024)
-        return Text(f"请求体超过 {mb:g} MB 上限", f"the request body exceeds the {mb:g} MB limit")
+        limit = _size(self.config.max_body)
+        return Text(f"请求体超过 {limit} 上限", f"the request body exceeds the {limit} limit")
 
     async def _read_body(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []
@@ -420,3 +420,12 @@ async def _reply(send: Send, status: int, body: bytes, *, extra: list[tuple[byte
     headers.extend(extra or [])
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _size(size: int) -> str:
+    """A byte count as people write it: ``100 KB`` for a limit under a megabyte (not ``0.0976562 MB``)."""
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.4g} KB"
+    return f"{size / (1024 * 1024):.4g} MB"

@@ -175,6 +175,7 @@ async def test_oversize_body_is_refused_declared_or_streamed() -> None:
     big = {**CHAT, "messages": [{"role": "user", "content": "x" * 2000}]}
     r = await client.post("/v1/chat/completions", json=big, headers=AUTH)
     assert r.status_code == 413 and error_of(r)["code"] == "request_too_large"
+    assert "exceeds the 1000 B limit" in error_of(r)["message"]  # not "0.000953674 MB"
 
     async def chunks() -> Any:
         for _ in range(5):
