@@ -177,15 +177,31 @@ _LONG_TEXT = 4096
 """Characters from which a text's tokens are counted in tiktoken's buffer rather than listed (``_bpe.count``)."""
 
 
+_COUNTED: dict[tuple[str, int, int], int] = {}
+"""Token counts of texts seen before, by (encoding, length, ``hash(text)``) — never the text itself. A chat app
+sends the whole conversation with every request: without this, the 20th turn of a conversation (14,000 characters)
+was counted afresh each time, ~3 ms of CPU before the request could leave; with it, only the new message is."""
+_COUNTED_MAX = 8192
+
+
 def _encode_len(enc: "tiktoken.Encoding", text: str) -> int:
     """Tokens in ``text``, special-token text counted as ordinary text (``encode(text, disallowed_special=())``)."""
     if not text:
         return 0
+    key = (enc.name, len(text), hash(text))
+    tokens = _COUNTED.get(key)
+    if tokens is not None:
+        return tokens
     if len(text) < _LONG_TEXT:
-        return len(enc.encode_ordinary(text))
-    from ._bpe import count_long
+        tokens = len(enc.encode_ordinary(text))
+    else:
+        from ._bpe import count_long
 
-    return count_long(enc, text)
+        tokens = count_long(enc, text)
+    if len(_COUNTED) >= _COUNTED_MAX:
+        _COUNTED.clear()  # simplest bound that is safe across threads; a conversation refills it in one request
+    _COUNTED[key] = tokens
+    return tokens
 
 
 def _as_text(value: object) -> str:

@@ -333,3 +333,24 @@ def test_the_transports_stream_copy_reads_events_however_the_bytes_were_cut(spli
     ended.feed(_event("hi") + b"data: [DONE]\n\n")
     ended.finish()
     assert ended.done and ended.relay_code is None and ended.counter.tokens == 1
+
+
+def test_a_conversation_resent_is_counted_once_per_new_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chat apps send the whole conversation with each request: the history's counts are remembered (by hash, never
+    the text), so a request's counting costs its new message, not the conversation (3 ms at 20 turns before)."""
+    import json
+
+    from baicai_sdk import _tokens
+
+    enc = _tokens.get_encoding("cl100k_base")
+    history = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"第 {i} 轮：" + "白菜 cabbage " * 40}
+               for i in range(20)]
+    expected = _tokens.count_chat(history)
+    encoded: list[str] = []
+    real = enc.encode_ordinary
+    monkeypatch.setattr(enc, "encode_ordinary", lambda text: (encoded.append(text), real(text))[1])
+    again = json.loads(json.dumps(history))  # new string objects, as a parsed request body has
+    assert _tokens.count_chat(again) == expected and encoded == []
+    again.append({"role": "user", "content": "新的问题 new question"})
+    assert _tokens.count_chat(again) == expected + 3 + len(real("user")) + len(real("新的问题 new question"))
+    assert encoded == ["新的问题 new question"]
