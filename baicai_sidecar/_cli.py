@@ -246,7 +246,11 @@ def _run(args: argparse.Namespace) -> int:
         _console_log()
         threading.Thread(target=_check_relay, args=(creds.base_url, creds.key), daemon=True, name="relay-check").start()
         serve(config, sock=sock, log_level="warning")  # uvicorn's INFO lines would mix into the banner
+        status = 0
+    except KeyboardInterrupt:  # before uvicorn took over Ctrl-C
+        status = 130
     finally:
         clear_state()
-    return 0
+    print(Text("本地代理已停止", "sidecar stopped"), flush=True)
+    return status
 

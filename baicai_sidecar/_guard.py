@@ -165,14 +165,14 @@ class Refusal:
     extra: list[tuple[bytes, bytes]] = field(default_factory=list)
     content_type: bytes | None = _JSON
     code: str | None = None
-    reason: str = ""
-    """The message's English half, for the console's line (logs keep English; the app gets the body)."""
+    reason: Text | None = None
+    """The message, for the console's line: read by a person, in the language set (the app gets the body)."""
 
 
 def _refusal(status: int, message: Text, *, type: str, code: str,
              extra: list[tuple[bytes, bytes]] | None = None) -> Refusal:
     return Refusal(status, openai_error_body(message.zh, message.en, type=type, code=code), extra=extra or [],
-                   code=code, reason=message.en)
+                   code=code, reason=message)
 
 
 _UNSEEN = object()
@@ -212,8 +212,9 @@ class SidecarGuard:
             return
         if refusal is not None:
             if refusal.status >= 400:
-                log.warning("refused %s %s -> %d %s: %s", method, path[:100], refusal.status, refusal.code,
-                            refusal.reason[:200])
+                why = refusal.reason or Text("", "")
+                head = f"{method} {path[:100]} -> {refusal.status} {refusal.code}"
+                log.warning("%s", Text(f"已拒绝 {head}：{why.zh[:200]}", f"refused {head}: {why.en[:200]}"))
             await _reply(send, refusal.status, refusal.body, extra=refusal.extra, content_type=refusal.content_type)
             return
         await self.app(scope, receive, _with_headers(send, cors) if cors else send)

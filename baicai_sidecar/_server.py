@@ -11,7 +11,7 @@ import logging
 import socket
 from typing import Any
 
-from baicai_sdk.integration import BackgroundServer, bind_socket, serve_forever
+from baicai_sdk.integration import BackgroundServer, Text, bind_socket, serve_forever
 
 from ._limits import raise_fd_limit, uvicorn_options
 from .app import SidecarConfig, create_app
@@ -34,8 +34,11 @@ class _StopMidRequest(logging.Filter):
         if record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError):
             return False
         if isinstance(record.msg, str) and record.msg.startswith("Cancel %s running task(s)"):
-            log.warning("stopping: cancelled %s request(s) still running after %d s (an app's stream ends here; "
-                        "the ledger books it as cancelled)", *(record.args or ("some",)), _GRACEFUL_SECONDS)
+            count = (record.args or ("some",))[0]  # type: ignore[index]
+            log.warning("%s", Text(f"正在停止：{_GRACEFUL_SECONDS} 秒后仍有 {count} 个请求未完成，已取消（应用的流式回答在此中断，"
+                                   "账本记为 cancelled）",
+                                   f"stopping: cancelled {count} request(s) still running after {_GRACEFUL_SECONDS} s "
+                                   "(an app's stream ends here; the ledger books it as cancelled)"))
             return False
         return True
 

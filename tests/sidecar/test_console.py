@@ -113,6 +113,7 @@ def test_the_sidecar_says_its_real_port_and_apply_and_the_tui_find_it(console: A
     assert sc.stop() in (0, 130)  # 130: the interrupt came before uvicorn took over Ctrl-C
     assert not state_path().exists(), "the state file goes when the sidecar stops"
     assert not any(line.startswith("INFO:") for line in sc.lines), sc.lines
+    assert sc.lines[-1].endswith("sidecar stopped"), sc.lines  # Ctrl-C is answered, not met with silence
 
 
 def test_a_dead_sidecars_state_file_is_ignored(baicai_home: Path) -> None:

@@ -75,8 +75,8 @@ def test_a_token_file_damaged_while_the_sidecar_runs_is_said_to_the_app(sidecar,
 @pytest.mark.parametrize(("lang", "shown", "not_shown"), [("en", "Move it aside", "移走"), ("zh", "移走", "Move it aside")])
 def test_a_damaged_token_file_is_said_in_the_language_set(sidecar, app_token: str, caplog, monkeypatch,
                                                           lang: str, shown: str, not_shown: str) -> None:
-    """One language set: the app reads the whole message in it (it was cut at " / ", so English was empty), and the
-    console's line keeps the English half with the reason, whatever the language."""
+    """One language set: the app reads the whole message in it (it was cut at " / ", so English was empty), and so
+    does the person at the console."""
     import logging
 
     import httpx2
@@ -89,5 +89,7 @@ def test_a_damaged_token_file_is_said_in_the_language_set(sidecar, app_token: st
                            timeout=10)
     message = resp.json()["error"]["message"]
     assert resp.status_code == 500 and shown in message and not_shown not in message
-    refused = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused POST")]
-    assert refused and "sidecar_token_file_damaged" in refused[-1] and "Move it aside" in refused[-1]
+    prefix = {"en": "refused POST", "zh": "已拒绝 POST"}[lang]
+    refused = [r.getMessage() for r in caplog.records if r.getMessage().startswith(prefix)]
+    assert refused and "sidecar_token_file_damaged" in refused[-1] and shown in refused[-1]
+    assert not_shown not in refused[-1]
