@@ -54,11 +54,16 @@ class UnparseableFile(ApplyError):
         )
 
 
+NEW_TOKEN_PLACEHOLDER = "sk-baicai-NEW-TOKEN"
+"""What ``--dry-run`` shows where a sidecar token would be issued: not a secret, so shown whole (masked it read
+``sk-baicai-…EN``, like a real token)."""
+
+
 def mask_secret(secret: str) -> str:
     """``baicai-…abcd`` / ``sk-baicai-…abcd``: which key it is, never enough to use it."""
     from baicai_sdk import mask_key
 
-    return mask_key(secret)
+    return secret if secret == NEW_TOKEN_PLACEHOLDER else mask_key(secret)
 
 
 @dataclass(frozen=True)

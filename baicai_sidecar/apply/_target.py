@@ -9,7 +9,7 @@ import os
 
 from baicai_sdk.integration import Text
 
-from ._model import ApplyError, Message, Target, TargetKind, mask_secret
+from ._model import NEW_TOKEN_PLACEHOLDER, ApplyError, Message, Target, TargetKind, mask_secret
 
 __all__ = ["build_target", "DEFAULT_MODEL", "DEFAULT_SIDECAR_PORT"]
 
@@ -39,9 +39,6 @@ def _relay_credentials(profile: str | None) -> tuple[str, str, tuple[str, ...]]:
 
     base_url, _ = normalise_base_url(base or DEFAULT_BASE_URL)
     return key, base_url, notes
-
-
-NEW_TOKEN_PLACEHOLDER = "sk-baicai-NEW-TOKEN"
 
 
 def build_target(

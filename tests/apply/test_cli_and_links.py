@@ -239,13 +239,16 @@ def test_build_target_relay_from_env_and_sidecar_token_is_stable(monkeypatch: py
     assert TokenStore().verify(first.key) == "llm"
 
 
-def test_dry_run_to_the_sidecar_saves_no_token(tmp_path, monkeypatch) -> None:
-    """`--dry-run` writes nothing at all: not the app's file, and not a new sidecar token either."""
+def test_dry_run_to_the_sidecar_saves_no_token(tmp_path, monkeypatch, capsys) -> None:
+    """`--dry-run` writes nothing at all: not the app's file, and not a new sidecar token either. Where the token
+    would go it shows the placeholder whole: masked, it read `sk-baicai-…EN`, like a real token."""
     from baicai_sdk.cli import main
     from baicai_sidecar._tokens import TokenStore
 
     monkeypatch.setenv("LLM_USER_PATH", str(tmp_path / "llm"))
     assert main(["apply", "llm", "--target", "sidecar", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "sk-baicai-NEW-TOKEN" in out and "…EN" not in out
     assert TokenStore().get("llm") is None
     assert not (tmp_path / "llm").exists() or not any((tmp_path / "llm").iterdir())
     assert main(["apply", "llm", "--target", "sidecar"]) == 0
