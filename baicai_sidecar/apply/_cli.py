@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         if args.undo:
             result = undo(args.app)
             for o in result.outcomes:
-                _out(f"{o.action:14} {o.path}  {o.detail}")
+                _out(f"{UNDO_ACTIONS.get(o.action, o.action)}  {o.path}  {o.detail}")
             for note in result.notes:
                 _out(labelled("注意", "note", note))
             return 0 if all(o.action != "error" for o in result.outcomes) else 1
@@ -161,6 +161,13 @@ def _shell(args: argparse.Namespace, title: object, label: object, p: Any) -> in
     _err(Text("以上各行已注释掉，eval 不会设置任何变量。", "the lines above are commented out: eval sets nothing."))
     return 0
 
+
+UNDO_ACTIONS = {
+    "deleted": Text("已删除", "deleted"),
+    "restored": Text("已恢复", "restored"),
+    "nothing-to-do": Text("无需改动", "nothing to do"),
+    "error": Text("错误", "error"),
+}
 
 KIND_LABELS = {
     "file": Text("写入文件", "writes a file"),

@@ -194,8 +194,10 @@ def test_cli_dry_run_writes_nothing_and_masks_the_key(tmp_path: Path, capsys: py
     assert not (tmp_path / "llm").exists()
     assert main(["llm"]) == 0
     assert (tmp_path / "llm" / "keys.json").exists()
+    capsys.readouterr()
     assert main(["llm", "--undo"]) == 0
     assert not (tmp_path / "llm" / "keys.json").exists()
+    assert "已删除 / deleted" in capsys.readouterr().out  # the outcome in words, both halves (not English alone)
 
 
 def test_undo_removes_the_folders_apply_created_while_they_are_empty(tmp_path: Path,
