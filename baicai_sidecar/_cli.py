@@ -48,7 +48,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
                         help=tr("端口，0 为任选空闲端口", f"port, 0 for any free one (default {DEFAULT_PORT})"))
     parser.add_argument("--profile", default=None, help=tr("使用的密钥配置", "key profile to use (default: active)"))
-    parser.add_argument("--upstream", default=None, help=tr("中转地址", "relay base URL (default: the profile's)"))
+    parser.add_argument("--upstream", default=None, metavar="URL", help=tr("中转地址", "relay base URL (default: the profile's)"))
     parser.add_argument("--open", dest="open_access", action="store_true",
                         help=tr("不校验本地令牌（仅限本机回环）", "accept any key (loopback only)"))
     parser.add_argument("--allow-remote", action="store_true",

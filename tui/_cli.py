@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from baicai_sdk.integration import Text, tr
@@ -29,12 +30,14 @@ def _run(args: argparse.Namespace) -> int:
         from .services import Services
     except ModuleNotFoundError as exc:  # textual missing: the [tui] extra is not installed
         if exc.name and exc.name.split(".")[0] == "textual":
-            import sys
-
             print(Text("需要安装 TUI 组件：pip install 'baicai[tui]'", "the TUI needs: pip install 'baicai[tui]'"),
                   file=sys.stderr)
             return 2
         raise
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):  # it would write escape codes into a pipe until killed
+        print(Text("终端面板需要在终端窗口中运行；脚本里请用 baicai usage（--json）",
+                   "the dashboard needs a terminal window; in a script, use `baicai usage` (--json)"), file=sys.stderr)
+        return 2
     services = Services(sidecar_url=args.sidecar_url)
     app = make_app(services=services, lang=args.lang)
     app.run()

@@ -119,3 +119,11 @@ def _screen_text(app) -> str:
     import re
 
     return html.unescape("".join(re.findall(r">([^<>]*)</text>", app.export_screenshot()))).replace("\xa0", " ")
+
+
+def test_the_dashboard_without_a_terminal_says_so_instead_of_writing_escape_codes(baicai_home) -> None:
+    """`baicai tui < /dev/null | cat` wrote raw escape codes into the pipe until killed."""
+    result = subprocess.run([sys.executable, "-m", "baicai_sdk.cli", "tui"], stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "needs a terminal" in result.stderr and "baicai usage" in result.stderr and "\x1b[" not in result.stderr
