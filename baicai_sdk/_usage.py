@@ -115,6 +115,9 @@ class LedgerRow:
     tier: str | None
     attempt: int = 0
     """0: an app request's first attempt; n: its n-th retry (each attempt the relay saw has its own row)."""
+    measured: bool = True
+    """False: tokens and cost are an estimate (pending, cancelled, dropped, timed out, orphaned: what the relay
+    likely bills, within the row's bounds), not the relay's reported usage."""
 
     @property
     def ts(self) -> float:
@@ -307,7 +310,7 @@ class UsageStore:
         cur = self._conn().execute(
             "SELECT id, ts, model, family, endpoint, source, app, key_fp, key_hint, status, prompt_tokens, "
             "completion_tokens, prompt_est, completion_est, images, cost, cost_est, relay_code, http_status, "
-            f"latency_ms, stream, tier, attempt FROM requests{where} ORDER BY id DESC LIMIT ? OFFSET ?",
+            f"latency_ms, stream, tier, attempt, measured FROM requests{where} ORDER BY id DESC LIMIT ? OFFSET ?",
             [*args, int(limit), int(offset)],
         )
         return [
@@ -319,6 +322,7 @@ class UsageStore:
                 prompt_tokens_estimated=int(r[12] or 0), completion_tokens_estimated=int(r[13] or 0),
                 images=int(r[14] or 0), cost_cny=r[15], cost_estimated=r[16], relay_code=r[17],
                 http_status=r[18], latency_ms=r[19], stream=bool(r[20]), tier=r[21], attempt=int(r[22] or 0),
+                measured=bool(r[23]) and r[9] not in ("pending", "expired"),
             )
             for r in cur
         ]

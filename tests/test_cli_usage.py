@@ -78,7 +78,17 @@ def test_usage_log_says_when_there_is_more(monkeypatch: pytest.MonkeyPatch, caps
     code, out, _ = run(monkeypatch, capsys, ["usage", "log", "--limit", "1"])
     assert out.splitlines()[-2].endswith(" retry=2")
     assert json.loads(run(monkeypatch, capsys, ["usage", "log", "--limit", "1", "--json"])[1])[0]["attempt"] == 2
-    code, out, _ = run(monkeypatch, capsys, ["usage", "log", "--offset", "3"])  # the oldest, a first attempt
+    meter = Meter("sidecar", tier="paid")  # a stream the app cancelled: the relay reported no usage
+    r = meter.reserve(KEY, describe_request("/v1/chat/completions", {"model": "gpt-3.5-turbo", "messages": []}))
+    assert isinstance(r, Reservation)
+    r.settle(status="cancelled", prompt_tokens=10, completion_tokens=16, stream=True, measured=False)
+    meter.close()
+    code, out, _ = run(monkeypatch, capsys, ["usage", "log", "--limit", "2"])
+    cancelled, retry = [line for line in out.splitlines() if "gpt-3.5-turbo" in line]
+    assert "cancelled" in cancelled and " ~¥" in cancelled and "~" not in retry
+    assert "~ estimated: the relay reported no usage" in out
+    assert json.loads(run(monkeypatch, capsys, ["usage", "log", "--limit", "1", "--json"])[1])[0]["measured"] is False
+    code, out, _ = run(monkeypatch, capsys, ["usage", "log", "--offset", "4"])  # the oldest, a first attempt
     zh, en, row = out.splitlines()[:3]  # a header says what each column is, in the rows' columns
     assert zh.startswith("时间") and en.startswith("time") and "gpt-3.5-turbo" in row
     for head in (zh, en):

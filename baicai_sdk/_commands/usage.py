@@ -181,13 +181,20 @@ def _log(args: argparse.Namespace) -> int:
     for head in heads:
         print(f"{ljust(head[0], 19)}  {ljust(head[1], 22)} {ljust(head[2], 9)} {ljust(head[3], 13)} "
               f"{rjust(head[4], 10)}  {head[5]}  {head[6]}")
+    estimated = False
     for r in rows:
         when = dt.datetime.fromtimestamp(r.time).strftime("%Y-%m-%d %H:%M:%S")
         code = f" code={r.relay_code}" if r.relay_code is not None else ""
         code += f" retry={r.attempt}" if r.attempt else ""  # the app's n-th retry: its own row, counted by the relay
         source = r.source + (f":{r.app}" if r.app else "")
+        cost = _cny(r.cost_cny) if r.measured else "~" + _cny(r.cost_cny)
         print(f"{when}  {ljust(r.model, 22)} {ljust(r.status, 9)} {r.prompt_tokens:>6}+{r.completion_tokens:<6} "
-              f"{_cny(r.cost_cny):>10}  {source}  {r.key_hint or r.key_fingerprint}{code}")
+              f"{cost:>10}  {source}  {r.key_hint or r.key_fingerprint}{code}")
+        estimated = estimated or not r.measured
+    if estimated:
+        print(Text("~ 估算：中转未报告用量（取消、中断、超时、进程退出），按中转可能计费的数目记账",
+                   "~ estimated: the relay reported no usage (cancelled, dropped, timed out, process ended); booked at "
+                   "what the relay likely bills"))
     total = store.count(model=args.model, status=args.status, source=args.source)
     shown = args.offset + len(rows)
     if shown < total:

@@ -95,5 +95,5 @@ class LedgerPageView(Page):
                 retry = tr(f"第 {line.attempt} 次重试", f"retry {line.attempt}")
                 meaning = f"{retry} · {meaning}" if meaning else retry
             table.add_row(stamp(line.time, tz)[5:], Plain(line.model), Plain(source), line.status, tokens,  # MM-DD
-                          cny(line.cost_cny), latency,
+                          cny(line.cost_cny) if line.measured else "~" + cny(line.cost_cny), latency,
                           "" if line.relay_code is None else str(line.relay_code), Plain(meaning), key=str(line.id))
