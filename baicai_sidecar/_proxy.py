@@ -44,6 +44,7 @@ from baicai_sdk.integration import (
     parse_retry_after,
     redact,
     relay_error_body,
+    tr,
 )
 
 from ._asgi import Receive, Scope, Send
@@ -313,6 +314,9 @@ class Proxy:
             else:
                 await self._relay_body(response, send, path, app)
                 _settle_after(response)  # the app has its answer: now the ledger row
+        except asyncio.CancelledError:  # the sidecar is stopping (or the server gave up on the connection)
+            box[0] = box[0] or (status, tr("已取消", "cancelled"))
+            raise
         finally:
             if response is not None:
                 _settle_after(response)  # the app left, or sending failed: the answer came all the same
