@@ -14,19 +14,13 @@ from hypothesis import strategies as st
 
 from baicai_sdk._meter import Meter, Reservation, describe_request
 from baicai_sdk._quota import Decision
+from tests.clock import Clock
 
 CHAT = "/v1/chat/completions"
 FREE_KEY = "baicai-free-aaaaaaaaaaaaaaaaaaaa1111"
 OTHER_KEY = "baicai-free-bbbbbbbbbbbbbbbbbbbb2222"
 T0 = 1_800_000_000.0
 
-
-class Clock:
-    def __init__(self, t: float = T0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def chat(model: str = "gpt-3.5-turbo", max_tokens: int = 20, content: str = "hi") -> Any:
@@ -36,7 +30,7 @@ def chat(model: str = "gpt-3.5-turbo", max_tokens: int = 20, content: str = "hi"
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture
@@ -245,7 +239,7 @@ def test_remembered_windows_always_equal_a_fresh_count(steps: list[tuple[Any, ..
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "ledger.sqlite3"
-        clock = Clock()
+        clock = Clock(T0)
         ours = Meter(ledger_path=path, clock=clock, tier="paid", quota="off")
         theirs = Meter(ledger_path=path, clock=clock, tier="paid", quota="off")  # another connection: "a process"
         ours._conn()  # creates the ledger

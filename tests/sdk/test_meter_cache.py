@@ -20,18 +20,12 @@ from hypothesis import strategies as st
 from baicai_sdk import _ledger
 from baicai_sdk._meter import Meter, Reservation, describe_request
 from baicai_sdk._quota import Decision
+from tests.clock import Clock
 
 CHAT = "/v1/chat/completions"
 KEY = "baicai-free-aaaaaaaaaaaaaaaaaaaa1111"
 T0 = 1_800_000_000.0
 
-
-class Clock:
-    def __init__(self, t: float = T0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def chat() -> object:
@@ -41,7 +35,7 @@ def chat() -> object:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture
@@ -186,7 +180,7 @@ def test_windows_read_from_the_log_always_equal_a_fresh_count(ops: list[tuple[An
     with tempfile.TemporaryDirectory() as folder, pytest.MonkeyPatch.context() as patch:
         patch.setattr(_ledger, "WINDOW_CHANGES_MAX", 5)  # a view further behind counts afresh: that path too
         path = Path(folder) / "ledger.sqlite3"
-        clock = Clock()
+        clock = Clock(T0)
         ours = Meter(ledger_path=path, clock=clock, quota="off")
         theirs = Meter(ledger_path=path, clock=clock, tier="paid", quota="off")
         ours._conn()

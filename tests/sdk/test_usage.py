@@ -10,6 +10,7 @@ import pytest
 
 from baicai_sdk._meter import Meter, Reservation, describe_request
 from baicai_sdk._usage import UsageStore
+from tests.clock import Clock
 
 KEY_A = "baicai-aaaaaaaaaaaaaaaaaaaaaaaa1111"
 KEY_B = "baicai-bbbbbbbbbbbbbbbbbbbbbbbb2222"
@@ -17,13 +18,6 @@ SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 # 2026-11-27 15:30 UTC = 23:30 in Shanghai; +1 h crosses local midnight but not the UTC day.
 T0 = dt.datetime(2026, 11, 27, 15, 30, tzinfo=dt.timezone.utc).timestamp()
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = T0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def send(meter: Meter, key: str, model: str, prompt: int, completion: int, *, app: str | None = None,
@@ -37,7 +31,7 @@ def send(meter: Meter, key: str, model: str, prompt: int, completion: int, *, ap
 
 @pytest.fixture
 def filled(tmp_path: Path) -> tuple[UsageStore, Clock, Path]:
-    clock = Clock()
+    clock = Clock(T0)
     path = tmp_path / "ledger.sqlite3"
     sdk = Meter(ledger_path=path, clock=clock, tier="paid")
     sidecar = Meter("sidecar", ledger_path=path, clock=clock, tier="paid")
