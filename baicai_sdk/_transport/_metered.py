@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,7 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 
+from .._catalog import encoding_name_for
 from .._quota import Decision, QuotaMode
+from .._tokens import BUNDLED_ENCODINGS, is_loaded
 from ._proxies import _AsyncEnvProxyTransport, _EnvProxyTransport
 from ._wire import (
     APP_HEADER,
@@ -724,12 +727,29 @@ PARSED_BODY_EXTENSION = "baicai.parsed_body"
 """Request extension: the JSON body already parsed by whoever built the request (the sidecar's guard)."""
 
 
-def _large_body(request: httpx2.Request) -> bool:
-    """A body big enough that parsing and counting it would stall an event loop (chat bodies are a few KB)."""
+_MODEL_FIELD = re.compile(rb'"model"\s*:\s*"([^"\\]{1,200})"')
+
+
+def _stalls_event_loop(request: httpx2.Request) -> bool:
+    """Describing this body would stall an event loop: a large body (chat bodies are a few KB; 18 MB takes
+    seconds), or the first request for a model whose tokenizer is not loaded yet (o200k, for gpt-4o-style names:
+    ~1 s to build, about half of it in tiktoken's Rust constructor, which holds the GIL — a thread halves the stall
+    other apps see)."""
     try:
-        return len(request.content) > _OFFLOAD_BYTES
+        content = request.content
     except httpx2.RequestNotRead:
         return False
+    if len(content) > _OFFLOAD_BYTES:
+        return True
+    if all(is_loaded(name) for name in BUNDLED_ENCODINGS):
+        return False
+    parsed = request.extensions.get(PARSED_BODY_EXTENSION)
+    if isinstance(parsed, dict):
+        model = parsed.get("model")
+    else:
+        match = _MODEL_FIELD.search(content)
+        model = match.group(1).decode("utf-8", "replace") if match else None
+    return isinstance(model, str) and not is_loaded(encoding_name_for(model))
 
 
 class AsyncMeteredTransport(httpx2.AsyncBaseTransport):
@@ -754,9 +774,8 @@ class AsyncMeteredTransport(httpx2.AsyncBaseTransport):
         import anyio
 
         pipeline = self._pipeline
-        if _large_body(request):
-            # Parsing and counting an 18 MB body takes the event loop for seconds: in a server (the sidecar)
-            # every other request would wait. A worker thread does it instead.
+        if _stalls_event_loop(request):
+            # In a server (the sidecar) every other request would wait: a worker thread does it instead.
             app, info = await anyio.to_thread.run_sync(pipeline.prepare, request)
         else:
             app, info = pipeline.prepare(request)

@@ -183,3 +183,30 @@ def test_a_large_body_does_not_stall_other_apps(limited: Callable[..., SidecarSe
     # done. Off the loop, what is left is the GIL held by one json parse (~0.2 s idle). Both are measured against
     # the counting time just measured, so a busy machine slows the bound as it slows the sidecar.
     assert max(latencies) < counting / 2, (counting, latencies)
+
+
+def test_a_models_first_tokenizer_is_built_off_the_event_loop(sidecar: SidecarServer, app_token: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """An app's first gpt-4o-style request needs the o200k tokenizer (~1 s to build): built on the event loop it
+    would stall every other app's requests and streams that long, so a worker thread builds it."""
+    from baicai_sdk import _bpe, _tokens
+
+    monkeypatch.delitem(_tokens._cache, "o200k_base", raising=False)  # as in a sidecar that has not needed it yet
+    built_on: list[str] = []
+    original_init = _bpe.BundledEncoding.__init__
+
+    def recording_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        built_on.append(threading.current_thread().name)
+        original_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(_bpe.BundledEncoding, "__init__", recording_init)
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "你好"}]}
+    r = plain_http.post(sidecar.base_url + "/chat/completions", json=body,
+                        headers={"authorization": f"Bearer {app_token}"}, timeout=30)
+    assert r.status_code < 500, r.text
+    assert _tokens.is_loaded("o200k_base")
+    assert len(built_on) == 1 and not built_on[0].startswith("baicai-sidecar"), built_on
+    # Once built, the next request counts on the event loop as usual (nothing more to build, nothing offloaded).
+    plain_http.post(sidecar.base_url + "/chat/completions", json=body,
+                    headers={"authorization": f"Bearer {app_token}"}, timeout=30)
+    assert len(built_on) == 1
