@@ -4,6 +4,8 @@
     python bench/bench_sidecar.py --quick          # 2 rounds of fewer requests: a smoke run
     python bench/bench_sidecar.py --compare REV    # also the sidecar of git revision REV ("sidecar@REV"), same run
     python bench/bench_sidecar.py --latency-only   # non-streamed latency and CPU only (no streams, no writer)
+    python bench/bench_sidecar.py --breakdown      # where the difference to the floor goes: the sidecar built up
+                                                   # one part at a time (bench/_ladder.py), each rung measured
 
 Processes (each its own, as for a user, so no two share a GIL):
 * ``upstream`` — an instant relay stand-in replaying the emulator's own bytes (``bench/_replay.py``): the emulator
@@ -26,6 +28,17 @@ Figures, per variant, as the median over rounds with [min–max]:
 * 50 concurrent streams, paced (chunks ``--chunk-delay`` apart, as a model writes) and unpaced, as % of direct;
 * peak RSS (VmHWM) of each proxy process.
 The machine is shared and noisy: compare variants within a run, never across runs.
+
+``--breakdown`` measures instead a ladder, next to direct, the floor and the sidecar in the same run: ``bare`` (uvicorn
+with the sidecar's server settings and a minimal ASGI app forwarding through the sidecar's ``DirectTransport``),
+``+ proxy``, ``+ guard``, ``+ metered pipeline`` (no ledger: a stand-in meter), ``+ ledger`` (quota off) and the
+sidecar itself (+ the quota gate) — each its own process, built from the product's own classes and configuration
+(``bench/_ladder.py`` says how, and where a stand-in is used). Per round, non-streamed requests and then unpaced streams
+go to every variant in turn; a part's cost is its rung minus the rung before, paired within a round, printed as the
+median [min–max] over rounds: CPU per request, added p50, CPU per stream. No throughput or second-writer phases.
+
+CPU: the sum of ``/proc/PID/task/*/schedstat`` run times (nanoseconds) when no thread ended during the batch, else
+utime + stime from ``/proc/PID/stat`` (10 ms ticks: ±10 ms over a batch, too coarse for a small rung's 0.1 ms × 200).
 """
 
 from __future__ import annotations
@@ -78,9 +91,45 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def _cpu_seconds(pid: int) -> float:
+def _ticks_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (fields 14, 15 of the whole line)
+
+
+class _Cpu:
+    """A process's CPU time at one moment: per live thread in nanoseconds (schedstat), and in ticks for the whole
+    process (which keeps the time of threads that ended)."""
+
+    def __init__(self, pid: int) -> None:
+        self.ticks = _ticks_seconds(pid)
+        self.threads: dict[str, int] = {}
+        try:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                try:
+                    self.threads[task.name] = int((task / "schedstat").read_text().split()[0])
+                except (OSError, ValueError, IndexError):
+                    pass
+        except OSError:
+            self.threads = {}
+
+    def since(self, before: _Cpu) -> float:
+        """Seconds of CPU from ``before`` to this moment: exact when every thread of then is still alive (a new one
+        counts from its start), else by ticks."""
+        if before.threads and self.threads and before.threads.keys() <= self.threads.keys():
+            return (sum(self.threads.values()) - sum(before.threads.values())) / 1e9
+        return self.ticks - before.ticks
+
+
+
+# --breakdown: (variant = rung of bench/_ladder.py, or the bench's own sidecar; its label; what it adds to the one above)
+LADDER = [
+    ("bare", "uvicorn + DirectTransport", "server and upstream client: a minimal ASGI forwarder, no checks"),
+    ("proxy", "+ proxy", "header allow-list, key, retries, error rewrite, disconnect watcher, console line"),
+    ("guard", "+ guard", "Host/Origin/path, the token check, the body read and parsed once"),
+    ("pipeline", "+ metered pipeline", "no ledger: describe + prompt count, classify the answer, settle hand-over"),
+    ("ledger", "+ ledger (quota off)", "reserve's INSERT + COMMIT, the settle's UPDATE, the window bookkeeping"),
+    ("sidecar", "+ quota gate = sidecar", "the gate's enforcing decision: the sidecar as it runs"),
+]
 
 
 def _status(pid: int, field: str) -> float:
@@ -120,8 +169,16 @@ class Bench:
         floor = self._spawn("floor", [str(HERE / "_replay.py"), "floor", self.upstream_origin.rsplit(":", 1)[1], KEY])
         assert floor.stdout is not None
         self.urls["floor"] = f"http://127.0.0.1:{floor.stdout.readline().strip()}/v1"
-        sidecars = [("sidecar", "auto", None), ("sidecar-aiohttp", "aiohttp", None)]
+        sidecars = [("sidecar", "auto", None)]
+        if not self.args.breakdown:
+            sidecars += [("sidecar-aiohttp", "aiohttp", None)]
         sidecars += [(f"sidecar@{rev}", "auto", rev) for rev in self.args.compare]
+        rungs = [(name, name) for name, _label, _what in LADDER if name != "sidecar"] if self.args.breakdown else []
+        for name, rung in rungs:
+            port = _free_port()
+            self._spawn(name, [str(HERE / "_ladder.py"), rung, self.urls["direct"], KEY, str(port),
+                               str(self.home / f"ledger-{rung}.sqlite")])
+            self.urls[name] = f"http://127.0.0.1:{port}/v1"
         for name, client, rev in sidecars:
             port = _free_port()
             env = None
@@ -132,7 +189,7 @@ class Bench:
         from baicai_sidecar._tokens import TokenStore
 
         self.token = TokenStore().issue("bench")
-        for name, _client, _rev in sidecars:
+        for name in [name for name, _client, _rev in sidecars] + [name for name, _rung in rungs]:
             self._wait_ready(self.urls[name])
 
     def _tree(self, rev: str) -> Path:
@@ -185,7 +242,7 @@ class Bench:
             for v in variants:  # warm the connections and the sidecar's caches
                 for _ in range(5):
                     clients[v].post(self.url(v), json=body, headers=self.auth(v)).raise_for_status()
-            cpu0 = {v: _cpu_seconds(p) for v in variants if (p := self.pid(v))}
+            cpu0 = {v: _Cpu(p) for v in variants if (p := self.pid(v))}
             for i in range(n):
                 order = variants[i % len(variants):] + variants[:i % len(variants)]
                 for v in order:
@@ -201,7 +258,7 @@ class Bench:
                         r = clients[v].post(self.url(v), json=body, headers=self.auth(v))
                         timings[v].append(time.perf_counter() - t0)
                         r.raise_for_status()
-            cpu1 = {v: _cpu_seconds(p) for v in variants if (p := self.pid(v))}
+            cpu1 = {v: _Cpu(p) for v in variants if (p := self.pid(v))}
         finally:
             for c in clients.values():
                 c.close()
@@ -213,7 +270,7 @@ class Bench:
                       "added_p50_ms": (_pct(t, .5) - _pct(d, .5)) * 1e3,
                       "added_p99_ms": (_pct(t, .99) - _pct(d, .99)) * 1e3}
             if v in cpu0:
-                out[v]["cpu_ms_per_request"] = (cpu1[v] - cpu0[v]) / n * 1e3
+                out[v]["cpu_ms_per_request"] = cpu1[v].since(cpu0[v]) / n * 1e3
         return out
 
     async def _streams(self, variant: str) -> float:
@@ -269,6 +326,74 @@ def _fmt(triple: tuple[float, float, float] | None, spec: str = "+.2f", scale: f
     return f"{m:{spec}} [{lo:{spec[1:] if spec.startswith('+') else spec}}–{hi:{spec[1:] if spec.startswith('+') else spec}}]"
 
 
+def _paired(rounds: list[dict[str, dict[str, float]]], figure: str, upper: str, lower: str
+            ) -> tuple[float, float, float] | None:
+    """``upper − lower`` of one figure within each round: (median, min, max) over the rounds."""
+    diffs = [r[upper][figure] - r[lower][figure] for r in rounds
+             if figure in r.get(upper, {}) and figure in r.get(lower, {})]
+    return (statistics.median(diffs), min(diffs), max(diffs)) if diffs else None
+
+
+def breakdown(args: argparse.Namespace) -> int:
+    """The ladder of ``--breakdown``: direct, the floor, then the sidecar's rungs (``LADDER``) up to the sidecar."""
+    rungs = [name for name, _label, _what in LADDER]
+    variants = ["direct", "floor", *rungs]
+    load_before = os.getloadavg()[0]
+    bench = Bench(args)
+    bench.start()
+    plain: list[dict[str, dict[str, float]]] = []
+    streams: list[dict[str, dict[str, float]]] = []
+    try:
+        for _ in range(args.rounds):
+            plain.append(bench.latency(variants, args.requests))
+            streams.append(bench.latency(variants, max(20, args.requests // 4), stream=True))
+        rss = {v: _status(bench.procs[v].pid, "VmHWM") for v in variants[1:]}
+    finally:
+        bench.stop()
+    lat, first = _summary(plain), _summary(streams)
+    parts: dict[str, dict[str, tuple[float, float, float] | None]] = {}
+    for lower, upper in zip(["floor", *rungs], rungs):
+        parts[upper] = {"cpu_ms_per_request": _paired(plain, "cpu_ms_per_request", upper, lower),
+                        "added_p50_ms": _paired(plain, "added_p50_ms", upper, lower),
+                        "cpu_ms_per_stream": _paired(streams, "cpu_ms_per_request", upper, lower),
+                        "added_ttfc_p50_ms": _paired(streams, "added_p50_ms", upper, lower)}
+    total = {figure: _paired(rounds, key, "sidecar", base) for figure, rounds, key, base in (
+        ("cpu_ms_per_request", plain, "cpu_ms_per_request", "floor"), ("added_p50_ms", plain, "added_p50_ms", "floor"),
+        ("cpu_ms_per_stream", streams, "cpu_ms_per_request", "floor"),
+        ("added_ttfc_p50_ms", streams, "added_p50_ms", "floor"))}
+    result = {"latency": lat, "streams": first, "parts": parts, "sidecar_minus_floor": total, "rss_mb": rss,
+              "rounds": args.rounds, "requests": args.requests,
+              "load_before_after": [load_before, os.getloadavg()[0]], "cpus": os.cpu_count()}
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    n_streams = max(20, args.requests // 4)
+    print(f"Breakdown: {args.rounds} rounds; per round {args.requests} non-streamed requests, then {n_streams} unpaced "
+          "streams, to each variant in turn. A part = its rung − the rung above, paired within a round. "
+          "Median [min–max] over rounds; CPU is the proxy process's, per request or per stream.")
+    columns = ["CPU ms/request", "part", "added p50 ms", "part", "added p99 ms", "CPU ms/stream", "part",
+               "added TTFC p50", "part"]
+    print(f"{'':<24}" + "".join(f"{c:>21}" for c in columns) + f"{'RSS MB':>8}")
+    labels = {"floor": "floor (raw asyncio)", **{name: label for name, label, _what in LADDER}}
+    for v in ["floor", *rungs]:
+        L, S, P = lat.get(v, {}), first.get(v, {}), parts.get(v, {})
+        cells = [_fmt(L.get("cpu_ms_per_request"), ".2f"), _fmt(P.get("cpu_ms_per_request")),
+                 _fmt(L.get("added_p50_ms")), _fmt(P.get("added_p50_ms")), _fmt(L.get("added_p99_ms")),
+                 _fmt(S.get("cpu_ms_per_request"), ".2f"), _fmt(P.get("cpu_ms_per_stream")),
+                 _fmt(S.get("added_p50_ms")), _fmt(P.get("added_ttfc_p50_ms"))]
+        print(f"{labels[v]:<24}" + "".join(f"{c:>21}" for c in cells) + f"{rss[v]:>8.0f}")
+    cells = ["", _fmt(total["cpu_ms_per_request"]), "", _fmt(total["added_p50_ms"]), "", "",
+             _fmt(total["cpu_ms_per_stream"]), "", _fmt(total["added_ttfc_p50_ms"])]
+    print(f"{'sidecar − floor':<24}" + "".join(f"{c:>21}" for c in cells))
+    print("Each part (bench/_ladder.py):")
+    for _name, label, what in LADDER:
+        print(f"  {label}: {what}")
+    before, after = result["load_before_after"]
+    print(f"direct p50 {lat['direct']['p50_ms'][0]:.2f} ms; the streams are the replay's 17-event chat stream, "
+          f"unpaced. (machine: {os.cpu_count()} CPUs, load average {before:.1f} before, {after:.1f} after)")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=4)
@@ -282,9 +407,13 @@ def main() -> int:
                         help="also run the sidecar of this git revision, as variant sidecar@REV (repeatable)")
     parser.add_argument("--latency-only", action="store_true",
                         help="only the non-streamed latency and CPU (no streams, no second writer)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="the sidecar built up part by part (bench/_ladder.py): each part's CPU and latency")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.requests, args.streams, args.per_worker = 2, 60, 20, 2
+    if args.breakdown:
+        return breakdown(args)
     variants = ["direct", "floor", "sidecar", *(f"sidecar@{rev}" for rev in args.compare), "sidecar-aiohttp"]
     load_before = os.getloadavg()[0]
     bench = Bench(args)

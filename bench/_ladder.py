@@ -1,0 +1,181 @@
+"""The rungs of ``bench_sidecar.py --breakdown``: the sidecar built up one part at a time, each rung its own process.
+
+    python bench/_ladder.py RUNG UPSTREAM_URL KEY PORT LEDGER_PATH
+
+Each rung serves on uvicorn exactly as ``baicai sidecar`` does (``_server``'s settings and ``_limits``'
+``uvicorn_options``: httptools with the limits protocol, uvloop, the same keep-alive and backlog) and forwards to the
+upstream through the sidecar's own :class:`~baicai_sidecar._direct.DirectTransport`. Top to bottom each adds one part
+of the real product, configured as a user could (only the first two are not the sidecar's app):
+
+* ``bare`` — a minimal ASGI app of this file: read the body, one ``httpx2.Request`` with the key, the answer sent back
+  as it comes. The HTTP server (uvicorn's ASGI cycle) and the upstream client, no checks;
+* ``proxy`` — the sidecar's :class:`~baicai_sidecar._proxy.Proxy` with ``ProxyConfig(transport=DirectTransport())``
+  (the option tests use to replace the upstream): header allow-list, key injection, retries, the relay-error
+  rewrite, the disconnect watcher, the console line — no guard, no meter;
+* ``guard`` — the whole sidecar app (``serve(SidecarConfig(transport=DirectTransport()))``): + the guard (Host,
+  Origin, path, the token check, the body read and parsed once, the Starlette-free routing);
+* ``pipeline`` — the sidecar as it runs, with ``quota="off"`` and a **stand-in meter** (``meter=`` is a
+  ``SidecarConfig`` option; the stand-in is this file's :class:`_Unrecorded`, a ``Meter`` whose ``reserve`` hands back
+  a reservation without touching SQLite and whose rows are never written): + the SDK's metered pipeline
+  (``prepare``: the body described and its prompt counted; ``annotate``: the answer parsed and classified; the
+  settle handed to the proxy) without the ledger. The stand-in overrides ``Meter`` internals — acceptable for a
+  bench, not a product mode;
+* ``ledger`` — the sidecar with ``quota="off"`` and a real ``Meter`` on its own ledger file (``LEDGER_PATH``): + the
+  ledger (reserve's ``BEGIN IMMEDIATE … INSERT … COMMIT``, the settle's ``UPDATE``, the window bookkeeping), every
+  request recorded, none refused;
+* the last rung is the bench's own ``sidecar`` (``quota="raise"``): + the quota gate's enforcing decision.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import httpx2
+
+from baicai_sdk import Meter
+from baicai_sdk._meter import Reservation
+from baicai_sdk._quota import Decision
+from baicai_sidecar._direct import DirectTransport
+from baicai_sidecar._limits import DEFAULT_LIMITS, raise_fd_limit, uvicorn_options
+from baicai_sidecar._proxy import Proxy, ProxyConfig
+from baicai_sidecar._server import _UVICORN, serve
+from baicai_sidecar.app import SidecarConfig
+
+STATUS_PATH = "/sidecar/status"
+_TIMEOUTS = httpx2.Timeout(connect=10.0, read=300.0, write=60.0, pool=30.0).as_dict()
+_DROP = frozenset({b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"server", b"date"})
+
+
+class BareForwarder:
+    """uvicorn's ASGI cycle and ``DirectTransport``, nothing else: what a forwarder on the sidecar's server and
+    upstream client costs before any of its own checks."""
+
+    def __init__(self, upstream: str, key: str) -> None:
+        self.base = upstream.rstrip("/")
+        self.auth = (b"authorization", b"Bearer " + key.encode())
+        self.transport = DirectTransport()
+        self.urls: dict[str, httpx2.URL] = {}
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["path"] == STATUS_PATH:
+            await _status(send)
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        path = scope["path"]
+        url = self.urls.get(path)
+        if url is None:
+            url = self.urls[path] = httpx2.URL(self.base + (path[3:] if path.startswith("/v1/") else path))
+        headers = [(b"Host", url.netloc), (b"content-type", b"application/json"), self.auth,
+                   (b"Content-Length", str(len(body)).encode())]
+        request = httpx2.Request(scope["method"], url, headers=headers, stream=httpx2.ByteStream(body),
+                                 extensions={"timeout": _TIMEOUTS})
+        request.read()
+        response = await self.transport.handle_async_request(request)
+        try:
+            out = [(k.lower(), v) for k, v in response.headers.raw if k.lower() not in _DROP]
+            if response.headers.get("content-type", "").startswith("text/event-stream"):
+                await send({"type": "http.response.start", "status": response.status_code, "headers": out})
+                async for chunk in response.stream:  # type: ignore[union-attr]
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+            else:
+                content = await response.aread()
+                out.append((b"content-length", str(len(content)).encode()))
+                await send({"type": "http.response.start", "status": response.status_code, "headers": out})
+                await send({"type": "http.response.body", "body": content})
+        finally:
+            await response.aclose()
+
+
+class ProxyOnly:
+    """The sidecar's ``Proxy`` served as the app itself (no guard in front): the status path answered here."""
+
+    def __init__(self, upstream: str, key: str) -> None:
+        self.proxy = Proxy(ProxyConfig(upstream=upstream, api_key=key, transport=DirectTransport()))
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+        elif scope["path"] == STATUS_PATH:
+            await _status(send)
+        else:
+            await self.proxy(scope, receive, send)
+
+
+class _Unrecorded(Meter):
+    """A meter that decides nothing and writes nothing: ``reserve`` returns an allowed reservation at once, and its
+    settle, ``observe`` and ``learn_relay_host`` do nothing. Only for the ``pipeline`` rung of the bench."""
+
+    def reserve(self, api_key: str, request: Any, **_options: Any) -> Reservation:
+        decision = Decision(kind="allow", family=request.family, tier="paid", tier_source="configured")
+        return Reservation(self, 0, request, decision)
+
+    def _settle(self, *_args: Any, **_outcome: Any) -> None:
+        return None
+
+    def observe(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+    def learn_relay_host(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _status(send: Any) -> None:
+    body = json.dumps({"ok": True}).encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _serve_app(app: Any, port: int) -> None:
+    """As ``_server.serve`` runs the sidecar's app, for an app of this file."""
+    from baicai_sdk.integration import bind_socket, serve_forever
+
+    raise_fd_limit()
+    serve_forever(app, bind_socket("127.0.0.1", port), log_level="warning", **_UVICORN,
+                  **uvicorn_options(DEFAULT_LIMITS))
+
+
+def main() -> None:
+    rung, upstream, key, port, ledger = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+    if rung == "bare":
+        _serve_app(BareForwarder(upstream, key), port)
+        return
+    if rung == "proxy":
+        _serve_app(ProxyOnly(upstream, key), port)
+        return
+    common: dict[str, Any] = {"upstream": upstream, "api_key": key, "tier": "paid", "port": port}
+    if rung == "guard":
+        config = SidecarConfig(**common, transport=DirectTransport())
+    elif rung == "pipeline":
+        config = SidecarConfig(**common, quota="off", meter=_Unrecorded(source="sidecar", tier="paid"))
+    elif rung == "ledger":
+        config = SidecarConfig(**common, quota="off", meter=Meter(source="sidecar", tier="paid", ledger_path=ledger))
+    else:
+        raise SystemExit(f"unknown rung {rung!r}")
+    serve(config, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
