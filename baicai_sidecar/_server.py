@@ -77,6 +77,12 @@ class SidecarServer(BackgroundServer):
         super().__init__(create_app(config), config.host, port, name="baicai-sidecar", **_UVICORN,
                          **uvicorn_options(config.limits))
 
+    def stop(self, timeout: float = 2 * (_GRACEFUL_SECONDS + 1)) -> None:
+        """Stop; a stream still running gets the ``_GRACEFUL_SECONDS`` a Ctrl-C gives it. ``BackgroundServer``'s
+        default forced the stop after 2.5 s, before that grace was over, and a forced uvicorn skips the app's
+        shutdown: the upstream connections were left open."""
+        super().stop(timeout)
+
     @property
     def origin(self) -> str:
         return self.url

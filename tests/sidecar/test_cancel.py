@@ -4,6 +4,7 @@ answered, none billed — where before each ran on and was billed in full."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -52,3 +53,34 @@ def test_an_app_that_waits_gets_its_answer(emulator: Any, sidecar: SidecarServer
     answer = app.chat.completions.create(model="gpt-3.5-turbo", messages=[{"role": "user", "content": "hi"}])
     assert answer.choices[0].message.content
     assert [r.outcome for r in _records(emulator, 1)] == ["ok"]
+
+
+@pytest.mark.slow
+def test_stopping_an_embedded_sidecar_mid_stream_cancels_the_stream_and_shuts_down(
+        emulator: Any, sidecar: SidecarServer, app_token: str, ledger_rows: Any) -> None:
+    """``SidecarServer.stop()`` with a stream in flight: the stream gets the grace a Ctrl-C gives, is cancelled
+    (its row: cancelled) and the app's shutdown still runs — it closes the upstream connections."""
+    emulator.configure(faults="chunk_delay=0.3")
+    first_chunk = threading.Event()
+    outcome: list[BaseException | None] = []
+
+    def stream() -> None:
+        app = openai.OpenAI(api_key=app_token, base_url=sidecar.base_url, timeout=30, max_retries=0)
+        try:
+            for _ in app.chat.completions.create(model="gpt-3.5-turbo", stream=True,
+                                                 messages=[{"role": "user", "content": "写一首长诗"}]):
+                first_chunk.set()
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - what the app sees is the point
+            outcome.append(exc)
+
+    app_thread = threading.Thread(target=stream)
+    app_thread.start()
+    assert first_chunk.wait(10)
+    proxy = sidecar.proxy
+    assert proxy.transport is not None
+    sidecar.stop()
+    app_thread.join(10)
+    assert outcome and isinstance(outcome[0], openai.APIError), outcome  # cut short, not a silent success
+    assert proxy.transport is None, "the app's shutdown did not run: upstream connections left open"
+    assert [row["status"] for row in ledger_rows()] == ["cancelled"]
