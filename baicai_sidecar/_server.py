@@ -7,6 +7,7 @@ latency) is written by the proxy without headers or query strings, so no key can
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 from typing import Any
@@ -55,7 +56,21 @@ def serve(config: SidecarConfig, *, log_level: str = "info", sock: socket.socket
     sock = sock or bind_socket(config.host, config.port)
     _load_tokenizer()
     _quiet_stop()
-    serve_forever(create_app(config), sock, log_level=log_level, **_UVICORN, **uvicorn_options(config.limits))
+    serve_forever(create_app(config), sock, on_started=_freeze_start_up, log_level=log_level, **_UVICORN,
+                  **uvicorn_options(config.limits))
+
+
+def _freeze_start_up() -> None:
+    """Once serving: what start-up left alive (modules, the catalogue, uvicorn, the app; ~40,000 objects the
+    cyclic GC tracks) is moved out of its reach. A request leaves no cycles behind (measured: 126 cyclic objects in
+    1,000 chats, all from lazy first-use imports), so collections only ever find young garbage, but a full one still
+    walked every start-up object: 35 ms at load 1, 100–170 ms at load 5, an app's request stalled that long.
+    Frozen, a full collection takes 0.6–1.9 ms. Young collections are unchanged (a request's objects die by
+    reference count: ~9 gen-0 collections per 1,000 chats), so the thresholds stay Python's. Only here, in the
+    sidecar's own process (``baicai sidecar``): a ``SidecarServer`` in another program's process (the TUI, tests)
+    leaves that program's heap alone."""
+    gc.collect()  # start-up's own garbage is freed, not frozen
+    gc.freeze()
 
 
 def _load_tokenizer() -> None:
