@@ -21,8 +21,9 @@ of the real product, configured as a user could (only the first two are not the 
   settle handed to the proxy) without the ledger. The stand-in overrides ``Meter`` internals — acceptable for a
   bench, not a product mode;
 * ``ledger`` — the sidecar with ``quota="off"`` and a real ``Meter`` on its own ledger file (``LEDGER_PATH``): + the
-  ledger (reserve's ``BEGIN IMMEDIATE … INSERT … COMMIT``, the settle's ``UPDATE``, the window bookkeeping), every
-  request recorded, none refused;
+  meter and its ledger — all of ``Meter.reserve`` (the catalogue and relay-rule lookups, the window view, the row's
+  ``BEGIN IMMEDIATE … INSERT … COMMIT``) and of the settle (its ``UPDATE``), the checkpoint thread — every request
+  recorded, none refused;
 * the last rung is the bench's own ``sidecar`` (``quota="raise"``): + the quota gate's enforcing decision.
 """
 

@@ -31,7 +31,7 @@ The machine is shared and noisy: compare variants within a run, never across run
 
 ``--breakdown`` measures instead a ladder, next to direct, the floor and the sidecar in the same run: ``bare`` (uvicorn
 with the sidecar's server settings and a minimal ASGI app forwarding through the sidecar's ``DirectTransport``),
-``+ proxy``, ``+ guard``, ``+ metered pipeline`` (no ledger: a stand-in meter), ``+ ledger`` (quota off) and the
+``+ proxy``, ``+ guard``, ``+ metered pipeline`` (no ledger: a stand-in meter), ``+ meter/ledger`` (quota off) and the
 sidecar itself (+ the quota gate) — each its own process, built from the product's own classes and configuration
 (``bench/_ladder.py`` says how, and where a stand-in is used). Per round, non-streamed requests and then unpaced streams
 go to every variant in turn; a part's cost is its rung minus the rung before, paired within a round, printed as the
@@ -101,6 +101,7 @@ class _Cpu:
     process (which keeps the time of threads that ended)."""
 
     def __init__(self, pid: int) -> None:
+        self.pid = str(pid)
         self.ticks = _ticks_seconds(pid)
         self.threads: dict[str, int] = {}
         try:
@@ -119,6 +120,14 @@ class _Cpu:
             return (sum(self.threads.values()) - sum(before.threads.values())) / 1e9
         return self.ticks - before.ticks
 
+    def off_loop_since(self, before: _Cpu) -> float | None:
+        """Seconds of CPU on threads other than the main one (the event loop's): the ledger's checkpoint thread,
+        worker threads. None when a thread ended meanwhile."""
+        if not (before.threads and self.threads and before.threads.keys() <= self.threads.keys()):
+            return None
+        main = self.threads.get(self.pid, 0) - before.threads.get(self.pid, 0)
+        return (sum(self.threads.values()) - sum(before.threads.values())) / 1e9 - main / 1e9
+
 
 
 # --breakdown: (variant = rung of bench/_ladder.py, or the bench's own sidecar; its label; what it adds to the one above)
@@ -127,7 +136,7 @@ LADDER = [
     ("proxy", "+ proxy", "header allow-list, key, retries, error rewrite, disconnect watcher, console line"),
     ("guard", "+ guard", "Host/Origin/path, the token check, the body read and parsed once"),
     ("pipeline", "+ metered pipeline", "no ledger: describe + prompt count, classify the answer, settle hand-over"),
-    ("ledger", "+ ledger (quota off)", "reserve's INSERT + COMMIT, the settle's UPDATE, the window bookkeeping"),
+    ("ledger", "+ meter/ledger, quota off", "Meter.reserve (window view, row INSERT, COMMIT) and the settle's UPDATE"),
     ("sidecar", "+ quota gate = sidecar", "the gate's enforcing decision: the sidecar as it runs"),
 ]
 
@@ -271,6 +280,9 @@ class Bench:
                       "added_p99_ms": (_pct(t, .99) - _pct(d, .99)) * 1e3}
             if v in cpu0:
                 out[v]["cpu_ms_per_request"] = cpu1[v].since(cpu0[v]) / n * 1e3
+                off_loop = cpu1[v].off_loop_since(cpu0[v])
+                if off_loop is not None:
+                    out[v]["cpu_off_loop_ms_per_request"] = off_loop / n * 1e3
         return out
 
     async def _streams(self, variant: str) -> float:
@@ -373,7 +385,7 @@ def breakdown(args: argparse.Namespace) -> int:
           "Median [min–max] over rounds; CPU is the proxy process's, per request or per stream.")
     columns = ["CPU ms/request", "part", "added p50 ms", "part", "added p99 ms", "CPU ms/stream", "part",
                "added TTFC p50", "part"]
-    print(f"{'':<24}" + "".join(f"{c:>21}" for c in columns) + f"{'RSS MB':>8}")
+    print(f"{'':<24}" + "".join(f"{c:>21}" for c in columns) + f"{'off-loop':>10}{'RSS MB':>8}")
     labels = {"floor": "floor (raw asyncio)", **{name: label for name, label, _what in LADDER}}
     for v in ["floor", *rungs]:
         L, S, P = lat.get(v, {}), first.get(v, {}), parts.get(v, {})
@@ -381,10 +393,15 @@ def breakdown(args: argparse.Namespace) -> int:
                  _fmt(L.get("added_p50_ms")), _fmt(P.get("added_p50_ms")), _fmt(L.get("added_p99_ms")),
                  _fmt(S.get("cpu_ms_per_request"), ".2f"), _fmt(P.get("cpu_ms_per_stream")),
                  _fmt(S.get("added_p50_ms")), _fmt(P.get("added_ttfc_p50_ms"))]
-        print(f"{labels[v]:<24}" + "".join(f"{c:>21}" for c in cells) + f"{rss[v]:>8.0f}")
+        off_loop = L.get("cpu_off_loop_ms_per_request")
+        print(f"{labels[v]:<24}" + "".join(f"{c:>21}" for c in cells)
+              + f"{off_loop[0] if off_loop else float('nan'):>10.3f}{rss[v]:>8.0f}")
     cells = ["", _fmt(total["cpu_ms_per_request"]), "", _fmt(total["added_p50_ms"]), "", "",
              _fmt(total["cpu_ms_per_stream"]), "", _fmt(total["added_ttfc_p50_ms"])]
     print(f"{'sidecar − floor':<24}" + "".join(f"{c:>21}" for c in cells))
+    print("off-loop: CPU ms per non-streamed request on threads other than the event loop's (the ledger's checkpoint "
+          "thread, workers), median; RSS: peak, MB (the tokenizer is loaded at start from '+ guard' on: the sidecar's "
+          "app loads it).")
     print("Each part (bench/_ladder.py):")
     for _name, label, what in LADDER:
         print(f"  {label}: {what}")
