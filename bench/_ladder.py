@@ -2,9 +2,11 @@
 
     python bench/_ladder.py RUNG UPSTREAM_URL KEY PORT LEDGER_PATH
 
-Each rung serves on uvicorn exactly as ``baicai sidecar`` does (``_server``'s settings and ``_limits``'
-``uvicorn_options``: httptools with the limits protocol, uvloop, the same keep-alive and backlog) and forwards to the
-upstream through the sidecar's own :class:`~baicai_sidecar._direct.DirectTransport`. Top to bottom each adds one part
+Each rung is started by the sidecar's own ``_server.serve`` — the same uvicorn settings (httptools with the limits
+protocol, uvloop, keep-alive, backlog), file limit, tokenizer loaded at start, start-up objects frozen out of the GC —
+and forwards to the upstream through the sidecar's own :class:`~baicai_sidecar._direct.DirectTransport`. For the
+first two rungs ``serve`` is handed this file's app in place of the sidecar's (``_server.create_app`` replaced in the
+rung's own process: a bench-only patch, so that whatever ``serve`` does for the sidecar it does for them too). Top to bottom each adds one part
 of the real product, configured as a user could (only the first two are not the sidecar's app):
 
 * ``bare`` — a minimal ASGI app of this file: read the body, one ``httpx2.Request`` with the key, the answer sent back
@@ -38,10 +40,10 @@ import httpx2
 from baicai_sdk import Meter
 from baicai_sdk._meter import Reservation
 from baicai_sdk._quota import Decision
+from baicai_sidecar import _server
 from baicai_sidecar._direct import DirectTransport
-from baicai_sidecar._limits import DEFAULT_LIMITS, raise_fd_limit, uvicorn_options
 from baicai_sidecar._proxy import Proxy, ProxyConfig
-from baicai_sidecar._server import _UVICORN, serve
+from baicai_sidecar._server import serve
 from baicai_sidecar.app import SidecarConfig
 
 STATUS_PATH = "/sidecar/status"
@@ -149,24 +151,21 @@ async def _status(send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _serve_app(app: Any, port: int) -> None:
-    """As ``_server.serve`` runs the sidecar's app, for an app of this file."""
-    from baicai_sdk.integration import bind_socket, serve_forever
-
-    raise_fd_limit()
-    serve_forever(app, bind_socket("127.0.0.1", port), log_level="warning", **_UVICORN,
-                  **uvicorn_options(DEFAULT_LIMITS))
+def _serve_app(app: Any, config: SidecarConfig) -> None:
+    """``_server.serve`` as for the sidecar, with ``app`` served in place of the sidecar's app."""
+    _server.create_app = lambda _config: app  # type: ignore[assignment,return-value]
+    serve(config, log_level="warning")
 
 
 def main() -> None:
     rung, upstream, key, port, ledger = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+    common: dict[str, Any] = {"upstream": upstream, "api_key": key, "tier": "paid", "port": port}
     if rung == "bare":
-        _serve_app(BareForwarder(upstream, key), port)
+        _serve_app(BareForwarder(upstream, key), SidecarConfig(**common))
         return
     if rung == "proxy":
-        _serve_app(ProxyOnly(upstream, key), port)
+        _serve_app(ProxyOnly(upstream, key), SidecarConfig(**common))
         return
-    common: dict[str, Any] = {"upstream": upstream, "api_key": key, "tier": "paid", "port": port}
     if rung == "guard":
         config = SidecarConfig(**common, transport=DirectTransport())
     elif rung == "pipeline":

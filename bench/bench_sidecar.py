@@ -400,8 +400,7 @@ def breakdown(args: argparse.Namespace) -> int:
              _fmt(total["cpu_ms_per_stream"]), "", _fmt(total["added_ttfc_p50_ms"])]
     print(f"{'sidecar − floor':<24}" + "".join(f"{c:>21}" for c in cells))
     print("off-loop: CPU ms per non-streamed request on threads other than the event loop's (the ledger's checkpoint "
-          "thread, workers), median; RSS: peak, MB (the tokenizer is loaded at start from '+ guard' on: the sidecar's "
-          "app loads it).")
+          "thread, workers), median; RSS: peak, MB.")
     print("Each part (bench/_ladder.py):")
     for _name, label, what in LADDER:
         print(f"  {label}: {what}")
