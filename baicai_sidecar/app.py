@@ -1,7 +1,7 @@
 """The sidecar as an ASGI app: ``create_app(SidecarConfig(...))``.
 
 Layers, outermost first: :class:`~baicai_sidecar._guard.SidecarGuard` (Host, Origin, path, token, body checks —
-nothing below runs for a refused request) → by path: ``GET /sidecar/status`` for the TUI (Starlette),
+nothing below runs for a refused request) → by path: ``GET /sidecar/status`` for the TUI (a JSON answer),
 ``POST /v1/responses`` to :class:`~baicai_sidecar._responses.ResponsesEndpoint` (translated to a chat request
 for the same proxy), and everything else to the forwarding :class:`~baicai_sidecar._proxy.Proxy`. The lifespan owns
 the one upstream client. Tests pass an explicit upstream URL and key, so they need no keyring.
@@ -10,13 +10,12 @@ the one upstream client. Tests pass an explicit upstream URL and key, so they ne
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
-
-import anyio
+from typing import Any
 
 from baicai_sdk import __version__
 
@@ -27,10 +26,6 @@ from ._proxy import Proxy, ProxyConfig
 from ._responses import ResponsesEndpoint
 from ._state import DEFAULT_PORT
 from ._tokens import TokenStore
-
-if TYPE_CHECKING:
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse
 
 __all__ = ["SidecarConfig", "SidecarApp", "create_app"]
 
@@ -102,18 +97,16 @@ def _jsonable(value: Any) -> Any:
 class SidecarApp:
     """The sidecar's ASGI app: the lifespan, then every HTTP request through the guard to its endpoint.
 
-    No framework on the forwarding path: a request the guard lets through goes to the proxy (or the Responses
-    route) by one comparison of its path. Starlette's routing, its two error middlewares and their ``send``
-    wrappers cost CPU on every request and every streamed chunk and decide nothing here — the guard already
-    checked path and method, and uvicorn answers an exception with a 500 as Starlette did. Starlette serves
-    only the cold ``GET /sidecar/status`` (its JSON response)."""
+    No framework: a request the guard lets through goes to the proxy (or the Responses route, or the status page)
+    by one comparison of its path. Starlette's routing, its two error middlewares and their ``send`` wrappers cost
+    CPU on every request and every streamed chunk and decide nothing here — the guard already checked path and
+    method, and uvicorn answers an exception with a 500 as Starlette did; the status page is one JSON answer."""
 
     def __init__(self, config: SidecarConfig) -> None:
         self.config = config
         self.proxy = Proxy(config)
         self.responses = ResponsesEndpoint(self.proxy)
         self.started = time.time()
-        self._status_page: Any = None
         self.state = SimpleNamespace(proxy=self.proxy, config=config)
         """As Starlette's ``app.state``: ``SidecarServer.proxy`` and tests read the proxy here."""
         self.guard = SidecarGuard(self._route, config.guard_config())
@@ -133,17 +126,6 @@ class SidecarApp:
         else:
             await self.proxy(scope, receive, send)
 
-    @property
-    def status(self) -> Any:
-        """Starlette's app for ``GET /sidecar/status``, imported at the first visit: 1.4 MB and ~0.2 s less at
-        start for a sidecar nobody asks for its status (bench/bench_memory.py)."""
-        if self._status_page is None:
-            from starlette.applications import Starlette
-            from starlette.routing import Route
-
-            self._status_page = Starlette(routes=[Route(STATUS_PATH, self._status, methods=["GET"])])
-        return self._status_page
-
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         """Open the one upstream client at start (and load the tokenizer, ≈0.3 s, not inside the first app
         request); close it at the end."""
@@ -152,9 +134,12 @@ class SidecarApp:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.proxy.start()
-                    from baicai_sdk.integration import get_encoding
+                    from baicai_sdk.integration import encoding_loaded, get_encoding
 
-                    await anyio.to_thread.run_sync(get_encoding, "cl100k_base")
+                    if not encoding_loaded("cl100k_base"):  # ``serve()`` loads it before the server
+                        import anyio
+
+                        await anyio.to_thread.run_sync(get_encoding, "cl100k_base")
                 except BaseException as exc:
                     await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
                     raise
@@ -164,9 +149,10 @@ class SidecarApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _status(self, request: Request) -> JSONResponse:
-        from starlette.responses import JSONResponse
-
+    async def status(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``GET /sidecar/status`` (the guard let only that method through): the TUI's view of this sidecar, as
+        JSON. Written here rather than with Starlette, which served only this page: its import was 1.2 MB of the
+        sidecar's memory (bench/bench_memory.py)."""
         from baicai_sdk import mask_key
 
         config = self.config
@@ -178,14 +164,14 @@ class SidecarApp:
         except Exception as exc:  # the status page must answer even when the ledger is unreadable
             windows_error = f"{type(exc).__name__}: {exc}"[:200]
         stats = self.proxy.stats
-        return JSONResponse({
+        body = json.dumps({
             "version": __version__,
             "upstream": config.upstream,
             "profile": config.profile,
             "key": mask_key(config.api_key),
             "tier": config.tier or "unknown",
             "open": config.open_access,
-            "app": request.scope.get("baicai.app"),
+            "app": scope.get("baicai.app"),
             "uptime_s": round(time.time() - self.started, 3),
             "requests": stats.requests,
             "streams": stats.streams,
@@ -193,7 +179,10 @@ class SidecarApp:
             "windows": windows,
             "windows_error": windows_error,
             "recent_errors": list(stats.recent_errors),
-        })
+        }, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
 
 
 _RESPONSES_PATHS = frozenset({"/v1/responses", "/responses"})
