@@ -23,7 +23,7 @@ _CORE = ("demo", "emulator", "doctor", "key", "usage", "estimate")
 # Which extra brings each optional import: a base install (`pip install baicai`) still lists every command, and a
 # command that needs an extra says so in one line instead of a traceback.
 _EXTRA_OF = {
-    "starlette": "sidecar", "uvicorn": "sidecar", "httptools": "sidecar", "uvloop": "sidecar",
+    "uvicorn": "sidecar", "httptools": "sidecar", "uvloop": "sidecar",
     "tomlkit": "sidecar", "ruamel": "sidecar", "textual": "tui", "rich": "tui",
     "autogen_agentchat": "examples", "autogen_ext": "examples", "PIL": "examples",
 }

@@ -74,6 +74,7 @@ __all__ = [
     # offline token counting
     "TokenizerUnavailable",
     "get_encoding",
+    "is_loaded",
     # serving on 127.0.0.1 (the emulator, the sidecar)
     "BackgroundServer",
     "bind_socket",
@@ -132,6 +133,7 @@ _LAZY: dict[str, str] = {
     "relay_code": "._codes",
     "TokenizerUnavailable": "._tokens",
     "get_encoding": "._tokens",
+    "is_loaded": "._tokens",
     "BackgroundServer": "._serving",
     "bind_socket": "._serving",
     "serve_forever": "._serving",
@@ -160,7 +162,7 @@ if _typing.TYPE_CHECKING:
     from ._probe import Check, probe_relay
     from ._serving import BackgroundServer, bind_socket, serve_forever
     from ._text import LANGS, Lang, Text, current_lang, labelled, set_lang, tr
-    from ._tokens import TokenizerUnavailable, get_encoding
+    from ._tokens import TokenizerUnavailable, get_encoding, is_loaded
     from ._transport import env_proxy_for
     from ._transport._metered import RELAY_ANSWER, SETTLE_AFTER, STREAM_TALLY, read_response
     from ._transport._wire import (

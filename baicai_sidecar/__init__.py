@@ -4,7 +4,7 @@ Apps get ``http://127.0.0.1:8765/v1`` and a local token (``sk-baicai-…``); the
 request goes through the SDK's one pipeline (quota gate, ledger, relay error rules). Run it with ``baicai sidecar``.
 
 Names load lazily: ``import baicai_sidecar`` (done by ``baicai --help`` to register the command) must not pull in
-starlette or uvicorn.
+uvicorn.
 """
 
 from __future__ import annotations

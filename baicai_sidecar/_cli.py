@@ -1,7 +1,7 @@
 """``baicai sidecar`` (run the local proxy) and ``baicai sidecar token add|list|revoke``.
 
-Registered through the ``baicai.commands`` entry point; starlette and uvicorn are imported only when the proxy
-actually starts, so ``baicai --help`` stays fast and works without the ``[sidecar]`` extra.
+Registered through the ``baicai.commands`` entry point; uvicorn is imported only when the proxy actually
+starts, so ``baicai --help`` stays fast and works without the ``[sidecar]`` extra.
 """
 
 from __future__ import annotations
@@ -157,7 +157,6 @@ def _console_log() -> None:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ModuleNotFoundError:
         print(Text("本地代理需要额外依赖：pip install 'baicai[sidecar]'", "the sidecar needs: pip install 'baicai[sidecar]'"),

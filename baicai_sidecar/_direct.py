@@ -33,7 +33,6 @@ import asyncio
 import ssl
 from collections.abc import AsyncIterator
 
-import httpcore2
 import httptools
 import httpx2
 
@@ -262,7 +261,13 @@ class DirectTransport(httpx2.AsyncBaseTransport):
         loop = asyncio.get_running_loop()
         context = None
         if scheme == "https":
-            context = self._ssl = self._ssl or httpcore2.default_ssl_context()
+            if self._ssl is None:
+                # httpcore2 (with anyio, h11 and truststore: 1.4 MB) only for the SDK's TLS trust, at the first
+                # HTTPS connection: a sidecar whose upstream is plain HTTP never needs it.
+                import httpcore2
+
+                self._ssl = httpcore2.default_ssl_context()
+            context = self._ssl
         try:
             async with asyncio.timeout(timeout):
                 _, conn = await loop.create_connection(lambda: _Connection(loop, key), host, port, ssl=context,

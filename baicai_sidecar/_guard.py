@@ -26,8 +26,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
-
 from baicai_sdk.integration import Text, error_body, is_loopback_host
 
 from ._asgi import ASGIApp, Message, Receive, Scope, Send
@@ -320,6 +318,8 @@ class SidecarGuard:
             try:
                 if len(body) > self.config.offload_bytes:
                     # Off the event loop: one app's huge request must not stall the others.
+                    import anyio
+
                     scope[PARSED_BODY] = await anyio.to_thread.run_sync(json.loads, body)
                 else:
                     scope[PARSED_BODY] = json.loads(body)

@@ -134,9 +134,9 @@ class SidecarApp:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.proxy.start()
-                    from baicai_sdk.integration import encoding_loaded, get_encoding
+                    from baicai_sdk.integration import get_encoding, is_loaded
 
-                    if not encoding_loaded("cl100k_base"):  # ``serve()`` loads it before the server
+                    if not is_loaded("cl100k_base"):  # ``serve()`` loaded it before the server: no worker thread
                         import anyio
 
                         await anyio.to_thread.run_sync(get_encoding, "cl100k_base")

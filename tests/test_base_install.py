@@ -1,7 +1,7 @@
 """`pip install baicai` without extras: every command either works or names the extra it needs, in one line.
 
 The environment is a real venv whose site-packages holds only the core requirements' closure (linked from the
-test venv, so nothing is downloaded): starlette, uvicorn, tomlkit, ruamel, textual and rich are absent exactly as
+test venv, so nothing is downloaded): uvicorn, tomlkit, ruamel, textual and rich are absent exactly as
 they are after a base install, while `baicai`'s own entry points (sidecar, apply, tui) are still registered.
 """
 
@@ -20,7 +20,7 @@ from packaging.requirements import Requirement
 
 pytestmark = pytest.mark.slow
 
-_EXTRAS_ONLY = ("starlette", "uvicorn", "tomlkit", "ruamel", "textual", "rich")
+_EXTRAS_ONLY = ("uvicorn", "tomlkit", "ruamel", "textual", "rich")
 
 
 def _installed(name: str) -> metadata.Distribution:

@@ -771,11 +771,11 @@ class AsyncMeteredTransport(httpx2.AsyncBaseTransport):
                                    retry_policy=retry_policy)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        import anyio
-
         pipeline = self._pipeline
         if _stalls_event_loop(request):
             # In a server (the sidecar) every other request would wait: a worker thread does it instead.
+            import anyio  # here, not at the top: anyio and its backend are 1.4 MB of a sidecar that never needs them
+
             app, info = await anyio.to_thread.run_sync(pipeline.prepare, request)
         else:
             app, info = pipeline.prepare(request)
@@ -784,6 +784,8 @@ class AsyncMeteredTransport(httpx2.AsyncBaseTransport):
         attempt: _Attempt | None = None
         if info is not None:
             while isinstance(step := pipeline.admit(request, info, app), float):
+                import anyio
+
                 await anyio.sleep(step)
             if isinstance(step, httpx2.Response):
                 return step
