@@ -237,12 +237,18 @@ class _StreamTally:
         """Take ``chunk``; for the first relay error event it completes, where that event starts in it."""
         plain = self.decoder.plain_data(chunk)
         if plain is not None and not might_be_error(chunk):
-            # The common chunk, `data: {…}` events none of which can be an error: what _take would keep, kept.
+            # The common chunk, `data: {…}` events none of which can be an error, the last one possibly `[DONE]`
+            # (an unpaced stream's last read holds many events and the end): what _take would keep, kept.
+            done = plain[-1] == b"[DONE]"
+            if done:
+                plain.pop()
             for data in plain:
                 if data[:1] != b"{" or data[-1:] != b"}":
-                    break
+                    break  # (the events are read from the chunk again below)
             else:
                 self.payloads.extend(plain)
+                if done:
+                    self.done = True
                 return None
         found = None
         for event in self.decoder.feed(chunk):

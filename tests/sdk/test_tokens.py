@@ -335,6 +335,32 @@ def test_the_transports_stream_copy_reads_events_however_the_bytes_were_cut(spli
     assert ended.done and ended.relay_code is None and ended.counter.tokens == 1
 
 
+@pytest.mark.parametrize("stream", [
+    _event("白菜") + _event(" is") + b"data: [DONE]\n\n",
+    b"data: [DONE]\n\n",
+    _event("a") + b"data: [DONE]\n\n" + _event("late"),
+    _event("a") + b"data: [DONE]\n\n" + b"data: [DONE]\n\n",
+    _event("a") + b'data: {"error": {"code": 40022, "message": "limit"}}\n\n' + b"data: [DONE]\n\n",
+    _event("a") + b"data:[DONE]\n\n",
+    _event("a") + b"data: [DONE] \n\n",
+])
+def test_a_read_holding_many_events_and_the_end_is_tallied_as_when_they_came_one_by_one(stream: bytes) -> None:
+    """An unpaced stream's last read holds many events and ``[DONE]``: taken on the tally's fast path, it must
+    leave the same events, end and relay code as the same events fed one at a time."""
+    from baicai_sdk._transport._metered import _StreamTally
+
+    whole = _StreamTally(counter=StreamCounter("gpt-3.5-turbo"))
+    whole.feed(stream)
+    one_by_one = _StreamTally(counter=StreamCounter("gpt-3.5-turbo"))
+    for event in stream.split(b"\n\n")[:-1]:
+        one_by_one.feed(event + b"\n\n")
+    assert (whole.payloads, whole.done, whole.relay_code) == (
+        one_by_one.payloads, one_by_one.done, one_by_one.relay_code)
+    whole.finish()
+    one_by_one.finish()
+    assert whole.counter.tokens == one_by_one.counter.tokens
+
+
 def test_a_conversation_resent_is_counted_once_per_new_message(monkeypatch: pytest.MonkeyPatch) -> None:
     """Chat apps send the whole conversation with each request: the history's counts are remembered (by hash, never
     the text), so a request's counting costs its new message, not the conversation (3 ms at 20 turns before)."""
