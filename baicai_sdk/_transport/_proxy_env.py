@@ -38,14 +38,28 @@ def env_proxy_for(url: Any) -> str | None:
 
 
 _PROXY_VARIABLES = tuple(v for name in ("http", "https", "all", "no") for v in (f"{name}_proxy", f"{name.upper()}_PROXY"))
-_proxy_cache: tuple[tuple[str | None, ...] | None, dict[str, str], dict[str, bool]] = (None, {}, {})
+_proxy_cache: tuple[tuple[Any, ...] | None, dict[str, str], dict[str, bool]] = (None, {}, {})
+_ENVIRON = os.environ
+_ENVIRON_DATA: dict[Any, Any] | None = getattr(os.environ, "_data", None)
+"""The dict behind ``os.environ`` (every change made through it lands there), read with the variables' names as it
+stores them: ``os.environ.get`` of an unset variable raises and catches a KeyError inside, and eight of them were
+~18 µs of every sidecar request; eight lookups here are ~1 µs."""
+_STORED_NAMES = (tuple(os.environ.encodekey(name) for name in _PROXY_VARIABLES)
+                 if isinstance(_ENVIRON_DATA, dict) and hasattr(os.environ, "encodekey") else None)
+
+
+def _proxy_variables() -> tuple[Any, ...]:
+    """The proxy variables' current values (as stored: bytes on POSIX), to compare with the last request's."""
+    if _STORED_NAMES is not None and os.environ is _ENVIRON and _ENVIRON_DATA is not None:
+        return tuple(map(_ENVIRON_DATA.get, _STORED_NAMES))
+    return tuple(os.environ.get(name) for name in _PROXY_VARIABLES)  # os.environ replaced (a test), or no _data
 
 
 def _environment_proxies() -> tuple[dict[str, str], dict[str, bool]]:
     """``urllib.request.getproxies_environment()`` and a per-host NO_PROXY verdict cache, read again only when one
     of the proxy variables changed (a user may export HTTPS_PROXY in a long-running process)."""
     global _proxy_cache
-    current = tuple(os.environ.get(name) for name in _PROXY_VARIABLES)
+    current = _proxy_variables()
     seen, proxies, bypass = _proxy_cache
     if current != seen:
         proxies, bypass = urllib.request.getproxies_environment(), {}

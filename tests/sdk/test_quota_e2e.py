@@ -204,6 +204,32 @@ def test_default_transport_honours_environment_proxies(monkeypatch: pytest.Monke
     assert env_proxy_for("http://127.0.0.1:8300/v1/models") is None
 
 
+def test_the_environment_proxy_follows_each_change_of_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The variables are compared per request (not read through os.environ.get): set, changed, lower-case, a
+    NO_PROXY added or removed, unset — each is seen by the next request, and so is a replaced os.environ."""
+    import os
+
+    from baicai_sdk._transport import env_proxy_for
+
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy",
+                 "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    url = "https://api.baicaigpt.com/v1/models"
+    assert env_proxy_for(url) is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://one.example:3128")
+    assert env_proxy_for(url) == "http://one.example:3128"
+    monkeypatch.setenv("HTTPS_PROXY", "http://two.example:3128")
+    assert env_proxy_for(url) == "http://two.example:3128"
+    monkeypatch.setenv("no_proxy", "api.baicaigpt.com")
+    assert env_proxy_for(url) is None
+    monkeypatch.delenv("no_proxy")
+    monkeypatch.delenv("HTTPS_PROXY")
+    monkeypatch.setenv("all_proxy", "http://three.example:3128")
+    assert env_proxy_for(url) == "http://three.example:3128"
+    monkeypatch.setattr(os, "environ", {"HTTPS_PROXY": "http://four.example:3128"})
+    assert env_proxy_for(url) == "http://four.example:3128"
+
+
 def test_http_client_reaches_the_relay_through_the_environment_proxy(emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     """A plain-HTTP forward proxy on loopback: the request must go through it, not around it."""
     import socket
