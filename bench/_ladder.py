@@ -9,7 +9,9 @@ first two rungs ``serve`` is handed this file's app in place of the sidecar's (`
 rung's own process: a bench-only patch, so that whatever ``serve`` does for the sidecar it does for them too). Top to bottom each adds one part
 of the real product, configured as a user could (only the first two are not the sidecar's app):
 
-* ``bare`` — a minimal ASGI app of this file: read the body, one ``httpx2.Request`` with the key, the answer sent back
+* ``server`` — uvicorn with a minimal ASGI app of this file and the floor's upstream client (pooled asyncio streams,
+  the answer parsed by httptools, no httpx2 objects): what the server adds to the floor (``bench/_replay.py floor``);
+* ``bare`` — the same app forwarding through ``DirectTransport`` instead: read the body, one ``httpx2.Request`` with the key, the answer sent back
   as it comes. The HTTP server (uvicorn's ASGI cycle) and the upstream client, no checks;
 * ``proxy`` — the sidecar's :class:`~baicai_sidecar._proxy.Proxy` with ``ProxyConfig(transport=DirectTransport())``
   (the option tests use to replace the upstream): header allow-list, key injection, retries, the relay-error
@@ -31,10 +33,12 @@ of the real product, configured as a user could (only the first two are not the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from typing import Any
 
+import httptools
 import httpx2
 
 from baicai_sdk import Meter
@@ -49,6 +53,86 @@ from baicai_sidecar.app import SidecarConfig
 STATUS_PATH = "/sidecar/status"
 _TIMEOUTS = httpx2.Timeout(connect=10.0, read=300.0, write=60.0, pool=30.0).as_dict()
 _DROP = frozenset({b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"server", b"date"})
+
+
+class _Answer:
+    """What httptools reports of one upstream answer."""
+
+    def __init__(self) -> None:
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.head_done = self.done = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        self.head_done = True
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.done = True
+
+
+class RawForwarder:
+    """uvicorn's ASGI cycle with the floor's upstream client: the request written in one piece on a pooled asyncio
+    connection, the answer parsed by httptools and sent on as it comes — no httpx2 objects, no checks."""
+
+    def __init__(self, upstream: str, key: str) -> None:
+        url = httpx2.URL(upstream)
+        self.host, self.port, self.prefix = url.host, url.port or 80, url.path.rstrip("/")
+        self.auth = b"authorization: Bearer " + key.encode() + b"\r\n"
+        self.pool: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["path"] == STATUS_PATH:
+            await _status(send)
+            return
+        body = await _body(receive)
+        path = self.prefix + (scope["path"][3:] if scope["path"].startswith("/v1/") else scope["path"])
+        head = (f"{scope['method']} {path} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\n"
+                f"content-type: application/json\r\ncontent-length: {len(body)}\r\n").encode() + self.auth + b"\r\n"
+        reader, writer = self.pool.pop() if self.pool else await asyncio.open_connection(self.host, self.port)
+        writer.write(head + body)
+        answer = _Answer()
+        parser = httptools.HttpResponseParser(answer)
+        streaming = False
+        while not answer.done:
+            data = await reader.read(65536)
+            if not data:
+                raise ConnectionError("upstream closed")
+            parser.feed_data(data)
+            if answer.head_done and not streaming and not answer.done:
+                # an answer that did not come whole with its head: a stream, sent on as it comes
+                streaming = True
+                await send({"type": "http.response.start", "status": parser.get_status_code(),
+                            "headers": [(k, v) for k, v in answer.headers if k not in _DROP]})
+            if streaming and answer.body:
+                chunk, answer.body = b"".join(answer.body), []
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        self.pool.append((reader, writer))
+        if streaming:
+            await send({"type": "http.response.body", "body": b""})
+            return
+        content = b"".join(answer.body)
+        headers = [(k, v) for k, v in answer.headers if k not in _DROP]
+        headers.append((b"content-length", str(len(content)).encode()))
+        await send({"type": "http.response.start", "status": parser.get_status_code(), "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+
+async def _body(receive: Any) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
 
 
 class BareForwarder:
@@ -68,13 +152,7 @@ class BareForwarder:
         if scope["path"] == STATUS_PATH:
             await _status(send)
             return
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        body = b"".join(chunks)
+        body = await _body(receive)
         path = scope["path"]
         url = self.urls.get(path)
         if url is None:
@@ -153,13 +231,16 @@ async def _status(send: Any) -> None:
 
 def _serve_app(app: Any, config: SidecarConfig) -> None:
     """``_server.serve`` as for the sidecar, with ``app`` served in place of the sidecar's app."""
-    _server.create_app = lambda _config: app  # type: ignore[assignment,return-value]
+    _server.create_app = lambda _config: app  # type: ignore[attr-defined,assignment]
     serve(config, log_level="warning")
 
 
 def main() -> None:
     rung, upstream, key, port, ledger = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
     common: dict[str, Any] = {"upstream": upstream, "api_key": key, "tier": "paid", "port": port}
+    if rung == "server":
+        _serve_app(RawForwarder(upstream, key), SidecarConfig(**common))
+        return
     if rung == "bare":
         _serve_app(BareForwarder(upstream, key), SidecarConfig(**common))
         return

@@ -29,8 +29,9 @@ Figures, per variant, as the median over rounds with [min–max]:
 * peak RSS (VmHWM) of each proxy process.
 The machine is shared and noisy: compare variants within a run, never across runs.
 
-``--breakdown`` measures instead a ladder, next to direct, the floor and the sidecar in the same run: ``bare`` (uvicorn
-with the sidecar's server settings and a minimal ASGI app forwarding through the sidecar's ``DirectTransport``),
+``--breakdown`` measures instead a ladder, next to direct, the floor and the sidecar in the same run: ``server``
+(uvicorn started as the sidecar is, a minimal ASGI app forwarding with the floor's raw client), ``bare`` (the same
+through the sidecar's ``DirectTransport``),
 ``+ proxy``, ``+ guard``, ``+ metered pipeline`` (no ledger: a stand-in meter), ``+ meter/ledger`` (quota off) and the
 sidecar itself (+ the quota gate) — each its own process, built from the product's own classes and configuration
 (``bench/_ladder.py`` says how, and where a stand-in is used). Per round, non-streamed requests and then unpaced streams
@@ -132,7 +133,8 @@ class _Cpu:
 
 # --breakdown: (variant = rung of bench/_ladder.py, or the bench's own sidecar; its label; what it adds to the one above)
 LADDER = [
-    ("bare", "uvicorn + DirectTransport", "server and upstream client: a minimal ASGI forwarder, no checks"),
+    ("server", "uvicorn + raw client", "uvicorn as the sidecar runs it, a minimal ASGI app with the floor's client"),
+    ("bare", "DirectTransport (bare)", "the sidecar's upstream client and httpx2 objects in place of the raw client"),
     ("proxy", "+ proxy", "header allow-list, key, retries, error rewrite, disconnect watcher, console line"),
     ("guard", "+ guard", "Host/Origin/path, the token check, the body read and parsed once"),
     ("pipeline", "+ metered pipeline", "no ledger: describe + prompt count, classify the answer, settle hand-over"),

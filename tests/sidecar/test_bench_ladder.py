@@ -46,7 +46,7 @@ def _chat_and_stream(base: str, headers: dict[str, str]) -> None:
 
 
 def test_rungs_without_the_sidecar_app_forward_chats_and_streams(ladder: ModuleType, emulator: Any) -> None:
-    for rung in (ladder.BareForwarder, ladder.ProxyOnly):
+    for rung in (ladder.RawForwarder, ladder.BareForwarder, ladder.ProxyOnly):
         with BackgroundServer(rung(emulator.base_url, emulator.paid_key), lifespan="on") as server:
             _chat_and_stream(server.url + "/v1", {})
             assert httpx2.get(server.url + "/sidecar/status").status_code == 200  # what the bench waits for
