@@ -70,6 +70,7 @@ class _Connection(asyncio.Protocol):
         self.busy = False
         self.paused = False
         self.idle_timer: asyncio.TimerHandle | None = None
+        self.idle_since = 0.0
         self.waiter: asyncio.Future[None] | None = None
         self.read_timer: asyncio.TimerHandle | None = None
         self.wait_started = self.read_due = 0.0
@@ -283,28 +284,37 @@ class DirectTransport(httpx2.AsyncBaseTransport):
         idle = self._idle.get(key)
         while idle:
             conn = idle.pop()
-            if conn.idle_timer is not None:
-                conn.idle_timer.cancel()
-                conn.idle_timer = None
             if not conn.lost and conn.transport is not None and not conn.transport.is_closing():
-                return conn
+                return conn  # its idle timer, if any, stays: when it fires it finds the connection busy
         return None
 
     def release(self, conn: _Connection) -> None:
-        """A complete answer: the connection back to the pool, or closed when it cannot be reused."""
+        """A complete answer: the connection back to the pool, or closed when it cannot be reused.
+
+        Its timers stay armed across requests rather than being set and cancelled per request (two timers,
+        ~3 µs each on uvloop): the read timer finds no wait in progress and stops; the idle timer, armed once
+        for a connection going idle, moves to ``keepalive`` after the connection's latest release when it fires
+        early (the connection was used since), and closes it when that time has come."""
         conn.busy = False
-        conn.stop_read_timer()
         if self._closed or conn.lost or not conn.keep_alive or conn.error is not None:
             conn.close()
             return
         if conn.paused and conn.transport is not None:
             conn.paused = False
             conn.transport.resume_reading()
-        conn.idle_timer = conn.loop.call_later(self._keepalive, self._expire, conn)
+        conn.idle_since = conn.loop.time()
+        if conn.idle_timer is None:
+            conn.idle_timer = conn.loop.call_at(conn.idle_since + self._keepalive, self._expire, conn)
         self._idle.setdefault(conn.key, []).append(conn)
 
     def _expire(self, conn: _Connection) -> None:
         conn.idle_timer = None
+        if conn.busy or conn.lost:
+            return  # in use (release arms the timer again) or closed already
+        due = conn.idle_since + self._keepalive
+        if conn.loop.time() < due:
+            conn.idle_timer = conn.loop.call_at(due, self._expire, conn)  # used since: idle for less than that
+            return
         idle = self._idle.get(conn.key)
         if idle is not None and conn in idle:
             idle.remove(conn)

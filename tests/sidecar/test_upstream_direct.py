@@ -9,6 +9,7 @@ import socket
 import threading
 from typing import Any
 
+import httpx2
 import pytest
 
 from baicai_sidecar._direct import DirectTransport
@@ -50,6 +51,60 @@ async def test_an_idle_connection_is_closed_before_the_server_would(serve: Any) 
     try:
         await send(transport, request(f"http://127.0.0.1:{server.port}/v1/models", method="GET", content=b""))
         assert await asyncio.to_thread(closed.wait, 5.0), "the idle connection stayed open past its keep-alive"
+    finally:
+        await transport.aclose()
+
+
+async def test_a_connection_used_again_stays_a_whole_keep_alive_after_its_last_use(serve: Any) -> None:
+    """The idle timer is armed once, not per request: when it comes due for a connection that was used since, it
+    waits out the rest of a keep-alive from that last use instead of closing it under the next request."""
+    closed = threading.Event()
+
+    def answer_then_watch(conn: socket.socket, server: RawServer) -> None:
+        while True:
+            seen = read_request(conn)
+            if not seen:
+                closed.set()  # our side closed it
+                return
+            server.seen.append(seen)
+            conn.sendall(OK)
+
+    server = serve(answer_then_watch)
+    transport = DirectTransport(keepalive=0.6)
+    url = f"http://127.0.0.1:{server.port}/v1/models"
+    try:
+        await send(transport, request(url, method="GET", content=b""))
+        await asyncio.sleep(0.35)
+        await send(transport, request(url, method="GET", content=b""))
+        await asyncio.sleep(0.35)  # past the first use's keep-alive, well within the second's
+        assert not closed.is_set(), "closed at the first use's keep-alive although it was used since"
+        await send(transport, request(url, method="GET", content=b""))
+        assert server.connections == 1 and len(server.seen) == 3
+        assert await asyncio.to_thread(closed.wait, 5.0), "the idle connection stayed open past its keep-alive"
+    finally:
+        await transport.aclose()
+
+
+async def test_a_reused_connection_gets_its_own_read_timeout_not_the_last_requests(serve: Any) -> None:
+    """The read timer outlives a request on its connection: when the first request's deadline comes during the
+    second's wait, the second still has its whole timeout from its own start."""
+    def first_at_once_then_slowly(conn: socket.socket, server: RawServer) -> None:
+        while seen := read_request(conn):
+            if server.seen:
+                threading.Event().wait(0.45)
+            server.seen.append(seen)
+            conn.sendall(OK)
+
+    server = serve(first_at_once_then_slowly)
+    transport = DirectTransport()
+    url = f"http://127.0.0.1:{server.port}/v1/models"
+    try:
+        await send(transport, request(url, method="GET", content=b"", read=0.6))
+        await asyncio.sleep(0.3)  # the first request's deadline (0.6 s) comes while the second waits
+        response = await send(transport, request(url, method="GET", content=b"", read=0.6))
+        assert response.status_code == 200 and server.connections == 1
+        with pytest.raises(httpx2.ReadTimeout):  # and a real timeout is still one
+            await send(transport, request(url, method="GET", content=b"", read=0.2))
     finally:
         await transport.aclose()
 
