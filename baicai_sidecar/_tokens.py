@@ -109,6 +109,7 @@ class TokenStore:
         self._lock = threading.Lock()
         self._watch = FileWatch(self.path)
         self._cached: dict[str, LocalToken] = {}
+        self._comparable: tuple[dict[str, LocalToken], tuple[tuple[bytes, str], ...]] = ({}, ())
 
     # -- file ------------------------------------------------------------------------------------
     def _load(self) -> dict[str, LocalToken]:
@@ -194,8 +195,16 @@ class TokenStore:
             return None
         candidate = token.encode("utf-8", "surrogateescape")
         found: str | None = None
-        for entry in self._load().values():
+        for known, app in self._encoded(self._load()):
             # no early exit: the time taken does not say which entry (or how much of one) matched
-            if hmac.compare_digest(entry.token.encode("utf-8"), candidate):
-                found = entry.app
+            if hmac.compare_digest(known, candidate):
+                found = app
         return found
+
+    def _encoded(self, tokens: dict[str, LocalToken]) -> tuple[tuple[bytes, str], ...]:
+        """Each token's bytes with its app, encoded once per version of the file, not once per request."""
+        seen, encoded = self._comparable
+        if seen is not tokens:
+            encoded = tuple((entry.token.encode("utf-8"), entry.app) for entry in tokens.values())
+            self._comparable = (tokens, encoded)
+        return encoded
