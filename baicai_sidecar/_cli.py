@@ -156,12 +156,23 @@ def _console_log() -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        import uvicorn  # noqa: F401
-    except ModuleNotFoundError:
+    import importlib.util
+
+    if importlib.util.find_spec("uvicorn") is None:  # found, not imported: the tokenizer loads first (below)
         print(Text("本地代理需要额外依赖：pip install 'baicai[sidecar]'", "the sidecar needs: pip install 'baicai[sidecar]'"),
               file=sys.stderr)
         return 2
+    from baicai_sdk.integration import TokenizerUnavailable, get_encoding
+
+    try:
+        # First, before anything else is imported: building cl100k needs a ~13 MB Python dict beside the ~20 MB
+        # tiktoken keeps, and what the process holds at that moment adds to its peak RSS; everything imported
+        # after it reuses the freed dict's memory (bench/bench_memory.py). Also here, not at the first chat: a
+        # damaged install is one line with its fix, before any banner. serve() finds it loaded.
+        get_encoding("cl100k_base")
+    except TokenizerUnavailable as exc:
+        print(labelled("错误", "error", exc), file=sys.stderr)
+        return 1
     from baicai_sdk import mask_key, resolve_credentials
     from baicai_sdk.integration import KeyStoreError
 
@@ -213,14 +224,6 @@ def _run(args: argparse.Namespace) -> int:
                    f"error: {args.host} bound to {bound}, which is not loopback; pass --allow-remote to listen beyond this machine"),
               file=sys.stderr)
         return 2
-    from baicai_sdk.integration import TokenizerUnavailable, get_encoding
-
-    try:  # here, not at the first chat: a damaged install is one line with its fix, before any banner
-        get_encoding("cl100k_base")  # serve() finds it loaded (and loaded first: see _server._load_tokenizer)
-    except TokenizerUnavailable as exc:
-        sock.close()
-        print(labelled("错误", "error", exc), file=sys.stderr)
-        return 1
     from ._state import clear_state, write_state
 
     print(Text("白菜GPT 本地代理", "BaicaiGPT sidecar"))

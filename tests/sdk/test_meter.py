@@ -279,3 +279,20 @@ def test_a_huge_model_name_is_stored_cut_short(meter: Meter) -> None:
     r.settle(status="error", relay_code=40001)
     (row,) = rows(meter.path)
     assert row["model"] == info.model[:100]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="Linux /proc")
+def test_a_rows_process_start_time_is_psutils_without_importing_it() -> None:
+    """Rows carry their process's start time so another Meter can tell a dead writer from a reused pid: it checks
+    with psutil, so the writer's own figure (read from /proc, to spare a sidecar psutil's 0.8 MB) must be psutil's."""
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from baicai_sdk._meter import process_identity; pid, _, started = process_identity(); "
+            "loaded = 'psutil' in sys.modules; import psutil; "
+            "print(json.dumps([loaded, started, psutil.Process(pid).create_time()]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    import json
+
+    loaded, started, psutils = json.loads(out)
+    assert not loaded and started == psutils
