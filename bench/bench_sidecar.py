@@ -35,8 +35,10 @@ through the sidecar's ``DirectTransport``),
 ``+ proxy``, ``+ guard``, ``+ metered pipeline`` (no ledger: a stand-in meter), ``+ meter/ledger`` (quota off) and the
 sidecar itself (+ the quota gate) — each its own process, built from the product's own classes and configuration
 (``bench/_ladder.py`` says how, and where a stand-in is used). Per round, non-streamed requests and then unpaced streams
-go to every variant in turn; a part's cost is its rung minus the rung before, paired within a round, printed as the
-median [min–max] over rounds: CPU per request, added p50, CPU per stream. No throughput or second-writer phases.
+go to every variant in turn, then the concurrent unpaced streams (``--streams`` × ``--per-worker``) to each; a part's
+cost is its rung minus the rung before, paired within a round, printed as the median [min–max] over rounds: CPU per
+request and added p50 (non-streamed), CPU per stream, added time to first chunk, concurrent throughput as % of
+direct (points). ``--latency-only`` keeps the non-streamed half. No paced or second-writer phases.
 
 CPU: the sum of ``/proc/PID/task/*/schedstat`` run times (nanoseconds) when no thread ended during the batch, else
 utime + stime from ``/proc/PID/stat`` (10 ms ticks: ±10 ms over a batch, too coarse for a small rung's 0.1 ms × 200).
@@ -300,7 +302,7 @@ class Bench:
 
             t0 = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(self.args.streams)))
-            return self.args.streams * self.args.per_worker / (time.perf_counter() - t0)
+            return float(self.args.streams * self.args.per_worker / (time.perf_counter() - t0))
 
     def throughput(self, variants: list[str], delay: float) -> dict[str, float]:
         self.set_delay(delay)
@@ -357,58 +359,78 @@ def breakdown(args: argparse.Namespace) -> int:
     bench.start()
     plain: list[dict[str, dict[str, float]]] = []
     streams: list[dict[str, dict[str, float]]] = []
+    unpaced: list[dict[str, dict[str, float]]] = []
     try:
         for _ in range(args.rounds):
             plain.append(bench.latency(variants, args.requests))
+            if args.latency_only:
+                continue
             streams.append(bench.latency(variants, max(20, args.requests // 4), stream=True))
+            unpaced.append({v: {"ratio": r} for v, r in bench.throughput(variants, 0.0).items()})
         rss = {v: _status(bench.procs[v].pid, "VmHWM") for v in variants[1:]}
     finally:
         bench.stop()
-    lat, first = _summary(plain), _summary(streams)
+    lat, first = _summary(plain), _summary(streams) if streams else {}
+    concurrent = _summary(unpaced) if unpaced else {}
     parts: dict[str, dict[str, tuple[float, float, float] | None]] = {}
     for lower, upper in zip(["floor", *rungs], rungs):
         parts[upper] = {"cpu_ms_per_request": _paired(plain, "cpu_ms_per_request", upper, lower),
                         "added_p50_ms": _paired(plain, "added_p50_ms", upper, lower),
                         "cpu_ms_per_stream": _paired(streams, "cpu_ms_per_request", upper, lower),
-                        "added_ttfc_p50_ms": _paired(streams, "added_p50_ms", upper, lower)}
+                        "added_ttfc_p50_ms": _paired(streams, "added_p50_ms", upper, lower),
+                        "unpaced_ratio": _paired(unpaced, "ratio", upper, lower)}
     total = {figure: _paired(rounds, key, "sidecar", base) for figure, rounds, key, base in (
         ("cpu_ms_per_request", plain, "cpu_ms_per_request", "floor"), ("added_p50_ms", plain, "added_p50_ms", "floor"),
         ("cpu_ms_per_stream", streams, "cpu_ms_per_request", "floor"),
-        ("added_ttfc_p50_ms", streams, "added_p50_ms", "floor"))}
-    result = {"latency": lat, "streams": first, "parts": parts, "sidecar_minus_floor": total, "rss_mb": rss,
+        ("added_ttfc_p50_ms", streams, "added_p50_ms", "floor"), ("unpaced_ratio", unpaced, "ratio", "floor"))}
+    result = {"latency": lat, "streams": first, "unpaced": concurrent, "parts": parts, "sidecar_minus_floor": total, "rss_mb": rss,
               "rounds": args.rounds, "requests": args.requests,
               "load_before_after": [load_before, os.getloadavg()[0]], "cpus": os.cpu_count()}
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     n_streams = max(20, args.requests // 4)
-    print(f"Breakdown: {args.rounds} rounds; per round {args.requests} non-streamed requests, then {n_streams} unpaced "
-          "streams, to each variant in turn. A part = its rung − the rung above, paired within a round. "
-          "Median [min–max] over rounds; CPU is the proxy process's, per request or per stream.")
-    columns = ["CPU ms/request", "part", "added p50 ms", "part", "added p99 ms", "CPU ms/stream", "part",
-               "added TTFC p50", "part"]
-    print(f"{'':<24}" + "".join(f"{c:>21}" for c in columns) + f"{'off-loop':>10}{'RSS MB':>8}")
+    print(f"Breakdown: {args.rounds} rounds; per round {args.requests} non-streamed requests, "
+          + ("" if args.latency_only else f"then {n_streams} streams one at a time, then {args.streams} concurrent "
+             f"streams × {args.per_worker}, unpaced, ")
+          + "to each variant in turn. A part = its rung − the rung above, paired within a round. Median [min–max] "
+          "over rounds; CPU is the proxy process's.")
     labels = {"floor": "floor (raw asyncio)", **{name: label for name, label, _what in LADDER}}
-    for v in ["floor", *rungs]:
-        L, S, P = lat.get(v, {}), first.get(v, {}), parts.get(v, {})
-        cells = [_fmt(L.get("cpu_ms_per_request"), ".2f"), _fmt(P.get("cpu_ms_per_request")),
-                 _fmt(L.get("added_p50_ms")), _fmt(P.get("added_p50_ms")), _fmt(L.get("added_p99_ms")),
-                 _fmt(S.get("cpu_ms_per_request"), ".2f"), _fmt(P.get("cpu_ms_per_stream")),
-                 _fmt(S.get("added_p50_ms")), _fmt(P.get("added_ttfc_p50_ms"))]
-        off_loop = L.get("cpu_off_loop_ms_per_request")
-        print(f"{labels[v]:<24}" + "".join(f"{c:>21}" for c in cells)
-              + f"{off_loop[0] if off_loop else float('nan'):>10.3f}{rss[v]:>8.0f}")
-    cells = ["", _fmt(total["cpu_ms_per_request"]), "", _fmt(total["added_p50_ms"]), "", "",
-             _fmt(total["cpu_ms_per_stream"]), "", _fmt(total["added_ttfc_p50_ms"])]
-    print(f"{'sidecar − floor':<24}" + "".join(f"{c:>21}" for c in cells))
-    print("off-loop: CPU ms per non-streamed request on threads other than the event loop's (the ledger's checkpoint "
-          "thread, workers), median; RSS: peak, MB.")
+
+    def table(columns: list[str], rows: dict[str, list[str]], extra: dict[str, str], total: list[str]) -> None:
+        print(f"{'':<26}" + "".join(f"{c:>21}" for c in columns) + extra.get("", ""))
+        for v in ["floor", *rungs]:
+            print(f"{labels[v]:<26}" + "".join(f"{c:>21}" for c in rows[v]) + extra.get(v, ""))
+        print(f"{'sidecar − floor':<26}" + "".join(f"{c:>21}" for c in total))
+
+    def off_loop(v: str) -> str:
+        found = lat.get(v, {}).get("cpu_off_loop_ms_per_request")
+        return f"{found[0] if found else float('nan'):>10.3f}{rss[v]:>8.0f}"
+
+    print("\nNon-streamed chat:")
+    table(["CPU ms/request", "part", "added p50 ms", "part", "added p99 ms"],
+          {v: [_fmt(lat[v].get("cpu_ms_per_request"), ".2f"), _fmt(parts.get(v, {}).get("cpu_ms_per_request")),
+               _fmt(lat[v].get("added_p50_ms")), _fmt(parts.get(v, {}).get("added_p50_ms")),
+               _fmt(lat[v].get("added_p99_ms"))] for v in ["floor", *rungs]},
+          {"": f"{'off-loop':>10}{'RSS MB':>8}", **{v: off_loop(v) for v in ["floor", *rungs]}},
+          ["", _fmt(total["cpu_ms_per_request"]), "", _fmt(total["added_p50_ms"]), ""])
+    print("off-loop: CPU ms per request on threads other than the event loop's (the ledger's checkpoint thread, "
+          "workers), median; RSS: peak, MB.")
+    if first:
+        print("\nStreams (the replay's 17-event chat stream, unpaced):")
+        table(["CPU ms/stream", "part", "added TTFC p50 ms", "part", "concurrent % direct", "part (points)"],
+              {v: [_fmt(first[v].get("cpu_ms_per_request"), ".2f"), _fmt(parts.get(v, {}).get("cpu_ms_per_stream")),
+                   _fmt(first[v].get("added_p50_ms")), _fmt(parts.get(v, {}).get("added_ttfc_p50_ms")),
+                   _fmt(concurrent.get(v, {}).get("ratio"), ".0f", 100),
+                   _fmt(parts.get(v, {}).get("unpaced_ratio"), "+.0f", 100)] for v in ["floor", *rungs]},
+              {}, [_fmt(total["cpu_ms_per_stream"]), "", _fmt(total["added_ttfc_p50_ms"]), "", "",
+                   _fmt(total["unpaced_ratio"], "+.0f", 100)])
     print("Each part (bench/_ladder.py):")
     for _name, label, what in LADDER:
         print(f"  {label}: {what}")
     before, after = result["load_before_after"]
-    print(f"direct p50 {lat['direct']['p50_ms'][0]:.2f} ms; the streams are the replay's 17-event chat stream, "
-          f"unpaced. (machine: {os.cpu_count()} CPUs, load average {before:.1f} before, {after:.1f} after)")
+    print(f"direct p50 {lat['direct']['p50_ms'][0]:.2f} ms. (machine: {os.cpu_count()} CPUs, load average "
+          f"{before:.1f} before, {after:.1f} after)")
     return 0
 
 
