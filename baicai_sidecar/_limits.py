@@ -201,8 +201,14 @@ def guarded_protocol(limits: ServerLimits) -> type[asyncio.Protocol] | None:
             self._in_head = False
             self._cancel_head_timer()
             super().on_headers_complete()
+            cycle = self.cycle
+            if cycle is not None:
+                cycle.transport = _HeadWithBody(self.transport)  # type: ignore[assignment]  # as a Transport
 
         def on_response_complete(self) -> None:
+            cycle = self.cycle
+            if cycle is not None and isinstance(cycle.transport, _HeadWithBody):
+                cycle.transport.flush()  # a HEAD answer has no body write to carry its head
             super().on_response_complete()
             self._maybe_idle()
 
@@ -254,6 +260,42 @@ def uvicorn_options(limits: ServerLimits) -> dict[str, Any]:
         log.warning("httptools is not installed: the sidecar's head timeout and connection cap are off "
                     '(pip install "baicai[sidecar]")')
     return options
+
+
+class _HeadWithBody:
+    """The transport as one request's ASGI cycle sees it: the head of an answer with a ``content-length`` is held
+    until the body's first write and sent with it, in one ``send`` (uvicorn writes the head at
+    ``http.response.start`` and the body at ``http.response.body``: two system calls, and two segments the app
+    reads, for every non-streamed answer). A streamed (chunked) answer's head goes out at once, as before; a held
+    head also goes out when the answer completes without a body write (HEAD) or the connection is closed."""
+
+    __slots__ = ("_transport", "_held")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held + data)
+        elif data[:9] == b"HTTP/1.1 " and b"\r\ncontent-length: " in data and data[9:12] != b"100":
+            self._held = data
+        else:
+            self._transport.write(data)
+
+    def flush(self) -> None:
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def raise_fd_limit(wanted: int = 8192) -> tuple[int, int]:

