@@ -12,7 +12,6 @@ writes of headers and body meet Nagle's algorithm and the peer's delayed ACK, an
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 import time
@@ -101,6 +100,8 @@ class BackgroundServer:
         self.port = sock.getsockname()[1]
 
         def run() -> None:
+            import asyncio  # here: importing this module (the sidecar's server does) must not pull asyncio in
+
             try:
                 asyncio.run(server.serve(sockets=[sock]))
             except BaseException as exc:  # reported by start(), never lost in the thread

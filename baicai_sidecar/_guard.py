@@ -29,6 +29,7 @@ from typing import Any
 from baicai_sdk.integration import Text, error_body, is_loopback_host
 
 from ._asgi import ASGIApp, Message, Receive, Scope, Send
+from ._config import DEFAULT_ALLOWED_ORIGINS, DEFAULT_MAX_BODY, STATUS_PATH
 from ._tokens import TokenFileDamaged
 
 __all__ = [
@@ -43,19 +44,6 @@ __all__ = [
 
 log = logging.getLogger("baicai.sidecar")
 
-
-DEFAULT_MAX_BODY = 25 * 1024 * 1024
-"""Image edits upload a PNG (OpenAI's own cap is 4 MB per image, audio 25 MB); chat bodies are far smaller."""
-
-DEFAULT_ALLOWED_ORIGINS: tuple[str, ...] = (
-    # LobeChat and NextChat run locally on these ports by default; Tauri desktop shells use the last two.
-    "http://localhost:3210",
-    "http://127.0.0.1:3210",
-    "http://localhost:3000",
-    "http://127.0.0.1:3000",
-    "tauri://localhost",
-    "http://tauri.localhost",
-)
 
 _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 
@@ -77,7 +65,6 @@ _ROUTES: tuple[tuple[re.Pattern[str], frozenset[str]], ...] = tuple(
     ]
 )
 _MULTIPART_ROUTES = re.compile(r"^(/v1)?/(images/(edits|variations)|audio/(transcriptions|translations))$")
-STATUS_PATH = "/sidecar/status"
 PARSED_BODY = "baicai.parsed_body"
 """Scope key: the JSON body as the guard parsed it (a large one in a worker thread), handed on through the proxy to
 the metered transport, so a body is parsed once."""

@@ -33,29 +33,14 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any
+
+from ._config import DEFAULT_LIMITS, ServerLimits
 
 __all__ = ["ServerLimits", "DEFAULT_LIMITS", "uvicorn_options", "raise_fd_limit"]
 
 log = logging.getLogger("baicai.sidecar")
 
-
-@dataclass(frozen=True)
-class ServerLimits:
-    head_timeout: float = 10.0
-    """Seconds for the request line and headers to arrive (slow-loris and silent connections)."""
-    keepalive_timeout: float = 5.0
-    """Seconds an idle kept-alive connection stays open between requests (uvicorn's ``timeout_keep_alive``)."""
-    max_head_bytes: int = 64 * 1024
-    """Request line + headers. Browsers and OpenAI clients send a few KB."""
-    max_connections: int = 512
-    """Open connections before idle ones are closed to make room (and, when none is idle, new ones get 503)."""
-    offload_bytes: int = 256 * 1024
-    """JSON bodies larger than this are parsed and token-counted in a worker thread, off the event loop."""
-
-
-DEFAULT_LIMITS = ServerLimits()
 
 ACCEPT_BURST = 128
 """Connections accepted per event-loop turn (and the listen backlog)."""

@@ -48,6 +48,7 @@ from baicai_sdk.integration import (
 )
 
 from ._asgi import Receive, Scope, Send
+from ._config import ProxyConfig
 from ._guard import BODY, PARSED_BODY, openai_error_body
 
 APP_PATH = "baicai.app_path"
@@ -103,28 +104,6 @@ _DROP_RESPONSE = frozenset({
     b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"content-encoding", b"server", b"date",
     b"set-cookie", b"alt-svc", b"strict-transport-security",
 })
-
-
-@dataclass
-class ProxyConfig:
-    upstream: str
-    """The relay base URL including ``/v1`` (already normalised)."""
-    api_key: str = field(repr=False)
-    connect_timeout: float = 10.0
-    read_timeout: float = 300.0
-    """Long on purpose: a slow model may take minutes before its first token, and between chunks."""
-    retry_policy: Any = None
-    """``baicai_sdk.RetryPolicy``-like; default: the SDK's ``DEFAULT_RETRY_POLICY``."""
-    transport: httpx2.AsyncBaseTransport | None = None
-    """Tests and the bench may replace the whole upstream transport; normally the SDK's metered one."""
-    meter: Any = None
-    tier: str | None = None
-    http_client: str = "auto"
-    """The upstream HTTP client: "auto"/"direct" (asyncio + httptools, aiohttp through proxies), "aiohttp" or
-    "httpx2" (see :func:`upstream_transport`)."""
-    quota: str = "raise"
-    """The transport's quota mode: "raise" (an app cannot be told to wait: it gets the 429 with Retry-After), or
-    "off" (meter and record, never refuse — the bench)."""
 
 
 # -- the relay's error envelopes ---------------------------------------------------------------------------------

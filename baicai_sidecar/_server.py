@@ -6,7 +6,6 @@ latency) is written by the proxy without headers or query strings, so no key can
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import socket
@@ -14,8 +13,10 @@ from typing import Any
 
 from baicai_sdk.integration import BackgroundServer, Text, bind_socket, serve_forever
 
-from ._limits import raise_fd_limit, uvicorn_options
 from .app import SidecarConfig, create_app
+
+# ``_limits`` (asyncio, uvicorn's protocol) is imported where a server is set up, after ``serve()`` has built the
+# tokenizer in a process that holds little yet (``_config``).
 
 __all__ = ["SidecarServer", "serve"]
 
@@ -32,6 +33,8 @@ class _StopMidRequest(logging.Filter):
     says it in one line of ours instead; the request itself ends as any cancelled one (its ledger row: cancelled)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        import asyncio
+
         if record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError):
             return False
         if isinstance(record.msg, str) and record.msg.startswith("Cancel %s running task(s)"):
@@ -52,9 +55,11 @@ def _quiet_stop() -> None:
 
 def serve(config: SidecarConfig, *, log_level: str = "info", sock: socket.socket | None = None) -> None:
     """Run until Ctrl-C (the CLI), on ``sock`` when the caller bound it already."""
+    _load_tokenizer()
+    from ._limits import raise_fd_limit, uvicorn_options
+
     raise_fd_limit()  # the usual 1,024 files is less than the connection cap plus upstream connections
     sock = sock or bind_socket(config.host, config.port)
-    _load_tokenizer()
     _quiet_stop()
     serve_forever(create_app(config), sock, on_started=_freeze_start_up, log_level=log_level, **_UVICORN,
                   **uvicorn_options(config.limits))
@@ -87,6 +92,8 @@ class SidecarServer(BackgroundServer):
     """A sidecar on a free port in a background thread: ``with SidecarServer(config) as sc: sc.base_url``."""
 
     def __init__(self, config: SidecarConfig, *, port: int = 0) -> None:
+        from ._limits import uvicorn_options
+
         self.config = config
         _quiet_stop()
         super().__init__(create_app(config), config.host, port, name="baicai-sidecar", **_UVICORN,

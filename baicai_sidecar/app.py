@@ -15,17 +15,22 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from baicai_sdk import __version__
+from baicai_sdk.integration import is_loopback_host
 
 from ._asgi import Receive, Scope, Send
-from ._guard import DEFAULT_ALLOWED_ORIGINS, DEFAULT_MAX_BODY, STATUS_PATH, GuardConfig, SidecarGuard, is_loopback_host
-from ._limits import DEFAULT_LIMITS, ServerLimits
-from ._proxy import Proxy, ProxyConfig
-from ._responses import ResponsesEndpoint
+from ._config import DEFAULT_ALLOWED_ORIGINS, DEFAULT_LIMITS, DEFAULT_MAX_BODY, STATUS_PATH, ProxyConfig, ServerLimits
 from ._state import DEFAULT_PORT
 from ._tokens import TokenStore
+
+if TYPE_CHECKING:
+    from ._guard import GuardConfig
+
+# The guard, the proxy and the Responses route (with httpx2, asyncio and the SDK's transport under them) are
+# imported when an app is created, not with this module: ``serve()`` builds the tokenizer between the two, while
+# the process is still small (``_config``).
 
 __all__ = ["SidecarConfig", "SidecarApp", "create_app"]
 
@@ -54,6 +59,8 @@ class SidecarConfig(ProxyConfig):
 
     def guard_config(self) -> GuardConfig:
         """The guard's settings: this config's access rules, and the token check of its token store."""
+        from ._guard import GuardConfig
+
         verify = self.verify_token or (self.tokens or TokenStore()).verify
         return GuardConfig(verify_token=verify, open_access=self.open_access, allowed_origins=self.allowed_origins,
                            extra_hosts=self.extra_hosts, max_body=self.max_body,
@@ -103,6 +110,10 @@ class SidecarApp:
     method, and uvicorn answers an exception with a 500 as Starlette did; the status page is one JSON answer."""
 
     def __init__(self, config: SidecarConfig) -> None:
+        from ._guard import SidecarGuard
+        from ._proxy import Proxy
+        from ._responses import ResponsesEndpoint
+
         self.config = config
         self.proxy = Proxy(config)
         self.responses = ResponsesEndpoint(self.proxy)
