@@ -29,6 +29,11 @@ of the real product, configured as a user could (only the first two are not the 
   ``BEGIN IMMEDIATE … INSERT … COMMIT``) and of the settle (its ``UPDATE``), the checkpoint thread — every request
   recorded, none refused;
 * the last rung is the bench's own ``sidecar`` (``quota="raise"``): + the quota gate's enforcing decision.
+
+With ``--own-server`` two more, for the server alone: ``own-raw`` (the ``server`` rung's app) and ``own-sidecar``
+(the sidecar's app, ``quota="raise"``) served by the HTTP server prototyped on branch ``H-raw-server`` (its
+``_http.py``, which the bench copies out of git as ``own_http.py``; started as ``serve`` starts the sidecar: file
+limit, tokenizer, start-up frozen) instead of uvicorn.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from baicai_sidecar import _server
 from baicai_sidecar._direct import DirectTransport
 from baicai_sidecar._proxy import Proxy, ProxyConfig
 from baicai_sidecar._server import serve
-from baicai_sidecar.app import SidecarConfig
+from baicai_sidecar.app import SidecarConfig, create_app
 
 STATUS_PATH = "/sidecar/status"
 _TIMEOUTS = httpx2.Timeout(connect=10.0, read=300.0, write=60.0, pool=30.0).as_dict()
@@ -235,9 +240,31 @@ def _serve_app(app: Any, config: SidecarConfig) -> None:
     serve(config, log_level="warning")
 
 
+def _serve_on_own_server(folder: str, app: Any, port: int) -> None:
+    """``app`` on the prototype's own HTTP server (``own_http.py`` in ``folder``), started as ``serve`` starts the
+    sidecar."""
+    import gc
+
+    from baicai_sdk.integration import bind_socket, get_encoding
+    from baicai_sidecar._limits import DEFAULT_LIMITS, raise_fd_limit
+
+    sys.path.insert(0, folder)
+    from own_http import HttpServer  # type: ignore[import-not-found]
+
+    raise_fd_limit()
+    get_encoding("cl100k_base")
+    gc.collect()
+    gc.freeze()
+    HttpServer(app, DEFAULT_LIMITS, graceful_timeout=3.0).run_forever([bind_socket("127.0.0.1", port)])
+
+
 def main() -> None:
     rung, upstream, key, port, ledger = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
     common: dict[str, Any] = {"upstream": upstream, "api_key": key, "tier": "paid", "port": port}
+    if rung.startswith("own-"):
+        _serve_on_own_server(sys.argv[6], RawForwarder(upstream, key) if rung == "own-raw"
+                             else create_app(SidecarConfig(**common)), port)
+        return
     if rung == "server":
         _serve_app(RawForwarder(upstream, key), SidecarConfig(**common))
         return

@@ -187,10 +187,14 @@ class Bench:
             sidecars += [("sidecar-aiohttp", "aiohttp", None)]
         sidecars += [(f"sidecar@{rev}", "auto", rev) for rev in self.args.compare]
         rungs = [(name, name) for name, _label, _what in LADDER if name != "sidecar"] if self.args.breakdown else []
+        extra: list[str] = []
+        if self.args.breakdown and self.args.own_server:
+            rungs += [("own-raw", "own-raw"), ("own-sidecar", "own-sidecar")]
+            extra = [str(self._own_server(self.args.own_server))]
         for name, rung in rungs:
             port = _free_port()
             self._spawn(name, [str(HERE / "_ladder.py"), rung, self.urls["direct"], KEY, str(port),
-                               str(self.home / f"ledger-{rung}.sqlite")])
+                               str(self.home / f"ledger-{rung}.sqlite"), *extra])
             self.urls[name] = f"http://127.0.0.1:{port}/v1"
         for name, client, rev in sidecars:
             port = _free_port()
@@ -213,6 +217,19 @@ class Bench:
                                  check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
         return target
+
+    def _own_server(self, rev: str) -> Path:
+        """The HTTP server of the prototype at ``rev`` (``baicai_sidecar/_http.py``, branch ``H-raw-server``) as a
+        module of its own under the bench's home, importing the checked-out sidecar's ``_asgi`` and ``_limits``."""
+        source = subprocess.run(["git", "-C", str(HERE.parent), "show", f"{rev}:baicai_sidecar/_http.py"],
+                                check=True, capture_output=True, text=True).stdout
+        source = source.replace("from ._asgi import", "from baicai_sidecar._asgi import").replace(
+            "from ._limits import ACCEPT_BURST, ServerLimits, note, raw_answer",
+            "from baicai_sidecar._limits import ACCEPT_BURST, ServerLimits, note, _raw_answer as raw_answer")
+        folder = self.home / "own-server"
+        folder.mkdir()
+        (folder / "own_http.py").write_text(source)
+        return folder
 
     def _wait_ready(self, base: str) -> None:
         deadline = time.monotonic() + 30
@@ -353,7 +370,8 @@ def _paired(rounds: list[dict[str, dict[str, float]]], figure: str, upper: str, 
 def breakdown(args: argparse.Namespace) -> int:
     """The ladder of ``--breakdown``: direct, the floor, then the sidecar's rungs (``LADDER``) up to the sidecar."""
     rungs = [name for name, _label, _what in LADDER]
-    variants = ["direct", "floor", *rungs]
+    own = ["own-raw", "own-sidecar"] if args.own_server else []
+    variants = ["direct", "floor", *rungs, *own]
     load_before = os.getloadavg()[0]
     bench = Bench(args)
     bench.start()
@@ -383,6 +401,12 @@ def breakdown(args: argparse.Namespace) -> int:
         ("cpu_ms_per_request", plain, "cpu_ms_per_request", "floor"), ("added_p50_ms", plain, "added_p50_ms", "floor"),
         ("cpu_ms_per_stream", streams, "cpu_ms_per_request", "floor"),
         ("added_ttfc_p50_ms", streams, "added_p50_ms", "floor"), ("unpaced_ratio", unpaced, "ratio", "floor"))}
+    if own:  # what uvicorn costs against the prototype's server, under the same two apps
+        parts["own-raw"] = {"cpu_ms_per_request": _paired(plain, "cpu_ms_per_request", "server", "own-raw"),
+                            "added_p50_ms": _paired(plain, "added_p50_ms", "server", "own-raw")}
+        parts["own-sidecar"] = {"cpu_ms_per_request": _paired(plain, "cpu_ms_per_request", "sidecar", "own-sidecar"),
+                                "added_p50_ms": _paired(plain, "added_p50_ms", "sidecar", "own-sidecar"),
+                                "cpu_ms_per_stream": _paired(streams, "cpu_ms_per_request", "sidecar", "own-sidecar")}
     result = {"latency": lat, "streams": first, "unpaced": concurrent, "parts": parts, "sidecar_minus_floor": total, "rss_mb": rss,
               "rounds": args.rounds, "requests": args.requests,
               "load_before_after": [load_before, os.getloadavg()[0]], "cpus": os.cpu_count()}
@@ -425,6 +449,14 @@ def breakdown(args: argparse.Namespace) -> int:
                    _fmt(parts.get(v, {}).get("unpaced_ratio"), "+.0f", 100)] for v in ["floor", *rungs]},
               {}, [_fmt(total["cpu_ms_per_stream"]), "", _fmt(total["added_ttfc_p50_ms"]), "", "",
                    _fmt(total["unpaced_ratio"], "+.0f", 100)])
+    if own:
+        print(f"\nuvicorn against the own HTTP server of {args.own_server} (bench/_ladder.py own-*), same apps, "
+              "uvicorn − own:")
+        for v, app_name in (("own-raw", "raw forwarder"), ("own-sidecar", "the sidecar's app")):
+            P = parts[v]
+            print(f"  {app_name:<20} own server CPU {_fmt(lat[v].get('cpu_ms_per_request'), '.2f')} ms/request, "
+                  f"uvicorn costs {_fmt(P.get('cpu_ms_per_request'))} ms CPU, {_fmt(P.get('added_p50_ms'))} ms p50"
+                  + (f", {_fmt(P['cpu_ms_per_stream'])} ms CPU/stream" if P.get("cpu_ms_per_stream") else ""))
     print("Each part (bench/_ladder.py):")
     for _name, label, what in LADDER:
         print(f"  {label}: {what}")
@@ -449,6 +481,9 @@ def main() -> int:
                         help="only the non-streamed latency and CPU (no streams, no second writer)")
     parser.add_argument("--breakdown", action="store_true",
                         help="the sidecar built up part by part (bench/_ladder.py): each part's CPU and latency")
+    parser.add_argument("--own-server", metavar="REV", nargs="?", const="H-raw-server",
+                        help="with --breakdown: also the HTTP server prototyped at REV (default H-raw-server) in place "
+                             "of uvicorn, under the raw forwarder and under the sidecar's app")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.requests, args.streams, args.per_worker = 2, 60, 20, 2
