@@ -188,7 +188,7 @@ def guarded_protocol(limits: ServerLimits) -> type[asyncio.Protocol] | None:
             super().on_headers_complete()
             cycle = self.cycle
             if cycle is not None:
-                cycle.transport = _HeadWithBody(self.transport)  # type: ignore[assignment]  # as a Transport
+                cycle.transport = _HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]  # as a Transport
 
         def on_response_complete(self) -> None:
             cycle = self.cycle
@@ -254,10 +254,10 @@ class _HeadWithBody:
     reads, for every non-streamed answer). A streamed (chunked) answer's head goes out at once, as before; a held
     head also goes out when the answer completes without a body write (HEAD) or the connection is closed."""
 
-    __slots__ = ("_transport", "_held")
+    __slots__ = ("_transport", "_loop", "_held")
 
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport, self._loop = transport, loop
         self._held: bytes | None = None
 
     def write(self, data: bytes) -> None:
@@ -265,8 +265,10 @@ class _HeadWithBody:
         if held is not None:
             self._held = None
             self._transport.write(held + data)
-        elif data[:9] == b"HTTP/1.1 " and b"\r\ncontent-length: " in data and data[9:12] != b"100":
+        elif data[:9] == b"HTTP/1.1 " and data[9:12] != b"100":
             self._held = data
+            if b"\r\ncontent-length: " not in data:
+                self._loop.call_soon(self.flush)  # a stream's head: with a first chunk written in this same turn
         else:
             self._transport.write(data)
 
