@@ -58,6 +58,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx2
 
@@ -367,6 +368,30 @@ def _paired(rounds: list[dict[str, dict[str, float]]], figure: str, upper: str, 
     return (statistics.median(diffs), min(diffs), max(diffs)) if diffs else None
 
 
+def _markdown(result: dict[str, Any], rungs: list[str]) -> None:
+    """The ladder as the Markdown table of docs/internals.md's issue-17 section."""
+    def cell(triple: tuple[float, float, float] | None, sign: bool = True, scale: float = 1.0, spec: str = ".2f") -> str:
+        if not triple:
+            return "–"
+        m, lo, hi = (x * scale for x in triple)
+        return f"{m:{'+' if sign else ''}{spec}} [{lo:{spec}}–{hi:{spec}}]".replace("-", "−")
+
+    lat, first, parts, total = result["latency"], result["streams"], result["parts"], result["sidecar_minus_floor"]
+    concurrent = result["unpaced"]
+    labels = {"floor": "floor: a raw asyncio forwarder", **{name: label for name, label, _what in LADDER}}
+    print("| rung | CPU ms / request | its part | added p50 ms | its part | added p99 ms | CPU ms / stream | its part "
+          "| added TTFC p50 ms | concurrent unpaced % of direct |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for v in ["floor", *rungs]:
+        L, S, P = lat[v], first.get(v, {}), parts.get(v, {})
+        print(f"| {labels[v]} | {cell(L.get('cpu_ms_per_request'), False)} | {cell(P.get('cpu_ms_per_request'))} "
+              f"| {cell(L.get('added_p50_ms'))} | {cell(P.get('added_p50_ms'))} | {cell(L.get('added_p99_ms'))} "
+              f"| {cell(S.get('cpu_ms_per_request'), False)} | {cell(P.get('cpu_ms_per_stream'))} "
+              f"| {cell(S.get('added_p50_ms'))} | {cell(concurrent.get(v, {}).get('ratio'), False, 100, '.0f')} |")
+    print(f"| **sidecar − floor** | | **{cell(total['cpu_ms_per_request'])}** | | **{cell(total['added_p50_ms'])}** | | "
+          f"| **{cell(total['cpu_ms_per_stream'])}** | | |")
+
+
 def breakdown(args: argparse.Namespace) -> int:
     """The ladder of ``--breakdown``: direct, the floor, then the sidecar's rungs (``LADDER``) up to the sidecar."""
     rungs = [name for name, _label, _what in LADDER]
@@ -412,6 +437,9 @@ def breakdown(args: argparse.Namespace) -> int:
               "load_before_after": [load_before, os.getloadavg()[0]], "cpus": os.cpu_count()}
     if args.json:
         print(json.dumps(result, indent=2))
+        return 0
+    if args.markdown:
+        _markdown(result, rungs)
         return 0
     n_streams = max(20, args.requests // 4)
     print(f"Breakdown: {args.rounds} rounds; per round {args.requests} non-streamed requests, "
@@ -475,6 +503,7 @@ def main() -> int:
     parser.add_argument("--chunk-delay", type=float, default=0.02, help="pause between chunks, paced runs (s)")
     parser.add_argument("--quick", action="store_true", help="2 rounds, 60 requests, 20 streams")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--markdown", action="store_true", help="with --breakdown: the ladder as a Markdown table")
     parser.add_argument("--compare", action="append", default=[], metavar="REV",
                         help="also run the sidecar of this git revision, as variant sidecar@REV (repeatable)")
     parser.add_argument("--latency-only", action="store_true",
