@@ -187,13 +187,10 @@ def guarded_protocol(limits: ServerLimits) -> type[asyncio.Protocol] | None:
             self._cancel_head_timer()
             super().on_headers_complete()
             cycle = self.cycle
-            if cycle is not None:
+            if cycle is not None and cycle.scope["method"] != "HEAD":  # a HEAD answer has no body write
                 cycle.transport = _HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]  # as a Transport
 
         def on_response_complete(self) -> None:
-            cycle = self.cycle
-            if cycle is not None and isinstance(cycle.transport, _HeadWithBody):
-                cycle.transport.flush()  # a HEAD answer has no body write to carry its head
             super().on_response_complete()
             self._maybe_idle()
 
@@ -251,8 +248,10 @@ class _HeadWithBody:
     """The transport as one request's ASGI cycle sees it: the head of an answer with a ``content-length`` is held
     until the body's first write and sent with it, in one ``send`` (uvicorn writes the head at
     ``http.response.start`` and the body at ``http.response.body``: two system calls, and two segments the app
-    reads, for every non-streamed answer). A streamed (chunked) answer's head goes out at once, as before; a held
-    head also goes out when the answer completes without a body write (HEAD) or the connection is closed."""
+    reads, for every non-streamed answer). uvicorn writes the body of every answer but a HEAD one, an empty one
+    too; a HEAD request's cycle gets the transport itself. A streamed (chunked) answer's head waits only for the
+    rest of the event loop's turn: it leaves with a first chunk written in that turn, else alone. A held head also
+    goes out when the connection is closed (an app that failed after its ``http.response.start``)."""
 
     __slots__ = ("_transport", "_loop", "_held")
 
