@@ -1,12 +1,15 @@
 """The metering pipeline of one non-streamed chat, alone: describe (prompt count) + ``Meter.reserve`` + settle.
 
-    python bench/bench_meter.py [--iterations 2000] [--rows 1000] [--writer | --second-writer [RATE]] [--trace]
+    python bench/bench_meter.py [--iterations 2000] [--rows 1000] [--writer | --second-writer [RATE]] [--rate R]
+                                [--trace]
 
 Against a warm ledger (``--rows`` settled rows in the hour's window; a request every ``--step`` seconds, the relay's rules on, one key), it
 runs ``--iterations`` cycles and prints CPU per cycle (``time.process_time``) for each step and the SQL statements
 one cycle executes (``sqlite3.Connection.set_trace_callback``; a trigger's work is part of its statement).
 ``--writer``: another connection inserts a row between two cycles (the worst case: every reserve sees a change it
-did not make). ``--second-writer``: another process with its own Meter reserves and settles ``RATE`` rows a second
+did not make). ``--rate R``: R cycles a second (default: one after another): the process's whole CPU per cycle,
+its background WAL checkpoints included, depends on how many requests a checkpoint covers (the sidecar's bench
+serves a few hundred a second). ``--second-writer``: another process with its own Meter reserves and settles ``RATE`` rows a second
 (default 50) on the bench's clock while it runs, as an SDK script beside the sidecar would. ``--trace`` prints each
 statement of one cycle.
 """
@@ -73,6 +76,21 @@ def _second_writer(path: str, home: str, now: object, rate: float, stop: object)
         time.sleep(max(0.0, next_at - time.monotonic()))
 
 
+def _checkpoint_thread_cpu() -> float:
+    """CPU seconds (utime + stime from ``/proc``) of this process's ledger checkpoint thread(s) so far."""
+    import threading
+
+    total = 0.0
+    for thread in threading.enumerate():
+        if thread.name == "baicai-ledger-checkpoint" and thread.native_id is not None:
+            try:
+                fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=2000)
@@ -82,6 +100,7 @@ def main() -> None:
     parser.add_argument("--writer", action="store_true", help="another connection writes between two cycles")
     parser.add_argument("--second-writer", type=float, nargs="?", const=50.0, default=None, metavar="RATE",
                         help="another process writes RATE rows a second (default 50) while the bench runs")
+    parser.add_argument("--rate", type=float, default=None, help="cycles a second (default: one after another)")
     parser.add_argument("--trace", action="store_true", help="print the statements of one cycle")
     args = parser.parse_args()
 
@@ -148,10 +167,16 @@ def main() -> None:
         walls.clear()
         rows_before = conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
         wall = time.monotonic()
-        for _ in range(args.iterations):
+        process_cpu = time.process_time()
+        checkpoint_cpu = _checkpoint_thread_cpu()
+        for n in range(args.iterations):
             write_elsewhere()
             for i, part in enumerate(cycle()):
                 totals[i] += part
+            if args.rate:
+                time.sleep(max(0.0, wall + (n + 1) / args.rate - time.monotonic()))
+        process_cpu = time.process_time() - process_cpu
+        checkpoint_cpu = _checkpoint_thread_cpu() - checkpoint_cpu
         wall = time.monotonic() - wall
         others = conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] - rows_before - args.iterations
         if writer is not None:
@@ -165,6 +190,9 @@ def main() -> None:
               f"writer: {kind}, {n} cycles")
         print(f"  describe (prompt count) {describe:.3f} ms   reserve {reserve:.3f} ms   settle {settle:.3f} ms"
               f"   total {describe + reserve + settle:.3f} ms CPU/request")
+        print(f"  the process's CPU per request, all threads (background checkpoints included): "
+              f"{process_cpu / n * 1000:.3f} ms ({n / wall:.0f} requests a second), of which the checkpoint "
+              f"thread {checkpoint_cpu / n * 1000:.3f} ms")
         walls.sort()
         print(f"  reserve + settle wall time: p50 {walls[n // 2] * 1e3:.3f} ms   p99 {walls[int(n * 0.99)] * 1e3:.2f} ms"
               f"   max {walls[-1] * 1e3:.2f} ms (a WAL checkpoint's fsyncs in a commit show here)")

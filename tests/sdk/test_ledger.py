@@ -236,3 +236,38 @@ def test_a_writers_wal_reaches_the_file_from_a_background_thread(tmp_path: Path,
     wait_until(rows_in_the_file_alone, timeout=10, what="the background checkpoint")
     reader = _ledger.connect(path)  # readers (UsageStore, the TUI) keep SQLite's own setting
     assert reader.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+
+
+def test_the_checkpoint_thread_copies_after_many_requests_or_when_the_writes_pause(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint costs ≈ 1 ms of CPU whatever it copies (its fsyncs): not one every round while requests come,
+    one per :data:`CHECKPOINT_REQUESTS` requests — and whatever waits once the writes pause."""
+    import time
+
+    from baicai_sdk.testing import wait_until
+
+    checkpoints: list[tuple[int, int, int]] = []
+    real = _ledger.checkpoint
+    monkeypatch.setattr(_ledger, "checkpoint", lambda conn: checkpoints.append(real(conn)) or checkpoints[-1])
+    monkeypatch.setattr(_ledger, "CHECKPOINT_SECONDS", 0.02)
+    monkeypatch.setattr(_ledger, "CHECKPOINT_REQUESTS", 10_000)
+    monkeypatch.setattr(_ledger, "CHECKPOINT_QUIET_ROUNDS", 50)
+    path = tmp_path / "l.db"
+    meter = Meter(ledger_path=path, tier="paid")
+    info = describe_request("/v1/chat/completions", {"model": "gpt-3.5-turbo", "messages": []})
+
+    def requests(n: int) -> None:
+        for _ in range(n):
+            r = meter.reserve(SECRET_KEY, info)
+            assert isinstance(r, Reservation)
+            r.settle(prompt_tokens=3, completion_tokens=4)
+            time.sleep(0.01)
+
+    requests(40)  # 0.4 s of steady writes, 20 rounds of the thread: nothing copied yet
+    assert checkpoints == []
+    wait_until(lambda: checkpoints, timeout=10, what="the checkpoint after the pause")
+    assert checkpoints[0][0] == 0 and checkpoints[0][1] == checkpoints[0][2] > 0  # everything copied
+    monkeypatch.setattr(_ledger, "CHECKPOINT_REQUESTS", 10)
+    monkeypatch.setattr(_ledger, "CHECKPOINT_QUIET_ROUNDS", 10_000)
+    requests(60)  # many requests: copied while the writes go on
+    assert len(checkpoints) >= 3
