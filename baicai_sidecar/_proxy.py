@@ -281,22 +281,32 @@ class Proxy:
         status = 0
         box: list[tuple[int, str] | None] = [None]
         _REASON.set(box)
+        answered: list[httpx2.Response] = []
         try:
-            response = await self._until_disconnect(self._send_with_retries(request, scope, send, path, app),
-                                                    receive, path, app)
+            # One watcher of the app for the upstream answer and, for a stream, its whole relay: if the app leaves
+            # first (closed the connection, gave up, timed out), the upstream request is cancelled — its connection
+            # closed, so the relay stops working on it — instead of running on to be billed for an answer nobody
+            # reads (and again for each of the app's retries).
+            left, streamed = await _unless_app_leaves(self._exchange(request, scope, send, path, app, answered),
+                                                      receive)
+            response = answered[0] if answered else None
+            if left:
+                if response is None:
+                    log.info("%s: the app (%s) left before the answer: upstream request cancelled", path, app)
+                else:
+                    log.info("client left mid-stream on %s (app=%s): upstream request cancelled", path, app)
             if response is None:
                 return  # an error answer was already sent, or the app left
             status = response.status_code
-            if is_event_stream(response.headers) and status < 400:
-                self.stats.streams += 1
-                await self._relay_stream(response, receive, send, path, app)
-            else:
+            if not streamed and not left:
                 await self._relay_body(response, send, path, app)
                 _settle_after(response)  # the app has its answer: now the ledger row
         except asyncio.CancelledError:  # the sidecar is stopping (or the server gave up on the connection)
+            status = answered[0].status_code if answered else status
             box[0] = box[0] or (status, tr("已取消", "cancelled"))
             raise
         finally:
+            response = answered[0] if answered else None  # also when sending to the app failed mid-stream
             if response is not None:
                 _settle_after(response)  # the app left, or sending failed: the answer came all the same
             # Always: closing the upstream response is what settles the ledger (as "cancelled"/"dropped" when
@@ -310,15 +320,20 @@ class Proxy:
             log.info("%s %s -> %s app=%s %.1f ms%s", scope["method"], path, status or "-", app,
                      (time.perf_counter() - started) * 1000, f" · {reason[1]}" if reason is not None else "")
 
-    async def _until_disconnect(self, sending: Coroutine[Any, Any, httpx2.Response | None], receive: Receive,
-                                path: str, app: str | None) -> httpx2.Response | None:
-        """Await the upstream answer while watching the app: if it leaves first (closed the connection, gave up,
-        timed out), the upstream request is cancelled — its connection closed, so the relay stops working on it —
-        instead of running on to be billed for an answer nobody reads (and again for each of the app's retries)."""
-        left, response = await _unless_app_leaves(sending, receive)
-        if left:
-            log.info("%s: the app (%s) left before the answer: upstream request cancelled", path, app)
-        return response
+    async def _exchange(self, request: httpx2.Request, scope: Scope, send: Send, path: str, app: str | None,
+                        answered: list[httpx2.Response]) -> bool:
+        """The upstream answer (put in ``answered`` as soon as it is there, for the caller to close whatever
+        happens next) and, when it is an event stream, its relay to the app; True for a stream. A complete answer
+        is relayed by the caller, no longer watching the app."""
+        response = await self._send_with_retries(request, scope, send, path, app)
+        if response is None:
+            return False
+        answered.append(response)
+        if response.status_code >= 400 or not is_event_stream(response.headers):
+            return False
+        self.stats.streams += 1
+        await self._relay_stream(response, send, path, app)
+        return True
 
     async def _send_with_retries(self, request: httpx2.Request, scope: Scope, send: Send, path: str,
                                  app: str | None) -> httpx2.Response | None:
@@ -440,16 +455,12 @@ class Proxy:
             (b"x-should-retry", b"true" if retry else b"false")]})
         await send({"type": "http.response.body", "body": body})
 
-    async def _relay_stream(self, response: httpx2.Response, receive: Receive, send: Send, path: str,
-                            app: str | None) -> None:
+    async def _relay_stream(self, response: httpx2.Response, send: Send, path: str, app: str | None) -> None:
         headers = self._response_headers(response)
         headers = [(k, v) for k, v in headers if k not in (b"cache-control", b"x-accel-buffering")]
         headers += [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
         await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-
-        left, _ = await _unless_app_leaves(self._pump(response, send, path, app), receive)
-        if left:
-            log.info("client left mid-stream on %s (app=%s): upstream request cancelled", path, app)
+        await self._pump(response, send, path, app)
 
     async def _pump(self, response: httpx2.Response, send: Send, path: str, app: str | None) -> None:
         done_seen = False

@@ -167,6 +167,30 @@ def test_client_disconnect_cancels_upstream_and_settles(emulator: Any, sidecar: 
     assert time.monotonic() - started < 10
 
 
+def test_an_app_leaving_after_the_streams_head_cancels_it_and_the_console_says_so(
+        emulator: Any, sidecar: Any, app_token: str, ledger_rows: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """One watcher covers the answer and the whole stream: an app gone between the stream's head and its first
+    event (and one gone before any answer) cancels the upstream request, the row reads cancelled, the console
+    says which."""
+    caplog.set_level(logging.INFO, logger="baicai.sidecar")
+    emulator.configure(chunk_delay=0.5, reply_tokens=100)
+    started = time.monotonic()
+    with httpx2.stream("POST", sidecar.base_url + "/chat/completions", json={**CHAT, "stream": True},
+                       headers={"authorization": f"Bearer {app_token}"}) as r:
+        assert r.status_code == 200  # the head came; the app leaves before any event
+    row = wait_for(lambda: [r for r in ledger_rows() if r["status"] != "pending"], timeout=10)[0]
+    assert row["status"] == "cancelled"
+    assert time.monotonic() - started < 10  # 100 events x 0.5 s would be 50 s
+    assert wait_for(lambda: [rec for rec in caplog.records if "left mid-stream" in rec.getMessage()])
+
+    emulator.configure(chunk_delay=0.0, faults="latency=3")
+    with pytest.raises(httpx2.ReadTimeout):
+        httpx2.post(sidecar.base_url + "/chat/completions", json=CHAT, timeout=0.3,
+                    headers={"authorization": f"Bearer {app_token}"})
+    assert wait_for(lambda: [rec for rec in caplog.records if "left before the answer" in rec.getMessage()])
+    assert wait_for(lambda: len([r for r in ledger_rows() if r["status"] == "cancelled"]) == 2, timeout=10)
+
+
 @pytest.mark.parametrize("style", ["openai", "openai-str", "code-msg", "errcode"])
 def test_relay_errors_in_any_envelope_become_openai_errors(emulator: Any, sidecar: Any, app_token: str,
                                                            style: str, ledger_rows: Any) -> None:
