@@ -380,3 +380,122 @@ def test_a_conversation_resent_is_counted_once_per_new_message(monkeypatch: pyte
     again.append({"role": "user", "content": "新的问题 new question"})
     assert _tokens.count_chat(again) == expected + 3 + len(real("user")) + len(real("新的问题 new question"))
     assert encoded == ["新的问题 new question"]
+
+
+def _stream_events(draw: Any) -> list[bytes]:
+    """A stream's data payloads as relays write them: one id/model/index per stream, content events around the
+    odd one out (role, refusal, tool call, usage, a second choice, a different index, invalid JSON, a text with
+    quotes, backslashes, escapes and newlines), compact or spaced, ASCII-escaped or not."""
+    import json
+
+    from hypothesis import strategies as st
+
+    compact = draw(st.booleans())
+    ascii_only = draw(st.booleans())
+    separators = (",", ":") if compact else (", ", ": ")
+    index = draw(st.sampled_from([0, 0, 1]))
+    head = {"id": "chatcmpl-" + draw(st.text("abc123", min_size=1, max_size=6)), "object": "chat.completion.chunk",
+            "created": 1796188890, "model": "gpt-3.5-turbo", "system_fingerprint": None}
+    texts = st.text(alphabet=st.sampled_from(list('ab 白菜"\\/\n\t{}[]:,\u00e9\U0001f600')), max_size=8)
+
+    def dump(event: dict[str, Any]) -> bytes:
+        return json.dumps(event, separators=separators, ensure_ascii=ascii_only).encode()
+
+    usage = draw(st.sampled_from([{}, {"usage": None}, {"usage": {"prompt_tokens": 3, "completion_tokens": 5}}]))
+
+    def content(text: str, at: int = index, **extra: Any) -> dict[str, Any]:
+        return {**head, "choices": [{"index": at, "delta": {"content": text, **extra}, "logprobs": None,
+                                     "finish_reason": None}], **usage}
+
+    odd = [
+        lambda: dump(content("", role="assistant")),
+        lambda: dump(content(draw(texts), refusal="no")),
+        lambda: dump({**head, "choices": [{"index": index, "delta": {"tool_calls": [
+            {"index": 0, "function": {"name": "f", "arguments": draw(texts)}}]}}]}),
+        lambda: dump({**head, "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 7}}),
+        lambda: dump({**head, "choices": [content(draw(texts))["choices"][0], content("x", 1)["choices"][0]]}),
+        lambda: dump(content(draw(texts), at=index + 1)),
+        lambda: dump(content(draw(texts), finish=True)),
+        lambda: b'{"choices": [{"index": 0, "delta": {"content": "cut',
+        lambda: dump(content(draw(texts))).replace(b'"content"', b'"content" ', 1),
+        lambda: dump(content(draw(texts))) + b", " + dump(content("two")),
+        lambda: dump({**head, "choices": [{"index": index, "delta": {}, "logprobs": None, "finish_reason": "stop"}]}),
+        lambda: dump(content("QUOTED")).replace(b"QUOTED", b'a","b'),  # not JSON: a raw quote in the text
+        lambda: dump(content("two", at=index + 1)) + b", " + dump(content("three", at=index + 2)),  # two in one
+    ]
+    # Not JSON either, but decodable: the key twice (the last one wins), the first the same in every event.
+    twice = draw(st.booleans()) and draw(st.integers(0, 4)) == 0
+    payloads = []
+    for _ in range(draw(st.integers(0, 12))):
+        if draw(st.integers(0, 4)) == 0:
+            payloads.append(draw(st.sampled_from(odd))())
+        elif twice:
+            last = json.dumps(draw(st.sampled_from(["dup", "other", "x"]))).encode()
+            payloads.append(dump(content("FIRST")).replace(b'"FIRST"', b'"dup", "content": ' + last))
+        else:
+            payloads.append(dump(content(draw(texts))))
+    return payloads
+
+
+def test_a_streams_text_decoded_from_its_events_template_is_what_decoding_each_event_gives() -> None:
+    """The tally decodes only the texts of events that share one template (the rest whole); what it counts — each
+    choice's text in order, answer events, reported usage — must be what decoding every event whole gives, for
+    any mix of events a relay may send (and fall back to that whenever the template cannot be trusted)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from baicai_sdk._transport import _metered
+    from baicai_sdk._transport._metered import _StreamTally
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.data())
+    def check(data: Any) -> None:
+        payloads = data.draw(st.composite(lambda draw: _stream_events(draw))())
+        results = []
+        for minimum in (_metered._TEMPLATE_MIN_EVENTS, 10**9):
+            tally = _StreamTally(counter=StreamCounter("gpt-3.5-turbo"))
+            tally.payloads = list(payloads)
+            saved, _metered._TEMPLATE_MIN_EVENTS = _metered._TEMPLATE_MIN_EVENTS, minimum
+            try:
+                tally.finish()
+            finally:
+                _metered._TEMPLATE_MIN_EVENTS = saved
+            counter = tally.counter
+            text = {choice: "".join(pieces) for choice, pieces in counter._pieces.items()}  # what is encoded
+            results.append((text, tally.answered, counter.reported_usage, counter.tokens))
+        assert results[0] == results[1]
+
+    check()
+
+
+def test_a_plain_streams_events_are_counted_from_their_template() -> None:
+    """The usual stream (role event, content events, finish event) takes the template path, and counts as before."""
+    import json
+
+    from baicai_sdk._transport import _metered
+    from baicai_sdk._transport._metered import _StreamTally
+
+    head = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-3.5-turbo"}
+    texts = ["白菜", ' is "a', " cabbage\\", "\n."]
+    events = ([{**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}]
+              + [{**head, "choices": [{"index": 0, "delta": {"content": t}, "finish_reason": None}]} for t in texts]
+              + [{**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}])
+    tally = _StreamTally(counter=StreamCounter("gpt-3.5-turbo"))
+    tally.payloads = [json.dumps(e, ensure_ascii=False).encode() for e in events]
+    assert all(_metered._content_template(payload) is not None for payload in tally.payloads[1:5])
+    tally.finish()
+    expected = StreamCounter("gpt-3.5-turbo")
+    expected.feed("".join(texts))
+    assert "".join(tally.counter._pieces[0]) == "".join(texts) and tally.counter.tokens == expected.tokens
+    assert tally.answered == 6
+
+    # Two events in one payload (not JSON; decoded together, as before, they count as two), a second choice.
+    second = {**head, "choices": [{"index": 1, "delta": {"content": "二"}}]}
+    odd = json.dumps(second).encode() + b", " + json.dumps(second).encode()
+    tally = _StreamTally(counter=StreamCounter("gpt-3.5-turbo"))
+    tally.payloads = [json.dumps(e, ensure_ascii=False).encode() for e in events]
+    tally.payloads[2:2] = [odd]
+    tally.payloads.insert(5, json.dumps(second).encode())
+    tally.finish()
+    assert {choice: "".join(pieces) for choice, pieces in tally.counter._pieces.items()} == {
+        0: "".join(texts), 1: "二二二"} and tally.answered == 9
