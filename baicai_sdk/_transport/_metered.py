@@ -248,8 +248,9 @@ class _StreamTally:
                     break  # (the events are read from the chunk again below)
             else:
                 self.payloads.extend(plain)
-                if done:
-                    self.done = True
+                if done:  # the end goes through the decoder, as every event but an answer's (one event: its shortcut)
+                    for event in self.decoder.feed(_DONE_EVENT):
+                        self._take(event.data)
                 return None
         found = None
         for event in self.decoder.feed(chunk):
@@ -346,6 +347,7 @@ class _StreamTally:
         return True
 
 
+_DONE_EVENT = b"data: [DONE]\n\n"
 _TEMPLATE_MIN_EVENTS = 4
 """Fewer events than this are decoded whole: finding the template would cost more than it saves."""
 _CONTENT_KEY = b'"content"'
