@@ -253,18 +253,20 @@ class _HeadWithBody:
     rest of the event loop's turn: it leaves with a first chunk written in that turn, else alone. A held head also
     goes out when the connection is closed (an app that failed after its ``http.response.start``)."""
 
-    __slots__ = ("_transport", "_loop", "_held")
+    __slots__ = ("_transport", "_loop", "_held", "_before_head")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport, self._loop = transport, loop
         self._held: bytes | None = None
+        self._before_head = True  # only the cycle's first write (after any 100 Continue) is a head
 
     def write(self, data: bytes) -> None:
         held = self._held
         if held is not None:
             self._held = None
             self._transport.write(held + data)
-        elif data[:9] == b"HTTP/1.1 " and data[9:12] != b"100":
+        elif self._before_head and data[:9] == b"HTTP/1.1 " and data[9:12] != b"100":
+            self._before_head = False
             self._held = data
             if b"\r\ncontent-length: " not in data:
                 self._loop.call_soon(self.flush)  # a stream's head: with a first chunk written in this same turn
