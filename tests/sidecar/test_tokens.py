@@ -93,3 +93,22 @@ def test_a_damaged_token_file_is_said_in_the_language_set(sidecar, app_token: st
     refused = [r.getMessage() for r in caplog.records if r.getMessage().startswith(prefix)]
     assert refused and "sidecar_token_file_damaged" in refused[-1] and shown in refused[-1]
     assert not_shown not in refused[-1]
+
+
+def test_a_token_already_issued_is_read_without_the_cross_process_lock(tmp_path: Path) -> None:
+    """`baicai sidecar` asks for the default token at every start: once it exists, the answer is read as ``get``
+    reads it (the file is replaced whole), without importing filelock (1 MB of the sidecar's memory); a new or a
+    rotated token is still made under the lock."""
+    import json
+    import subprocess
+    import sys
+
+    path = tmp_path / "sidecar-tokens.json"
+    token = TokenStore(path).default_token()
+    code = ("import json, sys; from baicai_sidecar._tokens import TokenStore; store = TokenStore(sys.argv[1]); "
+            "same = store.default_token(); before = 'filelock' in sys.modules; new = store.issue('other'); "
+            "print(json.dumps([same, before, 'filelock' in sys.modules, new]))")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True).stdout
+    same, locked_for_existing, locked_for_new, new = json.loads(out)
+    assert same == token and not locked_for_existing
+    assert locked_for_new and new != token and TokenStore(path).get("other") == new
