@@ -10,8 +10,9 @@ one cycle executes (``sqlite3.Connection.set_trace_callback``; a trigger's work 
 did not make). ``--rate R``: R cycles a second (default: one after another): the process's whole CPU per cycle,
 its background WAL checkpoints included, depends on how many requests a checkpoint covers (the sidecar's bench
 serves a few hundred a second). ``--second-writer``: another process with its own Meter reserves and settles ``RATE`` rows a second
-(default 50) on the bench's clock while it runs, as an SDK script beside the sidecar would. ``--trace`` prints each
-statement of one cycle.
+(default 50) on the bench's clock while it runs, as an SDK script beside the sidecar would. ``--deferred``: settles as the sidecar
+makes them (``deferred=True``: written in the next reservation's transaction). ``--trace`` prints each statement of
+one cycle.
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ def main() -> None:
     parser.add_argument("--writer", action="store_true", help="another connection writes between two cycles")
     parser.add_argument("--second-writer", type=float, nargs="?", const=50.0, default=None, metavar="RATE",
                         help="another process writes RATE rows a second (default 50) while the bench runs")
+    parser.add_argument("--deferred", action="store_true",
+                        help="settle as the sidecar does: the UPDATE goes into the next reservation's commit")
     parser.add_argument("--rate", type=float, default=None, help="cycles a second (default: one after another)")
     parser.add_argument("--trace", action="store_true", help="print the statements of one cycle")
     args = parser.parse_args()
@@ -142,7 +145,8 @@ def main() -> None:
             w = time.perf_counter()
             reservation = meter.reserve(KEY, info, url=URL, app="bench")
             t2 = time.process_time()
-            reservation.settle(status="ok", http_status=200, prompt_tokens=20, completion_tokens=40)  # type: ignore[union-attr]
+            reservation.settle(status="ok", http_status=200, prompt_tokens=20, completion_tokens=40,  # type: ignore[union-attr]
+                               deferred=args.deferred)
             walls.append(time.perf_counter() - w)
             t3 = time.process_time()
             return t1 - t0, t2 - t1, t3 - t2

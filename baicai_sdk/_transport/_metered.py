@@ -657,10 +657,22 @@ class _SettleLater:
         self.latency_ms = int((time.monotonic() - attempt.started) * 1000)
 
     def __call__(self) -> None:
+        """Called on the event loop that reserved: the row's ``UPDATE`` then goes into the next reservation's commit,
+        or a timer of that loop writes it within ``SETTLE_FLUSH_SECONDS`` (``Meter.flush_settles``): one commit per
+        request instead of two while requests keep coming. Without a running asyncio loop it is written at once."""
+        import asyncio
+
         attempt = self.attempt
-        if not attempt.settled:
-            attempt.settle(status="ok", http_status=self.status, latency_ms=self.latency_ms,
-                           **_usage_outcome(self.body, attempt.info))
+        if attempt.settled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        attempt.settle(status="ok", http_status=self.status, latency_ms=self.latency_ms, deferred=loop is not None,
+                       **_usage_outcome(self.body, attempt.info))
+        if loop is not None:
+            attempt.pipeline.meter.flush_settles_soon(loop.call_later)
 
 
 def _usage_outcome(body: Any, info: RequestInfo) -> dict[str, Any]:
@@ -916,6 +928,8 @@ class AsyncMeteredTransport(httpx2.AsyncBaseTransport):
         return pipeline.annotate(request, response, body, attempt)
 
     async def aclose(self) -> None:
+        if self._pipeline._meter is not None:  # (never opens a ledger only to close it)
+            self._pipeline._meter.flush_settles()  # deferred settles: the sidecar's shutdown comes here
         await self._inner.aclose()
 
 

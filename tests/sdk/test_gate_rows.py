@@ -197,8 +197,12 @@ _ANSWER = {"id": "x", "object": "chat.completion", "created": 0, "model": "gpt-3
 
 async def test_settle_after_leaves_a_success_pending_until_the_caller_settles_it() -> None:
     """The sidecar's ``SETTLE_AFTER``: a successful complete answer comes back with its row pending and the call
-    that settles it (once, as ``ok`` from the answer's usage); errors, and requests without the mark, are settled
+    that settles it (once, as ``ok`` from the answer's usage) — written with the next reservation's commit, or by
+    the event loop's timer within ``SETTLE_FLUSH_SECONDS``; errors, and requests without the mark, are settled
     before the answer as always."""
+    import asyncio
+
+    from baicai_sdk._meter import SETTLE_FLUSH_SECONDS
     from baicai_sdk._transport import AsyncMeteredTransport
     from baicai_sdk.integration import SETTLE_AFTER
 
@@ -218,11 +222,15 @@ async def test_settle_after_leaves_a_success_pending_until_the_caller_settles_it
     settle = response.extensions.pop(SETTLE_AFTER)
     settle()
     settle()  # at most once
+    assert [r["status"] for r in _rows()] == ["pending"]  # not yet: no reservation came, the timer has not run
+    await asyncio.sleep(SETTLE_FLUSH_SECONDS * 2)  # (the loop runs the earlier timer first)
     (row,) = _rows()
     assert (row["status"], row["http_status"], row["prompt_tokens"], row["completion_tokens"]) == ("ok", 200, 7, 3)
 
-    plain = await transport.handle_async_request(request())
-    assert SETTLE_AFTER not in plain.extensions and _rows()[-1]["status"] == "ok"
+    response = await transport.handle_async_request(request(**{SETTLE_AFTER: True}))
+    response.extensions.pop(SETTLE_AFTER)()
+    plain = await transport.handle_async_request(request())  # its reservation writes the settle before it
+    assert SETTLE_AFTER not in plain.extensions and [r["status"] for r in _rows()] == ["ok", "ok", "ok"]
     status[0] = 500
     failed = await transport.handle_async_request(request(**{SETTLE_AFTER: True}))
     assert SETTLE_AFTER not in failed.extensions and _rows()[-1]["status"] == "error"

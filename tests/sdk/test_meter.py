@@ -296,3 +296,54 @@ def test_a_rows_process_start_time_is_psutils_without_importing_it() -> None:
 
     loaded, started, psutils = json.loads(out)
     assert not loaded and started == psutils
+
+
+def test_a_deferred_settle_is_written_in_the_next_reservations_commit(meter: Meter, clock: Clock) -> None:
+    """``deferred=True`` (the sidecar, after the app has its answer): no commit of its own — the next reservation
+    writes the row's UPDATE before it decides, in its one transaction, and its window already counts what the
+    answer really used."""
+    from baicai_sdk import _ledger
+
+    first = meter.reserve(FREE_KEY, chat(max_tokens=100))
+    assert isinstance(first, Reservation)
+    first.settle(prompt_tokens=9, completion_tokens=12, http_status=200, deferred=True)
+    assert [r["status"] for r in rows(meter.path)] == ["pending"]  # until the next transaction
+    statements: list[str] = []
+    conn = meter._conn()
+    conn.set_trace_callback(statements.append)
+    clock.t += 1
+    second = meter.reserve(FREE_KEY, chat(max_tokens=100))
+    conn.set_trace_callback(None)
+    assert isinstance(second, Reservation)
+    kinds = [s.split()[0] for i, s in enumerate(statements) if i == 0 or s != statements[i - 1]]
+    assert kinds[0] == "BEGIN" and kinds[-1] == "COMMIT" and kinds.count("COMMIT") == 1
+    assert kinds.index("UPDATE") < kinds.index("INSERT")  # settled before the decision
+    first_row, second_row = rows(meter.path)
+    assert (first_row["status"], first_row["prompt_tokens"], first_row["completion_tokens"]) == ("ok", 9, 12)
+    assert second_row["status"] == "pending"
+    tokens = _ledger.window_totals(conn, "gpt-3.5", T0 - 3600)[1]
+    assert tokens == 21 + second_row["win_tokens"]  # the settled figure, not the first reservation's estimate
+
+
+def test_deferred_settles_survive_a_reservation_that_fails_and_are_flushed(meter: Meter, clock: Clock) -> None:
+    """A reservation that fails after taking the waiting settles rolls back and puts them back: nothing lost;
+    ``flush_settles`` (the loop's timer, the transport's close) writes them in one transaction."""
+    reservations = [meter.reserve(FREE_KEY, chat()) for _ in range(3)]
+    for n, r in enumerate(reservations):
+        assert isinstance(r, Reservation)
+        r.settle(prompt_tokens=5, completion_tokens=n, deferred=True)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    meter._sized = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        meter.reserve(FREE_KEY, chat())
+    del meter._sized
+    assert [r["status"] for r in rows(meter.path)] == ["pending"] * 3
+    meter.flush_settles()
+    assert [(r["status"], r["completion_tokens"]) for r in rows(meter.path)] == [("ok", 0), ("ok", 1), ("ok", 2)]
+    meter.flush_settles()  # nothing waits: no transaction at all
+    calls: list[float] = []
+    meter.flush_settles_soon(lambda delay, flush: calls.append(delay))
+    assert calls == []  # nothing to flush: no timer
