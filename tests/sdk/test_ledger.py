@@ -246,13 +246,20 @@ def test_the_checkpoint_thread_copies_after_many_requests_or_when_the_writes_pau
 
     from baicai_sdk.testing import wait_until
 
+    path = tmp_path / "l.db"
     checkpoints: list[tuple[int, int, int]] = []
     real = _ledger.checkpoint
-    monkeypatch.setattr(_ledger, "checkpoint", lambda conn: checkpoints.append(real(conn)) or checkpoints[-1])
+
+    def counted(conn: sqlite3.Connection) -> tuple[int, int, int]:
+        done = real(conn)
+        if conn.execute("PRAGMA database_list").fetchone()[2] == str(path.resolve()):  # (not earlier tests' threads)
+            checkpoints.append(done)
+        return done
+
+    monkeypatch.setattr(_ledger, "checkpoint", counted)
     monkeypatch.setattr(_ledger, "CHECKPOINT_SECONDS", 0.02)
     monkeypatch.setattr(_ledger, "CHECKPOINT_REQUESTS", 10_000)
     monkeypatch.setattr(_ledger, "CHECKPOINT_QUIET_ROUNDS", 50)
-    path = tmp_path / "l.db"
     meter = Meter(ledger_path=path, tier="paid")
     info = describe_request("/v1/chat/completions", {"model": "gpt-3.5-turbo", "messages": []})
 
@@ -266,7 +273,7 @@ def test_the_checkpoint_thread_copies_after_many_requests_or_when_the_writes_pau
     requests(40)  # 0.4 s of steady writes, 20 rounds of the thread: nothing copied yet
     assert checkpoints == []
     wait_until(lambda: checkpoints, timeout=10, what="the checkpoint after the pause")
-    assert checkpoints[0][0] == 0 and checkpoints[0][1] == checkpoints[0][2]  # everything copied
+    assert checkpoints[0][0] == 0 and checkpoints[0][1] == checkpoints[0][2] > 0  # everything copied
     monkeypatch.setattr(_ledger, "CHECKPOINT_REQUESTS", 10)
     monkeypatch.setattr(_ledger, "CHECKPOINT_QUIET_ROUNDS", 10_000)
     requests(60)  # many requests: copied while the writes go on
