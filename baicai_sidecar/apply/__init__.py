@@ -189,28 +189,32 @@ def apply(p: Plan, *, force: bool = False) -> Record:
     return write_plan(p, force=force)
 
 
-def undo(app: str) -> UndoResult:
+def undo(app: str, *, dry_run: bool = False) -> UndoResult:
     """Undo the last apply for ``app`` (see ``_safety.undo_record``), then revoke the app's sidecar token.
 
     The token goes too because the app's config no longer names it: left active, a copy of the old config (a
     backup, a synced settings file) would still spend the real key through the sidecar. Link and instructions
     apps leave no file record; for them undo revokes the token only, and says so. When a file could not be put
     back, the token stays (the app may still be pointed at the sidecar) and the note says why.
+
+    ``dry_run``: every app's undo takes this one path, so ``--undo --dry-run`` says what would happen (outcomes
+    with their diffs, the token that would be revoked) and changes nothing: files, record, backups, token store.
     """
     a = adapter(app)
 
     from ._model import UndoResult
     from ._safety import load_record, recover_interrupted, undo_record
 
-    recovered = recover_interrupted()  # an apply a kill interrupted is rolled back first
+    recovered = [] if dry_run else recover_interrupted()  # an apply a kill interrupted is rolled back first
     if load_record(app) is None:
         if not recovered and _sidecar_token(app) is None:
-            undo_record(app, a.remover)  # raises the bilingual "nothing to undo"
-        result = UndoResult(app, recovered)
+            undo_record(app, a.remover, dry_run=dry_run)  # raises the bilingual "nothing to undo"
+        result = UndoResult(app, recovered, dry_run=dry_run)
     else:
-        result = undo_record(app, a.remover)
+        result = undo_record(app, a.remover, dry_run=dry_run)
         result.outcomes[:0] = recovered
-    result.notes.extend(_revoke_token(app, failed=any(o.action == "error" for o in result.outcomes)))
+    failed = any(o.action == "error" for o in result.outcomes)
+    result.notes.extend(_revoke_token(app, failed=failed, dry_run=dry_run))
     return result
 
 
@@ -223,13 +227,17 @@ def _sidecar_token(app: str) -> str | None:
         return None
 
 
-def _revoke_token(app: str, *, failed: bool) -> list[Message]:
+def _revoke_token(app: str, *, failed: bool, dry_run: bool = False) -> list[Message]:
     if _sidecar_token(app) is None:
         return []
     if failed:
         return [
             Text(f"{app} 的 sidecar 本地令牌仍然有效：有文件未能恢复，应用可能仍指向 sidecar；修复后再运行 `baicai apply {app} --undo`。",
                  f"the sidecar token for {app} is still active: a file could not be restored, so the app may still point at the sidecar; fix it and run `baicai apply {app} --undo` again.")
+        ]
+    if dry_run:
+        return [
+            Text(f"将吊销 {app} 的 sidecar 本地令牌。", f"would revoke the sidecar token for {app}.")
         ]
     from baicai_sidecar._tokens import TokenStore
 

@@ -71,11 +71,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         a = adapter(args.app)
         if args.undo:
-            result = undo(args.app)
+            result = undo(args.app, dry_run=args.dry_run)
+            actions = UNDO_WOULD if args.dry_run else UNDO_ACTIONS
             for o in result.outcomes:
-                _out(f"{UNDO_ACTIONS.get(o.action, o.action)}  {o.path}  {o.detail}")
+                _out(f"{actions.get(o.action, o.action)}  {o.path}  {o.detail}")
+                if o.diff:
+                    _out(o.diff.rstrip("\n"))
             for note in result.notes:
                 _out(labelled("注意", "note", note))
+            if args.dry_run:
+                _out(DRY_RUN_NOTE)
             return 0 if all(o.action != "error" for o in result.outcomes) else 1
         target = build_target(args.target, app=args.app, profile=args.profile, port=args.port, model=args.model,
                               issue_token=not args.dry_run)
@@ -102,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.reveal and any(p.mask(line) != line for line in p.instructions):
         _out(labelled("注意", "note", REVEAL_HINT))
     if args.dry_run:
-        _out(Text("（--dry-run：未写入任何文件）", "(--dry-run: nothing written)"))
+        _out(DRY_RUN_NOTE)
         return 0
     if any(change.changed for change in p.changes) and not args.yes and _ask_first():
         try:
@@ -162,9 +167,19 @@ def _shell(args: argparse.Namespace, title: object, label: object, p: Any) -> in
     return 0
 
 
+DRY_RUN_NOTE = Text("（--dry-run：未写入任何文件）", "(--dry-run: nothing written)")
+
 UNDO_ACTIONS = {
     "deleted": Text("已删除", "deleted"),
     "restored": Text("已恢复", "restored"),
+    "entry-removed": Text("已移除条目", "entry removed"),
+    "nothing-to-do": Text("无需改动", "nothing to do"),
+    "error": Text("错误", "error"),
+}
+UNDO_WOULD = {  # --undo --dry-run: the same outcomes, said as what would happen
+    "deleted": Text("将删除", "would delete"),
+    "restored": Text("将恢复", "would restore"),
+    "entry-removed": Text("将移除条目", "would remove the entry"),
     "nothing-to-do": Text("无需改动", "nothing to do"),
     "error": Text("错误", "error"),
 }

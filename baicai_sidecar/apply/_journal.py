@@ -42,7 +42,7 @@ from baicai_sdk.integration import Text, tr
 
 from ._model import ApplyError, FileOutcome
 
-__all__ = ["CRASH_ENV", "Transaction", "recover", "step", "reset_steps"]
+__all__ = ["CRASH_ENV", "Transaction", "pending", "recover", "step", "reset_steps"]
 
 CRASH_ENV = "BAICAI_APPLY_CRASH_AT"
 _VERSION = 1
@@ -202,6 +202,11 @@ def _clear(apply_root: Path) -> None:
                 leftover.unlink(missing_ok=True)
     for leftover in apply_root.rglob(f"*{sdk_files.TEMP_SUFFIX}"):
         leftover.unlink(missing_ok=True)
+
+
+def pending(apply_root: Path) -> bool:
+    """Is there an interrupted transaction that the next ``recover`` would roll back? (reads only)"""
+    return _intent(apply_root).exists()
 
 
 def recover(apply_root: Path) -> list[FileOutcome]:

@@ -211,6 +211,7 @@ class FileOutcome:
     path: Path
     action: Literal["written", "unchanged", "restored", "deleted", "entry-removed", "nothing-to-do", "error"]
     detail: Message = ""
+    diff: str = ""  # ``--undo --dry-run``: what the undo would do to the file (secrets masked)
 
 
 @dataclass
@@ -232,6 +233,7 @@ class UndoResult:
     app: str
     outcomes: list[FileOutcome] = field(default_factory=list)
     notes: list[Message] = field(default_factory=list)  # e.g. the app's sidecar token was revoked (or why not)
+    dry_run: bool = False  # outcomes say what an undo would do; nothing was changed
 
     @property
     def exact(self) -> bool:

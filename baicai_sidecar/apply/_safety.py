@@ -95,18 +95,27 @@ def _decode(path: Path, data: bytes | None) -> str | None:
         raise UnparseableFile(path, Text("不是 UTF-8 文本", "not UTF-8 text")) from exc
 
 
-def unified_diff(path: Path, old: str | None, new: str, mask: Callable[[str], str]) -> str:
+def unified_diff(path: Path, old: str | None, new: str | None, mask: Callable[[str], str]) -> str:
+    """The diff a person reads: ``old``/``new`` None means the file does not exist (before) or is deleted (after).
+
+    Secret values in it are masked (``_mask.mask_secrets``: other providers' keys the user already had, too), then
+    ``mask`` (the plan's own key) runs on the whole text.
+    """
+    from ._mask import mask_secrets
+
     old_lines = (old or "").splitlines(keepends=True)
-    new_lines = new.splitlines(keepends=True)
+    new_lines = (new or "").splitlines(keepends=True)
     label = str(path)
     lines = difflib.unified_diff(
         old_lines,
         new_lines,
         fromfile=label if old is not None else "/dev/null",
-        tofile=label,
+        tofile=label if new is not None else "/dev/null",
     )
     out = []
-    for line in lines:
+    for n, line in enumerate(lines):
+        if n >= 2 and not line.startswith("@@"):  # the two header lines are paths, not content
+            line = mask_secrets(line)
         if not line.endswith("\n"):
             line += "\n\\ No newline at end of file\n"
         out.append(line)
@@ -190,14 +199,15 @@ def _encode(text: str) -> bytes:
 # -- records -----------------------------------------------------------------------------------------------------
 
 
-def _record_path(app: str) -> Path:
+def _record_path(app: str, *, create: bool = True) -> Path:
     folder = apply_root() / "records"
-    folder.mkdir(parents=True, exist_ok=True)
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{app}.json"
 
 
 def load_record(app: str) -> dict[str, Any] | None:
-    path = _record_path(app)
+    path = _record_path(app, create=False)  # reading makes no folder: ``--undo --dry-run`` changes nothing
     try:
         raw: Any = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -377,31 +387,45 @@ def _remove_empty_folders(folders: list[str]) -> None:
 RemoverFor = Callable[[str, Path], "Callable[[str, str | None, Callable[[str], bool]], str] | None"]
 
 
-def undo_record(app: str, remover_for: RemoverFor) -> UndoResult:
+def undo_record(app: str, remover_for: RemoverFor, *, dry_run: bool = False) -> UndoResult:
     with _locked():
-        return _undo_record(app, remover_for)
+        return _undo_record(app, remover_for, dry_run)
 
 
-def _undo_record(app: str, remover_for: RemoverFor) -> UndoResult:
+def _undo_record(app: str, remover_for: RemoverFor, dry_run: bool = False) -> UndoResult:
     """Undo what ``apply`` recorded for ``app``.
 
     An apply a kill interrupted is rolled back first (its outcomes come first). Then: byte-for-byte restore when
     the file is exactly what we wrote; otherwise ``remover_for(part, path)`` takes out only our entry, and the
     outcome says so. A file that cannot be parsed any more is left alone (outcome ``error``).
+
+    ``dry_run``: the same decisions, each outcome with the diff it would make, and nothing touched — no file, no
+    record, no journal recovery (an interrupted apply is only named), no temp file removed.
     """
-    recovered = _journal.recover(apply_root())
+    result = UndoResult(app, dry_run=dry_run)
+    if dry_run:
+        if _journal.pending(apply_root()):
+            result.notes.append(
+                Text("上次 apply 被中断：真正撤销时会先把它撤回。", "an earlier apply was interrupted: a real undo rolls it back first.")
+            )
+    else:
+        result.outcomes.extend(_journal.recover(apply_root()))
     record = load_record(app)
     if record is None:
-        if recovered:
-            return UndoResult(app, recovered)
+        if result.outcomes or result.notes:
+            return result
         raise ApplyError(
             Text(f"没有 {app} 的应用记录，无需撤销。", f"nothing was applied for {app}; there is nothing to undo.")
         )
-    result = UndoResult(app, recovered)
-    failed = any(o.action == "error" for o in recovered)
-    for entry in record.get("files", []):
-        for stale in sdk_files.stale_temps(entry["path"]):  # a killed undo's temp file (it may hold a key)
-            stale.unlink(missing_ok=True)
+    failed = any(o.action == "error" for o in result.outcomes)
+    if not dry_run:
+        for entry in record.get("files", []):
+            for stale in sdk_files.stale_temps(entry["path"]):  # a killed undo's temp file (it may hold a key)
+                stale.unlink(missing_ok=True)
+
+    def diff(path: Path, current: bytes, after: str | None) -> str:
+        return unified_diff(path, current.decode("utf-8", "replace"), after, lambda text: text)
+
     for entry in reversed(record.get("files", [])):
         path = Path(entry["path"])
         original: bytes | None = None
@@ -420,13 +444,20 @@ def _undo_record(app: str, remover_for: RemoverFor) -> UndoResult:
         current = read_bytes(path)
         if current is not None and _sha256(current) == entry.get("written_sha256"):
             if original is None:
-                _real(path).unlink()
-                result.outcomes.append(FileOutcome(path, "deleted", Text("由 baicai 创建，已删除",
-                                                                         "created by baicai, removed")))
-                _remove_empty_folders(entry.get("created_dirs") or [])
+                if not dry_run:
+                    _real(path).unlink()
+                    _remove_empty_folders(entry.get("created_dirs") or [])
+                result.outcomes.append(FileOutcome(path, "deleted", Text("由 baicai 创建", "created by baicai") if dry_run
+                                                   else Text("由 baicai 创建，已删除", "created by baicai, removed"),
+                                                   diff(path, current, None) if dry_run else ""))
             else:
-                atomic_write(path, original, mode=entry.get("mode"))
-                result.outcomes.append(FileOutcome(path, "restored", Text("已逐字节恢复", "restored byte for byte")))
+                if not dry_run:
+                    atomic_write(path, original, mode=entry.get("mode"))
+                result.outcomes.append(FileOutcome(path, "restored",
+                                                   Text("逐字节恢复为应用前的文件", "back to the file before apply, byte for byte")
+                                                   if dry_run else Text("已逐字节恢复", "restored byte for byte"),
+                                                   diff(path, current, original.decode("utf-8", "replace"))
+                                                   if dry_run else ""))
             continue
         if current is None:
             result.outcomes.append(
@@ -454,16 +485,21 @@ def _undo_record(app: str, remover_for: RemoverFor) -> UndoResult:
                 FileOutcome(path, "nothing-to-do", Text("文件中已没有 baicai 的条目", "no baicai entry left in the file"))
             )
             continue
-        atomic_write(path, _encode(new_text), secret=bool(entry.get("secret")))
+        if not dry_run:
+            atomic_write(path, _encode(new_text), secret=bool(entry.get("secret")))
         result.outcomes.append(
             FileOutcome(
                 path,
                 "entry-removed",
+                Text("文件在应用后被改动过：只移除 baicai 的条目，其他改动保留",
+                     "the file changed since apply: only the baicai entry goes, other edits stay")
+                if dry_run else
                 Text("文件在应用后被改动过：只移除了 baicai 的条目，其他改动保留",
                      "the file changed since apply: only the baicai entry was removed, other edits kept"),
+                diff(path, current, new_text) if dry_run else "",
             )
         )
-    if not failed:
+    if not failed and not dry_run:
         _record_path(app).unlink(missing_ok=True)
     return result
 
