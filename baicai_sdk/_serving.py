@@ -148,10 +148,21 @@ def serve_forever(
     sock: socket.socket,
     *,
     on_started: Callable[[], None] | None = None,
+    on_stopping: Callable[[int], None] | None = None,
     **uvicorn_options: Any,
 ) -> None:
-    """Serve on ``sock`` (from :func:`bind_socket`) until Ctrl-C; ``on_started`` runs once it really accepts."""
+    """Serve on ``sock`` (from :func:`bind_socket`) until Ctrl-C; ``on_started`` runs once it really accepts,
+    ``on_stopping`` as the stop begins (Ctrl-C, SIGTERM) with the number of requests still being answered — before
+    the graceful wait for them, so the console can say at once what the wait is for."""
     server = _server(app, uvicorn_options)
+    if on_stopping is not None:
+        shutdown: Callable[..., Awaitable[None]] = server.shutdown
+
+        async def stopping(sockets: Any = None) -> None:
+            on_stopping(len(server.server_state.tasks))  # uvicorn's task per request in progress
+            await shutdown(sockets=sockets)
+
+        server.shutdown = stopping
     if on_started is not None:
         original: Callable[..., Awaitable[None]] = server.startup
 

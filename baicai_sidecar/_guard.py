@@ -85,6 +85,29 @@ def route_allowed(path: str, method: str) -> bool | None:
     return None
 
 
+_REASON_CAP = 400
+"""Characters of a refusal's reason on the console: every hint of ours fits whole; a reason quoting what a client
+sent (a Host or Origin header, a model name) cannot fill the console."""
+
+
+def _clip(text: str, cap: int = _REASON_CAP) -> str:
+    """``text`` up to ``cap`` characters, cut after a word or clause, never inside one, and marked with "…"."""
+    if len(text) <= cap:
+        return text
+    cut = text[:cap]
+    boundary = max(cut.rfind(mark) for mark in (" ", "，", "；", "。", "、"))
+    if boundary > cap // 2:
+        cut = cut[:boundary + 1]
+    return cut.rstrip(" ,;:，；：") + "…"
+
+
+def refusal_line(method: str, path: str, status: int, code: str | int | None, why: Text) -> Text:
+    """The console line for a request the sidecar answers itself with an error — refused by the guard, or a
+    request the Responses route cannot translate — so an app's bare "401" or "400" has its reason beside it."""
+    head = f"{method} {path[:100]} -> {status} {code}"
+    return Text(f"已拒绝 {head}：{_clip(why.zh)}", f"refused {head}: {_clip(why.en)}")
+
+
 def openai_error_body(message_zh: str, message_en: str, *, type: str, code: str | int | None = None,
                       **extra: Any) -> bytes:
     """OpenAI's error shape, message Chinese first (the SDK's ``_wire.error_body``), as bytes to send."""
@@ -197,9 +220,8 @@ class SidecarGuard:
             return
         if refusal is not None:
             if refusal.status >= 400:
-                why = refusal.reason or Text("", "")
-                head = f"{method} {path[:100]} -> {refusal.status} {refusal.code}"
-                log.warning("%s", Text(f"已拒绝 {head}：{why.zh[:200]}", f"refused {head}: {why.en[:200]}"))
+                log.warning("%s", refusal_line(method, path, refusal.status, refusal.code,
+                                               refusal.reason or Text("", "")))
             await _reply(send, refusal.status, refusal.body, extra=refusal.extra, content_type=refusal.content_type)
             return
         await self.app(scope, receive, _with_headers(send, cors) if cors else send)

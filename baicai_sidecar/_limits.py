@@ -35,6 +35,8 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from baicai_sdk.integration import Text
+
 from ._config import DEFAULT_LIMITS, ServerLimits
 
 __all__ = ["ServerLimits", "DEFAULT_LIMITS", "uvicorn_options", "raise_fd_limit"]
@@ -49,16 +51,17 @@ _NOTE_EVERY = 10.0
 _notes: dict[str, tuple[float, int]] = {}
 
 
-def note(kind: str, message: str) -> None:
+def note(kind: str, message: Text) -> None:
     """One console line per kind of limit hit, at most every 10 s (a flood must not flood the console)."""
     now = time.monotonic()
     last, count = _notes.get(kind, (0.0, 0))
     if now - last < _NOTE_EVERY:
         _notes[kind] = (last, count + 1)
         return
-    more = f" (+{count} more since the last note)" if count else ""
     _notes[kind] = (now, 0)
-    log.warning("%s%s", message, more)
+    if count:
+        message += Text(f"（上次提示以来另有 {count} 次）", f" (+{count} more since the last note)")
+    log.warning("%s", message)
 
 
 def _raw_answer(status: int, reason: bytes, zh: str, en: str, code: str, extra: bytes = b"") -> bytes:
@@ -88,8 +91,9 @@ def guarded_protocol(limits: ServerLimits) -> type[asyncio.Protocol] | None:
             self._idle_since = self.loop.time()
             self._idle = idle = self._idle_set()
             if len(self.connections) > self._limits.max_connections and not self._evict_idle(idle):
-                note("connections", f"refused a connection: {len(self.connections) - 1} open, all busy "
-                                    f"(limit {self._limits.max_connections}, --max-connections)")
+                open_, cap = len(self.connections) - 1, self._limits.max_connections
+                note("connections", Text(f"已拒绝一个连接：已有 {open_} 个连接且都在处理请求（上限 {cap}，--max-connections）",
+                                         f"refused a connection: {open_} open, all busy (limit {cap}, --max-connections)"))
                 transport.write(_raw_answer(
                     503, b"Service Unavailable",
                     f"本地代理同时处理的连接已达上限（{self._limits.max_connections}），请稍后重试",
@@ -115,8 +119,9 @@ def guarded_protocol(limits: ServerLimits) -> type[asyncio.Protocol] | None:
                 oldest, _ = idle.popitem(last=False)
                 if oldest is self or oldest.transport is None or oldest.transport.is_closing():
                     continue
-                note("evict", f"closed an idle connection to make room: {len(self.connections) - 1} open "
-                              f"(limit {self._limits.max_connections}, --max-connections)")
+                open_, cap = len(self.connections) - 1, self._limits.max_connections
+                note("evict", Text(f"已关闭一个空闲连接腾出位置：已有 {open_} 个连接（上限 {cap}，--max-connections）",
+                                   f"closed an idle connection to make room: {open_} open (limit {cap}, --max-connections)"))
                 oldest.transport.close()
                 return True
             return False
@@ -135,12 +140,14 @@ def guarded_protocol(limits: ServerLimits) -> type[asyncio.Protocol] | None:
             self._head_timer = None
             if self.transport is None or self.transport.is_closing() or not self._in_head:
                 return
+            wait = f"{self._limits.head_timeout:g}"
             if self._head_bytes:
-                note("head_timeout", f"closed a connection whose request head did not arrive within "
-                                     f"{self._limits.head_timeout:g} s ({self._head_bytes} bytes; --head-timeout)")
+                note("head_timeout", Text(f"已关闭一个连接：请求头 {wait} 秒内未收完（已收 {self._head_bytes} 字节；--head-timeout）",
+                                          f"closed a connection whose request head did not arrive within {wait} s "
+                                          f"({self._head_bytes} bytes; --head-timeout)"))
             else:
-                note("silent", f"closed a silent connection after {self._limits.head_timeout:g} s "
-                               "(no request; --head-timeout)")
+                note("silent", Text(f"已关闭一个 {wait} 秒未发请求的连接（--head-timeout）",
+                                    f"closed a silent connection after {wait} s (no request; --head-timeout)"))
             self.transport.close()
 
         def data_received(self, data: bytes) -> None:
@@ -166,8 +173,9 @@ def guarded_protocol(limits: ServerLimits) -> type[asyncio.Protocol] | None:
                 self._arm_head_timer(max(0.0, self._idle_since + self._limits.head_timeout - self.loop.time()))
 
         def _refuse_head(self, size: int) -> None:
-            note("head_size", f"refused a request head over {self._limits.max_head_bytes // 1024} KB "
-                              f"({size} bytes so far; --max-header-kb)")
+            kb = self._limits.max_head_bytes // 1024
+            note("head_size", Text(f"已拒绝超过 {kb} KB 的请求头（已收 {size} 字节；--max-header-kb）",
+                                   f"refused a request head over {kb} KB ({size} bytes so far; --max-header-kb)"))
             self._in_head = False
             self._cancel_head_timer()
             self._idle.pop(self, None)
@@ -239,8 +247,9 @@ def uvicorn_options(limits: ServerLimits) -> dict[str, Any]:
         options["http"] = protocol
     else:
         options["http"] = "h11"
-        log.warning("httptools is not installed: the sidecar's head timeout and connection cap are off "
-                    '(pip install "baicai[sidecar]")')
+        log.warning("%s", Text('未安装 httptools：本地代理的请求头超时和连接数上限未生效（pip install "baicai[sidecar]"）',
+                               "httptools is not installed: the sidecar's head timeout and connection cap are off "
+                               '(pip install "baicai[sidecar]")'))
     return options
 
 

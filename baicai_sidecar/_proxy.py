@@ -292,9 +292,11 @@ class Proxy:
             response = answered[0] if answered else None
             if left:
                 if response is None:
-                    log.info("%s: the app (%s) left before the answer: upstream request cancelled", path, app)
+                    log.info("%s", Text(f"{path}：应用（{app}）在回答前离开，已取消上游请求",
+                                        f"{path}: the app ({app}) left before the answer: upstream request cancelled"))
                 else:
-                    log.info("client left mid-stream on %s (app=%s): upstream request cancelled", path, app)
+                    log.info("%s", Text(f"应用在流式回答中途离开 {path}（app={app}），已取消上游请求",
+                                        f"client left mid-stream on {path} (app={app}): upstream request cancelled"))
             if response is None:
                 return  # an error answer was already sent, or the app left
             status = response.status_code
@@ -368,7 +370,7 @@ class Proxy:
                 return None
             except Exception as exc:
                 # A bug below us (e.g. the ledger) must still reach the app as a readable error, not a bare 500.
-                log.exception("sidecar failure on %s", path)
+                log.exception("%s", Text(f"本地代理处理 {path} 时出错", f"sidecar failure on {path}"))
                 await self._answer_error(send, 500, path, app, "sidecar_internal_error",
                                          f"本地代理内部错误（{type(exc).__name__}），请查看 baicai sidecar 的输出",
                                          f"internal sidecar error ({type(exc).__name__}); see the sidecar's output",
@@ -587,7 +589,7 @@ def _settle_after(response: httpx2.Response) -> None:
         try:
             settle()
         except Exception:  # the app has its answer; a ledger failure is the ledger's to report
-            log.exception("settling the ledger row failed")
+            log.exception("%s", Text("账本记录结算失败", "settling the ledger row failed"))
 
 
 async def _shielded_close(response: httpx2.Response) -> None:

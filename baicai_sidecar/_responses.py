@@ -63,7 +63,7 @@ from baicai_sdk import parse_relay_error
 from baicai_sdk.integration import SSEDecoder, Text, relay_error_body
 
 from ._asgi import Message, Receive, Scope, Send
-from ._guard import BODY, PARSED_BODY, openai_error_body
+from ._guard import BODY, PARSED_BODY, openai_error_body, refusal_line
 from ._proxy import APP_PATH, read_body
 
 __all__ = ["ResponsesEndpoint", "ResponseStore", "ResponsesError", "to_chat", "response_from_chat",
@@ -824,10 +824,14 @@ class ResponsesEndpoint:
                                      code="invalid_json") from None
             tr = to_chat(body, self.store)
         except ResponsesError as error:
+            log.warning("%s", refusal_line(scope["method"], scope["path"], error.status, error.code,
+                                           Text(error.zh, error.en)))
             await _answer(send, error.status, error.body(), [(b"x-should-retry", b"false")])
             return
         if tr.dropped:
-            log.info("responses -> chat (app=%s): dropped %s", scope.get("baicai.app"), ", ".join(tr.dropped))
+            dropped, app = ", ".join(tr.dropped), scope.get("baicai.app")
+            log.info("%s", Text(f"responses -> chat（app={app}）：已略去 {dropped}",
+                                f"responses -> chat (app={app}): dropped {dropped}"))
         response_id, created = _new_id("resp"), int(time.time())
         chat_body = json.dumps(tr.chat, ensure_ascii=False).encode("utf-8")
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(chat_body)).encode()),

@@ -47,6 +47,20 @@ class _StopMidRequest(logging.Filter):
         return True
 
 
+def _say_stopping(in_flight: int) -> None:
+    """Ctrl-C (or SIGTERM) on ``baicai sidecar``: one line at once when requests are still being answered, so the
+    grace below does not pass in silence (a person seeing nothing presses Ctrl-C again). On a line of its own: the
+    terminal echoed ``^C`` without a newline."""
+    import sys
+
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+    if in_flight:
+        log.warning("%s", Text(f"正在停止：等待 {in_flight} 个进行中的请求，最多 {_GRACEFUL_SECONDS} 秒",
+                               f"stopping: waiting up to {_GRACEFUL_SECONDS} s for {in_flight} request(s) in progress"))
+
+
 def _quiet_stop() -> None:
     uvicorn_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _StopMidRequest) for f in uvicorn_log.filters):
@@ -61,7 +75,8 @@ def serve(config: SidecarConfig, *, log_level: str = "info", sock: socket.socket
     raise_fd_limit()  # the usual 1,024 files is less than the connection cap plus upstream connections
     sock = sock or bind_socket(config.host, config.port)
     _quiet_stop()
-    serve_forever(create_app(config), sock, on_started=_freeze_start_up, log_level=log_level, **_UVICORN,
+    serve_forever(create_app(config), sock, on_started=_freeze_start_up, on_stopping=_say_stopping,
+                  log_level=log_level, **_UVICORN,
                   **uvicorn_options(config.limits))
 
 

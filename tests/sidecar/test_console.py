@@ -142,6 +142,12 @@ def test_every_console_line_says_why(console: Any, emulator: Any) -> None:
         assert client.post("/chat/completions", json=body).status_code == 429  # the free hour holds one gpt-4
     line = sc.wait_for("-> 429")
     assert "local quota" in line and "gpt-4" in line and "free" in line, line
+    with httpx2.Client(trust_env=False, timeout=10) as client:  # the real key pasted where the token goes
+        assert client.get(f"http://127.0.0.1:{port}/v1/models",
+                          headers={"Authorization": f"Bearer {emulator.free_key}"}).status_code == 401
+    line = sc.wait_for("GET /v1/models -> 401")
+    assert line.endswith("or make one with `baicai sidecar token add APP`"), line  # the whole hint, uncut
+    assert emulator.free_key not in line
     assert sc.stop() in (0, 130)  # 130: the interrupt came before uvicorn took over Ctrl-C
 
     with socket_closed() as dead:
@@ -191,6 +197,12 @@ def test_ctrl_c_while_an_app_streams_says_so_in_one_line(console: Any, emulator:
         while received.count(b"data: {") < 3:
             received += app.recv(65536)
         started = time.monotonic()
+        sc.proc.send_signal(signal.SIGINT)
+        # Said at once, not when the grace is over: a person seeing nothing for 3 s presses Ctrl-C again.
+        sc.wait_for("stopping: waiting up to 3 s for 1 request(s) in progress", timeout=2.5)
+        assert time.monotonic() - started < 2.5
+        assert not any("still running after" in line for line in sc.lines), sc.lines
+        sc.proc.wait(10)  # not a second Ctrl-C: that would cut the grace short
         assert sc.stop() in (0, 130)
         assert time.monotonic() - started < 9  # 3 s for the stream, then the shutdown itself
     assert any("stopping: cancelled 1 request(s) still running after 3 s" in line for line in sc.lines), sc.lines
@@ -199,6 +211,43 @@ def test_ctrl_c_while_an_app_streams_says_so_in_one_line(console: Any, emulator:
     (done,) = [line for line in sc.lines if "POST /v1/chat/completions -> " in line]
     assert done.endswith("cancelled"), done
     assert [row["status"] for row in ledger_rows()] == ["cancelled"]
+
+@pytest.mark.skipif(sys.platform.startswith("win"), reason="SIGINT to a child")
+def test_the_console_speaks_chinese_when_baicai_lang_says_so(console: Any, emulator: Any) -> None:
+    """BAICAI_LANG=zh: the lines for an app leaving mid-stream, for what a Responses request loses on its way to the
+    relay, and for a Responses request the sidecar answers 400 itself are Chinese like the rest (they were English
+    only; the last one was not on the console at all)."""
+    import json
+    import socket
+
+    emulator.configure(chunk_delay=0.05, reply_tokens=200)
+    sc = console("--port", "0", "--upstream", emulator.base_url, BAICAI_API_KEY=emulator.paid_key, BAICAI_LANG="zh")
+    port = _port_from(sc.wait_for("接口地址"))
+    token = sc.wait_for("API Key").split(":", 1)[1].strip()
+    sc.wait_for("Ctrl-C")
+    body = json.dumps({"model": "gpt-3.5-turbo", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as app:
+        app.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}"
+                    f"\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode())
+        received = b""
+        while received.count(b"data: {") < 2:
+            received += app.recv(65536)
+    sc.wait_for("应用在流式回答中途离开 /v1/chat/completions（app=default），已取消上游请求")
+    emulator.configure(chunk_delay=0.0, reply_tokens=5)
+    with httpx2.Client(base_url=f"http://127.0.0.1:{port}/v1", headers={"Authorization": f"Bearer {token}"},
+                       trust_env=False, timeout=10) as client:
+        tools = {"model": "gpt-3.5-turbo", "input": "hi", "tools": [{"type": "web_search"}],
+                 "reasoning": {"effort": "low"}}
+        assert client.post("/responses", json=tools).status_code == 200
+        unknown = {"model": "gpt-3.5-turbo", "input": "hi", "previous_response_id": "resp_123"}
+        assert client.post("/responses", json=unknown).status_code == 400
+    assert "已略去 tools:web_search, reasoning" in sc.wait_for("responses -> chat（app=default）")
+    refused = sc.wait_for("已拒绝 POST /v1/responses -> 400")
+    assert "resp_123" in refused, refused
+    sc.stop()
+    english = ("upstream request cancelled", "dropped", "refused", "left before")
+    assert not [line for line in sc.lines if any(word in line for word in english)], sc.lines
+
 
 def socket_closed() -> Any:
     import contextlib

@@ -234,3 +234,17 @@ def test_dot_segments_never_climb_out_of_v1() -> None:
     for path in ("/v1/models/../../_emulator/state", "/v1/models/x/../../../x", "/models/./gpt-4", "/v1/models/.."):
         assert route_allowed(path, "GET") is None, path
     assert route_allowed("/v1/models/ft:gpt-3.5-turbo:org/custom:id", "GET") is True
+
+
+def test_a_long_refusal_reason_is_cut_between_words_with_an_ellipsis() -> None:
+    from baicai_sdk.integration import Text
+    from baicai_sidecar._guard import refusal_line
+
+    why = Text("中文理由，" * 100, "a reason that goes on " * 40)
+    line = refusal_line("GET", "/v1/models", 421, "host_not_allowed", why)
+    reason = line.en.split(": ", 1)[1]
+    assert reason.endswith("…") and len(reason) <= 401, reason
+    assert why.en.startswith(reason[:-1] + " "), reason  # whole words only
+    assert line.zh.endswith("中文理由…"), line.zh
+    short = refusal_line("GET", "/v1/models", 401, "invalid_api_key", Text("短", "short"))
+    assert short.en == "refused GET /v1/models -> 401 invalid_api_key: short"
