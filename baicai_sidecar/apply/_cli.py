@@ -34,7 +34,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--dry-run", action="store_true", help=tr("只显示差异，不写入", "show the diff, write nothing"))
     parser.add_argument("--undo", action="store_true", help=tr("撤销上一次 apply", "undo the last apply"))
     parser.add_argument("-y", "--yes", action="store_true",
-                        help=tr("不询问直接写入（在终端中默认先询问）", "write without asking (in a terminal it asks first)"))
+                        help=tr("不询问直接写入（终端中默认先询问；没有终端时必须加 --yes）",
+                                 "write without asking (a terminal asks first; without one, --yes is required)"))
     parser.add_argument("--force", action="store_true",
                         help=tr("也改写只读文件（保持只读）", "also write read-only files (they stay read-only)"))
     parser.add_argument("--reveal", action="store_true",
@@ -57,10 +58,17 @@ REVEAL_HINT = (
 )
 
 
-def _ask_first() -> bool:
-    """A person at a terminal sees the diff and says yes; scripts and pipes (no terminal) are not asked (``--yes``
-    says the same in a terminal)."""
+def _can_ask() -> bool:
+    """A person at a terminal sees the diff and says yes. Without a terminal nobody can: a script says ``--yes``
+    (writing another app's config only because stdin is not a terminal would surprise the person who ran it)."""
     return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+NEEDS_YES = Text(
+    "未写入任何文件：没有终端可以确认以上改动。确认无误后，加上 --yes 重新运行同一命令（脚本中也请加 --yes）。",
+    "nothing written: there is no terminal to confirm the changes above. If they are right, run the same command "
+    "again with --yes (scripts should pass --yes too).",
+)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,8 +90,10 @@ def run(args: argparse.Namespace) -> int:
             if args.dry_run:
                 _out(DRY_RUN_NOTE)
             return 0 if all(o.action != "error" for o in result.outcomes) else 1
+        # Without --yes and a terminal a file app only shows its plan (see below): no token is issued for it either.
+        preview_only = args.dry_run or (a.kind == "file" and not args.shell and not args.yes and not _can_ask())
         target = build_target(args.target, app=args.app, profile=args.profile, port=args.port, model=args.model,
-                              issue_token=not args.dry_run)
+                              issue_token=not preview_only)
         p = plan(args.app, target, options=Options(file=args.file, shell=args.shell))
     except ApplyError as exc:
         print(labelled("错误", "error", exc), file=sys.stderr)
@@ -109,7 +119,10 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         _out(DRY_RUN_NOTE)
         return 0
-    if any(change.changed for change in p.changes) and not args.yes and _ask_first():
+    if any(change.changed for change in p.changes) and not args.yes and not _can_ask():
+        _err(labelled("错误", "error", NEEDS_YES))
+        return 1
+    if any(change.changed for change in p.changes) and not args.yes:
         try:
             answer = input(tr("写入以上改动？[y/N] ", "Write these changes? [y/N] "))
         except EOFError:

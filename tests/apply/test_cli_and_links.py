@@ -192,7 +192,7 @@ def test_cli_dry_run_writes_nothing_and_masks_the_key(tmp_path: Path, capsys: py
     assert "+  api_key_name: baicai" in out or "api_key_name: baicai" in out
     assert key not in out and "…wxyz" in out
     assert not (tmp_path / "llm").exists()
-    assert main(["llm"]) == 0
+    assert main(["llm", "--yes"]) == 0
     assert (tmp_path / "llm" / "keys.json").exists()
     capsys.readouterr()
     assert main(["llm", "--undo"]) == 0
@@ -209,11 +209,11 @@ def test_undo_removes_the_folders_apply_created_while_they_are_empty(tmp_path: P
     monkeypatch.setenv("BAICAI_API_KEY", "baicai-cli0000000000000000000wxyz")
     home = tmp_path / "made" / "by-apply"
     monkeypatch.setenv("LLM_USER_PATH", str(home))
-    assert main(["llm"]) == 0 and (home / "keys.json").exists()
+    assert main(["llm", "--yes"]) == 0 and (home / "keys.json").exists()
     assert main(["llm", "--undo"]) == 0
     assert not (tmp_path / "made").exists() and tmp_path.exists()
 
-    assert main(["llm"]) == 0
+    assert main(["llm", "--yes"]) == 0
     (home / "logs.db").write_bytes(b"the app's own file")
     assert main(["llm", "--undo"]) == 0
     assert not (home / "keys.json").exists() and (home / "logs.db").exists()
@@ -221,7 +221,7 @@ def test_undo_removes_the_folders_apply_created_while_they_are_empty(tmp_path: P
     existing = tmp_path / "was-here"
     existing.mkdir()
     monkeypatch.setenv("LLM_USER_PATH", str(existing))
-    assert main(["llm"]) == 0 and main(["llm", "--undo"]) == 0
+    assert main(["llm", "--yes"]) == 0 and main(["llm", "--undo"]) == 0
     assert existing.is_dir() and not any(existing.iterdir())
 
 
@@ -253,7 +253,7 @@ def test_dry_run_to_the_sidecar_saves_no_token(tmp_path, monkeypatch, capsys) ->
     assert "sk-baicai-NEW-TOKEN" in out and "…EN" not in out
     assert TokenStore().get("llm") is None
     assert not (tmp_path / "llm").exists() or not any((tmp_path / "llm").iterdir())
-    assert main(["apply", "llm", "--target", "sidecar"]) == 0
+    assert main(["apply", "llm", "--target", "sidecar", "--yes"]) == 0
     token = TokenStore().get("llm")
     assert token is not None and token in (tmp_path / "llm" / "keys.json").read_text()
 
@@ -341,7 +341,7 @@ def test_undo_revokes_the_apps_sidecar_token(tmp_path: Path, monkeypatch: pytest
     from baicai_sidecar._tokens import TokenStore
 
     monkeypatch.setenv("LLM_USER_PATH", str(tmp_path / "llm"))
-    assert main(["apply", "llm", "--target", "sidecar"]) == 0
+    assert main(["apply", "llm", "--target", "sidecar", "--yes"]) == 0
     token = TokenStore().get("llm")
     assert token is not None and TokenStore().verify(token) == "llm"
     capsys.readouterr()

@@ -1,4 +1,4 @@
-"""In a terminal, `baicai apply` shows the diff and asks before writing; `--yes` and scripts are not asked."""
+"""In a terminal, `baicai apply` shows the diff and asks before writing; without a terminal it needs `--yes`."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_a_terminal_that_says_yes_gets_the_change(tmp_path: Path) -> None:
     assert "OPENAI_API_KEY=old" not in env_file.read_text()
 
 
-def test_yes_and_scripts_are_not_asked(tmp_path: Path) -> None:
+def test_yes_is_not_asked_and_undo_is_not_asked(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text("OPENAI_API_KEY=old\n")
     code, out = _in_terminal(["apply", "env", "--file", str(env_file), "--yes"], b"", tmp_path)
@@ -61,3 +61,26 @@ def test_yes_and_scripts_are_not_asked(tmp_path: Path) -> None:
     piped = subprocess.run([sys.executable, "-c", _RUN, "apply", "env", "--file", str(env_file), "--undo"],
                            capture_output=True, text=True, env={**os.environ, "HOME": str(tmp_path)}, timeout=60)
     assert "[y/N]" not in piped.stdout
+
+
+def test_without_a_terminal_and_without_yes_it_shows_the_diff_and_writes_nothing(tmp_path: Path) -> None:
+    """A script (stdin not a terminal) that did not say --yes gets the plan and a refusal saying to add --yes —
+    not a silent write into another app's config. No sidecar token is issued for the refused apply either."""
+    llm = tmp_path / "llm"
+    environ = {**os.environ, "HOME": str(tmp_path), "LLM_USER_PATH": str(llm), "LANG": "C.UTF-8"}
+    environ.pop("BAICAI_LANG", None)
+    cli = [sys.executable, "-c", _RUN, "apply", "llm", "--target", "sidecar"]
+    refused = subprocess.run(cli, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=environ, timeout=60)
+    assert refused.returncode == 1, refused.stderr
+    assert "+  api_key_name: baicai" in refused.stdout  # the plan is shown
+    zh, en = refused.stderr.index("加上 --yes 重新运行"), refused.stderr.index("run the same command again with --yes")
+    assert zh < en  # Chinese first, then English
+    assert "written" not in refused.stdout and not llm.exists()
+    from baicai_sidecar._tokens import TokenStore
+
+    assert TokenStore().get("llm") is None
+
+    written = subprocess.run([*cli, "--yes"], stdin=subprocess.DEVNULL, capture_output=True, text=True, env=environ,
+                             timeout=60)
+    assert written.returncode == 0, written.stderr
+    assert (llm / "keys.json").exists() and TokenStore().get("llm") is not None

@@ -124,7 +124,7 @@ def test_a_kill_through_the_command_line_then_undo(app_env: Env, baicai_home: Pa
         "BAICAI_API_KEY": KEY,
         "BAICAI_HOME": str(baicai_home),
     }
-    cli = [sys.executable, "-m", "baicai_sidecar.apply._cli", "llm", "--target", "relay"]
+    cli = [sys.executable, "-m", "baicai_sidecar.apply._cli", "llm", "--target", "relay", "--yes"]
     # steps: 2 backups × 2, 2 copies × 2, intent × 2, 2 temps, then check, rename, sync of the models file: die after it
     killed = subprocess.run(cli, env={**environ, _journal.CRASH_ENV: "14"}, capture_output=True, text=True)
     assert killed.returncode == _CRASHED, killed.stderr

@@ -82,9 +82,9 @@ def test_the_cli_names_force_for_a_read_only_file(
     dotenv = tmp_path / "ro.env"
     dotenv.write_text("A=1\n")
     dotenv.chmod(0o444)
-    assert main(["env", "--file", str(dotenv)]) == 2
+    assert main(["env", "--file", str(dotenv), "--yes"]) == 2
     assert "--force" in capsys.readouterr().err and dotenv.read_text() == "A=1\n"
-    assert main(["env", "--file", str(dotenv), "--force"]) == 0
+    assert main(["env", "--file", str(dotenv), "--force", "--yes"]) == 0
     assert "OPENAI_API_KEY" in dotenv.read_text() and stat.S_IMODE(dotenv.stat().st_mode) == 0o400
 
 

@@ -90,7 +90,7 @@ def test_codex_exec_with_a_tool_call_through_the_sidecar(emulator: Any, sidecar_
     env.update(HOME=str(home), CODEX_HOME=str(codex_home), PATH=f"{tools}{os.pathsep}{env.get('PATH', '')}")
 
     baicai = Path(sys.executable).with_name("baicai")
-    applied = subprocess.run([str(baicai), "apply", "codex", "--target", "sidecar", "--port", str(sidecar.port)],
+    applied = subprocess.run([str(baicai), "apply", "codex", "--target", "sidecar", "--port", str(sidecar.port), "--yes"],
                              env=env, capture_output=True, text=True, timeout=60)
     assert applied.returncode == 0, applied.stderr
     token = store.get("codex")
