@@ -155,6 +155,54 @@ def _console_log() -> None:
     logger.propagate = False
 
 
+def _cannot_listen(host: str, port: int, exc: OSError, token: str) -> Text:
+    """Why ``baicai sidecar`` cannot listen, and what to do. A busy port is checked here rather than left to the
+    user: the state file names a running sidecar (and its pid); else this install's token is tried on the port's
+    status page, which answers only a baicai sidecar of this install (``baicai tui`` runs one in its process).
+    The hint used to be ``curl …/sidecar/status``, which answers 401 without the token."""
+    import errno
+
+    shown = host if ":" not in host else f"[{host}]"
+    if exc.errno != errno.EADDRINUSE:
+        return Text(f"错误：无法监听 {shown}:{port}（{exc.strerror}）：请检查 --host 和 --port",
+                    f"error: cannot listen on {shown}:{port} ({exc.strerror}): check --host and --port")
+    from ._state import read_state
+
+    state = read_state()
+    if state is not None and state.port == port:
+        return Text(f"错误：端口 {port} 上已有 baicai sidecar 在运行（进程 {state.pid}），应用可以直接使用它。"
+                    f"要重新启动，先在它的窗口按 Ctrl-C（或 kill {state.pid}）；或用 --port 换一个端口",
+                    f"error: a baicai sidecar is already running on port {port} (pid {state.pid}); apps can use "
+                    f"it as it is. To restart it, press Ctrl-C in its window (or kill {state.pid}) first, "
+                    "or pick another --port")
+    if _answers_as_our_sidecar(host, port, token):
+        return Text(f"错误：端口 {port} 上已有 baicai sidecar 在运行（可能在 baicai tui 中），应用可以直接使用它；"
+                    "或用 --port 换一个端口",
+                    f"error: a baicai sidecar is already running on port {port} (perhaps inside baicai tui); "
+                    "apps can use it as it is, or pick another --port")
+    return Text(f"错误：无法监听 {shown}:{port}（{exc.strerror}）：端口被另一个程序占用（不是本机这套配置的 baicai "
+                "sidecar）。用 --port 换一个端口（--port 0 任选空闲端口）",
+                f"error: cannot listen on {shown}:{port} ({exc.strerror}): another program holds the port (not a "
+                "baicai sidecar of this setup). Pick another --port (--port 0 takes any free one)")
+
+
+def _answers_as_our_sidecar(host: str, port: int, token: str) -> bool:
+    """Whether ``GET /sidecar/status`` on ``host:port`` takes this install's default token (within a second)."""
+    import httpx2
+
+    from ._config import STATUS_PATH
+
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"  # every address: ask as an app on this machine does
+    shown = host if ":" not in host else f"[{host}]"
+    try:
+        answer = httpx2.get(f"http://{shown}:{port}{STATUS_PATH}", headers={"Authorization": f"Bearer {token}"},
+                            timeout=1.0, trust_env=False)
+    except httpx2.HTTPError:
+        return False
+    return answer.status_code == 200
+
+
 def _run(args: argparse.Namespace) -> int:
     import importlib.util
 
@@ -183,7 +231,8 @@ def _run(args: argparse.Namespace) -> int:
     from .app import SidecarConfig
 
     try:
-        creds = resolve_credentials(base_url=args.upstream, profile=args.profile, warn=False)  # printed below
+        creds = resolve_credentials(base_url=args.upstream, profile=args.profile, warn=False,  # printed below
+                                    key_argument=None)  # no key option: the error lists where the CLI looks
     except (KeyStoreError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -209,11 +258,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         sock = bind_socket(args.host, args.port)  # before the banner: a busy port must not look like a start
     except OSError as exc:
-        print(Text(f"错误：无法监听 {shown_host}:{args.port}（{exc.strerror}）。端口被占用？可能已有 baicai sidecar 在运行"
-                   f"（查看：curl http://{shown_host}:{args.port}/sidecar/status），或换用 --port",
-                   f"error: cannot listen on {shown_host}:{args.port} ({exc.strerror}): is a sidecar already running? "
-                   f"Check (curl http://{shown_host}:{args.port}/sidecar/status), or pick another --port"),
-              file=sys.stderr)
+        print(_cannot_listen(args.host, args.port, exc, token), file=sys.stderr)
         return 1
     port = sock.getsockname()[1]  # the real one, also for --port 0
     bound = sock.getsockname()[0]

@@ -24,6 +24,8 @@ def test_scripted_demo_runs_offline_and_leaves_the_users_ledger_alone(baicai_hom
     assert f"emulator: http://127.0.0.1:{port}/v1" in out
     assert "本小时 gpt-3.5：请求 2/60" in out and "this hour gpt-3.5: requests 2/60" in out
     assert "stopped locally, never sent" in out and "1/1 gpt-4" in out
+    first = next(line for line in out.splitlines() if "attempt 1: ok" in line)
+    assert first.startswith("   第 1 次：ok / attempt 1: ok — '") and first.count(" — ") == 1, first  # the reply once
     assert "gpt-4 requests the emulator saw: 1" in out
     assert "ledger cost ¥0.40" in out  # DALL·E 3 standard 1024², from the catalogue via the ledger
     assert "measured" in out

@@ -147,7 +147,8 @@ def _scripted_tour(emu: Any, home: str, *, kept: bool) -> int:
                 model="gpt-4-0125-preview", messages=[{"role": "user", "content": "Say hi"}], max_tokens=20
             )
             said = reply.choices[0].message.content
-            _line(Text(f"   第 {attempt} 次：ok — {said!r}", f"   attempt {attempt}: ok — {said!r}"))
+            # the reply is the emulator's text, not ours to translate: once, after both halves (it was in each)
+            _line(f"{Text(f'   第 {attempt} 次：ok', f'   attempt {attempt}: ok')} — {said!r}")
         except BaicaiError as exc:
             _line(Text(f"   第 {attempt} 次：本地拦截，未发送：", f"   attempt {attempt}: stopped locally, never sent:"))
             _line(f"     {exc}")

@@ -44,15 +44,20 @@ class Credentials:
         )
 
 
-def missing_key_message() -> Text:
-    """The error when no key is found: the three places, and what to do."""
+def missing_key_message(key_argument: str | None = "api_key=") -> Text:
+    """The error when no key is found: the places looked in, and what to do. ``key_argument`` is how the caller
+    takes a key outright, listed first; None for a caller that takes none (``baicai sidecar`` has no key option:
+    naming the SDK's ``api_key=`` there sent people looking for one)."""
+    places = [Text("环境变量 BAICAI_API_KEY", "the BAICAI_API_KEY environment variable"),
+              Text("当前配置（baicai key use）", "the active profile (baicai key use)")]
+    if key_argument:
+        places.insert(0, Text(f"参数 {key_argument}", f"the {key_argument} argument"))
     message = Text(
-        "找不到白菜GPT 的 API 密钥。已依次查找：1) 参数 api_key=；2) 环境变量 BAICAI_API_KEY；"
-        "3) 当前配置（baicai key use）。请运行 `baicai key add NAME` 保存密钥，或设置 BAICAI_API_KEY；"
-        "没有密钥时可用 `baicai demo` 离线体验。",
-        "No BaicaiGPT API key found. Looked in: 1) the api_key= argument; 2) the BAICAI_API_KEY environment variable; "
-        "3) the active profile (baicai key use). Run `baicai key add NAME` to save a key, or set BAICAI_API_KEY; "
-        "without a key, `baicai demo` runs offline.",
+        "找不到白菜GPT 的 API 密钥。已依次查找：" + "；".join(f"{i}) {p.zh}" for i, p in enumerate(places, 1))
+        + "。请运行 `baicai key add NAME` 保存密钥，或设置 BAICAI_API_KEY；没有密钥时可用 `baicai demo` 离线体验。",
+        "No BaicaiGPT API key found. Looked in: " + "; ".join(f"{i}) {p.en}" for i, p in enumerate(places, 1))
+        + ". Run `baicai key add NAME` to save a key, or set BAICAI_API_KEY; without a key, `baicai demo` runs "
+        "offline.",
     )
     if os.environ.get("OPENAI_API_KEY", "").strip():
         message += Text("\n注意：已设置 OPENAI_API_KEY，但 baicai 不读取它（以免把 OpenAI 密钥发给中转站）。",
@@ -74,6 +79,7 @@ def resolve_credentials(
     *,
     store: KeyStore | None = None,
     warn: bool = True,
+    key_argument: str | None = "api_key=",
 ) -> Credentials:
     """Pick key and base URL, record their sources, and collect warnings (emitted as ``BaicaiConfigWarning``
     unless ``warn=False``; they are also in ``Credentials.warnings`` for ``doctor``).
@@ -82,6 +88,9 @@ def resolve_credentials(
     ``$BAICAI_BASE_URL`` > the profile's > the relay's default. The profile in play is ``profile`` when named,
     else the one whose fingerprint matches the key, else (key from a profile) the active one: a profile's base URL
     and tier describe *its* key, so they are not applied to a different key.
+
+    ``key_argument``: how the caller's user passes ``api_key`` (a command's option), named in the error when no
+    key is found; None when they cannot (a command with no key option).
     """
     found: list[Text] = []
     key_source: str
@@ -102,7 +111,7 @@ def resolve_credentials(
     else:
         chosen = keys().get(profile) if profile else keys().active()
         if chosen is None:
-            raise MissingKeyError(missing_key_message())
+            raise MissingKeyError(missing_key_message(key_argument))
         key, key_source = chosen.secret(), f"profile:{chosen.name}"
 
     if chosen is None:

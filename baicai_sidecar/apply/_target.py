@@ -25,7 +25,7 @@ def _relay_credentials(profile: str | None) -> tuple[str, str, tuple[str, ...]]:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            creds = resolve_credentials(profile=profile)
+            creds = resolve_credentials(profile=profile, key_argument=None)
     except Exception as exc:  # the SDK's own bilingual message says what to do
         raise ApplyError(str(exc)) from exc
     key, base = creds.key or "", creds.base_url or ""

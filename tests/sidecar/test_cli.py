@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
@@ -55,7 +56,37 @@ def test_a_busy_port_is_said_before_any_banner(capsys: pytest.CaptureFixture[str
     out, err = capsys.readouterr()
     assert "Base URL" not in out and "Ctrl-C" not in out  # nothing that looks like a start
     assert f"127.0.0.1:{port}" in err and "--port" in err and "端口" in err
+    assert "another program holds the port" in err and "curl" not in err  # a hint that answered 401
     assert "k" * 20 not in out + err
+
+
+def test_a_port_taken_by_a_sidecar_says_so(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                           sidecar: Any) -> None:
+    """The port is checked for the user: a running sidecar is named (with its pid when its state file says so),
+    instead of a `curl …/sidecar/status` to try that answered 401 without the token."""
+    from baicai_sidecar._state import clear_state, write_state
+
+    monkeypatch.setenv("BAICAI_API_KEY", "baicai-" + "k" * 40)
+    port = int(sidecar.origin.rsplit(":", 1)[1])  # in this process, as `baicai tui` runs one: no state file
+    assert main(["sidecar", "--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert f"a baicai sidecar is already running on port {port} (perhaps inside baicai tui)" in err, err
+    write_state(port)  # as `baicai sidecar` leaves it while it runs
+    try:
+        assert main(["sidecar", "--port", str(port)]) == 1
+    finally:
+        clear_state()
+    err = capsys.readouterr().err
+    assert f"already running on port {port} (pid {os.getpid()})" in err and "Ctrl-C" in err, err
+
+
+def test_no_key_lists_only_where_the_command_looks(capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BAICAI_API_KEY", raising=False)
+    assert main(["sidecar", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "Looked in: 1) the BAICAI_API_KEY environment variable; 2) the active profile" in err, err
+    assert "api_key=" not in err and "baicai key add" in err
 
 
 def test_sidecar_command_imports_no_server_until_run() -> None:
