@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         _out(show(line))
     for note in p.notes:
         _out(labelled("注意", "note", note))
-    if not args.reveal and any(p.mask(line) != line for line in p.instructions):
+    if not args.reveal and any(p.mask(line) != str(line) for line in p.instructions):  # only when a key was hidden
         _out(labelled("注意", "note", REVEAL_HINT))
     if args.dry_run:
         _out(DRY_RUN_NOTE)

@@ -80,6 +80,7 @@ class Target:
     label: Message
     model: str = "gpt-3.5-turbo"
     notes: tuple[Message, ...] = ()  # e.g. "base URL corrected: removed a repeated /v1"
+    tier: str = "unknown"  # the key's tier (free | paid) when its profile or BAICAI_TIER says; adapters may warn
 
     @property
     def root_url(self) -> str:

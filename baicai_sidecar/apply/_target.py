@@ -17,7 +17,18 @@ DEFAULT_MODEL = "gpt-3.5-turbo"
 from .._state import DEFAULT_PORT as DEFAULT_SIDECAR_PORT  # noqa: E402 - the one place the port is written
 
 
-def _relay_credentials(profile: str | None) -> tuple[str, str, tuple[str, ...]]:
+def _key_tier(profile: str | None) -> str:
+    """The tier of the key the sidecar would use (``--profile``, else BAICAI_API_KEY or the active profile):
+    "unknown" when nothing says, or when there is no key yet (apply to the sidecar does not need one)."""
+    from baicai_sdk import resolve_credentials
+
+    try:
+        return str(resolve_credentials(profile=profile, warn=False).tier or "unknown")
+    except Exception:  # no key, a damaged config: only the tier-specific advice is lost
+        return "unknown"
+
+
+def _relay_credentials(profile: str | None) -> tuple[str, str, tuple[str, ...], str]:
     import warnings
 
     from baicai_sdk import resolve_credentials
@@ -38,7 +49,7 @@ def _relay_credentials(profile: str | None) -> tuple[str, str, tuple[str, ...]]:
     from baicai_sdk.integration import DEFAULT_BASE_URL, normalise_base_url
 
     base_url, _ = normalise_base_url(base or DEFAULT_BASE_URL)
-    return key, base_url, notes
+    return key, base_url, notes, str(creds.tier or "unknown")
 
 
 def build_target(
@@ -60,9 +71,9 @@ def build_target(
 
         model = getattr(ADAPTERS.get(app), "default_model", None) or DEFAULT_MODEL
     if kind == "relay":
-        key, base_url, notes = _relay_credentials(profile)
+        key, base_url, notes, tier = _relay_credentials(profile)
         label = Text(f"白菜GPT 中转 {base_url}（{mask_secret(key)}）", f"the relay {base_url} ({mask_secret(key)})")
-        return Target("relay", base_url, key, label, model, notes)
+        return Target("relay", base_url, key, label, model, notes, tier)
     if kind == "sidecar":
         from baicai_sidecar._tokens import TokenStore
 
@@ -86,5 +97,5 @@ def build_target(
             new_token_note += (Text(f"将为 {app} 新建本地令牌", f"a new local token will be issued for {app}"),)
         base_url = f"http://127.0.0.1:{port}/v1"
         label = Text(f"本地 sidecar {base_url}（{mask_secret(token)}）", f"the local sidecar {base_url} ({mask_secret(token)})")
-        return Target("sidecar", base_url, token, label, model, new_token_note)
+        return Target("sidecar", base_url, token, label, model, new_token_note, _key_tier(profile))
     raise ApplyError(Text(f"未知目标 {kind!r}，可选 relay 或 sidecar", f"unknown target {kind!r}: use relay or sidecar"))

@@ -17,6 +17,8 @@ and checked by running that codex against a local endpoint that logged every req
 * ``model_provider``/``model`` at the top level are switched too, and given back on undo. ``CODEX_HOME`` moves
   ``~/.codex``. ``codex --strict-config`` accepts the result (tests/sidecar/test_codex_e2e.py). Without
   ``--model`` the model is ``gpt-4-0125-preview``: codex's instructions and tools alone exceed gpt-3.5-turbo's window.
+  A key known to be free tier keeps it too (gpt-3.5-turbo could not hold a turn either) and the plan says that the
+  free tier's hourly limits (RELAY.md: gpt-4 1 request and 1,000 tokens, gpt-3.5 10,000 tokens) cannot serve codex.
 """
 
 from __future__ import annotations
@@ -32,6 +34,15 @@ from ._edit import json_remove_member, toml_load
 from ._model import ApplyError, Env, FileEdit, Message, Target, UnparseableFile
 
 PROVIDER_ID = "baicai"
+FREE_TIER_NOTE = Text(
+    "这个密钥是免费会员：codex 每一轮的提示（指令和工具）就超过 1 万 token，而免费额度每小时只有 gpt-4-0125-preview 1 次"
+    "、1,000 token，gpt-3.5 的上下文只有 4k（每小时 1 万 token），codex 的请求会因免费额度被拒绝。换成 gpt-3.5-turbo 也装不下"
+    "一轮，所以默认模型保持 gpt-4-0125-preview；充值（任意金额即升级为付费会员）后即可正常使用 codex。",
+    "this key is on the free tier: every codex turn (its instructions and tools) is over 10,000 tokens, while the "
+    "free tier allows gpt-4-0125-preview once and 1,000 tokens an hour, and gpt-3.5 has a 4k window (10,000 tokens "
+    "an hour), so codex's requests will be refused for the free tier's limits. gpt-3.5-turbo cannot hold one turn either, so the model "
+    "stays gpt-4-0125-preview; any top-up makes the key paid, and codex then works.",
+)
 AUTH_KEY = "OPENAI_API_KEY"
 
 
@@ -160,6 +171,8 @@ class CodexAdapter(Adapter):
                 Text("auth.json 里还有旧版 baicai 写入的白菜GPT 真实密钥，codex 已不再需要：先运行 `baicai apply codex --undo` 再重新应用，即可移除",
                      "auth.json still holds a real BaicaiGPT key written by an older baicai; codex no longer needs it: run `baicai apply codex --undo`, then apply again, to remove it")
             )
+        if target.tier == "free":
+            notes.append(FREE_TIER_NOTE)
         return Extras(
             instructions=[Text("baicai sidecar   # 保持运行", "baicai sidecar   # keep it running"),
                           f'codex "你好"     # model_provider = "{PROVIDER_ID}", model = "{target.model}"'],

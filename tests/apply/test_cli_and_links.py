@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 import baicai_sidecar.apply as apply_api
+from baicai_sdk.integration import Text
 from baicai_sdk.testing import wait_until
 from baicai_sidecar.apply import Env, Target
 
@@ -389,3 +390,19 @@ def test_aichat_config_path_follows_aichat(environ: dict[str, str], platform: st
 
     env = Env(tmp_path, tmp_path, environ, platform, lambda name: None)
     assert config_path(env) == Path(expected.replace("HOME", str(tmp_path)))
+
+
+def test_the_reveal_note_comes_only_when_a_key_was_hidden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """codex's dry run shows the NEW-TOKEN placeholder and no key at all: no "key masked, add --reveal" note."""
+    from baicai_sdk.cli import main
+
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "codex"))
+    assert main(["apply", "codex", "--target", "sidecar", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "sk-baicai-NEW-TOKEN" in out and "--reveal" not in out
+
+
+def test_cline_steps_are_chinese_first_like_every_other_line(env: Env, sidecar_target: Target) -> None:
+    last = Text.of(apply_api.plan("cline", sidecar_target, env=env).instructions[-1])
+    assert "保存" in last.zh and "保存" not in last.en and "Done" in last.en

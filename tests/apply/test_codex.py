@@ -128,3 +128,17 @@ def test_unparseable_config_is_left_untouched(env: Env, sidecar_target: Target) 
     with pytest.raises(UnparseableFile):
         apply_api.plan("codex", sidecar_target, env=env)
     assert config.read_text() == 'model = "o3"\nmodel = "dup"\n'
+
+
+@pytest.mark.parametrize(("tier", "warned"), [("free", True), ("paid", False), (None, False)])
+def test_a_free_key_is_told_codex_will_not_fit_its_limits(tier: str | None, warned: bool, env: Env,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """codex's turn is over 10k tokens: on the free tier neither gpt-4-0125-preview (1 request, 1,000 tokens an
+    hour) nor gpt-3.5-turbo (4k window) can serve it, so the model stays and the plan says why."""
+    monkeypatch.setenv("BAICAI_API_KEY", "baicai-" + "f" * 40)
+    if tier:
+        monkeypatch.setenv("BAICAI_TIER", tier)
+    target = apply_api.build_target("sidecar", app="codex", port=8765, issue_token=False)
+    assert target.model == "gpt-4-0125-preview" and target.tier == (tier or "unknown")
+    notes = [str(n) for n in apply_api.plan("codex", target, env=env).notes]
+    assert any("free tier allows gpt-4-0125-preview once and 1,000 tokens an hour" in n for n in notes) == warned
