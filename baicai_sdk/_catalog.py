@@ -120,6 +120,34 @@ class Catalog:
         known = self.chat_models.get(model) or self.image_models.get(model)
         return known.free if known else None
 
+    def is_image(self, model: str) -> bool:
+        return model in self.image_models or (model not in self.chat_models
+                                              and (family_of(model) or "").startswith("dall-e"))
+
+    def free_alternatives(self, model: str) -> tuple[tuple[str, ...], bool]:
+        """What a free key may use instead of ``model``, and whether those are of its own family.
+
+        Its family's free models first (free gpt-4 means gpt-4-0125-preview…, not gpt-4), else free models of the
+        same kind (chat for chat, images for images); none when the free tier has no model of that kind (DALL·E).
+        Read from the catalogue, so a user's ``catalog.json`` changes the suggestions too."""
+        family = self.family(model)
+        pool: list[ChatModel | ImageModel] = [
+            *(self.image_models.values() if self.is_image(model) else self.chat_models.values())]
+        usable = [m for m in pool if m.free and m.name != model and self.limits_for(m.family, "free") is not None]
+        same = tuple(m.name for m in usable if m.family == family)
+        if same:
+            return same, True
+        return tuple(m.name for m in usable), False
+
+    def free_models(self, family: str) -> tuple[str, ...] | None:
+        """The models of ``family`` a free key may use, or None when the free tier may use all of them (or none)."""
+        every: list[ChatModel | ImageModel] = [*self.chat_models.values(), *self.image_models.values()]
+        members = [m for m in every if m.family == family]
+        free = tuple(m.name for m in members if m.free)
+        if not free or len(free) == len(members) or self.limits_for(family, "free") is None:
+            return None
+        return free
+
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)

@@ -114,7 +114,11 @@ RELAY_CODES: dict[int, RelayCode] = {
                   "paid-tier dall-e-3 request limit reached", _WAIT_ZH, _WAIT_EN, False,
                   reveals_tier="paid", family="dall-e-3"),
         RelayCode(40050, "model_not_on_free_tier", "tier", 403, "免费会员不支持该模型", "the free tier cannot use this model",
-                  "换用免费模型（如 gpt-3.5-turbo），" + _UPGRADE_ZH, "use a free model (e.g. gpt-3.5-turbo), " + _UPGRADE_EN,
+                  # no model here (the answer does not name it, and an image request must not be sent to a chat
+                  # model): where the free models are listed, from the catalogue
+                  "换用免费会员可用的型号（`baicai usage windows --tier free` 列出；图片需付费会员），" + _UPGRADE_ZH,
+                  "use a model the free tier allows (`baicai usage windows --tier free` lists them; images need a "
+                  "paid key), " + _UPGRADE_EN,
                   False, reveals_tier="free"),
     ]
 }

@@ -411,10 +411,16 @@ def _local_quota_error(response: httpx2.Response, body: object) -> QuotaExceeded
     elif response.status_code == 404:  # a model the relay does not serve
         error.hint = str(Text("换用白菜GPT 支持的模型（client.models.list() 可列出）",
                               "use a model the relay serves (client.models.list() lists them)"))
-    else:  # 403: the model (a chat model, or DALL·E) is not on this tier
-        error.hint = str(Text("等待无济于事：换用本等级可用的模型（如 gpt-3.5-turbo），或充值升级为付费会员",
-                              "waiting will not help: use a model this tier allows (e.g. gpt-3.5-turbo), or top up "
-                              "to a paid key"))
+    else:  # 403: the model (a chat model, or DALL·E) is not on this tier; the gate named what it allows
+        alternatives = inner.get("alternatives")
+        names = [str(n) for n in alternatives] if isinstance(alternatives, list) else []
+        if names:
+            error.hint = str(Text(f"等待无济于事：换用本等级可用的模型（{'、'.join(names)}），或充值升级为付费会员",
+                                  f"waiting will not help: use a model this tier allows ({', '.join(names)}), or top "
+                                  "up to a paid key"))
+        else:
+            error.hint = str(Text("等待无济于事：本等级没有可替代的模型，充值升级为付费会员后可用",
+                                  "waiting will not help: this tier has no model to use instead; top up to a paid key"))
     family, tier = inner.get("family"), inner.get("tier")
     error.family = family if isinstance(family, str) else None
     error.tier = tier if tier in ("free", "paid") else None

@@ -33,6 +33,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "PENDING_TTL",
     "SETTLED_STATUSES",
+    "TIER_UNKNOWN_REASON",
     "connect",
     "fingerprint",
     "window_totals",
@@ -45,6 +46,9 @@ PENDING_TTL = 900.0
 ARRIVAL_FLOOR = 0.25
 """Seconds added to the time an answer arrived when it becomes the row's window time (clock granularity)."""
 
+TIER_UNKNOWN_REASON = "tier unknown: booked at the paid price, ¥0 (free) as the low end"
+"""A row's ``estimate_reason`` when only its price is uncertain (the relay reported the usage, but nobody knows if
+the key is free or paid): reports mark it apart from rows whose usage itself is an estimate."""
 SETTLED_STATUSES = ("ok", "error", "cancelled", "dropped", "timeout", "orphaned", "failed")
 """ok: answered in full; error: the relay or OpenAI refused (a refusal before any output is not billed; an error
 inside a stream is billed for what was sent); cancelled: the caller closed a stream early (the relay bills what it

@@ -146,7 +146,7 @@ _SWEEP_EVERY = 60.0
 _ESTIMATED = ("cancelled", "dropped", "timeout", "orphaned")
 """Statuses whose usage the relay did not report: booked as a point estimate within bounds."""
 _IMAGE_UNKNOWN = "images of unknown size: the prompt counted at 1024×1024 each, bounded by the smallest and largest"
-_TIER_UNKNOWN = "tier unknown: booked at the paid price, ¥0 (free) as the low end"
+_TIER_UNKNOWN = _ledger.TIER_UNKNOWN_REASON
 _REASONS = {
     "cancelled": "stream closed early: the relay bills what it generated until it noticed",
     "dropped": "connection broke mid-answer: the relay bills what it generated",

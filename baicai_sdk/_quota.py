@@ -276,6 +276,8 @@ class Decision:
     """The window is full only because of reservations still in flight: they settle in seconds."""
     relay_rules: bool = True
     """False when the server is not the relay: no hourly limits apply, the request is only recorded."""
+    alternatives: tuple[str, ...] = ()
+    """For a model the tier may not use: models it may (from the catalogue), for the error's hint."""
     status: int = 429
     """The HTTP status a refusal is answered with: 429 for a full window, otherwise what the relay itself would
     answer (apps show a 429 as "slow down", which is wrong when waiting cannot help)."""
@@ -423,10 +425,39 @@ def _refused_outright(info: RequestInfo, base: _Base, catalog: Catalog) -> Decis
         return None
     if _model_free(info, catalog):
         return None
+    zh, en, alternatives = free_tier_refusal(info.model, catalog)
     return base.decision("refuse", status=403,  # the relay's 40050
-                         reason_zh=f"免费会员不能使用 {info.model}，请换用免费模型（如 gpt-3.5-turbo）或充值升级",
-                         reason_en=f"the free tier cannot use {info.model}; use a free model (e.g. gpt-3.5-turbo) "
-                                   "or top up")
+                         reason_zh=zh, reason_en=en, alternatives=alternatives)
+
+
+def free_tier_refusal(model: str, catalog: Catalog) -> tuple[str, str, tuple[str, ...]]:
+    """(中文, English, suggested models) for a free key asking for a paid-only ``model``, suggestions from the
+    catalogue: its own family's free models (the free tier's gpt-4 is gpt-4-0125-preview…, not gpt-4), else the
+    same kind's; for an image model with no free one, that images need a paid key."""
+    alternatives, same_family = catalog.free_alternatives(model)
+    shown = alternatives[:3]
+    more = len(alternatives) > len(shown)
+    names_zh = "、".join(shown) + (" 等" if more else "")
+    names_en = ", ".join(shown) + (", …" if more else "")
+    family = catalog.family(model) or ""
+    limits = catalog.limits_for(family, "free") if same_family else None
+    rph = limits.requests_per_hour if limits is not None else None
+    hourly_zh = f"（每小时 {rph} 次）" if rph is not None else ""
+    hourly_en = f" ({rph} request{'s' if rph != 1 else ''} an hour)" if rph is not None else ""
+    if same_family:
+        pick_zh, pick_en = ("请换用其中之一", "Use one of them") if len(shown) > 1 else ("请换用它", "Use it")
+        return (f"免费会员不能使用 {model}：免费会员可用的 {family} 模型{'有' if more else '只有'} {names_zh}{hourly_zh}。"
+                f"{pick_zh}，或充值升级为付费会员",
+                f"the free tier cannot use {model}: its {family} models are {names_en}{hourly_en}. {pick_en}, "
+                "or top up to a paid key", shown)
+    if alternatives:
+        return (f"免费会员不能使用 {model}，请换用免费模型（如 {names_zh}）或充值升级为付费会员",
+                f"the free tier cannot use {model}; use a free model (e.g. {names_en}) or top up to a paid key", shown)
+    if catalog.is_image(model):
+        return (f"免费会员不能生成图片（{model} 需要付费会员）：充值升级为付费会员后可用",
+                f"the free tier cannot make images ({model} needs a paid key): top up to upgrade the key", ())
+    return (f"免费会员不能使用 {model}：充值升级为付费会员后可用",
+            f"the free tier cannot use {model}: top up to upgrade the key", ())
 
 
 def _model_free(info: RequestInfo, catalog: Catalog) -> bool:

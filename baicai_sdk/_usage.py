@@ -23,7 +23,8 @@ from ._text import Text
 if TYPE_CHECKING:
     import sqlite3
 
-__all__ = ["UsageStore", "Totals", "ReportRow", "LedgerRow", "WindowStatus", "GroupBy"]
+__all__ = ["UsageStore", "Totals", "ReportRow", "LedgerRow", "WindowStatus", "GroupBy", "COST_MARKS",
+           "COST_MARK_NOTES"]
 
 GroupBy = Literal["model", "day", "hour", "key", "source"]
 _GROUPS = ("model", "day", "hour", "key", "source")
@@ -117,14 +118,51 @@ class LedgerRow:
     """0: an app request's first attempt; n: its n-th retry (each attempt the relay saw has its own row)."""
     measured: bool = True
     """False: tokens and cost are an estimate (pending, cancelled, dropped, timed out, orphaned: what the relay
-    likely bills, within the row's bounds), not the relay's reported usage."""
+    likely bills, within the row's bounds), not the relay's reported usage — or only the price is (tier unknown)."""
+    estimate_reason: str | None = None
+    """Why the row is not measured, in English (the ledger's ``estimate_reason``); None for a measured row."""
 
     @property
     def ts(self) -> float:
         return self.time
 
+    @property
+    def cost_mark(self) -> str:
+        """``""`` measured; ``"≤"`` the relay's usage at the paid price, the key's tier unknown (¥0 if free);
+        ``"~"`` the usage itself is an estimate. :data:`COST_MARKS` explains each."""
+        if self.measured:
+            return ""
+        if self.estimate_reason == _ledger.TIER_UNKNOWN_REASON:
+            return "≤" if self.cost_cny else ""  # ¥0 whatever the tier (a refusal before any model ran): exact
+        return "~"
+
     def as_dict(self) -> dict[str, Any]:
         return _money(asdict(self))
+
+
+def _estimate_reason(status: str, measured: bool, reason: str | None) -> str | None:
+    if status in ("pending", "expired"):
+        return reason or "in flight: counted at its reservation until the answer settles it"
+    return None if measured else reason
+
+
+COST_MARKS: dict[str, Text] = {
+    "~": Text("~ 估算：中转未报告用量（进行中、取消、中断、超时、进程退出），按中转可能计费的数目记账",
+              "~ estimated: the relay reported no usage (in flight, cancelled, dropped, timed out, process ended); "
+              "booked at what the relay likely bills"),
+    "≤": Text("≤ 至多：用量是中转报告的，但不知道密钥是免费还是付费会员，按付费价记账（免费会员为 ¥0）；"
+              "设置等级后新的记录按实价：baicai key tier 名称 free|paid，或环境变量 BAICAI_TIER",
+              "≤ at most: the relay reported the usage, but the key's tier is unknown, so it is booked at the paid "
+              "price (¥0 if the key is free); set the tier to price new rows exactly: baicai key tier NAME free|paid, "
+              "or BAICAI_TIER"),
+}
+"""The legend of :attr:`LedgerRow.cost_mark`, for every view of the expense log."""
+
+COST_MARK_NOTES: dict[str, Text] = {
+    "~": Text("估算：中转未报告用量", "estimated: the relay reported no usage"),
+    "≤": Text("等级未知：按付费价，免费则 ¥0", "tier unknown: paid price, ¥0 if free"),
+}
+"""The same, short enough for a table cell."""
 
 
 @dataclass(frozen=True)
@@ -310,7 +348,8 @@ class UsageStore:
         cur = self._conn().execute(
             "SELECT id, ts, model, family, endpoint, source, app, key_fp, key_hint, status, prompt_tokens, "
             "completion_tokens, prompt_est, completion_est, images, cost, cost_est, relay_code, http_status, "
-            f"latency_ms, stream, tier, attempt, measured FROM requests{where} ORDER BY id DESC LIMIT ? OFFSET ?",
+            f"latency_ms, stream, tier, attempt, measured, estimate_reason FROM requests{where} "
+            "ORDER BY id DESC LIMIT ? OFFSET ?",
             [*args, int(limit), int(offset)],
         )
         return [
@@ -323,6 +362,7 @@ class UsageStore:
                 images=int(r[14] or 0), cost_cny=r[15], cost_estimated=r[16], relay_code=r[17],
                 http_status=r[18], latency_ms=r[19], stream=bool(r[20]), tier=r[21], attempt=int(r[22] or 0),
                 measured=bool(r[23]) and r[9] not in ("pending", "expired"),
+                estimate_reason=_estimate_reason(r[9], bool(r[23]), r[24]),
             )
             for r in cur
         ]

@@ -71,6 +71,9 @@ __all__ = [
     "redact",
     # relay codes
     "relay_code",
+    # the expense log: why a cost is marked estimated
+    "COST_MARKS",
+    "COST_MARK_NOTES",
     # offline token counting
     "TokenizerUnavailable",
     "get_encoding",
@@ -131,6 +134,8 @@ _LAZY: dict[str, str] = {
     "KeyStoreError": "._keys",
     "redact": "._transport._wire",
     "relay_code": "._codes",
+    "COST_MARKS": "._usage",
+    "COST_MARK_NOTES": "._usage",
     "TokenizerUnavailable": "._tokens",
     "get_encoding": "._tokens",
     "is_loaded": "._tokens",
@@ -181,6 +186,7 @@ if _typing.TYPE_CHECKING:
         relay_error_message,
     )
     from ._urls import DEFAULT_BASE_URL, is_loopback_host, normalise_base_url
+    from ._usage import COST_MARK_NOTES, COST_MARKS
 
 
 def __getattr__(name: str) -> _typing.Any:

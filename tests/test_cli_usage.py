@@ -309,3 +309,82 @@ def test_estimate_says_where_it_reads_and_what_to_give_it(monkeypatch: pytest.Mo
         os.close(follower)
     assert done.returncode == 0 and "reading messages JSON from standard input (end with Ctrl-D" in err
     assert "prompt tokens" in out
+
+
+def test_usage_log_marks_a_tier_unknown_row_apart_from_an_estimated_one(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """An ``ok`` row of a key whose tier nobody knows has the relay's usage, only its price is uncertain (paid price,
+    ¥0 if free): ``≤``, with its own legend — not ``~`` "the relay reported no usage" (newcomer trial, finding 6)."""
+    meter = Meter("sdk")  # no tier configured
+    r = meter.reserve(KEY, describe_request("/v1/chat/completions", {"model": "gpt-3.5-turbo", "messages": []}))
+    assert isinstance(r, Reservation)
+    r.settle(prompt_tokens=16, completion_tokens=200)
+    meter.close()
+    code, out, _ = run(monkeypatch, capsys, ["usage", "log"])
+    (row,) = [line for line in out.splitlines() if "gpt-3.5-turbo" in line]
+    assert code == 0 and " ok " in row and "≤¥0.0022" in row and "~" not in row
+    assert "≤ at most: the relay reported the usage, but the key's tier is unknown" in out
+    assert "(¥0 if the key is free)" in out and "baicai key tier NAME free|paid" in out and "BAICAI_TIER" in out
+    assert "按付费价记账（免费会员为 ¥0）" in out and "~ estimated" not in out
+    (data,) = json.loads(run(monkeypatch, capsys, ["usage", "log", "--json"])[1])
+    assert data["measured"] is False and data["estimate_reason"].startswith("tier unknown: booked at the paid price")
+    _send("gpt-3.5-turbo", 10, 10)  # a paid key's row: measured, no mark, no reason
+    meter = Meter("sdk")  # and a cancelled stream of the unknown key: its usage is the estimate, so "~"
+    r = meter.reserve(KEY, describe_request("/v1/chat/completions", {"model": "gpt-3.5-turbo", "messages": []}))
+    assert isinstance(r, Reservation)
+    r.settle(status="cancelled", prompt_tokens=10, completion_tokens=16, stream=True, measured=False)
+    meter.close()
+    out = run(monkeypatch, capsys, ["usage", "log"])[1]
+    cancelled, paid, unknown = [line for line in out.splitlines() if "gpt-3.5-turbo" in line]
+    assert " ~¥" in cancelled and "≤" not in paid and "~" not in paid and "≤¥0.0022" in unknown
+    assert "~ estimated: the relay reported no usage" in out and "≤ at most" in out
+    newest = json.loads(run(monkeypatch, capsys, ["usage", "log", "--json"])[1])
+    assert newest[1]["measured"] is True and newest[1]["estimate_reason"] is None
+    assert "closed early" in newest[0]["estimate_reason"]
+
+
+def test_free_tier_wording_names_the_free_gpt4_models(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's `estimate --model gpt-4` on a free key, and `usage windows`' "gpt-4 free 0/1": both say that the
+    free tier's gpt-4 is gpt-4-0125-preview… (RELAY.md), not gpt-4 itself (newcomer trial, finding 5)."""
+    from baicai_sdk._catalog import load_catalog
+
+    catalog = load_catalog(fresh=True)
+    code, out, _ = run(monkeypatch, capsys, ["estimate", "-m", "gpt-4", "--tier", "free", "-"], stdin="[]")
+    assert "quota: refused — the free tier cannot use gpt-4: its gpt-4 models are gpt-4-0125-preview" in out
+    assert "额度：不会发送 — 免费会员不能使用 gpt-4" in out and "gpt-3.5-turbo" not in out
+    code, out, _ = run(monkeypatch, capsys, ["estimate", "-m", "gpt-4", "--tier", "free", "--json", "-"], stdin="[]")
+    alternatives = json.loads(out)["decision"]["alternatives"]
+    assert "gpt-4-0125-preview" in alternatives
+    assert all(catalog.allowed_on_free(m) and catalog.family(m) == "gpt-4" for m in alternatives)
+    monkeypatch.setenv("BAICAI_API_KEY", KEY)
+    monkeypatch.setenv("BAICAI_TIER", "free")
+    out = run(monkeypatch, capsys, ["usage", "windows"])[1]
+    note = out.splitlines()[-1]
+    assert note.startswith("免费会员只能用这些型号") and "the free tier may use only these models" in note
+    assert "gpt-4: gpt-4-0125-preview, gpt-4-1106-vision-preview, gpt-4-1106-preview" in note
+    assert "gpt-3.5: gpt-3.5-turbo," in note and "16k" not in note
+    import re
+
+    named = re.findall(r"(gpt-[\w.-]+)(?=[,;]|$)", note.split("the free tier may use only these models")[1])
+    assert len(named) == 7 and all(catalog.allowed_on_free(m) for m in named), named  # family labels end in ":"
+    out = run(monkeypatch, capsys, ["usage", "windows", "--tier", "paid"])[1]
+    assert "may use only" not in out
+
+
+def test_a_zero_cost_row_of_an_unknown_tier_is_not_marked() -> None:
+    """¥0 whatever the tier (a relay refusal before any model ran): exact, so no "at most" mark."""
+    import dataclasses
+
+    from baicai_sdk._ledger import TIER_UNKNOWN_REASON
+    from baicai_sdk._usage import LedgerRow
+
+    row = LedgerRow(id=1, time=0.0, model="gpt-3.5-turbo", family="gpt-3.5", endpoint="chat", source="sdk", app=None,
+                    key_fingerprint="fp", key_hint=None, status="error", prompt_tokens=5, completion_tokens=0,
+                    prompt_tokens_estimated=5, completion_tokens_estimated=0, images=0, cost_cny=0.0,
+                    cost_estimated=0.0, relay_code=40020, http_status=429, latency_ms=1, stream=False, tier=None,
+                    measured=False, estimate_reason=TIER_UNKNOWN_REASON)
+    assert row.cost_mark == ""
+    assert dataclasses.replace(row, cost_cny=0.001).cost_mark == "≤"
+    assert dataclasses.replace(row, estimate_reason="stream closed early").cost_mark == "~"
+    assert dataclasses.replace(row, measured=True, estimate_reason=None).cost_mark == ""

@@ -27,6 +27,10 @@ def test_scripted_demo_runs_offline_and_leaves_the_users_ledger_alone(baicai_hom
     first = next(line for line in out.splitlines() if "attempt 1: ok" in line)
     assert first.startswith("   第 1 次：ok / attempt 1: ok — '") and first.count(" — ") == 1, first  # the reply once
     assert "gpt-4 requests the emulator saw: 1" in out
+    # not "the free tier allows gpt-4": only the -preview models the catalogue marks free (newcomer trial, finding 5)
+    assert "a free key gets 1 gpt-4 request an hour, on gpt-4-0125-preview, gpt-4-1106-vision-preview, " \
+           "gpt-4-1106-preview only (gpt-4 itself and the other gpt-4 models need a paid key)" in out
+    assert "免费 KEY 每小时 1 次 gpt-4，且只限 gpt-4-0125-preview" in out
     assert "ledger cost ¥0.40" in out  # DALL·E 3 standard 1024², from the catalogue via the ledger
     assert "measured" in out
     balance = next(line for line in out.splitlines() if "measured" in line)

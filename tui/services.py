@@ -144,7 +144,9 @@ class LedgerLine:
     attempt: int = 0
     """0: the app request's first attempt; n: its n-th retry."""
     measured: bool = True
-    """False: tokens and cost are the ledger's estimate (the relay reported no usage)."""
+    """False: tokens and cost are the ledger's estimate (the relay reported no usage), or only the price is."""
+    cost_mark: str = ""
+    """The SDK's mark before the cost (``~`` usage estimated, ``≤`` tier unknown: paid price), as ``usage log``."""
 
 
 @dataclass(frozen=True)
@@ -384,7 +386,7 @@ class Services:
                 prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens, cost_cny=r.cost_cny,
                 latency_ms=None if r.latency_ms is None else float(r.latency_ms), relay_code=r.relay_code,
                 meaning=_meaning(r.relay_code), key=r.key_hint or _masked_key(r.key_fingerprint),
-                attempt=r.attempt, measured=r.measured,
+                attempt=r.attempt, measured=r.measured, cost_mark=r.cost_mark,
             )
             for r in rows
         ]

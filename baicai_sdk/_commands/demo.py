@@ -91,6 +91,19 @@ def _line(text: object = "") -> None:
     print(text, flush=True)
 
 
+def _free_gpt4_title() -> Text:
+    """What the free tier's gpt-4 is, from the catalogue: a few named models an hour, not every gpt-4 model."""
+    from .._catalog import load_catalog
+
+    catalog = load_catalog()
+    models = catalog.free_models("gpt-4") or ("gpt-4-0125-preview",)
+    limits = catalog.limits_for("gpt-4", "free")
+    rph = limits.requests_per_hour if limits is not None else None
+    return Text(f"2) 免费 KEY 每小时 {rph} 次 gpt-4，且只限 {'、'.join(models)}（gpt-4 本身等其余型号需付费）",
+                f"2) a free key gets {rph} gpt-4 request{'s' if rph != 1 else ''} an hour, on {', '.join(models)} only (gpt-4 itself and "
+                "the other gpt-4 models need a paid key)")
+
+
 def _window_line(family: str, tier: Tier) -> Text:
     """This hour's window by ``tier``'s limits: left unsaid, an unknown tier is judged by the paid limits, and the
     free key's line read "requests 1/1000 · tokens 73/∞"."""
@@ -140,7 +153,7 @@ def _scripted_tour(emu: Any, home: str, *, kept: bool) -> int:
         _line(Text("     ", "     ") + _window_line("gpt-3.5", "free"))
     _line()
 
-    _line(Text("2) 免费 KEY 的 gpt-4 每小时 1 次", "2) the free tier allows gpt-4 once an hour"))
+    _line(_free_gpt4_title())
     for attempt in (1, 2):
         try:
             reply = free.chat.completions.create(

@@ -129,6 +129,7 @@ def _estimate(args: argparse.Namespace) -> int:
             "retry_at": decision.retry_at,
             "reason": str(decision.message()) if decision.kind != "allow" else None,
             "notes": list(decision.notes),
+            "alternatives": list(decision.alternatives),
         },
     }
     if not known:

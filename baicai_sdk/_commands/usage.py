@@ -181,20 +181,21 @@ def _log(args: argparse.Namespace) -> int:
     for head in heads:
         print(f"{ljust(head[0], 19)}  {ljust(head[1], 22)} {ljust(head[2], 9)} {ljust(head[3], 13)} "
               f"{rjust(head[4], 10)}  {head[5]}  {head[6]}")
-    estimated = False
+    marks: set[str] = set()
     for r in rows:
         when = dt.datetime.fromtimestamp(r.time).strftime("%Y-%m-%d %H:%M:%S")
         code = f" code={r.relay_code}" if r.relay_code is not None else ""
         code += f" retry={r.attempt}" if r.attempt else ""  # the app's n-th retry: its own row, counted by the relay
         source = r.source + (f":{r.app}" if r.app else "")
-        cost = _cny(r.cost_cny) if r.measured else "~" + _cny(r.cost_cny)
+        cost = r.cost_mark + _cny(r.cost_cny)
         print(f"{when}  {ljust(r.model, 22)} {ljust(r.status, 9)} {r.prompt_tokens:>6}+{r.completion_tokens:<6} "
               f"{cost:>10}  {source}  {r.key_hint or r.key_fingerprint}{code}")
-        estimated = estimated or not r.measured
-    if estimated:
-        print(Text("~ 估算：中转未报告用量（取消、中断、超时、进程退出），按中转可能计费的数目记账",
-                   "~ estimated: the relay reported no usage (cancelled, dropped, timed out, process ended); booked at "
-                   "what the relay likely bills"))
+        marks.add(r.cost_mark)
+    from .._usage import COST_MARKS
+
+    for mark, legend in COST_MARKS.items():  # only the marks shown, each with its own reason
+        if mark in marks:
+            print(legend)
     total = store.count(model=args.model, status=args.status, source=args.source)
     shown = args.offset + len(rows)
     if shown < total:
@@ -251,7 +252,22 @@ def _windows(args: argparse.Namespace) -> int:
             free += Text("  中转已报满", "  the relay said full")
         print(Text(f"  {who}{w.family:<9} {w.tier:<7} 请求 {req:<10} tokens {tok:<14}{free.zh}",
                    f"  {who}{w.family:<9} {w.tier:<7} requests {req:<10} tokens {tok:<14}{free.en}"))
+    _free_models_note({w.family for w in windows if w.tier == "free" and w.allowed})
     return 0
+
+
+def _free_models_note(families: set[str]) -> None:
+    """Under free-tier rows, which models those limits are for: the free gpt-4 is gpt-4-0125-preview…, not gpt-4
+    (read from the catalogue; nothing printed for a family the free tier may use in full)."""
+    from .._catalog import load_catalog
+
+    catalog = load_catalog()
+    named = [(family, models) for family in sorted(families) if (models := catalog.free_models(family))]
+    if not named:
+        return
+    print(Text("免费会员只能用这些型号（其余需付费）：" + "；".join(f"{f} — {'、'.join(m)}" for f, m in named),
+               "the free tier may use only these models (the others need a paid key): "
+               + "; ".join(f"{f}: {', '.join(m)}" for f, m in named)))
 
 
 def _balance(args: argparse.Namespace) -> int:

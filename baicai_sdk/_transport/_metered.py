@@ -176,7 +176,8 @@ def _refusal_response(request: httpx2.Request, decision: Decision) -> httpx2.Res
         retry_after = max(1, math.ceil(decision.retry_at - time.time()))
     message = decision.message()
     body = error_body(message.zh, message.en, type=LOCAL_QUOTA_TYPE, code=LOCAL_QUOTA_TYPE,
-                      retry_at=decision.retry_at, family=decision.family, tier=decision.tier)
+                      retry_at=decision.retry_at, family=decision.family, tier=decision.tier,
+                      **({"alternatives": list(decision.alternatives)} if decision.alternatives else {}))
     headers = {"content-type": "application/json", SHOULD_RETRY_HEADER: "false", LOCAL_QUOTA_HEADER: "1"}
     if retry_after is not None:
         headers["retry-after"] = str(retry_after)

@@ -261,6 +261,12 @@ def test_a_model_the_tier_may_not_use_is_refused_as_the_relay_would(emulator: An
     assert response.headers["x-baicai-local-quota"] == "1" and "retry-after" not in response.headers
     bilingual(info.value.body["message"])  # type: ignore[index]
     assert "dall-e-3" in info.value.body["message"]  # type: ignore[index]
+    # an image request is not told to use a chat model: no image model is on the free tier
+    assert "cannot make images" in info.value.body["message"] and "gpt-3.5" not in info.value.body["message"]  # type: ignore[index]
+    with pytest.raises(openai.PermissionDeniedError) as info:  # the free tier's gpt-4 is -preview, not gpt-4
+        client(sc, app_token).chat.completions.create(**{**CHAT, "model": "gpt-4"})
+    body: Any = info.value.body
+    assert "gpt-4-0125-preview" in body["message"] and body["alternatives"][0] == "gpt-4-0125-preview"
     assert emulator.state.requests == []
 
 

@@ -138,7 +138,7 @@ async def test_expense_log_pages_and_filters(sdk_ledger) -> None:
         rows = table_rows(app.query_one("#ledger-table"))
         assert len(rows) == total
         assert [r[1] for r in rows] == [x.model for x in newest]
-        assert [r[5] for r in rows] == [cny(x.cost_cny) if x.measured else "~" + cny(x.cost_cny) for x in newest]
+        assert [r[5] for r in rows] == [x.cost_mark + cny(x.cost_cny) for x in newest]
         assert [r[4] for r in rows] == [f"{count(x.prompt_tokens)}+{count(x.completion_tokens)}" for x in newest]
         assert f"{count(total)} 条记录" in text_of(app.query_one("#ledger-position"))
         assert rows[0][8] == "第 1 次重试 / retry 1" and not any("重试" in r[8] for r in rows[1:])

@@ -7,6 +7,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Static
 
+from baicai_sdk.integration import COST_MARK_NOTES
+
 from .._i18n import Key, Text, get_lang, tr
 from ..services import LedgerPage
 from ..widgets._format import cny, count, stamp
@@ -94,6 +96,9 @@ class LedgerPageView(Page):
             if line.attempt:
                 retry = tr(f"第 {line.attempt} 次重试", f"retry {line.attempt}")
                 meaning = f"{retry} · {meaning}" if meaning else retry
+            if line.cost_mark and not meaning:  # the CLI's legend, per row: why the cost is marked
+                note = COST_MARK_NOTES[line.cost_mark]
+                meaning = f"{line.cost_mark} {tr(note.zh, note.en)}"
             table.add_row(stamp(line.time, tz)[5:], Plain(line.model), Plain(source), line.status, tokens,  # MM-DD
-                          cny(line.cost_cny) if line.measured else "~" + cny(line.cost_cny), latency,
+                          line.cost_mark + cny(line.cost_cny), latency,
                           "" if line.relay_code is None else str(line.relay_code), Plain(meaning), key=str(line.id))
