@@ -123,6 +123,9 @@ class WindowView:
     """The relay said the window is used up (a limit code): blocked until then."""
     key: str = ""
     """Empty for this IP's window (every local key); else the masked key whose own window this is."""
+    free_models: tuple[str, ...] = ()
+    """On a free-tier window of a family the free tier may use only in part: those models (the free gpt-4 is
+    gpt-4-0125-preview…, not gpt-4), from the SDK's catalogue."""
 
 
 @dataclass(frozen=True)
@@ -398,6 +401,9 @@ class Services:
         tier = active.tier if active is not None and active.tier in ("free", "paid") else None
         key_tiers = self._profile_tiers()
         statuses = self._read(lambda u: u.windows(now=now, tier=tier, key_tiers=key_tiers, per_key=True))  # type: ignore[arg-type]
+        from baicai_sdk import load_catalog
+
+        catalog = load_catalog()
         return [
             WindowView(
                 family=w.family, tier=w.tier, requests_used=w.requests_used, requests_limit=w.requests_limit,
@@ -405,6 +411,7 @@ class Services:
                 runs_out_at=w.runs_out_at, runs_out_of=w.runs_out_of, allowed=w.allowed,
                 exhausted_until=w.exhausted_until if (w.exhausted_until or 0.0) > now else None,
                 key=(w.key_hint or _masked_key(w.key_fingerprint)) if w.scope == "key" else "",
+                free_models=(catalog.free_models(w.family) or ()) if w.tier == "free" and w.allowed else (),
             )
             for w in statuses
         ]

@@ -69,3 +69,29 @@ def test_a_projection_only_from_a_pace_that_can_run_the_window_out() -> None:
     assert runs_out(24, used=58) is None  # 24 an hour never fills a sliding hour of 60, however close it is now
     assert runs_out(120, used=30, samples=2) is None  # two requests are not a pace
     assert runs_out(60, used=0) == pytest.approx(NOW + 3600)  # exactly the limit's pace: at most an hour ahead
+
+
+def test_a_free_gpt4_card_says_which_models_its_limit_is_for(baicai_home: object) -> None:
+    """"gpt-4 · free 0/1" read as "the free tier may use gpt-4": the card names the models the catalogue lets a free
+    key use (newcomer trial, finding 5); the paid card and the gpt-3.5 line's models are the catalogue's too."""
+    from baicai_sdk import load_catalog
+    from tui.services import Services
+
+    catalog = load_catalog(fresh=True)
+    services = Services(clock=lambda: NOW, demo_credentials=("baicai-demo-aaaaaaaaaaaaaaaa", "http://127.0.0.1:9/v1",
+                                                              "free"))
+    views = {(w.family, w.tier): w for w in services.windows()}
+    gpt4 = views[("gpt-4", "free")]
+    assert gpt4.free_models[0] == "gpt-4-0125-preview" and "gpt-4" not in gpt4.free_models
+    assert all(catalog.allowed_on_free(m) and catalog.family(m) == "gpt-4" for m in gpt4.free_models)
+    assert views[("dall-e-3", "free")].free_models == ()  # not available at all: said by the card already
+    set_lang("en")
+    try:
+        text = window_text(gpt4, NOW, None).plain
+        paid = window_text(WindowView(family="gpt-4", tier="paid", requests_used=0, requests_limit=200, tokens_used=0,
+                                      tokens_limit=None, next_free_at=None, runs_out_at=None), NOW, None).plain
+    finally:
+        set_lang(None)
+    assert "free tier: only gpt-4-0125-preview, gpt-4-1106-vision-preview, gpt-4-1106-preview (the other models " \
+           "need a paid key)" in text
+    assert "only" not in paid

@@ -67,6 +67,10 @@ def window_text(w: WindowView, now: float, tz: object) -> Text:
         text.append(" · ")
         text.append(tr(f"按此速度，{w.family} 的{what_zh}将于 {at} 用完",
                        f"at this pace the {tier_en}{w.family} {w.runs_out_of} run out at {at}"), style="yellow")
+    if w.free_models:  # "gpt-4 · free" is not every gpt-4 model
+        text.append("\n  " + tr(f"免费会员只限 {'、'.join(w.free_models)}（其余型号需付费）",
+                                 f"free tier: only {', '.join(w.free_models)} (the other models need a paid key)"),
+                    style="dim")
     return text
 
 
