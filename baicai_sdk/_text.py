@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["LANGS", "Lang", "Text", "current_lang", "labelled", "set_lang", "tr"]
+__all__ = ["LANGS", "Lang", "Text", "current_lang", "head_rows", "labelled", "set_lang", "tr"]
 
 Lang = Literal["zh", "en", "both"]
 LANGS: tuple[Lang, ...] = ("both", "zh", "en")
@@ -106,6 +106,12 @@ class Text:
 def tr(zh: str, en: str, *, sep: str = SEPARATOR) -> str:
     """``str(Text(zh, en))``: a label or a line printed at once, in the current language."""
     return Text(zh, en).render(sep=sep)
+
+
+def head_rows(zh: tuple[str, ...], en: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """A table's header in the current language: one row, or with both the Chinese row over the English one (as
+    ``usage log`` and the TUI's tables show it), each padded by the caller like the rows below."""
+    return {"zh": [zh], "en": [en], "both": [zh, en]}[current_lang()]
 
 
 def labelled(zh: str, en: str, value: object) -> str:

@@ -63,6 +63,8 @@ __all__ = [
     "Lang",
     "Text",
     "current_lang",
+    "head_rows",
+    "ljust",
     "labelled",
     "set_lang",
     "tr",
@@ -128,6 +130,8 @@ _LAZY: dict[str, str] = {
     "Lang": "._text",
     "Text": "._text",
     "current_lang": "._text",
+    "head_rows": "._text",
+    "ljust": "._commands._cells",
     "labelled": "._text",
     "set_lang": "._text",
     "tr": "._text",
@@ -148,6 +152,7 @@ _LAZY: dict[str, str] = {
 
 if _typing.TYPE_CHECKING:
     from ._codes import relay_code
+    from ._commands._cells import ljust
     from ._files import (
         TEMP_SUFFIX,
         FileWatch,
@@ -166,7 +171,7 @@ if _typing.TYPE_CHECKING:
     from ._paths import config_dir, data_dir, ledger_path
     from ._probe import Check, probe_relay
     from ._serving import BackgroundServer, bind_socket, serve_forever
-    from ._text import LANGS, Lang, Text, current_lang, labelled, set_lang, tr
+    from ._text import LANGS, Lang, Text, current_lang, head_rows, labelled, set_lang, tr
     from ._tokens import TokenizerUnavailable, get_encoding, is_loaded
     from ._transport import env_proxy_for
     from ._transport._metered import RELAY_ANSWER, SETTLE_AFTER, STREAM_TALLY, read_response

@@ -69,7 +69,9 @@ def register(subparsers: Any) -> None:
                         help=tr("同时连接数上限：超出时先关空闲连接，全忙则回 503",
                                 "open connections before idle ones are closed and, when all are busy, new ones get 503 (512)"))
     parser.set_defaults(func=_clean_errors(_run))
-    sub = parser.add_subparsers(dest="sidecar_command", metavar="{token}", title=tr("令牌", "tokens"))
+    # prog: the subcommands' usage starts "baicai sidecar token", not with the whole usage written out above
+    sub = parser.add_subparsers(dest="sidecar_command", metavar="{token}", title=tr("令牌", "tokens"),
+                                prog="baicai sidecar")
 
     token = sub.add_parser("token", help=tr("本地令牌（每个应用一个）", "local tokens, one per app"))
     token.set_defaults(func=lambda args: (token.print_help(), 0)[1])
@@ -116,9 +118,13 @@ def _token_list(args: argparse.Namespace) -> int:
         print(Text("还没有本地令牌；启动 `baicai sidecar` 会生成默认令牌",
                    "no local tokens yet; `baicai sidecar` makes the default one"))
         return 0
-    for t in tokens:
-        made = time.strftime("%Y-%m-%d %H:%M", time.localtime(t.created))
-        print(f"{t.app:<20} {t.masked:<18} {made}")
+    from baicai_sdk.integration import head_rows, ljust
+
+    # a header, so the columns say what they are; the full token is never listed (`token add APP` shows it)
+    for app, masked, made in [*head_rows(("应用", "令牌（已遮蔽）", "创建时间"), ("app", "token (masked)", "created")),
+                              *((t.app, t.masked, time.strftime("%Y-%m-%d %H:%M", time.localtime(t.created)))
+                                for t in tokens)]:
+        print(f"{ljust(app, 20)} {ljust(masked, 18)} {made}")
     return 0
 
 

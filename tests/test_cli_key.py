@@ -49,8 +49,14 @@ def test_add_from_stdin_then_list_show_use_tier_rm(monkeypatch: pytest.MonkeyPat
 
     code, out, _ = run(monkeypatch, capsys, ["key", "list"])
     lines = out.splitlines()
-    assert lines[0].startswith("* main") and "baicai-…WXYZ" in lines[0] and "free" in lines[0]
-    assert lines[1].startswith("  work") and "https://api.baicaigpt.com/v1" in lines[1]
+    assert lines[0].split() == ["名称", "密钥", "会员等级", "存储", "中转地址"], lines  # a header, Chinese over English
+    assert lines[1].split() == ["name", "key", "tier", "store", "base", "URL"], lines
+    from baicai_sdk._commands._cells import cells
+
+    key_column = lines[1].index("key")  # aligned by terminal cells: a Chinese character takes two
+    assert lines[2].index("baicai-…WXYZ") == key_column == cells(lines[0][:lines[0].index("密钥")])
+    assert lines[2].startswith("* main") and "baicai-…WXYZ" in lines[2] and "free" in lines[2]
+    assert lines[3].startswith("  work") and "https://api.baicaigpt.com/v1" in lines[3]
 
     code, out, _ = run(monkeypatch, capsys, ["key", "list", "--json"])
     listed = json.loads(out)
@@ -58,7 +64,8 @@ def test_add_from_stdin_then_list_show_use_tier_rm(monkeypatch: pytest.MonkeyPat
 
     assert run(monkeypatch, capsys, ["key", "use", "work"])[0] == 0
     code, out, _ = run(monkeypatch, capsys, ["key", "show"])
-    assert "work  (active)" in out and "baicai-…QRST" in out
+    assert "work  （当前） / (active)" in out and "baicai-…QRST" in out
+    assert "会员等级 / tier" in out.splitlines()[2], out  # labels in the user's language too
 
     assert run(monkeypatch, capsys, ["key", "tier", "main", "paid"])[0] == 0
     code, out, _ = run(monkeypatch, capsys, ["key", "show", "main", "--json"])

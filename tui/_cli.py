@@ -14,13 +14,13 @@ __all__ = ["register"]
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "tui",
-        help=tr("终端面板：余额、额度、用量、明细、密钥、边车", "terminal dashboard: balance, quota, usage, keys, sidecar"),
+        help=tr("终端面板：余额、额度、用量、明细、密钥、本地代理", "terminal dashboard: balance, quota, usage, keys, sidecar"),
         description=tr("白菜GPT 终端面板", "The BaicaiGPT terminal dashboard."),
     )
     parser.add_argument("--lang", choices=("both", "zh", "en"), default=None,
                         help=tr("界面语言（默认按 BAICAI_LANG，否则按系统区域设置）", "label language (default: BAICAI_LANG, else the locale)"))
     parser.add_argument("--sidecar-url", default=None,
-                        help=tr("边车地址", "sidecar address (default http://127.0.0.1:<default port>)"))
+                        help=tr("本地代理（sidecar）地址", "sidecar address (default http://127.0.0.1:<default port>)"))
     parser.set_defaults(func=_run)
 
 

@@ -156,13 +156,16 @@ def _list(args: argparse.Namespace) -> int:
         print(Text("还没有配置。用 `baicai key add NAME` 添加；没有密钥可先试 `baicai demo`。",
                    "No profiles yet. Add one with `baicai key add NAME`; without a key, try `baicai demo`."))
         return 0
+    from .._text import head_rows
     from ._cells import cells, ljust
 
-    width = max(cells(p.name) for p in profiles)
-    for p in profiles:
-        mark = "*" if p.active else " "
-        base = p.base_url or "(default)"
-        print(f"{mark} {ljust(p.name, width)}  {p.masked:<16}  {p.tier:<7}  {p.store:<7}  {base}")
+    default = tr("（默认）", "(default)")
+    rows = [("*" if p.active else " ", p.name, p.masked, p.tier, p.store, p.base_url or default) for p in profiles]
+    heads = head_rows(("", "名称", "密钥", "会员等级", "存储", "中转地址"), ("", "name", "key", "tier", "store", "base URL"))
+    widths = [max(cells(row[i]) for row in [*heads, *rows]) for i in range(5)]
+    for row in [*heads, *rows]:  # a header, so the columns say what they are ("*": the active profile)
+        cols = "  ".join(ljust(row[i], widths[i]) for i in range(1, 5))
+        print(f"{row[0] or ' '} {cols}  {row[5]}".rstrip())
     return 0
 
 
@@ -192,16 +195,19 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(profile.as_dict(), ensure_ascii=False, indent=2))
         return 0
+    from ._cells import cells, ljust
+
     rows = [
-        ("name", profile.name + ("  (active)" if profile.active else "")),
-        ("key", profile.masked),
-        ("tier", profile.tier),
-        ("base_url", profile.base_url or "(default)"),
-        ("store", _describe_store(profile, store)),
-        ("fingerprint", profile.fingerprint),
+        (tr("名称", "name"), profile.name + ("  " + tr("（当前）", "(active)") if profile.active else "")),
+        (tr("密钥", "key"), profile.masked),
+        (tr("会员等级", "tier"), profile.tier),
+        (tr("中转地址", "base URL"), profile.base_url or tr("（默认）", "(default)")),
+        (tr("存储", "store"), _describe_store(profile, store)),
+        (tr("指纹", "fingerprint"), profile.fingerprint),
     ]
+    width = max(cells(label) for label, _ in rows)
     for label, value in rows:
-        print(f"{label:<12} {value}")
+        print(f"{ljust(label, width)}  {value}")
     return 0
 
 

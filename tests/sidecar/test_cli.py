@@ -188,3 +188,17 @@ def test_a_damaged_tokenizer_is_one_line_with_the_fix_before_any_banner(
     out, err = capsys.readouterr()
     assert "Base URL" not in out and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert "reinstall baicai" in err and "重新安装" in err and "k" * 20 not in out + err
+
+
+def test_token_list_has_a_header_and_token_help_a_clean_usage(capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BAICAI_LANG", "both")
+    token = TokenStore().issue("lobechat")
+    assert main(["sidecar", "token", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["应用", "app", "lobechat"], lines  # Chinese header over English
+    assert lines[1].index("token") == lines[2].index("sk-baicai-…") and token not in "\n".join(lines)
+    with pytest.raises(SystemExit):
+        main(["sidecar", "token", "--help"])
+    usage = capsys.readouterr().out.split("\n\n")[0]
+    assert usage == "usage: baicai sidecar token [-h] ACTION ...", usage  # not the sidecar's whole usage first
