@@ -90,7 +90,9 @@ def test_refusals() -> None:
     empty = Window(0, 0)
     paid_only = decide(chat_info("gpt-4"), tier="free", tier_source="configured", ip_window=empty, key_window=empty,
                        now=NOW)
-    assert paid_only.kind == "refuse" and "gpt-3.5-turbo" in paid_only.reason_en
+    # the free tier's own gpt-4 models, not a gpt-3.5 (test_free_tier_wording.py checks every paid-only model)
+    assert paid_only.kind == "refuse" and "gpt-4-0125-preview" in paid_only.reason_en
+    assert paid_only.alternatives[0] == "gpt-4-0125-preview" and "gpt-3.5-turbo" not in paid_only.reason_en
     # A *learned* free tier may be stale (a top-up upgrades the key; 40050 costs nothing): let the relay answer.
     learned = decide(chat_info("gpt-4"), tier="free", tier_source="learned", ip_window=empty, key_window=empty, now=NOW)
     assert learned.kind == "allow" and learned.limits is not None and learned.limits.requests_per_hour == 200
