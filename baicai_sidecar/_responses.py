@@ -939,6 +939,10 @@ class _Relay:
             completion = json.loads(body)
             response, turn = response_from_chat(completion, self.tr, self.response_id, self.created)
         except (ValueError, TypeError, AttributeError, KeyError, IndexError):
+            # the proxy's own line said 200 (the relay's status): this says what the app got instead
+            log.warning("%s", Text("Responses：中转的回答不是 Chat Completions 格式，应用收到 502 upstream_invalid_answer",
+                                   "Responses: the relay's answer is not a chat completion; the app got "
+                                   "502 upstream_invalid_answer"))
             await _answer(self.downstream, 502, openai_error_body(
                 "白菜GPT中转的回答不是 Chat Completions 格式，无法转换为 Responses",
                 "the relay's answer is not a chat completion; it cannot be turned into a Response",

@@ -29,5 +29,5 @@ class ClineAdapter(StepsAdapter):
             f"2. Base URL: {target.base_url}",
             f"3. API Key: {target.key}",
             f"4. Model ID: {target.model}",
-            Text("5. 点 Done 保存", "5. Done"),
+            Text("5. 点 Done 保存", "5. click Done to save"),
         ]
