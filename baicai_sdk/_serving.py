@@ -20,7 +20,7 @@ from typing import Any
 
 from ._text import Text, labelled
 
-__all__ = ["UvicornMissing", "import_uvicorn", "bind_socket", "BackgroundServer", "serve_forever"]
+__all__ = ["UvicornMissing", "import_uvicorn", "bind_socket", "BackgroundServer", "serve_forever", "answer_lifespan"]
 
 
 class UvicornMissing(RuntimeError):
@@ -178,3 +178,16 @@ def serve_forever(
         pass
     finally:
         sock.close()
+
+
+async def answer_lifespan(receive: Callable[[], Awaitable[dict[str, Any]]],
+                          send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    """The ASGI lifespan of an app with nothing to start or stop (the emulator, test and bench servers): uvicorn's
+    default ``lifespan="auto"`` asks, and an app that does not answer gets a warning at every start."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -49,6 +49,7 @@ import httpx2
 from baicai_sdk import Meter
 from baicai_sdk._meter import Reservation
 from baicai_sdk._quota import Decision
+from baicai_sdk._serving import answer_lifespan
 from baicai_sidecar import _server
 from baicai_sidecar._direct import DirectTransport
 from baicai_sidecar._proxy import Proxy, ProxyConfig
@@ -93,7 +94,7 @@ class RawForwarder:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await answer_lifespan(receive, send)
             return
         if scope["path"] == STATUS_PATH:
             await _status(send)
@@ -152,7 +153,7 @@ class BareForwarder:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await answer_lifespan(receive, send)
             return
         if scope["path"] == STATUS_PATH:
             await _status(send)
@@ -192,7 +193,7 @@ class ProxyOnly:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await answer_lifespan(receive, send)
         elif scope["path"] == STATUS_PATH:
             await _status(send)
         else:
@@ -215,16 +216,6 @@ class _Unrecorded(Meter):
 
     def learn_relay_host(self, *_args: Any, **_kwargs: Any) -> None:
         return None
-
-
-async def _lifespan(receive: Any, send: Any) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 async def _status(send: Any) -> None:

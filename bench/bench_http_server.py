@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from baicai_sdk._serving import answer_lifespan
+
 HERE = Path(__file__).resolve().parent
 TICK = os.sysconf("SC_CLK_TCK")
 BODY = (b'{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-3.5-turbo",'
@@ -47,13 +49,8 @@ REQUEST_BODY = b'{"model":"gpt-3.5-turbo","messages":[{"role":"user","content":"
 def make_app(chunks: int) -> Any:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await answer_lifespan(receive, send)
+            return
         more = True
         while more:
             message = await receive()

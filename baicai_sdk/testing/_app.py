@@ -32,6 +32,7 @@ from typing import Any
 
 from .._catalog import Catalog, ChatModel, ImageModel, load_catalog
 from .._codes import RELAY_CODES
+from .._serving import answer_lifespan
 from ._clock import Clock
 from ._config import EmulatorConfig
 from ._png import make_png
@@ -162,13 +163,8 @@ class RelayEmulator:
     # --- ASGI entry
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await answer_lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         path: str = scope["path"]

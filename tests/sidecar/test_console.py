@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -89,6 +92,20 @@ def console(child_env: dict[str, str]) -> Iterator[Any]:
 
 def _port_from(banner_line: str) -> int:
     return int(banner_line.rsplit(":", 1)[1].split("/")[0])
+
+
+@contextlib.contextmanager
+def _streaming_app(port: int, token: str, *, events: int) -> Iterator[socket.socket]:
+    """An app that asks the sidecar for a stream over a plain socket and has read ``events`` of it; it leaves (closes
+    the connection) when the block ends."""
+    body = json.dumps({"model": "gpt-3.5-turbo", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as app:
+        app.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}"
+                    f"\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode())
+        received = b""
+        while received.count(b"data: {") < events:
+            received += app.recv(65536)
+        yield app
 
 
 @pytest.mark.skipif(sys.platform.startswith("win"), reason="SIGINT to a child")
@@ -181,21 +198,13 @@ def test_a_key_warning_is_printed_once_as_a_note(console: Any, emulator: Any) ->
 def test_ctrl_c_while_an_app_streams_says_so_in_one_line(console: Any, emulator: Any, ledger_rows: Any) -> None:
     """Ctrl-C with a stream in flight: the stream gets 3 s to end, then is cancelled — one line saying so, no
     ERROR and no CancelledError traceback (it read like a crash), and the ledger books the stream as cancelled."""
-    import json
-    import socket
 
     emulator.configure(chunk_delay=0.1, reply_tokens=200)  # a 20 s stream
     sc = console("--port", "0", "--upstream", emulator.base_url, BAICAI_API_KEY=emulator.paid_key)
     port = _port_from(sc.wait_for("Base URL"))
     token = sc.wait_for("API Key").split(":", 1)[1].strip()
     sc.wait_for("Ctrl-C")
-    body = json.dumps({"model": "gpt-3.5-turbo", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as app:
-        app.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}"
-                    f"\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode())
-        received = b""
-        while received.count(b"data: {") < 3:
-            received += app.recv(65536)
+    with _streaming_app(port, token, events=3):
         started = time.monotonic()
         sc.proc.send_signal(signal.SIGINT)
         # Said at once, not when the grace is over: a person seeing nothing for 3 s presses Ctrl-C again.
@@ -217,21 +226,14 @@ def test_the_console_speaks_chinese_when_baicai_lang_says_so(console: Any, emula
     """BAICAI_LANG=zh: the lines for an app leaving mid-stream, for what a Responses request loses on its way to the
     relay, and for a Responses request the sidecar answers 400 itself are Chinese like the rest (they were English
     only; the last one was not on the console at all)."""
-    import json
-    import socket
 
     emulator.configure(chunk_delay=0.05, reply_tokens=200)
     sc = console("--port", "0", "--upstream", emulator.base_url, BAICAI_API_KEY=emulator.paid_key, BAICAI_LANG="zh")
     port = _port_from(sc.wait_for("接口地址"))
     token = sc.wait_for("API Key").split(":", 1)[1].strip()
     sc.wait_for("Ctrl-C")
-    body = json.dumps({"model": "gpt-3.5-turbo", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as app:
-        app.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}"
-                    f"\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode())
-        received = b""
-        while received.count(b"data: {") < 2:
-            received += app.recv(65536)
+    with _streaming_app(port, token, events=2):
+        pass  # the app leaves mid-stream
     sc.wait_for("应用在流式回答中途离开 /v1/chat/completions（app=default），已取消上游请求")
     emulator.configure(chunk_delay=0.0, reply_tokens=5)
     with httpx2.Client(base_url=f"http://127.0.0.1:{port}/v1", headers={"Authorization": f"Bearer {token}"},
@@ -250,9 +252,6 @@ def test_the_console_speaks_chinese_when_baicai_lang_says_so(console: Any, emula
 
 
 def socket_closed() -> Any:
-    import contextlib
-    import socket
-
     @contextlib.contextmanager
     def closed() -> Iterator[int]:
         with socket.socket() as s:
