@@ -82,7 +82,23 @@ class _Answer:
         self.done = True
 
 
-class RawForwarder:
+class _Rung:
+    """What every rung app answers itself — the lifespan and the status path the bench polls — before its
+    ``forward``."""
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await answer_lifespan(receive, send)
+        elif scope["path"] == STATUS_PATH:
+            await _status(send)
+        else:
+            await self.forward(scope, receive, send)
+
+    async def forward(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raise NotImplementedError
+
+
+class RawForwarder(_Rung):
     """uvicorn's ASGI cycle with the floor's upstream client: the request written in one piece on a pooled asyncio
     connection, the answer parsed by httptools and sent on as it comes — no httpx2 objects, no checks."""
 
@@ -92,13 +108,7 @@ class RawForwarder:
         self.auth = b"authorization: Bearer " + key.encode() + b"\r\n"
         self.pool: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            await answer_lifespan(receive, send)
-            return
-        if scope["path"] == STATUS_PATH:
-            await _status(send)
-            return
+    async def forward(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         body = await _body(receive)
         path = self.prefix + (scope["path"][3:] if scope["path"].startswith("/v1/") else scope["path"])
         head = (f"{scope['method']} {path} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\n"
@@ -141,7 +151,7 @@ async def _body(receive: Any) -> bytes:
             return b"".join(chunks)
 
 
-class BareForwarder:
+class BareForwarder(_Rung):
     """uvicorn's ASGI cycle and ``DirectTransport``, nothing else: what a forwarder on the sidecar's server and
     upstream client costs before any of its own checks."""
 
@@ -151,13 +161,7 @@ class BareForwarder:
         self.transport = DirectTransport()
         self.urls: dict[str, httpx2.URL] = {}
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            await answer_lifespan(receive, send)
-            return
-        if scope["path"] == STATUS_PATH:
-            await _status(send)
-            return
+    async def forward(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         body = await _body(receive)
         path = scope["path"]
         url = self.urls.get(path)
@@ -185,19 +189,14 @@ class BareForwarder:
             await response.aclose()
 
 
-class ProxyOnly:
+class ProxyOnly(_Rung):
     """The sidecar's ``Proxy`` served as the app itself (no guard in front): the status path answered here."""
 
     def __init__(self, upstream: str, key: str) -> None:
         self.proxy = Proxy(ProxyConfig(upstream=upstream, api_key=key, transport=DirectTransport()))
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            await answer_lifespan(receive, send)
-        elif scope["path"] == STATUS_PATH:
-            await _status(send)
-        else:
-            await self.proxy(scope, receive, send)
+    async def forward(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await self.proxy(scope, receive, send)
 
 
 class _Unrecorded(Meter):
